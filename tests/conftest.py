@@ -1,0 +1,20 @@
+"""Test session setup.
+
+Four fake CPU devices are created *before JAX starts*, so that the data-parallel
+code paths (mesh over a ``data`` axis) are exercised in every test session, as
+in Optax's and big_vision's sharding tests. Code that wants a single device
+asks for ``num_devices=1``.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Headless figures.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import jax  # noqa: E402  (must come after XLA_FLAGS)
+
+assert jax.device_count() == 4, "conftest must run before anything imports jax"
