@@ -1,0 +1,278 @@
+"""The paper's autoencoders (Table D1), in Flax Linen.
+
+* ``conv`` (MNIST, Fashion-MNIST): five unpadded 3x3 stride-1 convolutions
+  [32, 64, 128, 256, 512] shrink 28x28 to 18x18; five unpadded 3x3 stride-1
+  transposed convolutions [512, 256, 128, 64, 32] grow it back; a final 1x1
+  convolution maps to the input channels, then a sigmoid. Inputs must be at
+  least 11x11 (each unpadded 3x3 layer removes two pixels).
+* ``conv_strided`` (CIFAR-10, Caltech101): encoder [64, 64, 128, 128, 256]
+  with strides [2, 1, 2, 1, 2] and padding 1; decoder [256 (transposed),
+  128, 128 (transposed), 64, C (transposed)] with the same strides, padding 1
+  and output padding 1 on the transposed layers, then a sigmoid. Spatial sizes
+  must be multiples of 8.
+* ``mlp`` (Breast Cancer): [64, 8] encoder, [8 -> 64, 64 -> D] decoder,
+  LeakyReLU, sigmoid output; the latent is the 8-unit bottleneck.
+
+Every hidden conv layer is conv -> BatchNorm -> LeakyReLU -> Dropout, as in
+Table D1. The latent feature of a conv model is the global average pool of the
+encoder's last feature map (section 6).
+
+Initialisation follows PyTorch's defaults (the authors' framework): weights and
+biases uniform in +-1/sqrt(fan_in), BatchNorm momentum 0.1 and epsilon 1e-5, so
+that the reproduction starts where theirs did.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from icrst_jax.config import ModelConfig
+
+CONV_ENCODER = (32, 64, 128, 256, 512)
+CONV_DECODER = (512, 256, 128, 64, 32)
+STRIDED_ENCODER = (64, 64, 128, 128, 256)
+STRIDED_STRIDES = (2, 1, 2, 1, 2)
+# (channels, transposed?) of the conv_strided decoder; the last layer's
+# channels are the input's (None).
+STRIDED_DECODER = ((256, True), (128, False), (128, True), (64, False), (None, True))
+MLP_ENCODER = (64, 8)
+MLP_DECODER = (64,)
+
+
+def scaled_channels(channels: int, width: float, where: str) -> int:
+    """``round(channels * width)``, refusing a layer with no channels."""
+    n = int(round(channels * width))
+    if n < 1:
+        raise ValueError(
+            f"width {width} leaves {where} ({channels} channels at width 1) with {n} channels; "
+            f"use width >= {0.5 / channels:.3g}"
+        )
+    return n
+
+
+def _torch_uniform(fan_in: int):
+    """PyTorch's default init for conv/linear weights and biases: U(+-1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Conv(nn.Module):
+    """3x3 (or kxk) convolution or transposed convolution with a bias, NHWC.
+
+    Delegates to :mod:`icrst_jax.ops`, which picks the fastest formulation for
+    the backend (XLA's own convolution on GPU/TPU; a custom-VJP form on CPU).
+    """
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int = 0
+    transpose: bool = False
+    output_padding: int = 0
+    dtype: jnp.dtype = jnp.float32
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x):
+        cin = x.shape[-1]
+        k = self.kernel_size
+        # PyTorch computes fan_in from weight.size(1) * k * k, which for a
+        # ConvTranspose2d weight (Cin, Cout, k, k) is Cout * k * k.
+        fan_in = (self.features if self.transpose else cin) * k * k
+        w = self.param("kernel", _torch_uniform(fan_in), (k, k, cin, self.features), jnp.float32)
+        b = self.param("bias", _torch_uniform(fan_in), (self.features,), jnp.float32)
+        from icrst_jax import ops  # TEMP-LAZY
+
+        x = x.astype(self.dtype)
+        w = w.astype(self.dtype)
+        if self.transpose:
+            y = ops.conv_transpose2d(
+                x, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding, impl=self.impl
+            )
+        else:
+            y = ops.conv2d(x, w, stride=self.stride, padding=self.padding, impl=self.impl)
+        return y + b.astype(y.dtype)
+
+
+class Dense(nn.Module):
+    """Linear layer with PyTorch's default initialisation."""
+
+    features: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1]
+        w = self.param("kernel", _torch_uniform(fan_in), (fan_in, self.features), jnp.float32)
+        b = self.param("bias", _torch_uniform(fan_in), (self.features,), jnp.float32)
+        y = jnp.dot(x.astype(self.dtype), w.astype(self.dtype), preferred_element_type=jnp.float32)
+        return (y + b).astype(self.dtype)
+
+
+class Block(nn.Module):
+    """conv -> BatchNorm -> LeakyReLU -> Dropout (Table D1)."""
+
+    features: int
+    config: ModelConfig
+    stride: int = 1
+    padding: int = 0
+    transpose: bool = False
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x, *, train: bool, mask=None):
+        x = Conv(
+            self.features,
+            stride=self.stride,
+            padding=self.padding,
+            transpose=self.transpose,
+            # Table D1: output padding 1 on the strided transposed layers.
+            output_padding=1 if (self.transpose and self.stride > 1) else 0,
+            dtype=_dtype(self.config),
+            impl=self.impl,
+        )(x)
+        if self.config.batch_norm:
+            # Statistics in float32 even under bf16 compute; the mask keeps the
+            # padded rows of a ragged last batch out of the batch statistics.
+            x = nn.BatchNorm(
+                use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=jnp.float32, param_dtype=jnp.float32
+            )(x, mask=mask)
+        x = nn.leaky_relu(x, self.config.negative_slope)
+        if self.config.dropout > 0:
+            x = nn.Dropout(self.config.dropout, deterministic=not train)(x)
+        return x.astype(_dtype(self.config))
+
+
+def _dtype(cfg: ModelConfig):
+    return jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
+
+
+class AutoEncoder(nn.Module):
+    """A Table D1 autoencoder.
+
+    ``__call__(x, train=..., mask=None)`` returns ``(reconstruction, latent)``:
+    the reconstruction has the input's shape (float32, in (0, 1) from the
+    sigmoid); the latent is (B, D) (D = 512*width for ``conv``, 256*width for
+    ``conv_strided``, 8*width for ``mlp``). ``mask`` (B,) marks the real rows
+    of a padded batch for BatchNorm statistics.
+
+    Example:
+      >>> model = make_model(ModelConfig(name="conv", width=0.25), (28, 28, 1))
+      >>> variables = model.init({"params": key}, jnp.zeros((2, 28, 28, 1)), train=False)
+      >>> recon, latent = model.apply(variables, x, train=False)   # latent (B, 128)
+    """
+
+    config: ModelConfig
+    input_shape: tuple[int, ...]
+    impl: str = "auto"
+
+    def setup(self):
+        cfg, dt = self.config, _dtype(self.config)
+        w = cfg.width
+        out_ch = self.input_shape[-1]
+        if cfg.name == "conv":
+            self.enc = [
+                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, impl=self.impl)
+                for i, c in enumerate(CONV_ENCODER)
+            ]
+            self.dec = [
+                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True, impl=self.impl)
+                for i, c in enumerate(CONV_DECODER)
+            ]
+            self.head = Conv(out_ch, kernel_size=1, dtype=dt, impl=self.impl)
+        elif cfg.name == "conv_strided":
+            self.enc = [
+                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, stride=s, padding=1, impl=self.impl)
+                for i, (c, s) in enumerate(zip(STRIDED_ENCODER, STRIDED_STRIDES))
+            ]
+            self.dec = [
+                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, stride=s, padding=1, transpose=t, impl=self.impl)
+                for i, ((c, t), s) in enumerate(zip(STRIDED_DECODER[:-1], STRIDED_STRIDES[:-1]))
+            ]
+            # The last transposed layer maps to the input channels and meets the
+            # sigmoid directly (no BatchNorm / activation / dropout).
+            self.head = Conv(out_ch, stride=2, padding=1, transpose=True, output_padding=1, dtype=dt, impl=self.impl)
+        else:  # mlp
+            self.enc = [Dense(scaled_channels(c, w, f"encoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_ENCODER)]
+            self.dec = [Dense(scaled_channels(c, w, f"decoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_DECODER)]
+            self.head = Dense(out_ch, dtype=dt)
+
+    def _run(self, layers: Sequence[nn.Module], x, train, mask):
+        for layer in layers:
+            if isinstance(layer, Dense):
+                x = nn.leaky_relu(layer(x), self.config.negative_slope)
+            else:
+                x = layer(x, train=train, mask=mask)
+        return x
+
+    def features(self, h):
+        """The latent: global average pool for conv models, the bottleneck for the MLP."""
+        if h.ndim == 4:
+            return jnp.mean(h.astype(jnp.float32), axis=(1, 2))
+        return h.astype(jnp.float32)
+
+    def _bn_mask(self, x, mask):
+        if mask is None:
+            return None
+        return mask.reshape(mask.shape + (1,) * (x.ndim - 1))
+
+    def __call__(self, x, *, train: bool, mask=None):
+        m = self._bn_mask(x, mask)
+        h = self._run(self.enc, x, train, m)
+        y = self._run(self.dec, h, train, m)
+        y = jax.nn.sigmoid(self.head(y).astype(jnp.float32))
+        return y, self.features(h)
+
+    def encode(self, x):
+        """The latent feature of ``x`` in inference mode (running BatchNorm statistics)."""
+        return self.features(self._run(self.enc, x, False, None))
+
+
+def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "auto") -> AutoEncoder:
+    """Builds a Table D1 autoencoder for per-sample ``input_shape`` (no batch axis).
+
+    Checks the input fits the architecture: ``conv`` needs at least 11x11
+    images, ``conv_strided`` sizes divisible by 8, ``mlp`` a flat vector.
+    """
+    input_shape = tuple(int(s) for s in input_shape)
+    if config.name in ("conv", "conv_strided"):
+        if len(input_shape) != 3:
+            raise ValueError(f"model {config.name!r} needs images (H, W, C), got per-sample shape {input_shape}")
+        h, wd, _ = input_shape
+        if config.name == "conv" and min(h, wd) < 11:
+            raise ValueError(
+                f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least 11x11, got {h}x{wd}"
+            )
+        if config.name == "conv_strided" and (h % 8 or wd % 8):
+            raise ValueError(f"model 'conv_strided' downsamples by 8 and needs sizes divisible by 8, got {h}x{wd}")
+    elif len(input_shape) != 1:
+        raise ValueError(f"model 'mlp' needs flat vectors (D,), got per-sample shape {input_shape}")
+    model = AutoEncoder(config, input_shape, impl)
+    # Validate the width now (a clear error instead of one deep inside init).
+    _check_widths(config)
+    return model
+
+
+def _check_widths(cfg: ModelConfig):
+    layers = {
+        "conv": CONV_ENCODER + CONV_DECODER,
+        "conv_strided": STRIDED_ENCODER + tuple(c for c, _ in STRIDED_DECODER if c),
+        "mlp": MLP_ENCODER + MLP_DECODER,
+    }[cfg.name]
+    for i, c in enumerate(layers):
+        scaled_channels(c, cfg.width, f"layer {i}")
+
+
+def latent_dim(config: ModelConfig) -> int:
+    """Size of the latent feature vector."""
+    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1], "mlp": MLP_ENCODER[-1]}[config.name]
+    return scaled_channels(last, config.width, "the latent layer")

@@ -1,0 +1,474 @@
+"""Training: one jitted epoch, seeds in parallel, all local devices.
+
+Structure (after PureJaxRL and big_vision):
+
+* :func:`make_epoch_fn` returns a pure ``epoch(state, data) -> (state, metrics)``.
+  Inside it the epoch's shuffle (``jax.random.permutation``), the pairing
+  (:func:`icrst_jax.pairing.pair_indices`), the Bernoulli mixing and all the
+  optimizer steps (a ``lax.scan``) run on the device: the host dispatches once
+  per epoch.
+* Seeds: the state carries a leading seed axis and the epoch is
+  ``jax.vmap``-ed over it, so K models train in one compiled program; seed
+  ``s`` gives the same result as a separate run with ``seeds=[s]``.
+* Data parallel: the training set and the state are replicated over a 1-D
+  mesh with a ``data`` axis; each step's global batch is constrained to be
+  split along ``data`` (``NamedSharding``), and XLA's partitioner inserts the
+  reductions of the gradients and of the BatchNorm statistics. One device and
+  N devices compute the same function of the same global batch.
+* A ragged last batch is padded to the full batch with masked rows (loss and
+  BatchNorm statistics ignore them), so every sample is seen once per epoch
+  and every step has one compiled shape.
+* Per-step keys come from ``jax.random.fold_in(seed_key, epoch)`` and the
+  step number, so a run resumed from a checkpoint continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from icrst_jax.config import TrainConfig
+from icrst_jax.models import AutoEncoder, make_model
+from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices
+
+DATA_AXIS = "data"
+
+
+class TrainState(flax.struct.PyTreeNode):
+    """Everything a run carries between epochs (one model, or K with a leading seed axis).
+
+    ``key`` is raw ``uint32`` key data (``jax.random.key_data``) so that it
+    checkpoints like any other array.
+    """
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    key: jax.Array
+    epoch: jax.Array
+
+
+class TrainData(NamedTuple):
+    """The training set as the device sees it.
+
+    Attributes:
+      x: (N, ...) float32 samples in unit scale (the reconstruction targets).
+      table: the pairing table of the labels.
+      mean, std: broadcastable to one sample; encoder input = (x - mean) / std.
+      p: float32 scalar, the swap probability (traced: a p sweep reuses the
+        compiled epoch).
+    """
+
+    x: jax.Array
+    table: PairingTable
+    mean: jax.Array
+    std: jax.Array
+    p: jax.Array
+
+
+@dataclasses.dataclass
+class Engine:
+    """The compiled pieces of a run; build with :func:`make_engine`."""
+
+    config: TrainConfig
+    model: AutoEncoder
+    optimizer: optax.GradientTransformation
+    mesh: Mesh
+    num_samples: int
+    batch_size: int
+    steps_per_epoch: int
+    init_fn: Callable  # key -> TrainState (one seed)
+    epoch_fn: Callable  # (state, data) -> (state, metrics); one seed, pure
+    trace_count: list  # how often the epoch was traced (compiled); see tests
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh over the first ``num_devices`` local devices (all by default)."""
+    devices = jax.local_devices()
+    n = len(devices) if num_devices is None else num_devices
+    if not 1 <= n <= len(devices):
+        raise ValueError(f"num_devices={num_devices} but {len(devices)} local devices are available")
+    return Mesh(np.array(devices[:n]), (DATA_AXIS,))
+
+
+def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int) -> int:
+    """The global batch: ``config.batch_size``, capped at the data set size (as a
+    PyTorch DataLoader would yield one short batch), rounded up to a multiple of
+    the device count so the batch splits evenly over the mesh."""
+    b = min(config.batch_size, num_samples)
+    return int(math.ceil(b / num_devices) * num_devices)
+
+
+def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, impl: str = "auto") -> Engine:
+    """Builds the model, optimizer, mesh and the pure epoch function of a run.
+
+    Args:
+      config: the run's configuration.
+      sample_shape: shape of one sample, e.g. (28, 28, 1) or (30,).
+      num_samples: training set size N.
+      impl: convolution implementation (see :mod:`icrst_jax.ops`).
+    """
+    model = make_model(config.model, sample_shape, impl=impl)
+    mesh = make_mesh(config.num_devices)
+    n_dev = mesh.devices.size
+    batch = effective_batch_size(config, num_samples, n_dev)
+    steps = int(math.ceil(num_samples / batch))
+    tx = optax.adam(config.learning_rate)
+    mode = config.mode
+    batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
+    replicated = NamedSharding(mesh, P())
+    trace_count = [0]
+
+    def init_fn(key) -> TrainState:
+        k_init, k_train = jax.random.split(key)
+        dummy = jnp.zeros((1, *sample_shape), jnp.float32)
+        variables = model.init({"params": k_init}, dummy, train=False)
+        params = variables["params"]
+        return TrainState(
+            params=params,
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=tx.init(params),
+            key=jax.random.key_data(k_train),
+            epoch=jnp.zeros((), jnp.int32),
+        )
+
+    def loss_fn(params, batch_stats, inputs, targets, mask, k_dropout):
+        variables = {"params": params}
+        has_bn = bool(jax.tree_util.tree_leaves(batch_stats))
+        if has_bn:
+            variables["batch_stats"] = batch_stats
+        (recon, _), updates = model.apply(
+            variables, inputs, train=True, mask=mask, rngs={"dropout": k_dropout}, mutable=["batch_stats"]
+        )
+        per_sample = jnp.mean(jnp.square(recon - targets).reshape(recon.shape[0], -1), axis=1)
+        loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
+        return loss, updates.get("batch_stats", batch_stats)
+
+    def train_step(state: TrainState, data: TrainData, idx, mask, key):
+        k_pair, k_noise, k_dropout = jax.random.split(key, 3)
+        partner = pair_indices(k_pair, data.table, idx, mode=mode, p=data.p)
+        # Gather on the device from the replicated training set, then split the
+        # global batch over the mesh: each device computes its shard.
+        x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
+        targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
+        mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
+        inputs = (x - data.mean) / data.std
+        if mode == "dae":
+            inputs = inputs + config.dae_sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, inputs, targets, mask, k_dropout
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+        return state, loss
+
+    def epoch_fn(state: TrainState, data: TrainData):
+        trace_count[0] += 1  # Python side effect: runs at trace time only.
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
+        k_perm, k_steps = jax.random.split(key)
+        perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
+        pad = steps * batch - num_samples
+        # Ragged last batch: pad with real indices (so gathers stay in range)
+        # whose mask is 0; they do not count in the loss or BatchNorm stats.
+        perm = jnp.concatenate([perm, perm[:pad]]) if pad else perm
+        idx = perm.reshape(steps, batch)
+        mask = (jnp.arange(steps * batch) < num_samples).astype(jnp.float32).reshape(steps, batch)
+
+        def body(st, xs):
+            i, idx_b, mask_b = xs
+            st, loss = train_step(st, data, idx_b, mask_b, jax.random.fold_in(k_steps, i))
+            return st, (loss, jnp.sum(mask_b))
+
+        state, (losses, counts) = jax.lax.scan(body, state, (jnp.arange(steps), idx, mask))
+        state = state.replace(epoch=state.epoch + 1)
+        state = jax.lax.with_sharding_constraint(state, replicated)
+        # Sample-weighted mean over the epoch (the last batch may be short).
+        metrics = {"loss": jnp.sum(losses * counts) / jnp.sum(counts), "step_loss": losses}
+        return state, metrics
+
+    return Engine(
+        config=config,
+        model=model,
+        optimizer=tx,
+        mesh=mesh,
+        num_samples=num_samples,
+        batch_size=batch,
+        steps_per_epoch=steps,
+        init_fn=init_fn,
+        epoch_fn=epoch_fn,
+        trace_count=trace_count,
+    )
+
+
+def seed_keys(seeds: Sequence[int]) -> jax.Array:
+    """(K,) typed keys, ``jax.random.key(s)`` for each seed ``s``."""
+    if len(seeds) == 0:
+        raise ValueError("at least one seed is needed")
+    return jnp.stack([jax.random.key(int(s)) for s in seeds])
+
+
+def make_train_data(engine: Engine, x, labels, *, mean=None, std=None, p=None) -> TrainData:
+    """Puts the training set on the devices (replicated over the mesh)."""
+    x = np.asarray(x, np.float32)
+    if x.shape[0] != engine.num_samples:
+        raise ValueError(f"engine was built for {engine.num_samples} samples, got {x.shape[0]}")
+    labels = np.asarray(labels)
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"labels shape {labels.shape} does not match {x.shape[0]} samples")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("training data contains NaN or infinite values")
+    sample_shape = x.shape[1:]
+    mean = np.zeros(sample_shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
+    std = np.ones(sample_shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    p = engine.config.p if p is None else p
+    data = TrainData(
+        x=x,
+        table=build_pairing_table(labels),
+        mean=mean,
+        std=std,
+        p=np.float32(p),
+    )
+    return jax.device_put(data, NamedSharding(engine.mesh, P()))
+
+
+def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
+    """Stacked initial state for the given seeds, replicated over the mesh."""
+    state = jax.jit(jax.vmap(engine.init_fn))(seed_keys(seeds))
+    return jax.device_put(state, NamedSharding(engine.mesh, P()))
+
+
+def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
+    """Ahead-of-time compiles the vmapped epoch; returns (compiled, seconds).
+
+    The state is donated (its buffers are reused for the next epoch's state).
+    """
+    fn = jax.jit(jax.vmap(engine.epoch_fn, in_axes=(0, None)), donate_argnums=(0,))
+    t0 = time.perf_counter()
+    compiled = fn.lower(state, data).compile()
+    return compiled, time.perf_counter() - t0
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+      state: the final stacked TrainState (leading axis = seeds).
+      engine: the engine (model, mesh, epoch function).
+      seeds: the seeds, in the order of the state's leading axis.
+      history: one dict per epoch run in this call: epoch, loss (list per
+        seed), seconds, samples_per_s.
+      compile_seconds: time spent compiling the epoch.
+      resumed_from: the epoch restored from a checkpoint, or None.
+    """
+
+    state: TrainState
+    engine: Engine
+    seeds: list
+    history: list
+    compile_seconds: float
+    resumed_from: int | None = None
+
+    @property
+    def final_loss(self) -> np.ndarray:
+        return np.asarray(self.history[-1]["loss"]) if self.history else np.array([])
+
+
+def fit(
+    config: TrainConfig,
+    x,
+    labels,
+    *,
+    seeds: Sequence[int] | None = None,
+    mean=None,
+    std=None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    metadata: dict | None = None,
+    progress: bool | Callable[[str], None] = True,
+    impl: str = "auto",
+    stop_after_epoch: int | None = None,
+) -> FitResult:
+    """Trains K = len(seeds) autoencoders in one program.
+
+    Args:
+      config: the run's configuration (mode, p, epochs, batch size, model...).
+      x: (N, ...) float32 training samples in unit scale ([0, 1] for images):
+        the reconstruction targets.
+      labels: (N,) integer labels (used by ``icrst`` only).
+      seeds: seeds to train in parallel (default ``[config.seed]``).
+      mean, std: per-channel (or per-feature) statistics; the encoder input is
+        ``(x - mean) / std``. ``None`` means identity.
+      checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
+        epochs and at the end; an existing checkpoint is resumed automatically.
+      metadata: JSON-able extras saved with each checkpoint (e.g. the data
+        preprocessing, so latents are extracted later exactly as in training).
+      progress: True prints a line per epoch to stderr; a callable gets the line;
+        False is quiet.
+      stop_after_epoch: stop (after checkpointing) once this epoch is done;
+        used to simulate an interrupted run.
+
+    Returns:
+      A :class:`FitResult`.
+
+    Example:
+      >>> cfg = TrainConfig(mode="icrst", p=1.0, epochs=5, batch_size=64,
+      ...                   model=ModelConfig(name="conv", width=0.25))
+      >>> result = fit(cfg, ds.x_train, ds.y_train, seeds=[0, 1, 2],
+      ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
+      >>> latents = encode(result, ds.x_test, ...)   # (3, N_test, 128)
+    """
+    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    say = _progress_fn(progress)
+    x = np.asarray(x, np.float32)
+    engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl)
+    data = make_train_data(engine, x, labels, mean=mean, std=std)
+    state = init_state(engine, seeds)
+
+    manager = None
+    resumed_from = None
+    if checkpoint_dir is not None:
+        from icrst_jax import checkpoint as ckpt
+
+        meta = {"config": config.to_dict(), "seeds": seeds, **(metadata or {})}
+        manager = ckpt.CheckpointManager(checkpoint_dir)
+        restored = manager.restore_latest(state, expected_meta=meta)
+        if restored is not None:
+            state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
+            resumed_from = int(np.asarray(state.epoch)[0])
+            say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+
+    compiled, compile_s = compile_epoch(engine, state, data)
+    n_dev = engine.mesh.devices.size
+    say(
+        f"{config.mode} p={config.p:g} model={config.model.name} width={config.model.width:g} "
+        f"seeds={seeds} devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+        f"(compiled in {compile_s:.1f}s)"
+    )
+    history = []
+    start = int(np.asarray(state.epoch)[0])
+    for epoch in range(start, config.epochs):
+        t0 = time.perf_counter()
+        # Catch hidden host round trips: inside the epoch nothing may move
+        # between host and device implicitly.
+        with jax.transfer_guard("disallow"):
+            state, metrics = compiled(state, data)
+        loss = np.asarray(jax.device_get(metrics["loss"]))
+        dt = time.perf_counter() - t0
+        rate = engine.num_samples * len(seeds) / dt
+        history.append({"epoch": epoch + 1, "loss": loss.tolist(), "seconds": dt, "samples_per_s": rate})
+        say(
+            f"epoch {epoch + 1:>3}/{config.epochs}  loss {float(loss.mean()):.5f}"
+            + (f" (seeds {loss.min():.5f}..{loss.max():.5f})" if len(seeds) > 1 else "")
+            + f"  {rate:,.0f} samples/s  {dt:.2f}s"
+        )
+        if not np.all(np.isfinite(loss)):
+            raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; try a smaller learning rate")
+        done = epoch + 1 == config.epochs
+        stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
+        if manager is not None and (done or stop or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)):
+            manager.save(epoch + 1, state, meta)
+        if stop:
+            break
+    if manager is not None:
+        manager.close()
+    return FitResult(
+        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from
+    )
+
+
+def _progress_fn(progress) -> Callable[[str], None]:
+    if callable(progress):
+        return progress
+    if progress:
+        return lambda line: print(line, file=sys.stderr, flush=True)
+    return lambda line: None
+
+
+def make_encode_fn(model: AutoEncoder) -> Callable:
+    """jit(vmap over seeds) of the model's inference-mode latent."""
+
+    def encode_one(params, batch_stats, x):
+        variables = {"params": params}
+        if jax.tree_util.tree_leaves(batch_stats):
+            variables["batch_stats"] = batch_stats
+        return model.apply(variables, x, method=AutoEncoder.encode)
+
+    return jax.jit(jax.vmap(encode_one, in_axes=(0, 0, None)))
+
+
+def make_reconstruct_fn(model: AutoEncoder) -> Callable:
+    """jit(vmap over seeds) of the model's inference-mode reconstruction."""
+
+    def recon_one(params, batch_stats, x):
+        variables = {"params": params}
+        if jax.tree_util.tree_leaves(batch_stats):
+            variables["batch_stats"] = batch_stats
+        return model.apply(variables, x, train=False)[0]
+
+    return jax.jit(jax.vmap(recon_one, in_axes=(0, 0, None)))
+
+
+def _batched_apply(fn, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
+    """Runs ``fn(params, batch_stats, inputs)`` over ``x`` in fixed-size batches
+    (the last one padded, so it compiles once) and returns numpy (K, N, ...)."""
+    x = np.asarray(x, np.float32)
+    n = x.shape[0]
+    mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
+    std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    batch_size = min(batch_size, n)
+    outs = []
+    for i, start in enumerate(range(0, n, batch_size)):
+        chunk = x[start : start + batch_size]
+        real = chunk.shape[0]
+        if real < batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - real, *x.shape[1:]), np.float32)])
+        inputs = (jnp.asarray(chunk) - mean) / std
+        outs.append(np.asarray(fn(state.params, state.batch_stats, inputs))[:, :real])
+        if progress is not None:
+            progress(f"  batch {i + 1}/{math.ceil(n / batch_size)}")
+    return np.concatenate(outs, axis=1)
+
+
+def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None) -> np.ndarray:
+    """Latent features of ``x`` for every seed: numpy (K, N, D) float32.
+
+    Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
+    or an engine and a state.
+    """
+    engine, state = _engine_state(result_or_engine, state)
+    return _batched_apply(make_encode_fn(engine.model), state, x, mean, std, batch_size, progress).astype(np.float32)
+
+
+def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
+    """Inference-mode reconstructions of ``x`` for every seed: numpy (K, N, ...)."""
+    engine, state = _engine_state(result_or_engine, state)
+    return _batched_apply(make_reconstruct_fn(engine.model), state, x, mean, std, batch_size)
+
+
+def _engine_state(result_or_engine, state):
+    if isinstance(result_or_engine, FitResult):
+        return result_or_engine.engine, (state if state is not None else result_or_engine.state)
+    if state is None:
+        raise ValueError("pass a FitResult, or an Engine and a TrainState")
+    return result_or_engine, state
+
+
+def select_seed(state: TrainState, i: int) -> TrainState:
+    """The i-th model of a stacked (vmapped) state, still with a leading axis of 1."""
+    return jax.tree_util.tree_map(lambda a: a[i : i + 1], state)
