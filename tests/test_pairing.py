@@ -1,0 +1,155 @@
+"""Statistical tests of the on-device pairing (paper sections 3, 4, 6)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from icrst_jax.pairing import build_pairing_table, pair_indices
+
+# Unbalanced like Caltech101 (31 to 800 per class), with arbitrary label values
+# (negative, non-contiguous) and a singleton class.
+COUNTS = {-5: 31, 3: 800, 17: 120, 100: 1, 42: 250}
+
+
+def unbalanced_labels(seed=0):
+    labels = np.concatenate([np.full(n, v) for v, n in COUNTS.items()])
+    return np.random.default_rng(seed).permutation(labels)
+
+
+def test_table_structure():
+    labels = unbalanced_labels()
+    t = build_pairing_table(labels)
+    assert t.class_values.tolist() == sorted(COUNTS)
+    assert t.class_count.tolist() == [COUNTS[v] for v in sorted(COUNTS)]
+    sorted_labels = labels[np.asarray(t.sorted_indices)]
+    # Each class's slice of the sorted table holds exactly that class.
+    for c, v in enumerate(sorted(COUNTS)):
+        s, n = int(t.class_start[c]), int(t.class_count[c])
+        assert (sorted_labels[s : s + n] == v).all()
+    assert (np.asarray(t.class_values)[np.asarray(t.sample_class)] == labels).all()
+    assert t.num_samples == labels.size and t.num_classes == len(COUNTS)
+
+
+def test_table_rejects_bad_labels():
+    with pytest.raises(ValueError, match="integers"):
+        build_pairing_table(np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="1-D"):
+        build_pairing_table(np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="unknown mode"):
+        pair_indices(jax.random.key(0), build_pairing_table(np.array([0, 1])), jnp.arange(2), mode="bogus", p=1.0)
+
+
+def _draw(mode, p, labels, n_draws, seed=0):
+    """n_draws batches over all anchors, under jit + vmap over keys (the seed axis)."""
+    t = build_pairing_table(labels)
+    keys = jax.random.split(jax.random.key(seed), n_draws)
+    idx = jnp.arange(labels.size, dtype=jnp.int32)
+    f = jax.jit(jax.vmap(lambda k: pair_indices(k, t, idx, mode=mode, p=p)))
+    return np.asarray(f(keys))  # (n_draws, N)
+
+
+def test_icrst_partner_has_anchor_label():
+    labels = unbalanced_labels()
+    partners = _draw("icrst", 1.0, labels, 20)
+    assert (labels[partners] == labels[None, :]).all()
+
+
+def test_singleton_class_pairs_with_itself():
+    labels = unbalanced_labels()
+    lone = int(np.flatnonzero(labels == 100)[0])
+    partners = _draw("icrst", 1.0, labels, 20)
+    assert (partners[:, lone] == lone).all()
+
+
+def _within_class_pvalues(labels, partners, anchors_label):
+    """Chi-square p-value of the partner counts inside each class (size >= 2)."""
+    pvals = {}
+    for v, n in COUNTS.items():
+        if n < 2:
+            continue
+        members = np.flatnonzero(labels == v)
+        chosen = partners[anchors_label == v]
+        counts = np.bincount(np.searchsorted(members, chosen), minlength=n)
+        pvals[v] = stats.chisquare(counts)[1]
+    return pvals
+
+
+def test_icrst_uniform_within_unbalanced_classes():
+    """Chi-square goodness of fit of partner counts inside each class, at a fixed seed."""
+    labels = unbalanced_labels()
+    partners = _draw("icrst", 1.0, labels, 200).ravel()
+    anchors_label = np.tile(labels, 200)
+    for v, pval in _within_class_pvalues(labels, partners, anchors_label).items():
+        assert pval > 1e-3, (v, pval)
+    # The same test rejects a subtly biased sampler (the last member of every
+    # class never drawn), so it has the power to catch an off-by-one offset.
+    rng = np.random.default_rng(0)
+    biased = np.empty_like(partners)
+    for v, n in COUNTS.items():
+        members = np.flatnonzero(labels == v)
+        sel = anchors_label == v
+        biased[sel] = members[rng.integers(0, max(n - 1, 1), sel.sum())]
+    assert min(_within_class_pvalues(labels, biased, anchors_label).values()) < 1e-6
+
+
+@pytest.mark.parametrize("mode", ["icrst", "trst"])
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.7, 1.0])
+def test_swap_fraction_matches_p(mode, p):
+    labels = unbalanced_labels()
+    partners = _draw(mode, p, labels, 50)
+    anchors = np.arange(labels.size)[None, :]
+    swapped = partners != anchors
+    # A swap may draw the anchor itself (probability 1/class size); count the
+    # swaps whose draw was a different sample, and compare with its expectation.
+    if mode == "icrst":
+        sizes = np.array([COUNTS[v] for v in labels])
+    else:
+        sizes = np.full(labels.size, labels.size)
+    expected = p * np.mean(1 - 1 / sizes)
+    n = swapped.size
+    tol = 5 * np.sqrt(max(expected * (1 - expected), 1e-12) / n) + 1e-9
+    assert abs(swapped.mean() - expected) <= tol, (swapped.mean(), expected)
+
+
+def test_trst_uniform_over_dataset():
+    labels = unbalanced_labels()
+    partners = _draw("trst", 1.0, labels, 40).ravel()
+    counts = np.bincount(partners, minlength=labels.size)
+    _, pval = stats.chisquare(counts)
+    assert pval > 1e-3
+    # Labels of trst partners follow the data set's class proportions.
+    frac = np.mean(labels[partners] == 3)
+    assert abs(frac - 800 / labels.size) < 0.01
+
+
+@pytest.mark.parametrize("mode", ["standard", "dae"])
+def test_standard_and_dae_keep_the_input(mode):
+    labels = unbalanced_labels()
+    partners = _draw(mode, 1.0, labels, 3)
+    assert (partners == np.arange(labels.size)[None]).all()
+
+
+def test_vmap_over_keys_equals_separate_calls():
+    labels = unbalanced_labels()
+    t = build_pairing_table(labels)
+    idx = jnp.arange(64)
+    keys = jax.random.split(jax.random.key(3), 4)
+    batched = jax.vmap(lambda k: pair_indices(k, t, idx, mode="icrst", p=0.5))(keys)
+    for i in range(4):
+        np.testing.assert_array_equal(batched[i], pair_indices(keys[i], t, idx, mode="icrst", p=0.5))
+
+
+def test_traced_p_and_batch_indices():
+    """p may be traced (a p sweep reuses one compiled program); indices any shape."""
+    labels = unbalanced_labels()
+    t = build_pairing_table(labels)
+    f = jax.jit(lambda k, p, idx: pair_indices(k, t, idx, mode="icrst", p=p))
+    idx = jnp.arange(120).reshape(3, 40)
+    out0 = f(jax.random.key(0), jnp.float32(0.0), idx)
+    out1 = f(jax.random.key(0), jnp.float32(1.0), idx)
+    assert out0.shape == (3, 40)
+    np.testing.assert_array_equal(out0, idx)
+    assert (labels[np.asarray(out1)] == labels[np.asarray(idx)]).all()
+    assert f._cache_size() == 1
