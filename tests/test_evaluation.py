@@ -1,0 +1,293 @@
+"""Known-answer tests of the classifier protocol, the intervals and the MI of section 7."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import mutual_info_score
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
+
+from icrst_jax.evaluation import (
+    CLASSIFIERS,
+    discretize,
+    evaluate_classifiers,
+    make_classifier,
+    mutual_information,
+    percentile_interval,
+    pool_over_seeds,
+    pool_results,
+    summarize,
+)
+
+
+def _clusters(n_per_class=100, n_classes=3, dim=6, sep=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * sep
+    x = np.concatenate([c + rng.normal(size=(n_per_class, dim)) for c in centres])
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return x, y
+
+
+# --- classifiers -----------------------------------------------------------
+
+
+def test_make_classifier_uses_defaults_and_seed():
+    expected = {"svm": SVC(), "rf": RandomForestClassifier(), "mlp": MLPClassifier(), "nb": GaussianNB()}
+    for name in CLASSIFIERS:
+        clf = make_classifier(name, seed=7)
+        assert type(clf) is type(expected[name])
+        got, ref = clf.get_params(), expected[name].get_params()
+        if "random_state" in ref:
+            assert got.pop("random_state") == 7
+            ref.pop("random_state")
+        assert got == ref, name
+    assert make_classifier("svm").kernel == "rbf"
+
+
+def test_unknown_classifier_lists_known_names():
+    with pytest.raises(ValueError, match="svm, rf, mlp, nb"):
+        make_classifier("knn")
+    x, y = _clusters(20, 2)
+    with pytest.raises(ValueError, match="unknown classifier 'xgb'"):
+        evaluate_classifiers(x, y, ["nb", "xgb"], n_folds=3)
+
+
+def test_separable_clusters_give_near_perfect_scores():
+    x, y = _clusters(n_per_class=80, n_classes=3)
+    lines = []
+    res = evaluate_classifiers(x, y, n_folds=4, seed=0, progress=lines.append)
+    assert list(res) == list(CLASSIFIERS)
+    for name, r in res.items():
+        assert r["n_folds"] == 4
+        assert r["accuracy"]["folds"].shape == (4,)
+        assert r["accuracy"]["mean"] >= 0.97, name
+        assert r["f1_macro"]["mean"] >= 0.97, name
+        assert r["accuracy"]["low"] <= r["accuracy"]["mean"] <= r["accuracy"]["high"] <= 1.0
+        assert r["fit_time"].shape == (4,)
+    # One line per fold and one summary per classifier.
+    assert len(lines) == 4 * len(CLASSIFIERS) + len(CLASSIFIERS)
+    assert lines[0].startswith("[svm] fold 1/4")
+
+
+def test_random_labels_give_chance_accuracy():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 5))
+    y = rng.permutation(np.repeat([0, 1], 200))
+    res = evaluate_classifiers(x, y, n_folds=5, seed=0)
+    for name, r in res.items():
+        assert abs(r["accuracy"]["mean"] - 0.5) < 0.15, (name, r["accuracy"]["mean"])
+
+
+def test_macro_f1_differs_from_accuracy_on_imbalanced_data():
+    # A classifier that ignores the minority class has accuracy 0.9 but macro F1 < 0.5.
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 3))
+    y = np.r_[np.zeros(180, int), np.ones(20, int)]
+    r = evaluate_classifiers(x, y, ["svm"], n_folds=5)["svm"]
+    assert r["accuracy"]["mean"] == pytest.approx(0.9, abs=0.02)
+    assert r["f1_macro"]["mean"] < 0.55
+
+
+def test_same_seed_same_folds_and_parallel_matches_serial():
+    x, y = _clusters(n_per_class=40, n_classes=2, sep=0.8, seed=3)
+    a = evaluate_classifiers(x, y, ["rf", "nb"], n_folds=5, seed=4)
+    b = evaluate_classifiers(x, y, ["rf", "nb"], n_folds=5, seed=4, n_jobs=2)
+    for name in ("rf", "nb"):
+        np.testing.assert_array_equal(a[name]["accuracy"]["folds"], b[name]["accuracy"]["folds"])
+    c = evaluate_classifiers(x, y, ["nb"], n_folds=5, seed=5)
+    assert not np.array_equal(a["nb"]["accuracy"]["folds"], c["nb"]["accuracy"]["folds"])
+
+
+def test_n_folds_reduced_to_smallest_class_with_warning():
+    x, y = _clusters(n_per_class=30, n_classes=2)
+    x, y = x[:34], y[:34]  # 30 of class 0, 4 of class 1
+    lines = []
+    with pytest.warns(RuntimeWarning, match="using 4 folds"):
+        res = evaluate_classifiers(x, y, ["nb"], n_folds=10, progress=lines.append)
+    assert res["nb"]["n_folds"] == 4
+    assert res["nb"]["accuracy"]["folds"].shape == (4,)
+    assert lines[0].startswith("warning: n_folds=10")
+
+
+def test_fold_errors_are_clear():
+    x, y = _clusters(n_per_class=10, n_classes=2)
+    with pytest.raises(ValueError, match="single member"):
+        evaluate_classifiers(x[:11], y[:11], ["nb"], n_folds=3)
+    with pytest.raises(ValueError, match="n_folds must be >= 2"):
+        evaluate_classifiers(x, y, ["nb"], n_folds=1)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        evaluate_classifiers(x[:10], y[:10], ["nb"], n_folds=3)
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate_classifiers(bad, y, ["nb"], n_folds=3)
+    with pytest.raises(ValueError, match="labels must be"):
+        evaluate_classifiers(x, y[:-1], ["nb"], n_folds=3)
+
+
+def test_mlp_convergence_warnings_are_silenced_and_counted():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(150, 8))
+    y = rng.integers(0, 3, size=150)  # unlearnable: the default MLP hits max_iter=200
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = evaluate_classifiers(x, y, ["mlp"], n_folds=3)
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert res["mlp"]["convergence_warnings"] >= 1
+
+
+# --- intervals -------------------------------------------------------------
+
+
+def test_percentile_interval_matches_numpy():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 10, 37):
+        v = rng.random(n)
+        mean, low, high = percentile_interval(v)
+        assert mean == pytest.approx(v.mean())
+        assert low == pytest.approx(np.percentile(v, 2.5))
+        assert high == pytest.approx(np.percentile(v, 97.5))
+    mean, low, high = percentile_interval(np.arange(11.0), level=0.8)
+    assert (mean, low, high) == pytest.approx((5.0, 1.0, 9.0))
+    # 10 folds: 2.5th percentile = 0.225 of the way from the smallest to the 2nd smallest.
+    v = np.array([0.80, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 1.00])
+    _, low, high = percentile_interval(v)
+    assert low == pytest.approx(0.80 + 0.225 * 0.10)
+    assert high == pytest.approx(0.97 + 0.775 * 0.03)
+    with pytest.raises(ValueError):
+        percentile_interval([])
+    with pytest.raises(ValueError):
+        percentile_interval([1.0], level=1.0)
+
+
+def test_summarize_and_pooling():
+    s = summarize([1.0, 2.0, 3.0, 4.0])
+    assert s["n"] == 4 and s["mean"] == 2.5
+    assert s["std"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    assert summarize([0.7])["std"] == 0.0
+    seeds = [np.array([0.8, 0.9, 0.85]), np.array([0.7, 0.95])]
+    pooled = pool_over_seeds(seeds)
+    allv = np.concatenate(seeds)
+    assert pooled["n"] == 5 and pooled["n_seeds"] == 2
+    assert pooled["low"] == pytest.approx(np.percentile(allv, 2.5))
+    np.testing.assert_array_equal(pooled["folds"], allv)
+
+    def result(folds, conv):
+        f = np.asarray(folds)
+        return {"nb": {"accuracy": {"folds": f}, "f1_macro": {"folds": f / 2}, "n_folds": len(f),
+                       "convergence_warnings": conv}}
+
+    pr = pool_results([result([1.0, 0.5], 1), result([0.75, 0.25], 2)])
+    assert pr["nb"]["accuracy"]["mean"] == pytest.approx(0.625)
+    assert pr["nb"]["f1_macro"]["n"] == 4
+    assert pr["nb"]["convergence_warnings"] == 3
+    assert pr["nb"]["n_folds"] == [2, 2]
+
+
+# --- mutual information ----------------------------------------------------
+
+
+def _entropy_nats(codes):
+    _, counts = np.unique(codes, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def test_discretize_bin_edges():
+    v = np.array([-0.0005, 0.0, 0.1249, 0.125, 0.5, 0.99, 1.0, 1.0004])
+    np.testing.assert_array_equal(discretize(v, bins=8), [0, 0, 0, 1, 4, 7, 7, 7])
+
+
+def test_mi_of_identical_images_is_their_entropy():
+    # 10 groups of k + 1 = 6 identical images with identical latents, groups far
+    # apart in latent space: every neighbour of a sample is an exact copy.
+    rng = np.random.default_rng(6)
+    k, groups, bins = 5, 10, 16
+    base = rng.random((groups, 12, 12, 3)) ** 2  # non-uniform pixel histogram
+    images = np.repeat(base, k + 1, axis=0)
+    features = np.repeat(np.arange(groups)[:, None] * 100.0 * np.ones((1, 4)), k + 1, axis=0)
+    res = mutual_information(features, images, n_samples=15, k=k, bins=bins, seed=0)
+
+    codes = np.minimum(np.floor(images * bins), bins - 1)
+    expected = [np.mean([_entropy_nats(codes[i, ..., c]) for c in range(3)]) for i in res["indices"]]
+    np.testing.assert_allclose(res["per_sample"], expected, rtol=1e-12)
+    assert res["mi"] == pytest.approx(np.mean(expected))
+    assert res["unit"] == "nats" and res["n_samples"] == 15 and res["k"] == k and res["bins"] == bins
+
+
+def test_mi_of_independent_noise_is_only_the_plugin_bias():
+    rng = np.random.default_rng(7)
+    images = rng.random((300, 32, 32, 2))
+    features = rng.normal(size=(300, 8))
+    bins, pixels = 8, 32 * 32
+    res = mutual_information(features, images, n_samples=30, k=10, bins=bins)
+    # Plug-in MI of independent uniform variables is >= 0 with expectation
+    # ~ (bins - 1)^2 / (2 * pixels) (Miller-Madow) = 0.024 nats here.
+    bias = (bins - 1) ** 2 / (2 * pixels)
+    assert 0.5 * bias < res["mi"] < 1.5 * bias
+    assert (res["per_sample"] >= 0).all()
+    assert res["low"] <= res["mi"] <= res["high"]
+
+
+def test_mi_is_higher_when_latent_neighbours_are_near_copies():
+    rng = np.random.default_rng(8)
+    groups, per_group = 12, 15
+    base = rng.random((groups, 16, 16, 1))
+    images = np.clip(np.repeat(base, per_group, axis=0) + 0.05 * rng.normal(size=(groups * per_group, 16, 16, 1)), 0, 1)
+    centres = rng.normal(size=(groups, 6)) * 10
+    informative = np.repeat(centres, per_group, axis=0) + 0.1 * rng.normal(size=(groups * per_group, 6))
+    random_latent = rng.normal(size=(groups * per_group, 6))
+    good = mutual_information(informative, images, n_samples=40, k=10, bins=8)
+    bad = mutual_information(random_latent, images, n_samples=40, k=10, bins=8)
+    assert good["mi"] > bad["mi"] + 0.5
+    assert good["low"] > bad["high"]
+
+
+def test_mi_matches_sklearn_on_bin_indices_and_brute_force_knn():
+    rng = np.random.default_rng(9)
+    n, bins = 40, 6
+    images = rng.random((n, 10, 10, 2)) ** 3
+    features = rng.normal(size=(n, 3))
+    res = mutual_information(features, images, n_samples=n, k=3, bins=bins)
+    np.testing.assert_array_equal(res["indices"], np.arange(n))
+    codes = discretize(images, bins).reshape(n, -1, 2)
+    d = np.linalg.norm(features[:, None] - features[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    for i in range(n):
+        nbrs = np.argsort(d[i], kind="stable")[:3]
+        want = np.mean([mutual_info_score(codes[i, :, c], codes[j, :, c]) for j in nbrs for c in range(2)])
+        assert res["per_sample"][i] == pytest.approx(want, abs=1e-12)
+
+
+def test_mi_image_layouts_agree_and_seed_is_reproducible():
+    rng = np.random.default_rng(10)
+    images = rng.random((50, 6, 6, 1))
+    features = rng.normal(size=(50, 4))
+    r4 = mutual_information(features, images, n_samples=10, k=4, bins=4, seed=3)
+    r3 = mutual_information(features, images[..., 0], n_samples=10, k=4, bins=4, seed=3)
+    r2 = mutual_information(features, images.reshape(50, -1), n_samples=10, k=4, bins=4, seed=3)
+    np.testing.assert_array_equal(r4["per_sample"], r3["per_sample"])
+    np.testing.assert_array_equal(r4["per_sample"], r2["per_sample"])
+    np.testing.assert_array_equal(r4["indices"], r2["indices"])
+    other = mutual_information(features, images, n_samples=10, k=4, bins=4, seed=4)
+    assert not np.array_equal(r4["indices"], other["indices"])
+    # n_samples above N uses every observation once.
+    assert mutual_information(features, images, n_samples=500, k=4, bins=4)["n_samples"] == 50
+
+
+def test_mi_rejects_wrong_pixel_scale_and_bad_k():
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(30, 3))
+    images = rng.random((30, 5, 5, 1))
+    with pytest.raises(ValueError, match="dtype uint8"):
+        mutual_information(features, (images * 255).astype(np.uint8), n_samples=5, k=3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        mutual_information(features, (images - 0.5) / 0.25, n_samples=5, k=3)
+    with pytest.raises(ValueError, match="k must be"):
+        mutual_information(features, images, n_samples=5, k=30)
+    with pytest.raises(ValueError, match="differ in length"):
+        mutual_information(features[:-1], images, n_samples=5, k=3)
