@@ -228,7 +228,7 @@ def test_mi_of_independent_noise_is_only_the_plugin_bias():
     # Plug-in MI of independent uniform variables is >= 0 with expectation
     # ~ (bins - 1)^2 / (2 * pixels) (Miller-Madow) = 0.024 nats here.
     bias = (bins - 1) ** 2 / (2 * pixels)
-    assert 0.5 * bias < res["mi"] < 1.5 * bias
+    assert 0.85 * bias < res["mi"] < 1.15 * bias
     assert (res["per_sample"] >= 0).all()
     assert res["low"] <= res["mi"] <= res["high"]
 

@@ -1,0 +1,211 @@
+"""Figures, JSON and report.md: files are valid, paper numbers are the paper's."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from icrst_jax.config import TrainConfig
+from icrst_jax.reporting import (
+    PAPER_DATASETS,
+    PAPER_RESULTS,
+    curves_from_records,
+    paper_values,
+    plot_accuracy_vs_p,
+    plot_tsne,
+    primary_metric,
+    render_report,
+    to_jsonable,
+    write_results_json,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_png(path):
+    import matplotlib.image as mpimg
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100 and img.shape[2] in (3, 4)
+    # Not a blank canvas: something was drawn.
+    assert img[..., :3].std() > 0.01
+    return img
+
+
+def _summary(mean, low, high, n=10):
+    return {"mean": mean, "low": low, "high": high, "std": (high - low) / 4, "n": n}
+
+
+def _record(mode, p, acc, mi=None, seeds=(0,)):
+    classifiers = {
+        name: {
+            "accuracy": _summary(acc + d, acc + d - 0.02, acc + d + 0.02),
+            "f1_macro": _summary(acc + d - 0.05, acc + d - 0.08, acc + d - 0.02),
+            "convergence_warnings": 0,
+        }
+        for name, d in (("svm", 0.01), ("rf", 0.0), ("mlp", 0.02), ("nb", -0.1))
+    }
+    rec = {"mode": mode, "p": p, "seeds": list(seeds), "classifiers": classifiers, "mi": None}
+    if mi is not None:
+        rec["mi"] = {"mi": mi, "low": mi - 0.01, "high": mi + 0.03, "n_samples": 150, "k": 20,
+                     "bins": 16, "unit": "nats", "per_sample": np.full(150, mi)}
+    return rec
+
+
+# --- paper numbers ---------------------------------------------------------
+
+
+def test_paper_results_are_the_papers_tables():
+    t1, t2, t3 = (PAPER_RESULTS[t]["values"] for t in ("table1", "table2", "table3"))
+    assert set(PAPER_DATASETS) == {"mnist", "fashion_mnist", "cifar10", "caltech101", "breast_cancer"}
+    assert t1["mnist"] == {"standard": (0.85, 0.02), "icrst": (0.97, 0.01)}
+    assert t1["cifar10"]["icrst"] == (0.41, 0.02)
+    assert t1["caltech101"] == {"standard": (0.32, 0.01), "icrst": (0.40, 0.01)}
+    assert t1["breast_cancer"] == {"standard": (0.96, 0.02), "icrst": (0.97, 0.02)}
+    assert t2["mnist"] == {"standard": (0.40, 0.01), "trst": (0.45, 0.01)}
+    assert t2["fashion_mnist"]["trst"] == (0.44, 0.01)
+    assert t2["caltech101"] == {"standard": (0.16, 0.00), "trst": (0.16, 0.00)}
+    assert "breast_cancer" not in t2  # Table 2 has no Breast Cancer column
+    assert t3["fashion_mnist"] == {"standard": (0.75, 0.02), "trst": (0.89, 0.00)}
+    assert t3["cifar10"]["trst"] == (0.09, 0.01)
+    assert t3["breast_cancer"] == {"standard": (0.96, 0.03), "trst": (0.98, 0.02)}
+    assert paper_values("mnist", "standard") == [("table1", 0.85, 0.02), ("table3", 0.86, 0.02)]
+    assert paper_values("cifar10", "trst", "mi") == [("table2", 0.25, 0.0)]
+    assert paper_values("digits", "icrst") == []
+    assert primary_metric("caltech101") == "f1_macro" and primary_metric("mnist") == "accuracy"
+
+
+# --- JSON ------------------------------------------------------------------
+
+
+def test_results_json_round_trips_numpy_values(tmp_path):
+    payload = {
+        "folds": np.array([0.9, 0.95], dtype=np.float32),
+        "n": np.int64(10),
+        "flag": np.bool_(True),
+        "grid": np.arange(6).reshape(2, 3),
+        "pair": (1, 2.5),
+        3: "int key",
+        "nan": float("nan"),
+        "config": TrainConfig(mode="icrst", p=0.5),
+        "where": tmp_path,
+    }
+    path = write_results_json(tmp_path / "sub" / "results.json", payload)
+    back = json.loads(path.read_text())
+    assert back["folds"] == pytest.approx([0.9, 0.95])
+    assert back["n"] == 10 and isinstance(back["n"], int)
+    assert back["flag"] is True
+    assert back["grid"] == [[0, 1, 2], [3, 4, 5]]
+    assert back["pair"] == [1, 2.5]
+    assert back["3"] == "int key"
+    assert back["nan"] is None  # strict JSON
+    assert TrainConfig.from_dict(back["config"]) == TrainConfig(mode="icrst", p=0.5)
+    assert back["where"] == str(tmp_path)
+    # Atomic write leaves no temporary file behind; overwriting works.
+    write_results_json(path, {"x": 1})
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
+    with pytest.raises(TypeError):
+        to_jsonable({"bad": object()})
+
+
+# --- figures ---------------------------------------------------------------
+
+
+def test_curves_from_records_places_standard_at_p0():
+    recs = [_record("icrst", 1.0, 0.9), _record("standard", 1.0, 0.8), _record("icrst", 0.5, 0.85),
+            _record("trst", 1.0, 0.5)]
+    curves = curves_from_records(recs, metric="accuracy", mode="icrst")
+    assert list(curves) == ["svm", "rf", "mlp", "nb"]
+    assert curves["rf"] == [(0.0, 0.8, 0.78, 0.8200000000000001), (0.5, 0.85, 0.83, 0.87), (1.0, 0.9, 0.88, 0.92)]
+    trst = curves_from_records(recs, mode="trst")
+    assert [p for p, *_ in trst["mlp"]] == [0.0, 1.0]
+    with pytest.raises(ValueError, match="two icrst records"):
+        curves_from_records(recs + [_record("icrst", 0.5, 0.7)])
+
+
+def test_plot_accuracy_vs_p_writes_png(tmp_path):
+    recs = [_record("standard", 1.0, 0.8), _record("icrst", 0.5, 0.85), _record("icrst", 1.0, 0.9)]
+    path = plot_accuracy_vs_p(recs, tmp_path / "figs" / "acc_vs_p.png", title="MNIST")
+    assert path.exists() and path.stat().st_size > 1000
+    _assert_png(path)
+    direct = plot_accuracy_vs_p({"mlp": [(0.0, 0.85, 0.83, 0.87), (1.0, 0.97, 0.96, 0.98)]},
+                                tmp_path / "direct.png", metric="f1_macro")
+    _assert_png(direct)
+    with pytest.raises(ValueError):
+        plot_accuracy_vs_p([], tmp_path / "empty.png")
+
+
+def test_plot_tsne_panels_and_small_inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 25)
+    z_std = rng.normal(size=(75, 8))
+    z_icrst = z_std + 6.0 * np.eye(8)[y]
+    path = plot_tsne({"Standard": (z_std, y), "ICRST p=1": (z_icrst, y)}, tmp_path / "tsne.png",
+                     max_points=60, max_iter=250, title="t-SNE")
+    img = _assert_png(path)
+    assert img.shape[1] > img.shape[0]  # two panels side by side
+    # Many classes: colorbar instead of legend; tiny panels: perplexity guarded.
+    many = plot_tsne({"Caltech-like": (rng.normal(size=(60, 4)), np.arange(60) % 30)},
+                     tmp_path / "many.png", max_iter=250)
+    _assert_png(many)
+    tiny = plot_tsne({"tiny": (rng.normal(size=(5, 3)), np.array([0, 1, 0, 1, 0]))},
+                     tmp_path / "tiny.png", max_iter=250)
+    _assert_png(tiny)
+    with pytest.raises(ValueError, match="at least 4 points"):
+        plot_tsne({"x": (rng.normal(size=(3, 2)), np.arange(3))}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="features"):
+        plot_tsne({"x": (rng.normal(size=(10, 2)), np.arange(9))}, tmp_path / "x.png")
+
+
+# --- report.md -------------------------------------------------------------
+
+
+def test_report_has_paper_column_for_paper_dataset(tmp_path):
+    recs = [_record("icrst", 1.0, 0.9, mi=0.41), _record("standard", 1.0, 0.8, mi=0.38, seeds=(0, 1)),
+            _record("icrst", 0.5, 0.85), _record("dae", None, 0.82)]
+    recs[-1]["dae_sigma"] = 0.5
+    fig = plot_accuracy_vs_p(recs, tmp_path / "figs" / "p.png")
+    path = render_report(recs, dataset="mnist", out_path=tmp_path / "report.md", figures=[fig])
+    text = path.read_text()
+    assert "# Results: MNIST" in text
+    assert "paper MLP (accuracy)" in text
+    assert "0.85 ± 0.02 (T1) / 0.86 ± 0.02 (T3)" in text  # Standard row
+    assert "0.97 ± 0.01 (T1)" in text  # ICRST p=1 row
+    assert "paper MI (Table 2)" in text and "0.40 ± 0.01 (T2)" in text
+    # Rows sorted Standard, ICRST p=0.5, ICRST p=1, DAE; ours formatted mean ± half-width [low, high].
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "±" in ln]
+    labels = [ln.split("|")[1].strip() for ln in rows]
+    assert labels[:4] == ["Standard", "ICRST (p=0.5)", "ICRST (p=1)", "DAE (σ=0.5)"]
+    assert "0.820 ± 0.020 [0.800, 0.840]" in rows[0]  # MLP of the Standard record
+    icrst_half = [ln for ln in rows if ln.startswith("| ICRST (p=0.5)")][0]
+    assert icrst_half.rstrip(" |").endswith("—")  # no paper value for p = 0.5
+    assert "0.380 ± 0.020 [0.370, 0.410]" in text  # MI cell
+    assert "## Secondary metric: macro F1" in text
+    assert "![p](figs/p.png)" in text
+
+
+def test_report_without_paper_numbers_for_digits(tmp_path):
+    recs = [_record("standard", 1.0, 0.8), _record("trst", 1.0, 0.7)]
+    text = render_report(recs, dataset="digits", out_path=tmp_path / "report.md").read_text()
+    assert "paper MLP" not in text and "paper MI" not in text and "(T1)" not in text
+    assert "The paper reports no numbers for `digits`" in text
+    assert "TRST (p=1)" in text
+    assert "Mutual information" not in text  # no record has MI
+
+
+def test_caltech_report_uses_macro_f1_and_table_values(tmp_path):
+    recs = [_record("standard", 1.0, 0.3), _record("icrst", 1.0, 0.45)]
+    text = render_report(recs, dataset="caltech101", out_path=tmp_path / "r.md").read_text()
+    assert text.index("## Classification: macro F1") < text.index("## Secondary metric: accuracy")
+    assert "paper MLP (macro F1)" in text and "0.40 ± 0.01 (T1)" in text
+    # Asking for accuracy on Caltech101: no paper column (the paper's number is F1).
+    text = render_report(recs, dataset="caltech101", out_path=tmp_path / "a.md", metric="accuracy").read_text()
+    assert "paper MLP" not in text and "Paper column omitted" in text
+    # The header and every row have the same number of cells.
+    for table in re.split(r"\n\n", text):
+        lines = [ln for ln in table.splitlines() if ln.startswith("|")]
+        assert len({ln.count("|") for ln in lines}) <= 1
