@@ -258,11 +258,11 @@ def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "aut
         raise ValueError(f"model 'mlp' needs flat vectors (D,), got per-sample shape {input_shape}")
     model = AutoEncoder(config, input_shape, impl)
     # Validate the width now (a clear error instead of one deep inside init).
-    _check_widths(config)
+    check_widths(config)
     return model
 
 
-def _check_widths(cfg: ModelConfig):
+def check_widths(cfg: ModelConfig):
     layers = {
         "conv": CONV_ENCODER + CONV_DECODER,
         "conv_strided": STRIDED_ENCODER + tuple(c for c, _ in STRIDED_DECODER if c),
