@@ -336,6 +336,12 @@ def plot_tsne(
     return _save_png(fig, path)
 
 
+def _p_of(rec: Mapping) -> float:
+    """A record's p; a missing or null p means pure ICRST/TRST (p = 1)."""
+    p = rec.get("p")
+    return 1.0 if p is None else float(p)
+
+
 def curves_from_records(
     records: Sequence[Mapping], *, metric: str = "accuracy", mode: str = "icrst"
 ) -> dict[str, list[tuple[float, float, float, float]]]:
@@ -367,7 +373,7 @@ def curves_from_records(
     for rec in records:
         if rec.get("mode") != mode or not rec.get("classifiers"):
             continue
-        p = float(rec.get("p", 1.0))
+        p = _p_of(rec)
         if p in by_p and by_p[p].get("mode") == mode:
             raise ValueError(f"two {mode} records with p={p}; pool their seeds into one record")
         by_p[p] = rec
@@ -466,7 +472,7 @@ def _fmt(s: Mapping | None) -> str:
 def _paper_cell(dataset: str, rec: Mapping, quantity: str) -> str:
     mode = rec.get("mode")
     # The paper's ICRST/TRST rows are p = 1; a partial-p run has no paper value.
-    if mode in ("icrst", "trst") and float(rec.get("p", 1.0)) != 1.0:
+    if mode in ("icrst", "trst") and _p_of(rec) != 1.0:
         return "—"
     vals = paper_values(dataset, mode, quantity)
     if not vals:

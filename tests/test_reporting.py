@@ -123,6 +123,9 @@ def test_curves_from_records_places_standard_at_p0():
     assert curves["rf"] == [(0.0, 0.8, 0.78, 0.8200000000000001), (0.5, 0.85, 0.83, 0.87), (1.0, 0.9, 0.88, 0.92)]
     trst = curves_from_records(recs, mode="trst")
     assert [p for p, *_ in trst["mlp"]] == [0.0, 1.0]
+    # A record without p (or p None) counts as pure ICRST, p = 1.
+    nop = _record("icrst", None, 0.95)
+    assert curves_from_records([_record("standard", None, 0.8), nop])["nb"][-1][0] == 1.0
     with pytest.raises(ValueError, match="two icrst records"):
         curves_from_records(recs + [_record("icrst", 0.5, 0.7)])
 
