@@ -222,19 +222,41 @@ def test_builtin_split_is_a_stratified_partition(name):
         assert not any(r.tobytes() in train for r in ds.x_test)
 
 
+def documented_split(y, fraction=0.2, seed=0):
+    """The hold-out the docs promise: sklearn's stratified train_test_split."""
+    from sklearn.model_selection import train_test_split
+
+    tr, te = train_test_split(np.arange(len(y)), test_size=fraction, random_state=seed, stratify=y)
+    return np.sort(tr), np.sort(te)
+
+
 def test_tabular_statistics_come_from_the_training_split():
     from sklearn.datasets import load_breast_cancer
 
     ds = builtin("breast_cancer")
+    raw, y = load_breast_cancer(return_X_y=True)
+    tr, te = documented_split(y)
+    np.testing.assert_array_equal(ds.y_train, y[tr])
     prep = ds.preprocessing
-    raw = load_breast_cancer().data
-    # Recover each training row's raw values: the training min maps to exactly 0.
-    lo = prep.offset.astype(np.float64)
-    hi = lo + 1.0 / prep.scale.astype(np.float64)
-    assert np.all(lo >= raw.min(axis=0) - 1e-4) and np.all(hi <= raw.max(axis=0) + 1e-3)
-    # Test rows go through the same map and are clipped into [0, 1].
-    unit = prep.to_unit(raw)
-    assert unit.min() >= 0.0 and unit.max() <= 1.0
+    np.testing.assert_array_equal(prep.offset, raw[tr].min(axis=0).astype(np.float32))
+    np.testing.assert_allclose(prep.scale, 1.0 / (raw[tr].max(axis=0) - raw[tr].min(axis=0)), rtol=1e-6)
+    # Same map for both splits; test values beyond the training range are clipped.
+    unscaled_test = (raw[te] - raw[tr].min(axis=0)) / (raw[tr].max(axis=0) - raw[tr].min(axis=0))
+    assert (unscaled_test < 0).any() or (unscaled_test > 1).any(), "expected some out-of-range test values"
+    np.testing.assert_allclose(ds.x_test, np.clip(unscaled_test, 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(ds.x_test, prep.to_unit(raw[te]))
+
+
+def test_image_statistics_come_from_the_training_split():
+    from sklearn.datasets import load_digits
+
+    ds = builtin("digits")
+    images, y = load_digits(return_X_y=True)
+    tr, _ = documented_split(y)
+    unit_train = resize_images(images.reshape(-1, 8, 8, 1)[tr], 28) / 16.0
+    np.testing.assert_allclose(ds.preprocessing.mean, [unit_train.mean()], rtol=1e-5)
+    np.testing.assert_allclose(ds.preprocessing.std, [unit_train.std()], rtol=1e-5)
+    np.testing.assert_allclose(ds.x_train, unit_train, atol=1e-6)
 
 
 def test_split_seed_and_fraction_are_honoured():
@@ -580,7 +602,8 @@ def test_load_paths_validate(monkeypatch):
         return x, np.arange(50) % 2, "sklearn"
 
     monkeypatch.setattr(data, "_load_builtin", nan_builtin)
-    with pytest.raises(DatasetError, match=r"breast_cancer \(sklearn\): 1 NaN or infinite values \(first in sample 7\)"):
+    nan_message = r"breast_cancer \(sklearn\): 1 NaN or infinite values \(first in sample 7\)"
+    with pytest.raises(DatasetError, match=nan_message):
         load_dataset("breast_cancer")
     monkeypatch.setattr(data, "_load_builtin", lambda name: (np.zeros((50, 4)), np.arange(49) % 2, "sklearn"))
     with pytest.raises(DatasetError, match="50 samples but 49 labels"):
