@@ -1,0 +1,1 @@
+"""Speed benchmarks of icrst-jax, and the PyTorch reference they compare against."""
