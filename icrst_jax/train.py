@@ -96,12 +96,33 @@ class Engine:
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh over the first ``num_devices`` local devices (all by default)."""
-    devices = jax.local_devices()
+    """A 1-D ``data`` mesh over the first ``num_devices`` devices (all by default).
+
+    ``jax.devices()`` lists every device of every process, so after
+    ``jax.distributed.initialize()`` the mesh spans all hosts and one global
+    batch is split over all of them.
+    """
+    devices = jax.devices()
     n = len(devices) if num_devices is None else num_devices
     if not 1 <= n <= len(devices):
-        raise ValueError(f"num_devices={num_devices} but {len(devices)} local devices are available")
+        raise ValueError(f"num_devices={num_devices} but {len(devices)} devices are available")
     return Mesh(np.array(devices[:n]), (DATA_AXIS,))
+
+
+def replicate(tree, mesh: Mesh):
+    """Host numpy pytree -> global arrays replicated over ``mesh``.
+
+    ``make_array_from_callback`` (rather than ``device_put``) also works when
+    the mesh spans several processes: each process fills its own devices from
+    its identical host copy.
+    """
+    sharding = NamedSharding(mesh, P())
+
+    def put(a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+
+    return jax.tree_util.tree_map(put, tree)
 
 
 def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int) -> int:
@@ -235,20 +256,15 @@ def make_train_data(engine: Engine, x, labels, *, mean=None, std=None, p=None) -
     mean = np.zeros(sample_shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
     std = np.ones(sample_shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
     p = engine.config.p if p is None else p
-    data = TrainData(
-        x=x,
-        table=build_pairing_table(labels),
-        mean=mean,
-        std=std,
-        p=np.float32(p),
-    )
-    return jax.device_put(data, NamedSharding(engine.mesh, P()))
+    table = jax.tree_util.tree_map(np.asarray, build_pairing_table(labels))
+    data = TrainData(x=x, table=table, mean=mean, std=std, p=np.float32(p))
+    return replicate(data, engine.mesh)
 
 
 def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
     """Stacked initial state for the given seeds, replicated over the mesh."""
-    state = jax.jit(jax.vmap(engine.init_fn))(seed_keys(seeds))
-    return jax.device_put(state, NamedSharding(engine.mesh, P()))
+    replicated = NamedSharding(engine.mesh, P())
+    return jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)(seed_keys(seeds))
 
 
 def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
