@@ -27,6 +27,10 @@ class ModelConfig:
         authors' code uses PyTorch's default, 0.01.
       dropout: dropout rate. Table D1 says 0.2 (the authors' code uses 0.5).
       batch_norm: Table D1 uses BatchNorm in both conv models.
+      latent_activation: ``mlp`` only: apply the LeakyReLU to the 8-unit
+        bottleneck too. Table D1 lists the layers [64, 8, 8, 64] and "LeakyRelu"
+        without saying whether the bottleneck has one; the default (False) keeps
+        the latent linear, the usual choice.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
     """
@@ -36,6 +40,7 @@ class ModelConfig:
     negative_slope: float = 0.01
     dropout: float = 0.2
     batch_norm: bool = True
+    latent_activation: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):

@@ -206,13 +206,22 @@ class AutoEncoder(nn.Module):
             self.dec = [Dense(scaled_channels(c, w, f"decoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_DECODER)]
             self.head = Dense(out_ch, dtype=dt)
 
-    def _run(self, layers: Sequence[nn.Module], x, train, mask):
-        for layer in layers:
+    def _run(self, layers: Sequence[nn.Module], x, train, mask, *, linear_last: bool = False):
+        for i, layer in enumerate(layers):
             if isinstance(layer, Dense):
-                x = nn.leaky_relu(layer(x), self.config.negative_slope)
+                x = layer(x)
+                if not (linear_last and i == len(layers) - 1):
+                    x = nn.leaky_relu(x, self.config.negative_slope)
             else:
                 x = layer(x, train=train, mask=mask)
         return x
+
+    def _encode(self, x, train, mask):
+        # The MLP's 8-unit bottleneck is linear unless latent_activation is set:
+        # a LeakyReLU there leaves most latent units near zero (dead) after
+        # training, which starves the downstream classifiers.
+        linear = self.config.name == "mlp" and not self.config.latent_activation
+        return self._run(self.enc, x, train, mask, linear_last=linear)
 
     def features(self, h):
         """The latent: global average pool for conv models, the bottleneck for the MLP."""
@@ -227,14 +236,14 @@ class AutoEncoder(nn.Module):
 
     def __call__(self, x, *, train: bool, mask=None):
         m = self._bn_mask(x, mask)
-        h = self._run(self.enc, x, train, m)
+        h = self._encode(x, train, m)
         y = self._run(self.dec, h, train, m)
         y = jax.nn.sigmoid(self.head(y).astype(jnp.float32))
         return y, self.features(h)
 
     def encode(self, x):
         """The latent feature of ``x`` in inference mode (running BatchNorm statistics)."""
-        return self.features(self._run(self.enc, x, False, None))
+        return self.features(self._encode(x, False, None))
 
 
 def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "auto") -> AutoEncoder:
