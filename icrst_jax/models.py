@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from icrst_jax import ops
 from icrst_jax.config import ModelConfig
 
 CONV_ENCODER = (32, 64, 128, 256, 512)
@@ -90,8 +91,6 @@ class Conv(nn.Module):
         fan_in = (self.features if self.transpose else cin) * k * k
         w = self.param("kernel", _torch_uniform(fan_in), (k, k, cin, self.features), jnp.float32)
         b = self.param("bias", _torch_uniform(fan_in), (self.features,), jnp.float32)
-        from icrst_jax import ops  # TEMP-LAZY
-
         x = x.astype(self.dtype)
         w = w.astype(self.dtype)
         if self.transpose:

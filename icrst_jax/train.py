@@ -287,7 +287,7 @@ class FitResult:
       engine: the engine (model, mesh, epoch function).
       seeds: the seeds, in the order of the state's leading axis.
       history: one dict per epoch run in this call: epoch, loss (list per
-        seed), seconds, samples_per_s.
+        seed), step_loss (per seed, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
     """
@@ -384,10 +384,19 @@ def fit(
         # between host and device implicitly.
         with jax.transfer_guard("disallow"):
             state, metrics = compiled(state, data)
-        loss = np.asarray(jax.device_get(metrics["loss"]))
+        metrics = jax.device_get(metrics)
+        loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
         rate = engine.num_samples * len(seeds) / dt
-        history.append({"epoch": epoch + 1, "loss": loss.tolist(), "seconds": dt, "samples_per_s": rate})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss.tolist(),
+                "step_loss": np.asarray(metrics["step_loss"]).tolist(),  # (seeds, steps)
+                "seconds": dt,
+                "samples_per_s": rate,
+            }
+        )
         say(
             f"epoch {epoch + 1:>3}/{config.epochs}  loss {float(loss.mean()):.5f}"
             + (f" (seeds {loss.min():.5f}..{loss.max():.5f})" if len(seeds) > 1 else "")

@@ -33,12 +33,12 @@ def mlp_config(**kw):
 
 
 def tiny_conv_config(**kw):
-    base = dict(mode="icrst", p=0.5, epochs=2, batch_size=32, model=ModelConfig(name="conv", width=1 / 32, dropout=0.2))
+    base = dict(mode="icrst", p=0.5, epochs=2, batch_size=16, model=ModelConfig(name="conv", width=1 / 32, dropout=0.2))
     base.update(kw)
     return TrainConfig(**base)
 
 
-def tiny_images(n=72, size=12, seed=0):
+def tiny_images(n=48, size=12, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
     x = rng.uniform(0, 1, (n, size, size, 1)).astype(np.float32) * 0.5 + y[:, None, None, None] / 4.0
@@ -76,6 +76,26 @@ def test_progress_lines(cancer):
     assert quiet == []
 
 
+def step_losses(result):
+    return np.concatenate([np.asarray(h["step_loss"]) for h in result.history], axis=1)  # (seeds, steps)
+
+
+def assert_same_training(a, b, params_atol):
+    """Same training up to float reassociation.
+
+    The step losses must agree tightly: any real difference (BatchNorm
+    statistics per device instead of global, a lost or duplicated shard, mixed-up
+    seeds or keys) changes them at the percent level. Parameters get a looser
+    bound: Adam divides by sqrt(v), so reassociation noise in a near-zero
+    gradient moves a weight by up to the learning rate per step.
+    """
+    la, lb = step_losses(a), step_losses(b)
+    np.testing.assert_allclose(la[:, 0], lb[:, 0], rtol=2e-6)  # first step: identical params
+    np.testing.assert_allclose(la, lb, rtol=2e-4)
+    leaves_close(a.state.params, b.state.params, rtol=0, atol=params_atol)
+    leaves_close(a.state.batch_stats, b.state.batch_stats, rtol=1e-2, atol=params_atol)
+
+
 @pytest.mark.parametrize("make", ["mlp", "conv"])
 def test_one_vs_four_devices_same_result(cancer, make):
     """The same global batch on 1 and on 4 (fake CPU) devices: same training."""
@@ -89,9 +109,8 @@ def test_one_vs_four_devices_same_result(cancer, make):
     r1 = fit(cfg.replace(num_devices=1), x, y, seeds=[0, 1], progress=False)
     r4 = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
     assert r4.engine.mesh.devices.size == 4
-    leaves_close(r1.state.params, r4.state.params, rtol=2e-4, atol=2e-5)
-    leaves_close(r1.state.batch_stats, r4.state.batch_stats, rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose(r1.final_loss, r4.final_loss, rtol=1e-4)
+    n_steps = step_losses(r1).shape[1]
+    assert_same_training(r1, r4, params_atol=cfg.learning_rate * n_steps)
 
 
 def test_four_devices_really_split_the_batch(cancer):
@@ -113,6 +132,7 @@ def test_vmapped_seeds_equal_separate_runs(cancer):
         alone = fit(cfg, x, y, seeds=[s], progress=False)
         one = jax.tree_util.tree_map(lambda a: a[i : i + 1], together.state.params)
         leaves_close(one, alone.state.params, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(step_losses(together)[i], step_losses(alone)[0], rtol=1e-5)
     # And the seeds really differ from each other.
     p = jax.tree_util.tree_leaves(together.state.params)[0]
     assert not np.allclose(p[0], p[1])
@@ -123,8 +143,12 @@ def test_vmapped_conv_seeds_equal_separate_runs():
     cfg = tiny_conv_config(num_devices=1, epochs=1)
     together = fit(cfg, x, y, seeds=[0, 1], progress=False)
     alone = fit(cfg, x, y, seeds=[1], progress=False)
-    one = jax.tree_util.tree_map(lambda a: a[1:2], together.state.params)
-    leaves_close(one, alone.state.params, rtol=1e-4, atol=1e-5)
+    pick = lambda tree: jax.tree_util.tree_map(lambda a: a[1:2], tree)  # noqa: E731
+    np.testing.assert_allclose(step_losses(together)[1:2], step_losses(alone), rtol=2e-4)
+    np.testing.assert_allclose(step_losses(together)[1, 0], step_losses(alone)[0, 0], rtol=2e-6)
+    leaves_close(pick(together.state.params), alone.state.params, rtol=0, atol=cfg.learning_rate * 3)
+    # Seed 0 trained differently: the comparison above has the power to tell seeds apart.
+    assert not np.allclose(step_losses(together)[0], step_losses(alone)[0], rtol=1e-3)
 
 
 def test_checkpoint_resume_equals_uninterrupted(cancer, tmp_path):

@@ -1,0 +1,137 @@
+"""Table D1 models: parameter counts, shapes, size checks, and what training does to them."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from icrst_jax.config import ModelConfig, TrainConfig
+from icrst_jax.models import latent_dim, make_model
+from icrst_jax.train import fit, reconstruct
+
+
+def expected_conv_params(channels_in, enc, dec, kernel=3):
+    """Table D1 by hand: conv weights + biases, BatchNorm scale + shift, a 1x1 head."""
+    total, cin = 0, channels_in
+    for c in list(enc) + list(dec):
+        total += kernel * kernel * cin * c + c + 2 * c
+        cin = c
+    return total + cin * channels_in + channels_in
+
+
+def expected_strided_params(channels_in):
+    layers = [64, 64, 128, 128, 256, 256, 128, 128, 64]
+    total, cin = 0, channels_in
+    for c in layers:
+        total += 9 * cin * c + c + 2 * c
+        cin = c
+    return total + 9 * cin * channels_in + channels_in  # last transposed conv, no BN
+
+
+def expected_mlp_params(d):
+    sizes = [d, 64, 8, 64, d]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def count(model, shape):
+    variables = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, jnp.zeros((1, *shape)), train=False))
+    return sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(variables["params"]))
+
+
+@pytest.mark.parametrize(
+    "name, shape, expected",
+    [
+        ("conv", (28, 28, 1), expected_conv_params(1, [32, 64, 128, 256, 512], [512, 256, 128, 64, 32])),
+        ("conv_strided", (32, 32, 3), expected_strided_params(3)),
+        ("mlp", (30,), expected_mlp_params(30)),
+    ],
+)
+def test_parameter_count_full_width(name, shape, expected):
+    assert count(make_model(ModelConfig(name=name), shape), shape) == expected
+
+
+def test_parameter_count_scales_with_width():
+    m = make_model(ModelConfig(name="conv", width=0.25), (28, 28, 1))
+    assert count(m, (28, 28, 1)) == expected_conv_params(1, [8, 16, 32, 64, 128], [128, 64, 32, 16, 8])
+
+
+@pytest.mark.parametrize(
+    "name, shape, latent",
+    [("conv", (28, 28, 1), 512 // 16), ("conv", (13, 17, 2), 512 // 16), ("conv_strided", (32, 32, 3), 256 // 16),
+     ("conv_strided", (16, 24, 3), 256 // 16), ("mlp", (30,), 8)],
+)
+def test_shapes_and_latent(name, shape, latent):
+    cfg = ModelConfig(name=name, width=1 / 16 if name != "mlp" else 1.0)
+    model = make_model(cfg, shape)
+    x = jax.random.uniform(jax.random.key(1), (3, *shape))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    recon, z = model.apply(variables, x, train=False)
+    assert recon.shape == x.shape and recon.dtype == jnp.float32
+    assert bool(jnp.all((recon > 0) & (recon < 1)))  # sigmoid output
+    assert z.shape == (3, latent) == (3, latent_dim(cfg))
+    # encode() is the same latent in inference mode.
+    np.testing.assert_allclose(model.apply(variables, x, method=model.encode), z, rtol=1e-6)
+
+
+def test_size_and_width_errors():
+    with pytest.raises(ValueError, match="at least 11x11"):
+        make_model(ModelConfig(name="conv"), (8, 8, 1))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        make_model(ModelConfig(name="conv_strided"), (30, 30, 3))
+    with pytest.raises(ValueError, match="0 channels"):
+        make_model(ModelConfig(name="conv", width=0.01), (28, 28, 1))
+    with pytest.raises(ValueError, match="flat vectors"):
+        make_model(ModelConfig(name="mlp"), (28, 28, 1))
+    with pytest.raises(ValueError, match="unknown model"):
+        ModelConfig(name="resnet")
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    cfg = ModelConfig(name="conv", width=1 / 16, dtype="bfloat16")
+    model = make_model(cfg, (14, 14, 1))
+    x = jax.random.uniform(jax.random.key(1), (2, 14, 14, 1))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(variables))
+    recon, z = model.apply(variables, x, train=False)
+    ref = make_model(ModelConfig(name="conv", width=1 / 16), (14, 14, 1)).apply(variables, x, train=False)[0]
+    assert recon.dtype == jnp.float32
+    np.testing.assert_allclose(recon, ref, atol=3e-2)
+
+
+def _three_digit_classes(n_per_class=60):
+    from icrst_jax.data import load_dataset
+
+    ds = load_dataset("digits", image_size=14)
+    keep = np.concatenate([np.flatnonzero(ds.y_train == c)[:n_per_class] for c in (0, 1, 7)])
+    return ds.x_train[keep], ds.y_train[keep], ds.preprocessing.encoder_mean_std()
+
+
+def test_standard_loss_falls_and_icrst_output_approaches_class_mean():
+    """Paper eq. 8: under ICRST (p=1) the optimum output is the class mean.
+
+    A tiny ``conv`` model on three digit classes: in ``standard`` mode the
+    reconstruction loss falls; in ``icrst`` mode with p=1 the mean output of
+    each class approaches that class's mean image, and every output lies much
+    nearer its class mean than its own input.
+    """
+    x, y, (mean, std) = _three_digit_classes()
+    base = TrainConfig(epochs=40, batch_size=18, num_devices=1, learning_rate=3e-3,
+                       model=ModelConfig(name="conv", width=1 / 8, dropout=0.0))
+    std_run = fit(base.replace(mode="standard"), x, y, mean=mean, std=std, progress=False)
+    losses = [h["loss"][0] for h in std_run.history]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+    icrst_run = fit(base.replace(mode="icrst", p=1.0), x, y, mean=mean, std=std, progress=False)
+    out = reconstruct(icrst_run, x=x, mean=mean, std=std)[0]
+    out_std = reconstruct(std_run, x=x, mean=mean, std=std)[0]
+    class_mean = {c: x[y == c].mean(0) for c in np.unique(y)}
+    mu = np.stack([class_mean[c] for c in y])
+    between = np.mean([np.mean((class_mean[c] - x.mean(0)) ** 2) for c in class_mean])
+    for c in class_mean:
+        gap = np.mean((out[y == c].mean(0) - class_mean[c]) ** 2)
+        # At initialisation the output is ~0.5 everywhere: gap >> between.
+        assert gap < 0.25 * between, (c, gap, between)
+    # Outputs collapse onto the class mean under ICRST, not under standard training.
+    icrst_to_mean = np.mean((out - mu) ** 2)
+    assert icrst_to_mean < 0.2 * np.mean((out - x) ** 2)
+    assert icrst_to_mean < 0.5 * np.mean((out_std - mu) ** 2)
