@@ -221,8 +221,10 @@ def _im2col_conv(x, w):
 
 def _im2col_wgrad(x, g, kh, kw):
     ci, co = x.shape[-1], g.shape[-1]
-    p = _patches(x, kh, kw, g.shape[1], g.shape[2])
-    dw = lax.dot_general(g, p, (((0, 1, 2), (0, 1, 2)), ((), ())), preferred_element_type=_F32)
+    p = _patches(x, kh, kw, g.shape[1], g.shape[2]).reshape(-1, kh * kw * ci)
+    # 2-D operands: XLA's CPU DotThunk has no bf16 x bf16 -> f32 kernel for a
+    # contraction over three collapsed axes.
+    dw = lax.dot_general(g.reshape(-1, co), p, (((0,), (0,)), ((), ())), preferred_element_type=_F32)
     return dw.T.reshape(kh, kw, ci, co)
 
 

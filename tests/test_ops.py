@@ -1,0 +1,312 @@
+"""Tests of icrst_jax.ops: conv2d / conv_transpose2d, every impl, values and gradients.
+
+References are independent of the code under test: numpy float64 loops over
+the kernel taps (the definition of a correlation, and the scatter-add
+definition of a transposed convolution), with hand-derived gradients.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from icrst_jax import ops
+
+IMPLS = ("xla", "padded", "fast")
+
+
+# ----------------------------------------------------------------------------
+# float64 numpy references
+# ----------------------------------------------------------------------------
+def np_conv2d(x, w, s, p):
+    """Correlation, PyTorch Conv2d semantics, NHWC/HWIO: value and its VJP."""
+    kh, kw, _, _ = w.shape
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    ho, wo = (xp.shape[1] - kh) // s + 1, (xp.shape[2] - kw) // s + 1
+    y = np.zeros((x.shape[0], ho, wo, w.shape[3]))
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]
+            y += np.einsum("bhwc,co->bhwo", win, w[i, j])
+
+    def vjp(ct):
+        dxp = np.zeros_like(xp)
+        dw = np.zeros_like(w)
+        for i in range(kh):
+            for j in range(kw):
+                sl = (slice(None), slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s))
+                dw[i, j] = np.einsum("bhwc,bhwo->co", xp[sl], ct)
+                dxp[sl] += np.einsum("bhwo,co->bhwc", ct, w[i, j])
+        return dxp[:, p : p + x.shape[1], p : p + x.shape[2]], dw
+
+    return y, vjp
+
+
+def np_conv_transpose2d(x, w, s, p, op):
+    """Scatter-add definition of torch's conv_transpose2d, NHWC, w[i,j,ci,co] = torch_w[ci,co,i,j]."""
+    b, h, wd, _ = x.shape
+    kh, kw, _, co = w.shape
+    zh, zw = (h - 1) * s + kh, (wd - 1) * s + kw  # uncropped
+    ho, wo = zh - 2 * p + op, zw - 2 * p + op
+    z = np.zeros((b, max(zh, p + ho), max(zw, p + wo), co))
+    for i in range(kh):
+        for j in range(kw):
+            # every input pixel (y, x) adds x[y, x] @ w[i, j] at (s*y + i, s*x + j)
+            z[:, i : i + s * (h - 1) + 1 : s, j : j + s * (wd - 1) + 1 : s] += np.einsum("bhwc,co->bhwo", x, w[i, j])
+    y = z[:, p : p + ho, p : p + wo]
+
+    def vjp(ct):
+        ctz = np.zeros_like(z)
+        ctz[:, p : p + ho, p : p + wo] = ct
+        dx = np.zeros_like(x)
+        dw = np.zeros_like(w)
+        for i in range(kh):
+            for j in range(kw):
+                c = ctz[:, i : i + s * (h - 1) + 1 : s, j : j + s * (wd - 1) + 1 : s]
+                dx += np.einsum("bhwo,co->bhwc", c, w[i, j])
+                dw[i, j] = np.einsum("bhwc,bhwo->co", x, c)
+        return dx, dw
+
+    return y, vjp
+
+
+def _rand(seed, shape, dtype=jnp.float32):
+    # Gaussians: no zeros, no structure for a wrong formula to hide in. numpy's
+    # generator, because jax.random compiles anew for every shape (seconds each).
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def _value_and_grads(fn, x, w, ct):
+    """(y, dx, dw) of ``fn`` at (x, w) for the cotangent ``ct``, compiled as one program."""
+
+    def f(x, w, ct):
+        y, vjp = jax.vjp(fn, x, w)
+        return (y, *vjp(ct))
+
+    return jax.jit(f)(x, w, ct)
+
+
+# (B, H, W, Cin), (kh, kw, Cout), stride, padding: the shapes the models use
+# (3x3 s1 p0; 3x3 s2/s1 p1; the 1x1 head), non-square, odd sizes, one channel,
+# channel counts on both sides of the im2col/Winograd switch.
+CONV_CASES = [
+    ((2, 9, 7, 3), (3, 3, 5), 1, 0),
+    ((2, 12, 10, 8), (3, 3, 16), 1, 0),
+    ((3, 11, 8, 1), (3, 3, 8), 1, 0),
+    ((2, 8, 6, 6), (3, 3, 4), 1, 1),
+    ((2, 7, 9, 5), (3, 3, 7), 1, 1),
+    ((2, 8, 8, 4), (3, 3, 6), 2, 1),
+    ((2, 9, 6, 3), (3, 3, 5), 2, 1),
+    ((2, 10, 7, 6), (3, 3, 4), 2, 0),
+    ((2, 7, 5, 8), (1, 1, 3), 1, 0),
+]
+# (B, H, W, Cin), (kh, kw, Cout), stride, padding, output_padding
+CONVT_CASES = [
+    ((2, 7, 5, 4), (3, 3, 6), 1, 0, 0),
+    ((2, 6, 9, 16), (3, 3, 8), 1, 0, 0),
+    ((2, 5, 5, 8), (3, 3, 1), 1, 0, 0),
+    ((2, 6, 5, 5), (3, 3, 4), 1, 1, 0),
+    ((2, 4, 5, 6), (3, 3, 4), 2, 1, 1),
+    ((2, 5, 3, 3), (3, 3, 7), 2, 1, 1),
+    ((2, 4, 4, 5), (3, 3, 3), 2, 1, 0),
+    ((2, 4, 6, 4), (3, 3, 5), 2, 0, 1),
+]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("xs,ks,s,p", CONV_CASES)
+def test_conv2d_matches_numpy(impl, xs, ks, s, p):
+    x = _rand(0, xs)
+    w = _rand(1, (ks[0], ks[1], xs[3], ks[2]))
+    y_ref, vjp = np_conv2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p)
+    ct = _rand(2, y_ref.shape)
+    y, dx, dw = _value_and_grads(lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl=impl), x, w, ct)
+    dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
+    assert y.shape == y_ref.shape and y.dtype == jnp.float32
+    assert _rel(y, y_ref) < 2e-6
+    assert _rel(dx, dx_ref) < 2e-6
+    assert _rel(dw, dw_ref) < 2e-6
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("xs,ks,s,p,op", CONVT_CASES)
+def test_conv_transpose2d_matches_scatter_definition(impl, xs, ks, s, p, op):
+    x = _rand(3, xs)
+    w = _rand(4, (ks[0], ks[1], xs[3], ks[2]))
+    y_ref, vjp = np_conv_transpose2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p, op)
+    assert y_ref.shape[1] == (xs[1] - 1) * s - 2 * p + ks[0] + op  # torch's size formula
+    ct = _rand(5, y_ref.shape)
+    y, dx, dw = _value_and_grads(
+        lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl=impl), x, w, ct
+    )
+    dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
+    assert y.shape == y_ref.shape
+    assert _rel(y, y_ref) < 2e-6
+    assert _rel(dx, dx_ref) < 2e-6
+    assert _rel(dw, dw_ref) < 2e-6
+
+
+def test_numpy_transposed_reference_is_the_adjoint_of_conv():
+    """Guards the references themselves: <conv(u), v> == <u, convT(v)> for the same kernel."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(2, 9, 7, 3))
+    w = rng.normal(size=(3, 3, 3, 4))  # conv: 3 -> 4 channels
+    y, _ = np_conv2d(u, w, 2, 1)
+    v = rng.normal(size=y.shape)
+    # The transposed conv maps 4 -> 3 channels with w[i, j, co, ci] and output padding
+    # chosen to recover u's size.
+    t, _ = np_conv_transpose2d(v, np.swapaxes(w, 2, 3), 2, 1, 0)
+    assert t.shape == u.shape
+    assert np.isclose((y * v).sum(), (u * t).sum())
+
+
+# The models' layer shapes at a small batch: fast vs xla in float32.
+MODEL_LAYERS = [
+    ("conv", (2, 28, 28, 1), 8, 1, 0, 0),
+    ("conv", (2, 22, 22, 32), 64, 1, 0, 0),
+    ("conv", (2, 20, 20, 64), 128, 1, 0, 0),
+    ("convT", (2, 18, 18, 128), 128, 1, 0, 0),
+    ("convT", (2, 26, 26, 16), 8, 1, 0, 0),
+    ("conv", (2, 32, 32, 3), 16, 2, 1, 0),
+    ("conv", (2, 16, 16, 16), 16, 1, 1, 0),
+    ("convT", (2, 4, 4, 64), 32, 2, 1, 1),
+    ("convT", (2, 16, 16, 16), 3, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("kind,xs,co,s,p,op", MODEL_LAYERS)
+def test_fast_matches_xla_on_model_shapes(kind, xs, co, s, p, op):
+    x = _rand(6, xs)
+    w = _rand(7, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])
+    if kind == "conv":
+        f = lambda impl: lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl=impl)  # noqa: E731
+    else:
+        f = lambda impl: lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl=impl)  # noqa: E731
+    y0 = f("xla")(x, w)
+    ct = _rand(8, y0.shape)
+    ref = _value_and_grads(f("xla"), x, w, ct)
+    got = _value_and_grads(f("fast"), x, w, ct)
+    for a, b in zip(got, ref):
+        assert a.shape == b.shape
+        assert _rel(a, b) < 1e-5
+
+
+def test_auto_is_fast_on_cpu_and_names_are_checked():
+    assert jax.default_backend() == "cpu"
+    assert ops.resolve_impl("auto") == "fast"
+    assert ops.resolve_impl("xla") == "xla"
+    with pytest.raises(ValueError, match="unknown conv impl"):
+        ops.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), impl="cudnn")
+    with pytest.raises(ValueError, match="output_padding"):
+        ops.conv_transpose2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=1, output_padding=1)
+    with pytest.raises(ValueError, match="wants x"):
+        ops.conv2d(jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 1, 1)))
+
+
+def _stack(impl):
+    """A small conv encoder/decoder (both stride-1 forms and a strided pair) as one loss."""
+
+    def loss(ws, x):
+        h = jax.nn.leaky_relu(ops.conv2d(x, ws[0], impl=impl))
+        h = jax.nn.leaky_relu(ops.conv2d(h, ws[1], stride=2, padding=1, impl=impl))
+        h = jax.nn.leaky_relu(ops.conv_transpose2d(h, ws[2], stride=2, padding=1, output_padding=1, impl=impl))
+        h = ops.conv_transpose2d(h, ws[3], impl=impl)
+        return jnp.mean((h - x) ** 2)
+
+    return loss
+
+
+def _stack_params(key, cin=2):
+    shapes = [(3, 3, cin, 6), (3, 3, 6, 8), (3, 3, 8, 6), (3, 3, 6, cin)]
+    return [_rand(100 * key + i, s) / np.sqrt(9 * s[2]) for i, s in enumerate(shapes)]
+
+
+def test_vmap_over_seed_axis_equals_loop():
+    """vmap of the custom VJP over a leading seed axis of both inputs and weights."""
+    seeds = 3
+    ws = [jnp.stack(z) for z in zip(*[_stack_params(k) for k in range(seeds)])]
+    xs = _rand(9, (seeds, 4, 10, 10, 2))
+    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("fast"))))(ws, xs)
+    one_fast = jax.jit(jax.value_and_grad(_stack("fast")))
+    one_xla = jax.jit(jax.value_and_grad(_stack("xla")))
+    for k in range(seeds):
+        wk = [w[k] for w in ws]
+        loss_k, grad_k = one_fast(wk, xs[k])
+        assert _rel(loss_v[k], loss_k) < 1e-6
+        for a, b in zip(grad_v, grad_k):
+            assert _rel(a[k], b) < 1e-5
+        loss_x, grad_x = one_xla(wk, xs[k])  # and the loop over the reference
+        assert _rel(loss_k, loss_x) < 1e-5
+        for a, b in zip(grad_k, grad_x):
+            assert _rel(a, b) < 1e-5
+
+
+def test_jit_equals_eager():
+    x = _rand(10, (2, 8, 7, 4))
+    w = _rand(11, (3, 3, 4, 5))
+    f = jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(ops.conv2d(a, b, impl="fast"))), (0, 1))
+    l0, g0 = f(x, w)
+    l1, g1 = jax.jit(f)(x, w)
+    assert _rel(l1, l0) < 1e-6
+    for a, b in zip(g1, g0):
+        assert _rel(a, b) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "kind,xs,co,s,p,op",
+    [("conv", (2, 12, 10, 8), 16, 1, 0, 0), ("conv", (2, 10, 10, 3), 8, 2, 1, 0),
+     ("convT", (2, 9, 7, 16), 8, 1, 0, 0), ("convT", (2, 5, 5, 8), 3, 2, 1, 1)],
+)
+def test_bfloat16_runs_and_is_close(kind, xs, co, s, p, op):
+    """bf16 in, bf16 out, float32 accumulation: close to float32 on the same (rounded) inputs."""
+    bf = jnp.bfloat16
+    x = _rand(20, xs).astype(bf)
+    w = (_rand(21, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])).astype(bf)
+    if kind == "conv":
+        f = lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl="fast")  # noqa: E731
+    else:
+        f = lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl="fast")  # noqa: E731
+    ct = _rand(22, jax.eval_shape(f, x, w).shape).astype(bf)
+    got = _value_and_grads(f, x, w, ct)
+    assert all(t.dtype == bf for t in got)
+    ref = _value_and_grads(f, x.astype(jnp.float32), w.astype(jnp.float32), ct.astype(jnp.float32))
+    for a, b in zip(got, ref):
+        # bf16 keeps 8 bits: one rounding of the result is 2^-9 relative.
+        assert _rel(a, b) < 1.5e-2
+
+
+def test_sharded_data_parallel_jit_matches_single_device():
+    devices = jax.devices()
+    assert len(devices) == 4
+    mesh = Mesh(np.array(devices), ("data",))
+    ws = _stack_params(3)
+    x = _rand(12, (8, 10, 10, 2))
+    f = jax.value_and_grad(_stack("fast"))
+    ref_l, ref_g = jax.jit(f)(ws, x)
+    xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+    wr = jax.device_put(ws, NamedSharding(mesh, P()))
+    sharded = jax.jit(f, out_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P())))
+    l, g = sharded(wr, xs)
+    assert _rel(l, ref_l) < 1e-6
+    for a, b in zip(g, ref_g):
+        assert _rel(a, b) < 1e-5
+    # The forward keeps the batch sharding.
+    y = jax.jit(lambda a, b: ops.conv2d(a, b, impl="fast"))(xs, wr[0])
+    assert y.sharding.spec[0] == "data"
+
+
+def test_tune_cpu_allocator_in_a_subprocess():
+    # Process-wide and irreversible, so not in the test process itself.
+    code = "from icrst_jax import ops; assert ops.tune_cpu_allocator() is True; assert ops.tune_cpu_allocator() is True"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
