@@ -47,12 +47,12 @@ def _scale(chs, width):
 
 def _timeit(fn, warmup, repeats, budget_s=20.0):
     """Median seconds of fn() (which must block) after warm-up; slow calls get fewer repeats."""
+    for _ in range(max(1, warmup)):  # the first call compiles
+        fn()
     t0 = time.perf_counter()
     fn()
-    first = time.perf_counter() - t0
-    for _ in range(max(0, warmup - 1)):
-        fn()
-    n = max(1, min(repeats, int(budget_s / max(first, 1e-9))))
+    one = time.perf_counter() - t0
+    n = max(1, min(repeats, int(budget_s / max(one, 1e-9))))
     ts = []
     for _ in range(n):
         t0 = time.perf_counter()

@@ -304,11 +304,13 @@ def _wino_wout(mw, m):
     return jnp.stack([jnp.stack(_lin(a2t, [r[k] for k in range(n)]), 0) for r in rows], 0)
 
 
-# Batch chunking. The Winograd and im2col intermediates are 4x (9x) the
-# activations; for a whole batch they fall out of cache and the transforms
-# and products run at DRAM speed (the 128->128 20x20 layer, batch 64: forward
-# 47 ms whole-batch, 26 ms in chunks of 8; weight gradient 55 -> 32 ms). The
-# batch is processed in chunks whose intermediates stay under _CHUNK_BYTES.
+# Batch chunking of the weight gradient. Its transforms are 4x (F(2x2)) or
+# 2.25x (F(4x4)) the activations and its product reduces over the batch, so
+# it runs as a loop over batch chunks whose transforms stay under
+# _CHUNK_BYTES and in cache (20x20 128->128, batch 64: 32.7 ms whole batch,
+# 28.6 ms in chunks; 18x18 64->128: 16.5 -> 12.9 ms). Without
+# tune_cpu_allocator() the whole-batch buffers also page-fault on every call
+# (the forward then measured 47 ms vs 26 ms in chunks).
 _CHUNK_BYTES = 16 * 2**20
 
 
@@ -322,62 +324,15 @@ def _num_chunks(b, per_sample_bytes):
     return b // cs
 
 
-_CHUNK_MODE = {"map": "loop", "sum": "loop"}
-
-
-def _chunked_map(f, x, nc):
-    """f over the batch of x in nc chunks, concatenated; f maps (cs, ...) -> (cs, ...).
+def _chunked_sum(f, x, g, nc):
+    """sum over nc batch chunks of f(x_chunk, g_chunk), in a loop.
 
     Chunk j holds samples j, j + nc, j + 2nc, ...: a data-parallel sharding of
     the batch axis then stays on the chunk's own batch axis.
     """
-    mode = _CHUNK_MODE["map"]
-    if nc == 1 or mode == "none":
-        return f(x)
-    b = x.shape[0]
-    cs = b // nc
-    if mode.startswith("unroll"):
-        xr = x.reshape(cs, nc, *x.shape[1:]) if mode.endswith("strided") else x.reshape(nc, cs, *x.shape[1:])
-        ys, prev = [], None
-        for j in range(nc):
-            xj = xr[:, j] if mode.endswith("strided") else xr[j]
-            if prev is not None and "barrier" in mode:
-                prev, xj = lax.optimization_barrier((prev, xj))
-                ys[-1] = prev
-            prev = f(xj)
-            ys.append(prev)
-        if mode.endswith("strided"):
-            return jnp.stack(ys, 1).reshape(b, *ys[0].shape[1:])
-        return jnp.concatenate(ys, 0)
-    xr = x.reshape(cs, nc, *x.shape[1:])
-    out = jax.eval_shape(f, jax.ShapeDtypeStruct((cs, *x.shape[1:]), x.dtype))
-
-    def body(j, acc):
-        y = f(lax.dynamic_index_in_dim(xr, j, axis=1, keepdims=False))
-        return lax.dynamic_update_index_in_dim(acc, y, j, axis=1)
-
-    acc = lax.fori_loop(0, nc, body, jnp.zeros((cs, nc, *out.shape[1:]), out.dtype))
-    return acc.reshape(b, *out.shape[1:])
-
-
-def _chunked_sum(f, x, g, nc):
-    """sum over nc batch chunks of f(x_chunk, g_chunk)."""
-    mode = _CHUNK_MODE["sum"]
-    if nc == 1 or mode == "none":
+    if nc == 1:
         return f(x, g)
     cs = x.shape[0] // nc
-    if mode.startswith("unroll"):
-        strided = mode.endswith("strided")
-        xr = x.reshape(cs, nc, *x.shape[1:]) if strided else x.reshape(nc, cs, *x.shape[1:])
-        gr = g.reshape(cs, nc, *g.shape[1:]) if strided else g.reshape(nc, cs, *g.shape[1:])
-        acc = None
-        for j in range(nc):
-            xj, gj = (xr[:, j], gr[:, j]) if strided else (xr[j], gr[j])
-            if acc is not None and "barrier" in mode:
-                acc, xj, gj = lax.optimization_barrier((acc, xj, gj))
-            r = f(xj, gj)
-            acc = r if acc is None else acc + r
-        return acc
     xr = x.reshape(cs, nc, *x.shape[1:])
     gr = g.reshape(cs, nc, *g.shape[1:])
     out = jax.eval_shape(f, jax.ShapeDtypeStruct((cs, *x.shape[1:]), x.dtype), jax.ShapeDtypeStruct((cs, *g.shape[1:]), g.dtype))
@@ -391,7 +346,12 @@ def _chunked_sum(f, x, g, nc):
 
 
 def _wino_conv(x, w, m):
-    """3x3 VALID stride-1 correlation by F(m x m, 3 x 3)."""
+    """3x3 VALID stride-1 correlation by F(m x m, 3 x 3).
+
+    Whole batch at once: processing it in cache-sized chunks (as the weight
+    gradient does) measured no faster here once the allocator is tuned, and
+    slower inside a training step (the chunks' copies and loop carries).
+    """
     b, h, wd, _ = x.shape
     ho, wo = h - 2, wd - 2
     th, tw = _tiles(ho, m), _tiles(wo, m)
@@ -417,6 +377,9 @@ def _wino_wgrad(x, g, m):
     def chunk(xc, gc):
         v = _wino_in_stacked(xc, m, th, tw, dt)
         gt = _wino_gtile(gc, m, dt)
+        # A (tiles, Cin)^T x (tiles, Cout) product per position; transposing
+        # either operand first (so that XLA's faster NN kernel takes it)
+        # measured the same.
         return lax.dot_general(v, gt, (((1,), (1,)), ((0,), (0,))), preferred_element_type=_F32)
 
     mw = _chunked_sum(chunk, x, g, _num_chunks(b, n * n * th * tw * (ci + co) * 4))
@@ -439,11 +402,8 @@ def _im2col_conv(x, w):
     dt = _out_dtype(x, w)
     wm = w.reshape(kh * kw * ci, co).astype(dt)
 
-    def chunk(xc):
-        p = _patches(xc.astype(dt), kh, kw, ho, wo)
-        return lax.dot_general(p, wm, (((3,), (0,)), ((), ())), preferred_element_type=_F32).astype(dt)
-
-    return _chunked_map(chunk, x, _num_chunks(x.shape[0], ho * wo * (kh * kw * ci + co) * 4))
+    p = _patches(x.astype(dt), kh, kw, ho, wo)
+    return lax.dot_general(p, wm, (((3,), (0,)), ((), ())), preferred_element_type=_F32).astype(dt)
 
 
 def _im2col_wgrad(x, g, kh, kw):
@@ -465,24 +425,31 @@ def _im2col_wgrad(x, g, kh, kw):
 # The custom-VJP primitive.
 # --------------------------------------------------------------------------
 def _fwd_method(ci, co, kh, kw, ho, wo):
-    """Formulation of a stride-1 VALID correlation (also used for the input gradient).
+    """Formulation of a stride-1 correlation (also used for the input gradient).
 
-    Measured per layer of the width-0.25 conv model, batch 64 (2-core AVX-512):
-    Winograd F(2x2, 3x3) is fastest from 16->32 channels up (e.g. 20x20
-    64->128: 8.4 ms vs XLA's VALID convolution 25 ms and im2col 20 ms); with
-    at most 16 channels on both sides the work is memory-bound and XLA's own
-    convolution, which never materialises a transform, wins (16->8 at 30x30:
-    1.7 ms vs Winograd 3.3 ms); a single input channel is one small im2col
-    product. F(4x4, 3x3) only ties F(2x2) on the forward: its 36 transform
-    arrays cost what its 4x fewer products save.
+    Measured per layer of the width-0.25 conv model, batch 64 (2-core AVX-512,
+    see benchmarks/conv_micro.py):
+
+    * 3x3 with more than 32 output channels: Winograd F(2x2, 3x3) (20x20
+      64->128: 12 ms vs XLA's convolution 25 ms; 20x20 128->128, padding 0:
+      18 ms vs 28 ms). F(4x4, 3x3) only ties it on the forward (its 36
+      transform arrays cost what its 2.25x fewer products save).
+    * 3x3 with at most 32 output channels: XLA's own convolution, padding
+      inside (26x26 -> 28x28 16->8: 1.9 ms vs Winograd 3.3 ms; 22x22 64->32,
+      padding 2: 6.1 vs 8.8 ms). Its cost is the transforms' memory traffic,
+      which a direct convolution does not have.
+    * Other kernels (the 1x1 head, the sub-kernels of strided layers): one
+      im2col product when it has a useful shape, else XLA's convolution.
     """
-    if kh != 3 or kw != 3 or min(ci, co) < 4:
-        return "im2col"
-    if _FORCE.get("fwd"):
+    if _FORCE.get("fwd") and kh == kw == 3 and min(ci, co) >= 4:
         return _FORCE["fwd"]
-    if max(ci, co) <= 16:
-        return "xla"
-    return "wino2"
+    if kh == kw == 3:
+        return "wino2" if co > _XLA_MAX_COUT and ci >= 4 else "xla"
+    return "im2col" if kh * kw * ci >= 64 and co >= 16 else "xla"
+
+
+_XLA_MAX_COUT = 32
+_STRIDED_PHASES_MIN_CIN = 64
 
 
 def _wgrad_method(ci, co, kh, kw, ho, wo):
@@ -502,58 +469,93 @@ def _wgrad_method(ci, co, kh, kw, ho, wo):
 _FORCE = {}
 
 
-def _xla_valid(x, w):
-    dt = _out_dtype(x, w)
-    y = lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN, preferred_element_type=_F32)
-    return y.astype(dt)
+def _xla_conv(x, w, pads):
+    """XLA's convolution with the zero padding inside it.
+
+    XLA's CPU convolution is several times faster with padding than without
+    (a 3x3 VALID convolution ran at 56-100 GF/s, the same with padding 1 at
+    135-240), so an unpadded 3x3 one is computed with padding 1 and cropped.
+    """
+    kh, kw = w.shape[:2]
+    crop = pads == (0, 0, 0, 0) and kh == kw == 3
+    if crop:
+        pads = (1, 1, 1, 1)
+    y = lax.conv_general_dilated(
+        x, w, (1, 1), [pads[:2], pads[2:]], dimension_numbers=_DN, preferred_element_type=_F32
+    ).astype(_out_dtype(x, w))
+    if crop:
+        y = y[:, 1 : 1 + x.shape[1] - kh + 1, 1 : 1 + x.shape[2] - kw + 1]
+    return y
 
 
-def _conv_valid_impl(x, w):
+def _split_pads(x, pads):
+    """Apply the negative part of pads (a crop) to x; return the non-negative rest."""
+    neg = tuple(min(p, 0) for p in pads)
+    if any(neg):
+        x = _pad_hw(x, *neg)
+    return x, tuple(max(p, 0) for p in pads)
+
+
+def _conv_impl(x, w, pads):
+    """Stride-1 correlation of x zero-padded by pads = (top, bottom, left, right)."""
+    x, pads = _split_pads(x, pads)
     kh, kw, ci, co = w.shape
-    method = _fwd_method(ci, co, kh, kw, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
+    ho = x.shape[1] + pads[0] + pads[1] - kh + 1
+    wo = x.shape[2] + pads[2] + pads[3] - kw + 1
+    method = _fwd_method(ci, co, kh, kw, ho, wo)
     if method == "xla":
-        return _xla_valid(x, w)
+        return _xla_conv(x, w, pads)
+    x = _pad_hw(x, *pads)
     if method.startswith("wino"):
         return _wino_conv(x, w, int(method[4:]))
     return _im2col_conv(x, w)
 
 
-def _wgrad_impl(x, g, kh, kw):
+def _wgrad_impl(x, g, pads, kh, kw):
+    x, pads = _split_pads(x, pads)
+    x = _pad_hw(x, *pads)
     method = _wgrad_method(x.shape[-1], g.shape[-1], kh, kw, g.shape[1], g.shape[2])
     if method.startswith("wino"):
         return _wino_wgrad(x, g, int(method[4:]))
     return _im2col_wgrad(x, g, kh, kw)
 
 
-@jax.custom_vjp
-def _conv_valid(x, w):
-    """Stride-1 VALID correlation, NHWC x HWIO -> NHWC, fast custom VJP."""
-    return _conv_valid_impl(x, w)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv(x, w, pads):
+    """Stride-1 correlation of x zero-padded by pads, NHWC x HWIO -> NHWC, fast custom VJP."""
+    return _conv_impl(x, w, pads)
 
 
-def _conv_valid_fwd(x, w):
-    return _conv_valid_impl(x, w), (x, w)
+def _conv_fwd(x, w, pads):
+    return _conv_impl(x, w, pads), (x, w)
 
 
-def _conv_valid_bwd(res, g):
+def _conv_bwd(pads, res, g):
     x, w = res
     kh, kw = w.shape[:2]
     g = g.astype(_out_dtype(x, w))
-    # dx is the full convolution of g with the rotated, transposed kernel:
-    # the forward kernel again (no explicit-padding convolution anywhere).
-    dx = _conv_valid_impl(_pad_hw(g, kh - 1, kh - 1, kw - 1, kw - 1), jnp.swapaxes(w[::-1, ::-1], 2, 3))
-    dw = _wgrad_impl(x, g, kh, kw)
+    # dx is the full convolution of g with the rotated, transposed kernel (the
+    # forward kernel again), restricted to the unpadded input: padding k-1-p.
+    dx = _conv_impl(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), (kh - 1 - pads[0], kh - 1 - pads[1], kw - 1 - pads[2], kw - 1 - pads[3]))
+    dw = _wgrad_impl(x, g, pads, kh, kw)
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
-_conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
+_conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 def _fast_conv2d(x, w, stride, padding):
     kh, kw = w.shape[:2]
-    x = _pad_hw(x, padding, padding, padding, padding)
     if stride == 1:
-        return _conv_valid(x, w)
+        return _conv(x, w, (padding,) * 4)
+    if x.shape[-1] < _STRIDED_PHASES_MIN_CIN:
+        # Few input channels: XLA's strided convolution and its own gradients
+        # (3->64 at 64x64, batch 64: 12 ms forward+backward vs 30 ms for the
+        # phases; 64->128 at 32x32: 60 ms vs 40 ms the other way round).
+        return lax.conv_general_dilated(
+            x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DN, preferred_element_type=_F32
+        ).astype(_out_dtype(x, w))
+    x = _pad_hw(x, padding, padding, padding, padding)
     s = stride
     ho, wo = (x.shape[1] - kh) // s + 1, (x.shape[2] - kw) // s + 1
     out = None
@@ -565,7 +567,7 @@ def _fast_conv2d(x, w, stride, padding):
             xs = lax.slice(
                 x, (0, r, q, 0), (x.shape[0], r + s * (nh - 1) + 1, q + s * (nw - 1) + 1, x.shape[3]), (1, s, s, 1)
             )
-            y = _conv_valid(xs, wk)
+            y = _conv(xs, wk, (0, 0, 0, 0))
             out = y if out is None else out + y
     return out
 
@@ -576,8 +578,8 @@ def _fast_conv_transpose2d(x, w, stride, padding, output_padding):
     if s == 1:
         # Scatter form = correlation of the input padded by k-1-p with the
         # flipped kernel.
-        xp = _pad_hw(x, kh - 1 - padding, kh - 1 - padding + output_padding, kw - 1 - padding, kw - 1 - padding + output_padding)
-        return _conv_valid(xp, w[::-1, ::-1])
+        lo_h, lo_w = kh - 1 - padding, kw - 1 - padding
+        return _conv(x, w[::-1, ::-1], (lo_h, lo_h + output_padding, lo_w, lo_w + output_padding))
     b, h, wd, _ = x.shape
     ho = (h - 1) * s - 2 * padding + kh + output_padding
     wo = (wd - 1) * s - 2 * padding + kw + output_padding
@@ -691,7 +693,7 @@ def conv_transpose2d(
 
 
 @functools.lru_cache(maxsize=None)
-def tune_cpu_allocator() -> bool:
+def tune_cpu_allocator(sync_dispatch: bool = True) -> bool:
     """Keep freed host memory in the process instead of returning it to the OS.
 
     XLA's CPU runtime allocates its temporaries with ``malloc``. glibc serves
@@ -702,6 +704,18 @@ def tune_cpu_allocator() -> bool:
     MB: 47 ms, 3x slower than with the setting below; building a 48 MB im2col
     matrix: 23 ms vs 5 ms). ``mallopt(M_MMAP_MAX, 0)`` plus a large
     ``M_TRIM_THRESHOLD`` keeps the memory mapped after the first step.
+
+    glibc's secondary arenas (one per thread that allocates) ignore
+    ``M_MMAP_MAX`` for requests beyond their 64 MiB heaps, and with JAX's
+    asynchronous CPU dispatch the executable runs, and allocates its
+    temporaries, on a worker thread. ``sync_dispatch=True`` therefore also sets
+    ``jax_cpu_enable_async_dispatch=False`` so that they come from the main
+    arena: on the width-0.25 conv autoencoder step (batch 64) that took the
+    page faults from 219 MB to 0 per step and system time from 87 to 6 ms per
+    step. (Sharing one arena between all threads instead, ``M_ARENA_MAX=1``,
+    also removed the faults but slowed XLA's matrix products more than it
+    saved.) Python then blocks while a step runs, which costs nothing when
+    each step is waited for anyway.
 
     Process-wide and irreversible; idempotent. Call it once, early, in a
     process that trains on the CPU. Returns False where glibc's ``mallopt`` is
@@ -716,4 +730,6 @@ def tune_cpu_allocator() -> bool:
     m_trim_threshold, m_mmap_max = -1, -4
     ok = mallopt(m_mmap_max, 0) == 1
     ok = (mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1)) == 1) and ok
+    if sync_dispatch:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     return ok

@@ -201,8 +201,22 @@ def test_fast_formulations_match_numpy(monkeypatch, force, kind, xs, ks, s, p, o
         assert _rel(a, b) < TOL
 
 
+@pytest.mark.parametrize("xs,ks,s,p", [((2, 9, 8, 4), (3, 3, 5), 2, 1), ((1, 10, 7, 3), (3, 3, 6), 2, 0), ((1, 11, 11, 2), (3, 3, 3), 3, 1)])
+def test_strided_phase_decomposition_matches_numpy(monkeypatch, xs, ks, s, p):
+    """Strided convolutions with many input channels are split into stride phases (forced here)."""
+    monkeypatch.setattr(ops, "_STRIDED_PHASES_MIN_CIN", 1)
+    x = _rand(36, xs)
+    w = _rand(37, (ks[0], ks[1], xs[3], ks[2]))
+    y_ref, vjp = np_conv2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p)
+    ct = _rand(38, y_ref.shape)
+    got = _value_and_grads(lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl="fast"), x, w, ct)
+    for a, b in zip(got, (y_ref, *vjp(np.asarray(ct, np.float64)))):
+        assert a.shape == b.shape
+        assert _rel(a, b) < TOL
+
+
 def test_batch_chunking_matches_unchunked(monkeypatch):
-    """The weight gradient's batch-chunk loop (and im2col's) against one chunk."""
+    """The weight gradient's batch-chunk loop against the whole batch at once."""
     x = _rand(33, (6, 10, 9, 5))
     w = _rand(34, (3, 3, 5, 4))
     ct = _rand(35, (6, 8, 7, 4))
