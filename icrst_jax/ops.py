@@ -212,7 +212,7 @@ def _tiles(n, m):
     return -(-n // m)
 
 
-def _wino_in_list(x, m, th, tw, dtype):
+def _wino_in_list(x, m, th, tw, dtype, lo=(0, 0)):
     """Input transform: x (b, m*th+2, m*tw+2, C) -> n*n arrays V[n*i+j] of (b*th*tw, C).
 
     Overlapping n x n tiles at stride m, read as strided slices. Separate
@@ -222,31 +222,56 @@ def _wino_in_list(x, m, th, tw, dtype):
     per-element select. Measured on a 22x22 128->128 layer, batch 64, m = 2:
     16 arrays 20.6 ms, a 4-stack of 4-stacks 25.2 ms, one 16-stack 31 ms.
     """
-    v = _wino_in_terms(x, m, th, tw)
+    v = _wino_in_terms(x, m, th, tw, lo)
     return [t.astype(dtype).reshape(-1, x.shape[-1]) for t in v]
 
 
-def _wino_in_terms(x, m, th, tw):
-    """The n*n transformed tiles B^T d B, each (b, th, tw, C) float32."""
-    b, c = x.shape[0], x.shape[-1]
-    bt = _WINO[m]["BT"]
+def _vslice(x, axis, lo, k, m, t):
+    """Elements k, k+m, ..., k+m(t-1) along axis of x zero-padded by lo in front
+    (and by as much as needed behind), without materialising the padded array."""
+    n = x.shape[axis]
+    t0 = max(0, -(-(lo - k) // m))
+    t1 = min(t - 1, (n - 1 - (k - lo)) // m)
+    if t1 < t0:
+        shape = list(x.shape)
+        shape[axis] = t
+        return jnp.zeros(shape, x.dtype)
+    s0 = k - lo + m * t0
+    y = lax.slice_in_dim(x, s0, s0 + m * (t1 - t0) + 1, m, axis)
+    if t0 or t1 < t - 1:
+        cfg = [(0, 0, 0)] * x.ndim
+        cfg[axis] = (t0, t - 1 - t1, 0)
+        y = lax.pad(y, jnp.zeros((), x.dtype), cfg)
+    return y
+
+
+def _wino_in_terms(x, m, th, tw, lo=(0, 0)):
+    """The n*n transformed tiles B^T d B, each (b, th, tw, C) float32, of x
+    zero-padded by lo = (top, left) (and at the bottom/right as the tiles need).
+
+    The padding is folded into each strided read: a padded copy of x would be
+    an extra pass, and XLA materialises it because it has n*n readers (20x20
+    128->128 transposed layer: 24.8 ms with jnp.pad first, vs 14.4 ms for the
+    unpadded 20x20 -> 18x18 product of the same size).
+    """
     x = x.astype(_F32)
+    bt = _WINO[m]["BT"]
     if _WINO_DIRECT[m]:
-        return _lin2(bt, bt, lambda k, l: lax.slice(x, (0, k, l, 0), (b, k + m * (th - 1) + 1, l + m * (tw - 1) + 1, c), (1, m, m, 1)))
-    rows = _lin(bt, [lax.slice_in_dim(x, k, k + m * (th - 1) + 1, m, axis=1) for k in range(m + 2)])
+        return _lin2(bt, bt, lambda k, l: _vslice(_vslice(x, 1, lo[0], k, m, th), 2, lo[1], l, m, tw))
+    rows = _lin(bt, [_vslice(x, 1, lo[0], k, m, th) for k in range(m + 2)])
     v = []
     for r in rows:
-        v += _lin(bt, [lax.slice_in_dim(r, k, k + m * (tw - 1) + 1, m, axis=2) for k in range(m + 2)])
+        v += _lin(bt, [_vslice(r, 2, lo[1], k, m, tw) for k in range(m + 2)])
     return v
 
 
-def _wino_in_stacked(x, m, th, tw, dtype):
+def _wino_in_stacked(x, m, th, tw, dtype, lo=(0, 0)):
     """The input transform as one array (n*n, b*th*tw, C), for the batched weight-gradient product.
 
     An n-stack of n-stacks (n <= 6), not one n*n-stack, so that XLA fuses it.
     """
     n, c = m + 2, x.shape[-1]
-    v = _wino_in_terms(x, m, th, tw)
+    v = _wino_in_terms(x, m, th, tw, lo)
     v = jnp.stack([jnp.stack(v[n * i : n * i + n], 0) for i in range(n)], 0)
     return v.astype(dtype).reshape(n * n, -1, c)
 
@@ -345,37 +370,35 @@ def _chunked_sum(f, x, g, nc):
     return lax.fori_loop(0, nc, body, jnp.zeros(out.shape, out.dtype))
 
 
-def _wino_conv(x, w, m):
-    """3x3 VALID stride-1 correlation by F(m x m, 3 x 3).
+def _wino_conv(x, w, m, pads=(0, 0, 0, 0)):
+    """3x3 stride-1 correlation of x zero-padded by pads, by F(m x m, 3 x 3).
 
     Whole batch at once: processing it in cache-sized chunks (as the weight
     gradient does) measured no faster here once the allocator is tuned, and
     slower inside a training step (the chunks' copies and loop carries).
     """
     b, h, wd, _ = x.shape
-    ho, wo = h - 2, wd - 2
+    ho, wo = h + pads[0] + pads[1] - 2, wd + pads[2] + pads[3] - 2
     th, tw = _tiles(ho, m), _tiles(wo, m)
-    x = _pad_hw(x, 0, m * th - ho, 0, m * tw - wo)  # sizes not a multiple of m: zero rows/columns
     dt = _out_dtype(x, w)
     u = _wino_filter_list(w, m, dt)
-    v = _wino_in_list(x, m, th, tw, dt)
+    v = _wino_in_list(x, m, th, tw, dt, (pads[0], pads[2]))
     mm = [lax.dot_general(vi, ui, (((1,), (0,)), ((), ())), preferred_element_type=_F32) for vi, ui in zip(v, u)]
     y = _wino_out_list(mm, m, b, th, tw)
     return y[:, :ho, :wo].astype(dt)
 
 
-def _wino_wgrad(x, g, m):
-    """dw of a 3x3 VALID stride-1 correlation by F(3 x 3, m x m)."""
+def _wino_wgrad(x, g, m, pads=(0, 0, 0, 0)):
+    """dw of a 3x3 stride-1 correlation of x zero-padded by pads, by F(3 x 3, m x m)."""
     b, ho, wo, co = g.shape
     ci = x.shape[-1]
     th, tw = _tiles(ho, m), _tiles(wo, m)
-    x = _pad_hw(x, 0, m * th + 2 - x.shape[1], 0, m * tw + 2 - x.shape[2])
     g = _pad_hw(g, 0, m * th - ho, 0, m * tw - wo)
     dt = _out_dtype(x, g)
     n = m + 2
 
     def chunk(xc, gc):
-        v = _wino_in_stacked(xc, m, th, tw, dt)
+        v = _wino_in_stacked(xc, m, th, tw, dt, (pads[0], pads[2]))
         gt = _wino_gtile(gc, m, dt)
         # A (tiles, Cin)^T x (tiles, Cout) product per position; transposing
         # either operand first (so that XLA's faster NN kernel takes it)
@@ -505,19 +528,17 @@ def _conv_impl(x, w, pads):
     method = _fwd_method(ci, co, kh, kw, ho, wo)
     if method == "xla":
         return _xla_conv(x, w, pads)
-    x = _pad_hw(x, *pads)
     if method.startswith("wino"):
-        return _wino_conv(x, w, int(method[4:]))
-    return _im2col_conv(x, w)
+        return _wino_conv(x, w, int(method[4:]), pads)
+    return _im2col_conv(_pad_hw(x, *pads), w)
 
 
 def _wgrad_impl(x, g, pads, kh, kw):
     x, pads = _split_pads(x, pads)
-    x = _pad_hw(x, *pads)
     method = _wgrad_method(x.shape[-1], g.shape[-1], kh, kw, g.shape[1], g.shape[2])
     if method.startswith("wino"):
-        return _wino_wgrad(x, g, int(method[4:]))
-    return _im2col_wgrad(x, g, kh, kw)
+        return _wino_wgrad(x, g, int(method[4:]), pads)
+    return _im2col_wgrad(_pad_hw(x, *pads), g, kh, kw)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
