@@ -238,6 +238,12 @@ class RunSpec:
     p: float = 1.0
     num_samples: int | None = None
     dtype: str = "float32"
+    seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
+
+    @property
+    def schedule(self) -> str:
+        """How the seeds run: all vmapped, or chunks of ``seed_batch`` in a loop."""
+        return "vmap" if self.seed_batch is None or self.seed_batch >= self.seeds else f"chunks of {self.seed_batch}"
 
     @property
     def n(self) -> int:
@@ -269,6 +275,7 @@ class JaxRun:
             epochs=1,
             batch_size=spec.batch,
             num_devices=spec.devices,
+            seed_batch=spec.seed_batch,
             model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype),
         )
         x, y = synthetic_data(spec.model, spec.n)

@@ -23,10 +23,13 @@ TARGET_COST = 3.0  # 8 vmapped seeds cost at most 3x one seed
 BREAST_CANCER_TRAIN = 455  # 569 samples, 80 % train split
 
 
-def plan(ctx: Context) -> list[tuple[RunSpec, tuple[int, ...], int, int]]:
-    """(spec for K=1, seed counts, warmup, repeats) per model."""
+def plan(ctx: Context) -> list[tuple[RunSpec, tuple, int, int]]:
+    """(spec for K=1, seed counts, warmup, repeats) per model.
+
+    A seed count is K (all K seeds vmapped) or (K, b): chunks of b seeds in a
+    loop inside the program (``TrainConfig.seed_batch``)."""
     # An MLP epoch is about a millisecond: many interleaved repeats cost little.
-    mlp = (RunSpec("mlp", 1.0, 512, steps=1, num_samples=BREAST_CANCER_TRAIN), (1, 2, 4, 8),
+    mlp = (RunSpec("mlp", 1.0, 512, steps=1, num_samples=BREAST_CANCER_TRAIN), (1, 2, 4, 8, (8, 4)),
            2, 5 if ctx.quick else 25)
     if ctx.quick:
         # Each conv seed count is another ~20 s compile on a 2-core CPU: the smoke
@@ -35,7 +38,9 @@ def plan(ctx: Context) -> list[tuple[RunSpec, tuple[int, ...], int, int]]:
     # The same conv spec as the training benchmark's target row: its 1-seed compile
     # is shared. On a CPU every conv seed count costs a 30-50 s compile and the
     # work grows with K, so only the target's K = 8 is compiled there.
-    ks = (1, 2, 4, 8) if ctx.on_accelerator else (1, 8)
+    # Chunks of one seed are the CPU's schedule for the convs: one seed already
+    # keeps both cores busy, and vmapped conv kernels cost more per seed.
+    ks = (1, 2, 4, 8) if ctx.on_accelerator else (1, 8, (8, 1))
     return [mlp, (RunSpec("conv", 0.25, 64, steps=1), ks, 0, 2)]
 
 
@@ -43,7 +48,12 @@ def prepare(ctx: Context) -> None:
     """Initialise these models for the largest K once (the pool is sliced for smaller K)."""
     for spec, ks, _, _ in plan(ctx):
         key = (spec.model, spec.width, spec.dtype)
-        ctx.seed_pool[key] = max(ctx.seed_pool.get(key, 1), max(ks))
+        ctx.seed_pool[key] = max(ctx.seed_pool.get(key, 1), max(_k(k)[0] for k in ks))
+
+
+def _k(k) -> tuple[int, int | None]:
+    """A plan entry as (seeds, seed_batch)."""
+    return (k, None) if isinstance(k, int) else (int(k[0]), int(k[1]))
 
 
 def interleaved(one, rk, k: int, *, warmup: int, repeats: int) -> tuple[dict, dict, dict]:
@@ -71,13 +81,15 @@ def run(ctx: Context) -> tuple[dict, str]:
     rows, table_rows, targets = [], [], {}
     for base, ks, warmup, repeats in plan(ctx):
         one = ctx.run(base)
-        for k in ks:
-            ctx.log(f"seeds {base.label()} K={k}")
-            r = ctx.run(dataclasses.replace(base, seeds=k))
+        for entry in ks:
+            k, sb = _k(entry)
+            spec = dataclasses.replace(base, seeds=k, seed_batch=sb)
+            ctx.log(f"seeds {base.label()} K={k} ({spec.schedule})")
+            r = ctx.run(spec)
             t1, seq, tk = interleaved(one, r, k, warmup=warmup, repeats=repeats)
             row = {
                 "model": base.model, "width": base.width, "batch": r.engine.batch_size, "samples": base.n,
-                "steps_per_epoch": r.engine.steps_per_epoch, "seeds": k,
+                "steps_per_epoch": r.engine.steps_per_epoch, "seeds": k, "schedule": spec.schedule,
                 "compile_s": r.compile_s,
                 "one_seed_epoch_s": t1,
                 "epoch_s": tk,
@@ -88,19 +100,22 @@ def run(ctx: Context) -> tuple[dict, str]:
             }
             rows.append(row)
             table_rows.append([
-                base.label(), k, r.compile_s, med_range(t1, 1e3), med_range(tk, 1e3),
+                base.label(), k, spec.schedule, r.compile_s, med_range(t1, 1e3), med_range(tk, 1e3),
                 med_range(row["per_seed_epoch_s"], 1e3), med_range(seq, 1e3), row["cost_vs_one_seed"],
                 row["speedup_vs_sequential"],
             ])
-        if TARGET_K in ks:
-            cost = next(r["cost_vs_one_seed"] for r in rows if r["model"] == base.model and r["seeds"] == TARGET_K)
+        # Judged on the faster schedule for K = 8 (the user picks it with seed_batch).
+        costs = [(r["cost_vs_one_seed"], r["schedule"]) for r in rows
+                 if r["model"] == base.model and r["width"] == base.width and r["seeds"] == TARGET_K]
+        if costs:
+            cost, schedule = min(costs)
             targets[base.label()] = {
-                "required_max": TARGET_COST, "measured": cost, "met": cost <= TARGET_COST,
+                "required_max": TARGET_COST, "measured": cost, "schedule": schedule, "met": cost <= TARGET_COST,
                 "margin": TARGET_COST / cost,
             }
     notes = [
         f"target {TARGET_K} seeds <= {TARGET_COST:g}x one seed, {name}: "
-        f"{'met' if t['met'] else 'MISSED'} ({t['measured']:.2f}x)"
+        f"{'met' if t['met'] else 'MISSED'} ({t['measured']:.2f}x, {t['schedule']})"
         for name, t in targets.items()
     ]
     result = {
@@ -111,7 +126,7 @@ def run(ctx: Context) -> tuple[dict, str]:
     }
     text = format_table(
         "seeds: K seeds in one vmapped epoch vs K sequential 1-seed epochs (times in ms)",
-        ["config", "K", "compile s", "1-seed epoch ms", "K-seed epoch ms", "per seed-epoch ms", "sequential ms",
+        ["config", "K", "schedule", "compile s", "1-seed epoch ms", "K-seed epoch ms", "per seed-epoch ms", "sequential ms",
          "cost vs K=1", "x vs sequential"],
         table_rows, "\n".join(notes),
     )

@@ -74,6 +74,13 @@ class TrainConfig:
       checkpoint_every: save an orbax checkpoint every N epochs (0 = only at
         the end, when a checkpoint directory is given).
       seed: base seed; seed ``s`` of a vmapped run uses ``jax.random.key(s)``.
+      seed_batch: how many seeds one program step trains side by side. None
+        (default) vmaps all K seeds at once, best where one seed leaves the
+        accelerator idle (GPU/TPU, tiny models). An integer b runs the seeds
+        in chunks of b inside the same compiled epoch (``lax.map`` with
+        ``batch_size=b``): on a CPU a conv model already keeps the cores
+        busy with one seed, and vmapped conv kernels measured 1.5x slower
+        per seed than b = 1 (BENCHMARKS.md, seeds). Results do not depend on it.
     """
 
     mode: str = "standard"
@@ -85,6 +92,7 @@ class TrainConfig:
     num_devices: int | None = None
     checkpoint_every: int = 0
     seed: int = 0
+    seed_batch: int | None = None
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
     def __post_init__(self):
@@ -102,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"dae_sigma must be >= 0, got {self.dae_sigma}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.seed_batch is not None and self.seed_batch < 1:
+            raise ValueError(f"seed_batch must be None (all seeds at once) or >= 1, got {self.seed_batch}")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -201,7 +201,15 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
         trace_count[0] += 1  # Python side effect: runs at trace time only.
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
         k_perm, k_steps = jax.random.split(key)
-        perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
+        if steps == 1:
+            # One step sees the whole set: the loss, its gradient and the
+            # BatchNorm statistics do not depend on the order, and every row's
+            # partner and dropout mask are drawn independently, so a shuffle
+            # would change nothing in distribution. Skipping its sort saves
+            # ~15% of a Breast Cancer epoch (455 samples, batch 512) on a CPU.
+            perm = jnp.arange(num_samples, dtype=jnp.int32)
+        else:
+            perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
         pad = steps * batch - num_samples
         # Ragged last batch: pad with real indices (so gathers stay in range)
         # whose mask is 0; they do not count in the loss or BatchNorm stats.
@@ -267,12 +275,30 @@ def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
     return jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)(seed_keys(seeds))
 
 
+def seed_parallel(engine: Engine, state: TrainState) -> Callable:
+    """``epoch(stacked_state, data)`` over the state's leading seed axis.
+
+    All K seeds vmapped at once, or, with ``config.seed_batch = b < K``, in
+    chunks of b seeds one after another inside the same program
+    (``lax.map(..., batch_size=b)``): the same function, a different schedule.
+    """
+    k = jax.tree_util.tree_leaves(state)[0].shape[0]
+    b = engine.config.seed_batch
+    if b is None or b >= k:
+        return jax.vmap(engine.epoch_fn, in_axes=(0, None))
+
+    def chunked(st, data):
+        return jax.lax.map(lambda s: engine.epoch_fn(s, data), st, batch_size=b)
+
+    return chunked
+
+
 def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
     """Ahead-of-time compiles the vmapped epoch; returns (compiled, seconds).
 
     The state is donated (its buffers are reused for the next epoch's state).
     """
-    fn = jax.jit(jax.vmap(engine.epoch_fn, in_axes=(0, None)), donate_argnums=(0,))
+    fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
     t0 = time.perf_counter()
     compiled = fn.lower(state, data).compile()
     return compiled, time.perf_counter() - t0

@@ -137,6 +137,7 @@ def test_quick_numeric_fields(quick):
 
     rows = b["seeds"]["rows"]
     assert {r["seeds"] for r in rows if r["model"] == "mlp"} == {1, 2, 4, 8}
+    assert {r["schedule"] for r in rows if r["seeds"] == 8} == {"vmap", "chunks of 4"}
     for r in rows:
         assert_stats(r["epoch_s"], "seeds epoch")
         assert_stats(r["one_seed_epoch_s"], "seeds one-seed epoch")

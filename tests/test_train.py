@@ -16,6 +16,7 @@ from icrst_jax.train import (
     make_engine,
     make_train_data,
     reconstruct,
+    seed_parallel,
 )
 
 
@@ -136,6 +137,29 @@ def test_vmapped_seeds_equal_separate_runs(cancer):
     # And the seeds really differ from each other.
     p = jax.tree_util.tree_leaves(together.state.params)[0]
     assert not np.allclose(p[0], p[1])
+
+
+def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer):
+    """seed_batch=2 over 3 seeds (a chunk of 2, then a remainder of 1) is the
+    same function as vmapping all 3, run as a loop inside the program."""
+    x, y = cancer
+    cfg = mlp_config(epochs=2, num_devices=1)
+    together = fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+    chunked = fit(cfg.replace(seed_batch=2), x, y, seeds=[3, 7, 11], progress=False)
+    leaves_close(chunked.state.params, together.state.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step_losses(chunked), step_losses(together), rtol=1e-5)
+    # The schedule really differs: a loop over seed chunks at the top level.
+    engine = chunked.engine
+    data = make_train_data(engine, x, y)
+    def top_level_scans(e):
+        eqns = jax.make_jaxpr(seed_parallel(e, chunked.state))(chunked.state, data).jaxpr.eqns
+        return sum(eq.primitive.name == "scan" for eq in eqns)
+
+    # vmap: the epoch's scan over steps only; chunks: a scan over the chunks as well.
+    assert top_level_scans(together.engine) == 1
+    assert top_level_scans(engine) > 1
+    with pytest.raises(ValueError, match="seed_batch"):
+        cfg.replace(seed_batch=0)
 
 
 def test_vmapped_conv_seeds_equal_separate_runs():
