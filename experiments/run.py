@@ -4,6 +4,10 @@
     python -m experiments.run --dataset cifar10 --mode trst   # TFDS / files in --data-dir
     python -m experiments.run --dataset digits --mode all --p-grid 0,0.2,0.4,0.6,0.8,1.0 --seeds 0 1 2
 
+Compiled XLA programs are cached on disk (``~/.cache/icrst_jax/xla``; move it with
+``--compilation-cache DIR`` or ``$ICRST_JAX_CACHE_DIR``, turn it off with
+``--no-compilation-cache``), so a repeated run or a p sweep skips compilation.
+
 The logic lives in :mod:`icrst_jax.experiment`; this file only parses options.
 """
 
@@ -77,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N epochs (always at the end)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
     ap.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for cross-validation (-1: all cores)")
+    cache = ap.add_mutually_exclusive_group()
+    cache.add_argument("--compilation-cache", metavar="DIR", default=None,
+                       help="persistent XLA compilation cache: a repeated run or a p sweep loads compiled programs "
+                            "from here instead of compiling; must not be writable by others (entries are code) "
+                            "[default: $ICRST_JAX_CACHE_DIR, else ~/.cache/icrst_jax/xla]")
+    cache.add_argument("--no-compilation-cache", action="store_true",
+                       help="compile every program afresh and write no cache")
     ap.add_argument("--out", default="runs/latest", help="output folder")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
     return ap
@@ -126,11 +137,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        from icrst_jax.experiment import comparison_table, run_experiment
+        from icrst_jax.experiment import comparison_table, run_experiment, setup_compilation_cache
 
         progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        # Before anything compiles: programs compiled earlier would bypass the cache.
+        setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
         payload = run_experiment(cfg, progress=progress)
-    except (ValueError, FileNotFoundError) as e:  # DatasetError and config errors are ValueErrors
+    except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(comparison_table(payload))

@@ -158,6 +158,45 @@ def versions() -> dict:
     }
 
 
+def setup_compilation_cache(
+    directory: str | None = None, *, enabled: bool = True, progress: Callable[[str], None] | None = None
+) -> str | None:
+    """The command line's persistent XLA compilation cache; call before any JAX work.
+
+    A repeated run, and every point of a p sweep (``p`` is traced data, so all
+    p share one compiled epoch), then loads the compiled programs from disk
+    instead of compiling them; see :func:`icrst_jax.runtime.enable_compilation_cache`
+    for where the cache lives and why it must be trusted.
+
+    Args:
+      directory: ``--compilation-cache DIR``; None means ``$ICRST_JAX_CACHE_DIR``,
+        else ``~/.cache/icrst_jax/xla``.
+      enabled: False for ``--no-compilation-cache`` (also turns off a cache JAX
+        was configured with elsewhere, e.g. ``JAX_COMPILATION_CACHE_DIR``).
+      progress: gets one line naming the cache directory (or "off").
+
+    Returns:
+      The cache directory, or None when the cache is off.
+
+    Raises:
+      OSError: an explicitly given ``directory`` cannot be created. A default
+        location that cannot be created (read-only home, say) only costs the
+        speed-up: the run goes on without a cache and says so.
+    """
+    from icrst_jax.runtime import enable_compilation_cache
+
+    say = progress or (lambda line: None)
+    try:
+        used = enable_compilation_cache(directory if enabled else "off")
+    except OSError as e:
+        if directory is not None:
+            raise
+        say(f"XLA compilation cache: off (cannot use the default location: {e})")
+        return enable_compilation_cache("off")
+    say(f"XLA compilation cache: {used}" if used else "XLA compilation cache: off")
+    return used
+
+
 def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | None = None, dataset=None) -> dict:
     """Runs the whole experiment and writes its files into ``cfg.out``.
 
@@ -299,12 +338,20 @@ def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | N
         "versions": versions(),
         "wall_seconds": time.perf_counter() - t_start,
         "command": " ".join(sys.argv),
+        # Where compiled programs were loaded from / stored (None: no persistent cache).
+        "compilation_cache_dir": _compilation_cache_dir(),
     }
     reporting.write_results_json(out / "results.json", payload)
     reporting.render_report(records, dataset=cfg.dataset, out_path=out / "report.md", metric=metric,
                             figures=[Path(f).name for f in figures])
     say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s) in {payload['wall_seconds']:.0f}s")
     return payload
+
+
+def _compilation_cache_dir() -> str | None:
+    import jax
+
+    return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
 
 
 def _pool_mi(per_seed: Sequence[dict]) -> dict:

@@ -12,6 +12,10 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The command line turns on JAX's persistent compilation cache by default (under
+# ~/.cache); tests that call it in-process must neither write there nor switch the
+# whole session to a cache. Tests of the cache pass their own directory.
+os.environ.setdefault("ICRST_JAX_CACHE_DIR", "off")
 # Headless figures.
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -1,0 +1,181 @@
+"""The persistent compilation cache (``icrst_jax.runtime``) on our own programs.
+
+The cache is process-wide JAX state, so the runs that use it happen in child
+processes with a clean environment (one CPU device, not this session's four
+fake ones) and a fresh cache directory per test; this session's JAX is left
+alone. Only files, JAX's own cache hit/miss events and losses are asserted,
+never a timing (the machines are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icrst_jax import runtime
+
+ROOT = Path(__file__).resolve().parents[1]
+FORCE_FLAG = "--xla_force_host_platform_device_count"
+
+# A tiny fit, as the command line would run it: enable the cache (directory from
+# $ICRST_JAX_CACHE_DIR) before any JAX work, train, report losses and JAX's
+# cache events as one JSON line.
+CHILD = r"""
+import json, sys
+import numpy as np
+from icrst_jax import enable_compilation_cache
+cache_dir = enable_compilation_cache()
+import jax
+events = {}
+jax.monitoring.register_event_listener(lambda event, **kw: events.__setitem__(event, events.get(event, 0) + 1))
+from icrst_jax.config import ModelConfig, TrainConfig
+from icrst_jax.train import fit
+rng = np.random.default_rng(0)
+x = rng.random((455, 30), dtype=np.float32)        # the Breast Cancer training split's shape
+y = rng.choice(2, 455, p=(0.627, 0.373))
+cfg = TrainConfig(mode="icrst", epochs=2, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
+res = fit(cfg, x, y, seeds=[0, 1], progress=False)
+print(json.dumps({
+    "cache_dir": cache_dir,
+    "jax_cache_dir": jax.config.jax_compilation_cache_dir,
+    "devices": jax.device_count(),
+    "losses": [h["loss"] for h in res.history],
+    "compile_seconds": res.compile_seconds,
+    "hits": events.get("/jax/compilation_cache/cache_hits", 0),
+    "misses": events.get("/jax/compilation_cache/cache_misses", 0),
+}))
+"""
+
+
+def clean_env(**extra) -> dict:
+    """This environment minus the test session's forced device count (as in test_benchmarks)."""
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE_FLAG)]
+    if flags:
+        env["XLA_FLAGS"] = " ".join(flags)
+    else:
+        env.pop("XLA_FLAGS", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    # Only the variable under test decides where (whether) the cache goes.
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.update(extra)
+    return env
+
+
+def run_child(env: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def entries(directory: Path) -> dict[str, int]:
+    """Cache entries (JAX's LRU file cache: one ``<key>-cache`` file each) and their sizes."""
+    return {p.name: p.stat().st_size for p in directory.glob("*-cache")}
+
+
+def test_second_process_compiles_nothing(tmp_path):
+    """Run 1 fills a fresh cache; run 2 of the same fit loads every program from it."""
+    cache = tmp_path / "xla"  # does not exist yet: enable_compilation_cache creates it
+    env = clean_env(ICRST_JAX_CACHE_DIR=str(cache))
+
+    first = run_child(env)
+    assert first["devices"] == 1
+    assert first["cache_dir"] == first["jax_cache_dir"] == str(cache)
+    after_first = entries(cache)
+    # The epoch and the initialiser at least; JAX's default 1 s threshold would
+    # have kept the MLP's sub-second programs out.
+    assert any(name.startswith("jit_epoch_fn-") for name in after_first), sorted(after_first)
+    assert any(name.startswith("jit_init_fn-") for name in after_first), sorted(after_first)
+    assert first["misses"] == len(after_first) and first["hits"] == 0
+
+    second = run_child(env)
+    assert entries(cache) == after_first  # no new (or rewritten) entries
+    assert second["misses"] == 0
+    assert second["hits"] == len(after_first)  # every program came from disk
+    # The cached executables compute exactly what the compiled ones did.
+    assert second["losses"] == first["losses"]
+    print(f"compile_seconds cold {first['compile_seconds']:.2f}s, warm {second['compile_seconds']:.2f}s")
+
+
+def test_off_disables_the_cache(tmp_path):
+    """ICRST_JAX_CACHE_DIR=off: no directory, no entries anywhere, JAX has no cache dir."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(ICRST_JAX_CACHE_DIR="off", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    out = run_child(env)
+    assert out["cache_dir"] is None and out["jax_cache_dir"] is None
+    assert out["hits"] == 0 and out["misses"] == 0
+    assert list(home.rglob("*")) == []
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(runtime.CACHE_ENV_VAR, raising=False)
+    assert runtime.resolve_cache_dir() == tmp_path / "xdg" / "icrst_jax" / "xla"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert runtime.resolve_cache_dir() == tmp_path / "h" / ".cache" / "icrst_jax" / "xla"
+    monkeypatch.setenv(runtime.CACHE_ENV_VAR, str(tmp_path / "env"))
+    assert runtime.resolve_cache_dir() == tmp_path / "env"
+    assert runtime.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"  # the argument wins
+    for off in ("off", "OFF", ""):
+        assert runtime.resolve_cache_dir(off) is None
+        monkeypatch.setenv(runtime.CACHE_ENV_VAR, off)
+        assert runtime.resolve_cache_dir() is None
+    monkeypatch.chdir(tmp_path)
+    assert runtime.resolve_cache_dir("rel") == tmp_path / "rel"  # absolute: immune to a later chdir
+    assert not (tmp_path / "rel").exists()  # resolving creates nothing
+
+
+def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
+    """In this session's JAX: enable twice, switch directory, switch off (left off afterwards)."""
+    import jax
+
+    assert jax.config.jax_compilation_cache_dir is None  # conftest: the session runs without a cache
+    a, b = tmp_path / "a", tmp_path / "b"
+    try:
+        assert runtime.enable_compilation_cache(a) == str(a)
+        assert runtime.enable_compilation_cache(a) == str(a)  # same directory: a no-op
+        assert (a.stat().st_mode & 0o777) == 0o700  # made here: private to this user
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 0
+        assert jax.config.jax_persistent_cache_min_entry_size_bytes == -1
+        jax.jit(lambda v: v * 3 + 1)(1.0)
+        assert len(entries(a)) == 1
+        assert runtime.enable_compilation_cache(b) == str(b)  # an opened cache moves to b
+        jax.jit(lambda v: v * 5 + 2)(1.0)
+        assert len(entries(a)) == 1 and len(entries(b)) == 1
+    finally:
+        assert runtime.enable_compilation_cache("off") is None
+    assert jax.config.jax_compilation_cache_dir is None
+    jax.jit(lambda v: v * 7 + 3)(1.0)
+    assert len(entries(a)) == 1 and len(entries(b)) == 1  # off: nothing more written
+
+
+def test_cli_cache_options_are_exclusive(capsys):
+    from experiments import run as cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(["--compilation-cache", "x", "--no-compilation-cache"])
+    assert e.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_cli_p_sweep_shares_one_cached_epoch(tmp_path):
+    """The command line enables the cache, names it, records it; a p sweep compiles one epoch program."""
+    cache, out = tmp_path / "xla", tmp_path / "run"
+    argv = ["--mode", "icrst", "--p-grid", "0.5,1", "--epochs", "1", "--batch-size", "64", "--classifiers", "nb",
+            "--folds", "2", "--no-mi", "--no-tsne", "--no-checkpoints", "--num-devices", "1",
+            "--compilation-cache", str(cache), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert f"XLA compilation cache: {cache}" in proc.stderr
+    assert json.loads((out / "results.json").read_text())["compilation_cache_dir"] == str(cache)
+    # p is traced data: both points of the sweep ran the same (cached) epoch program.
+    assert len([n for n in entries(cache) if n.startswith("jit_epoch_fn-")]) == 1, sorted(entries(cache))
