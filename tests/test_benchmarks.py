@@ -33,6 +33,8 @@ def clean_env(**extra) -> dict:
     else:
         env.pop("XLA_FLAGS", None)
     env["JAX_PLATFORMS"] = "cpu"
+    # The suite measures cold compilation; only its e2e warm-cache child uses a cache (its own).
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
     env.update(extra)
     return env
 
@@ -65,6 +67,21 @@ def assert_stats(d: dict, what: str) -> None:
         assert is_number(d.get(k)), f"{what}.{k} = {d.get(k)!r}"
     assert 0 < d["min"] <= d["median"] <= d["max"], f"{what}: {d}"
     assert d["n"] >= 1
+
+
+def assert_warm_cache(e2e: dict) -> None:
+    """The e2e benchmark's warm-cache child: timings, and every timed program came from its fresh disk cache."""
+    w = e2e["jax_warm_cache"]
+    for k in ("wall_s", "epochs_s", "compile_s", "other_s"):
+        assert_stats(w[k], f"e2e warm {k}")
+    for k in ("wall_s", "epochs_s", "compile_s", "other_s"):
+        assert is_number(w["populate"][k]), k
+    c = w["cache"]
+    assert c["dir_was_fresh"] is True
+    assert c["entries"] > 0 and c["fill_misses"] == c["entries"] and c["fill_hits"] == 0
+    assert c["timed_hits"] > 0 and c["timed_misses"] == 0 and c["entries_after"] == c["entries"]
+    assert w["final_loss_equal_to_fill"] is True
+    assert is_number(e2e["warm_vs_cold"])
 
 
 def torch_entry_ok(entry, what: str) -> bool:
@@ -160,8 +177,13 @@ def test_quick_numeric_fields(quick):
 
     e = b["breast_cancer_e2e"]
     assert_stats(e["jax"]["wall_s"], "e2e jax wall")
+    assert e["jax"]["persistent_cache_dir"] is None  # cold really was cold
+    assert_warm_cache(e)
     if torch_entry_ok(e["torch"], "e2e torch"):
         assert is_number(e["torch"]["total_s"]) and is_number(e["speedup_e2e"])
+        assert is_number(e["speedup_e2e_warm_cache"])
+        assert e["target"]["measured"] == e["speedup_e2e"]  # judged cold
+        assert e["target"]["measured_warm_cache"] == e["speedup_e2e_warm_cache"]
 
     d = b["devices"]
     assert d["config"]["child_device_count"] == 4  # forced host devices reached the child
@@ -185,6 +207,7 @@ def test_missing_torch_is_recorded_as_skipped(tmp_path):
     e2e = data["benchmarks"]["breast_cancer_e2e"]
     assert e2e["torch"] == "skipped: torch not installed"
     assert_stats(e2e["jax"]["wall_s"], "e2e jax wall")
+    assert_warm_cache(e2e)
 
 
 def test_model_flops_match_hand_counts():
