@@ -190,7 +190,7 @@ def setup_compilation_cache(
         used = enable_compilation_cache(directory if enabled else "off")
     except OSError as e:
         if directory is not None:
-            raise
+            raise OSError(f"cannot use compilation cache directory {directory!r}: {e}") from e
         say(f"XLA compilation cache: off (cannot use the default location: {e})")
         return enable_compilation_cache("off")
     say(f"XLA compilation cache: {used}" if used else "XLA compilation cache: off")
