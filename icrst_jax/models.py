@@ -117,6 +117,40 @@ class Dense(nn.Module):
         return (y + b).astype(self.dtype)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout whose mask costs half the random bits of ``nn.Dropout``.
+
+    ``nn.Dropout`` draws a float32 uniform (one threefry hash) per activation.
+    On a CPU those hashes were 60 % of the narrow conv model's training step
+    (1,737 ms vs 692 ms without dropout, two steps of batch 64). Here each
+    32-bit threefry word gives two 16-bit draws, so the hash runs once per two
+    activations. An element is dropped when its draw is below
+    ``t = round(rate * 65536)``: the drop probability is ``t / 65536``
+    (0.2 -> 0.199997), and survivors are scaled by ``65536 / (65536 - t)`` so
+    the output is unbiased exactly. Still threefry and still
+    ``jax.random.bits``: exact under ``vmap`` over seeds and under any
+    sharding, as the engine's tests check (``unsafe_rbg`` was 2x faster again
+    but gives different masks under ``vmap``).
+    """
+
+    rate: float
+    deterministic: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        if self.deterministic or self.rate == 0.0:
+            return x
+        if not 0.0 < self.rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {self.rate}")
+        t = int(round(self.rate * 65536))
+        c = x.shape[-1]
+        half = -(-c // 2)
+        bits = jax.random.bits(self.make_rng("dropout"), x.shape[:-1] + (half,), jnp.uint32)
+        draws = jnp.concatenate([bits & 0xFFFF, bits >> 16], axis=-1)[..., :c]
+        scale = jnp.asarray(65536.0 / (65536 - t), x.dtype)
+        return jnp.where(draws >= t, x * scale, jnp.zeros((), x.dtype))
+
+
 class Block(nn.Module):
     """conv -> BatchNorm -> LeakyReLU -> Dropout (Table D1)."""
 
@@ -147,7 +181,7 @@ class Block(nn.Module):
             )(x, mask=mask)
         x = nn.leaky_relu(x, self.config.negative_slope)
         if self.config.dropout > 0:
-            x = nn.Dropout(self.config.dropout, deterministic=not train)(x)
+            x = Dropout(self.config.dropout, deterministic=not train)(x)
         return x.astype(_dtype(self.config))
 
 

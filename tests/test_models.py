@@ -135,3 +135,28 @@ def test_standard_loss_falls_and_icrst_output_approaches_class_mean():
     icrst_to_mean = np.mean((out - mu) ** 2)
     assert icrst_to_mean < 0.2 * np.mean((out - x) ** 2)
     assert icrst_to_mean < 0.5 * np.mean((out_std - mu) ** 2)
+
+
+def test_dropout_rate_unbiased_and_deterministic_off():
+    """Our 16-bit-draw dropout: drop fraction = rate (5 sigma), E[output] = input,
+    identity when deterministic, a different key gives a different mask, and
+    odd channel counts (the two 16-bit halves are split over channels) work."""
+    from icrst_jax.models import Dropout
+
+    x = jnp.ones((64, 9, 9, 33), jnp.float32)  # 33 channels: odd, exercises the slice
+    layer = Dropout(0.2)
+    y = layer.apply({}, x, rngs={"dropout": jax.random.key(0)})
+    dropped = np.asarray(y == 0)
+    n = dropped.size
+    frac = dropped.mean()
+    assert abs(frac - 0.2) < 5 * np.sqrt(0.2 * 0.8 / n), frac
+    # Both 16-bit halves are used: channels of the first and the second half drop alike.
+    lo, hi = dropped[..., :17].mean(), dropped[..., 17:].mean()
+    assert abs(lo - hi) < 0.02, (lo, hi)
+    # Unbiased: survivors are scaled so the mean output equals the input.
+    assert abs(float(y.mean()) - 1.0) < 5 * np.sqrt(0.2 / 0.8 / n)
+    kept = np.asarray(y)[~dropped]
+    np.testing.assert_allclose(kept, 65536 / (65536 - round(0.2 * 65536)), rtol=1e-6)
+    y2 = layer.apply({}, x, rngs={"dropout": jax.random.key(1)})
+    assert (np.asarray(y2 == 0) != dropped).mean() > 0.2
+    np.testing.assert_array_equal(Dropout(0.2, deterministic=True).apply({}, x), x)
