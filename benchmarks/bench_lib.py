@@ -250,7 +250,7 @@ class RunSpec:
         return self.num_samples if self.num_samples is not None else self.steps * self.batch
 
     def label(self) -> str:
-        return f"{self.model} w{self.width:g} b{self.batch}"
+        return f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
 
 
 class JaxRun:

@@ -116,7 +116,7 @@ def plan(ctx: Context) -> list[RunSpec]:
     mlp = bench_seeds.plan(ctx)[0][0]
     # The conv target row of the training benchmark (absent with --quick).
     conv = [s for s in (r.spec for r in bench_training.plan(ctx))
-            if (s.model, s.width, s.batch) == bench_training.TARGET_ROW]
+            if (s.model, s.width, s.batch, s.dtype) == (*bench_training.TARGET_ROW, "float32")]
     return [*conv, mlp, dataclasses.replace(mlp, seeds=8)]
 
 

@@ -79,21 +79,22 @@ def model_flops_per_sample(model: str, width: float) -> float:
     return 2.0 * 3.0 * macs
 
 
-def peak(ctx: Context) -> dict:
-    """Float32 matmul throughput (flop/s) of this device."""
+def peak(ctx: Context, dtype: str = "float32") -> dict:
+    """Matmul throughput (flop/s) of this device in ``dtype`` (float32 or bfloat16):
+    a training run is compared with the peak of its own compute dtype."""
     import jax
     import jax.numpy as jnp
 
     n = 8192 if ctx.on_accelerator else (1024 if ctx.quick else 2048)
     ka, kb = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(ka, (n, n), jnp.float32)
-    b = jax.random.normal(kb, (n, n), jnp.float32)
+    a = jax.random.normal(ka, (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(kb, (n, n), jnp.float32).astype(dtype)
     t0 = time.perf_counter()
     f = jax.jit(jnp.dot).lower(a, b).compile()
     compile_s = time.perf_counter() - t0
     _, timed = time_repeats(lambda: f(a, b).block_until_ready(), warmup=2, repeats=5 if ctx.quick else 10)
     flops = 2.0 * n**3
-    return {"n": n, "flops": flops, "compile_s": compile_s, "seconds": summarize(timed),
+    return {"n": n, "dtype": dtype, "flops": flops, "compile_s": compile_s, "seconds": summarize(timed),
             "flops_per_s": invert(summarize(timed), flops)}
 
 
@@ -111,12 +112,14 @@ def scan_counted_once(ctx: Context) -> dict:
 
 def run(ctx: Context) -> tuple[dict, str]:
     ctx.log("utilisation: matmul peak")
-    pk = peak(ctx)
+    plan = bench_training.plan(ctx)
+    peaks = {dt: peak(ctx, dt) for dt in sorted({"float32", *(row.spec.dtype for row in plan)})}
+    pk = peaks["float32"]
     calib = scan_counted_once(ctx)
-    peak_med = pk["flops_per_s"]["median"]
     rows, table_rows = [], []
-    for row in bench_training.plan(ctx):
+    for row in plan:
         spec = row.spec
+        peak_med = peaks[spec.dtype]["flops_per_s"]["median"]
         ctx.log(f"utilisation {spec.label()}")
         r = ctx.run(spec)
         epoch = r.measure(warmup=row.warmup, repeats=row.repeats)
@@ -127,7 +130,8 @@ def run(ctx: Context) -> tuple[dict, str]:
         model_sample = model_flops_per_sample(spec.model, spec.width)
         model_rate = invert(epoch, model_sample * r.samples_per_epoch)
         out = {
-            "model": spec.model, "width": spec.width, "batch": spec.batch, "steps_per_epoch": steps,
+            "model": spec.model, "width": spec.width, "batch": spec.batch, "dtype": spec.dtype,
+            "peak_dtype": spec.dtype, "steps_per_epoch": steps,
             "reported_flops": reported, "flops_per_epoch": flops,
             "flops_per_sample": flops / r.samples_per_epoch,
             "epoch_s": epoch, "flops_per_s": achieved,
@@ -140,13 +144,15 @@ def run(ctx: Context) -> tuple[dict, str]:
         table_rows.append([spec.label(), steps, flops / r.samples_per_epoch / 1e6, med_range(achieved, 1e-9),
                            out["fraction_of_peak"], model_sample / 1e6, med_range(model_rate, 1e-9),
                            out["model_fraction_of_peak"]])
-    result = {"peak": pk, "cost_analysis": calib, "rows": rows}
+    result = {"peak": pk, "peaks": peaks, "cost_analysis": calib, "rows": rows}
+    other = "".join(f"; {dt} peak {med_range(p['flops_per_s'], 1e-9)} GFLOP/s" for dt, p in peaks.items()
+                    if dt != "float32")
     text = format_table(
-        "utilisation: epoch FLOP/s vs float32 matmul peak (XLA cost analysis | model flops)",
+        "utilisation: epoch FLOP/s vs the matmul peak of its dtype (XLA cost analysis | model flops)",
         ["config", "steps", "XLA MFLOP/sample", "XLA GFLOP/s med [min, max]", "XLA frac", "model MFLOP/sample",
          "model GFLOP/s med [min, max]", "model frac"],
         table_rows,
-        f"peak: {pk['n']}x{pk['n']} f32 matmul {med_range(pk['flops_per_s'], 1e-9)} GFLOP/s; "
+        f"peak: {pk['n']}x{pk['n']} f32 matmul {med_range(pk['flops_per_s'], 1e-9)} GFLOP/s{other}; "
         f"scan body counted once by cost_analysis: {calib['body_counted_once']} "
         f"(1 step {calib['flops_1_step']:.3g}, {calib['many_steps']} steps {calib['flops_many_steps']:.3g} flops)",
     )

@@ -300,6 +300,12 @@ class PairedDataset(torch.utils.data.Dataset):
         return x, self.targets[self.pairing.pair(index)]
 
 
+def default_device() -> str:
+    """``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``: the reference runs where
+    the authors' code would, so a GPU comparison is GPU against GPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @contextlib.contextmanager
 def _torch_threads(num_threads: int | None) -> Iterator[None]:
     """Set torch's intra-op thread count for the block, then restore it (global state)."""
@@ -320,7 +326,8 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
                 num_workers: int = 0, seed: int = 0, max_steps: int | None = None,
                 progress: bool = False, num_threads: int | None = None,
                 dae_sigma: float = 0.5, negative_slope: float = 0.01, dropout: float = 0.2,
-                detect_anomaly: bool = False, rebuild_all_indices: bool = True) -> dict:
+                detect_anomaly: bool = False, rebuild_all_indices: bool = True,
+                device: str | None = None) -> dict:
     """Train like the authors' pipeline and time it end to end.
 
     ``DataLoader(shuffle=True)`` over a :class:`PairedDataset` (so the per-sample
@@ -337,6 +344,9 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
         None leaves torch's default.
       detect_anomaly: wrap training in ``torch.autograd.detect_anomaly`` as the
         authors' Lightning trainer did (``detect_anomaly=True``).
+      device: where the model trains (default :func:`default_device`: CUDA when
+        available, as the authors' Lightning runs did); batches are built on the
+        host by the DataLoader and copied over, as in their pipeline.
       The remaining arguments are those of :class:`PairedDataset` and :func:`build_model`.
 
     Returns:
@@ -357,7 +367,8 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
                                 dae_sigma=dae_sigma, rebuild_all_indices=rebuild_all_indices)
         model = build_model(model_name, width=width, input_shape=tuple(dataset.inputs.shape[1:]),
                             negative_slope=negative_slope, dropout=dropout)
-        model.train()
+        dev = torch.device(device or default_device())
+        model.to(dev).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         loss_fn = nn.MSELoss()
         loader = torch.utils.data.DataLoader(
@@ -382,6 +393,7 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
                         break
                     t_data = time.perf_counter()
                     data_wait += t_data - t_prev
+                    inputs, targets = inputs.to(dev, non_blocking=True), targets.to(dev, non_blocking=True)
                     optimizer.zero_grad(set_to_none=True)
                     loss = loss_fn(model(inputs), targets)
                     loss.backward()
@@ -416,7 +428,7 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
 def step_throughput(model_name: str, batch: int, input_shape: Sequence[int] | None = None,
                     width: float = 1.0, steps: int = 20, warmup: int = 3, *,
                     lr: float = 1e-3, num_threads: int | None = None, seed: int = 0,
-                    negative_slope: float = 0.01, dropout: float = 0.2) -> dict:
+                    negative_slope: float = 0.01, dropout: float = 0.2, device: str | None = None) -> dict:
     """Forward + backward + Adam per step on pre-made random tensors (no data pipeline).
 
     For per-step comparisons with the JAX train step: the input is standard normal,
@@ -439,11 +451,12 @@ def step_throughput(model_name: str, batch: int, input_shape: Sequence[int] | No
         torch.manual_seed(seed)
         model = build_model(model_name, width=width, input_shape=shape,
                             negative_slope=negative_slope, dropout=dropout)
-        model.train()
+        dev = torch.device(device or default_device())
+        model.to(dev).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         loss_fn = nn.MSELoss()
-        inputs = torch.randn((batch, *shape))
-        targets = torch.rand((batch, *shape))
+        inputs = torch.randn((batch, *shape)).to(dev)
+        targets = torch.rand((batch, *shape)).to(dev)
         per_step: list[float] = []
         for k in range(warmup + steps):
             t0 = time.perf_counter()

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-scheme", choices=("standardized", "unit"), default="standardized",
                     help="encoder input: per-channel standardised (paper) or [0,1]; the target is always [0,1]")
     ap.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default: all local)")
+    ap.add_argument("--seed-batch", type=int, default=None,
+                    help="train the seeds in chunks of this many inside one program instead of vmapping all "
+                         "(on a CPU, 1 is faster for the conv models; see BENCHMARKS.md)")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N epochs (always at the end)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
     ap.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for cross-validation (-1: all cores)")
@@ -114,6 +117,7 @@ def config_from_args(args):
         dropout=args.dropout,
         negative_slope=args.negative_slope,
         dtype=args.dtype,
+        seed_batch=args.seed_batch,
         dae_sigma=args.dae_sigma,
         classifiers=tuple(args.classifiers),
         n_folds=args.folds,

@@ -68,6 +68,7 @@ class ExperimentConfig:
     split_seed: int = 0
     input_scheme: str = "standardized"
     num_devices: int | None = None
+    seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
     checkpoint_every: int = 0
     checkpoints: bool = True
     out: str = "runs/latest"
@@ -95,8 +96,9 @@ class ExperimentConfig:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch size must be >= 1")
-        # Fail fast on a width that empties a layer, before any data is loaded.
+        # Fail fast on a width that empties a layer or a bad seed_batch, before any data is loaded.
         self.model_config()
+        self.train_config(self.modes[0], self.p_values[0])
 
     def model_config(self) -> ModelConfig:
         name = self.model or PAPER_MODEL_FOR_DATASET.get(self.dataset, "conv")
@@ -115,6 +117,7 @@ class ExperimentConfig:
             learning_rate=self.learning_rate,
             dae_sigma=self.dae_sigma,
             num_devices=self.num_devices,
+            seed_batch=self.seed_batch,
             checkpoint_every=self.checkpoint_every,
             seed=self.seeds[0],
             model=self.model_config(),

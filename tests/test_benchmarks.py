@@ -141,12 +141,16 @@ def test_quick_numeric_fields(quick):
 
     rows = b["training"]["rows"]
     assert "mlp" in {r["model"] for r in rows}
+    assert {r["dtype"] for r in rows} == {"float32", "bfloat16"}
     for r in rows:
         j = r["jax"]
         for k in ("step_samples_per_s", "epoch_samples_per_s", "epoch_s", "step_s"):
             assert_stats(j[k], f"training {r['model']} {k}")
         for k in ("compile_s", "init_s", "first_epoch_s", "final_loss"):
             assert is_number(j[k]), k
+        if r["dtype"] == "bfloat16":  # compared with the float32 row, not with PyTorch
+            assert r["torch"].startswith("not compared") and is_number(r["ratio_vs_float32"])
+            continue
         if torch_entry_ok(r["torch"], "training torch"):
             assert_stats(r["torch"]["step_samples_per_s"], "torch step")
             assert_stats(r["torch"]["e2e_samples_per_s"], "torch e2e")
@@ -163,6 +167,8 @@ def test_quick_numeric_fields(quick):
 
     u = b["utilisation"]
     assert_stats(u["peak"]["flops_per_s"], "peak")
+    assert set(u["peaks"]) == {"float32", "bfloat16"}
+    assert {r["peak_dtype"] for r in u["rows"]} == {"float32", "bfloat16"}
     assert isinstance(u["cost_analysis"]["body_counted_once"], bool)
     for r in u["rows"]:
         assert is_number(r["flops_per_epoch"]) and r["flops_per_epoch"] > 0

@@ -70,6 +70,7 @@ def test_cli_end_to_end_files(tmp_path):
         (["--dataset", "digits", "--width", "0.001"], "channels"),
         (["--dataset", "nope"], "invalid choice"),
         (["--p-grid", "0,x"], "comma-separated"),
+        (["--seed-batch", "0"], "seed_batch must be"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message):
@@ -87,7 +88,7 @@ def test_cli_errors_are_one_line(argv, message):
 def test_help_lists_every_option():
     text = cli.build_parser().format_help()
     for opt in ["--dataset", "--mode", "--p", "--p-grid", "--seeds", "--epochs", "--batch-size", "--width",
-                "--classifiers", "--data-dir", "--out"]:
+                "--classifiers", "--data-dir", "--out", "--seed-batch", "--dtype"]:
         assert opt in text
 
 
