@@ -71,6 +71,8 @@ def assert_stats(d: dict, what: str) -> None:
 
 def assert_warm_cache(e2e: dict) -> None:
     """The e2e benchmark's warm-cache child: timings, and every timed program came from its fresh disk cache."""
+    assert_stats(e2e["jax_one_seed"]["wall_s"], "e2e one seed")
+    assert is_number(e2e["seeds_vs_one_seed_e2e"])
     w = e2e["jax_warm_cache"]
     for k in ("wall_s", "epochs_s", "compile_s", "other_s"):
         assert_stats(w[k], f"e2e warm {k}")
