@@ -243,7 +243,9 @@ class RunSpec:
     @property
     def schedule(self) -> str:
         """How the seeds run: all vmapped, or chunks of ``seed_batch`` in a loop."""
-        return "vmap" if self.seed_batch is None or self.seed_batch >= self.seeds else f"chunks of {self.seed_batch}"
+        if self.seeds == 1 or (self.seed_batch is not None and self.seed_batch >= self.seeds):
+            return "vmap"
+        return "default" if self.seed_batch is None else f"chunks of {self.seed_batch}"
 
     @property
     def n(self) -> int:

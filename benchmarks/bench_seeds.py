@@ -52,8 +52,11 @@ def prepare(ctx: Context) -> None:
 
 
 def _k(k) -> tuple[int, int | None]:
-    """A plan entry as (seeds, seed_batch)."""
-    return (k, None) if isinstance(k, int) else (int(k[0]), int(k[1]))
+    """A plan entry as (seeds, seed_batch): an int K means all K vmapped, said
+    explicitly (the engine's default on a CPU loops over a conv model's seeds)."""
+    if isinstance(k, int):
+        return (k, None if k == 1 else k)  # one seed: the training benchmark's run, shared
+    return (int(k[0]), int(k[1]))
 
 
 def interleaved(one, rk, k: int, *, warmup: int, repeats: int) -> tuple[dict, dict, dict]:

@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="encoder input: per-channel standardised (paper) or [0,1]; the target is always [0,1]")
     ap.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default: all local)")
     ap.add_argument("--seed-batch", type=int, default=None,
-                    help="train the seeds in chunks of this many inside one program instead of vmapping all "
-                         "(on a CPU, 1 is faster for the conv models; see BENCHMARKS.md)")
+                    help="train the seeds in chunks of this many inside one program (>= the number of seeds: "
+                         "all vmapped) [default: 1 for the conv models on a CPU, all vmapped otherwise]")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N epochs (always at the end)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
     ap.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for cross-validation (-1: all cores)")

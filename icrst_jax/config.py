@@ -74,13 +74,14 @@ class TrainConfig:
       checkpoint_every: save an orbax checkpoint every N epochs (0 = only at
         the end, when a checkpoint directory is given).
       seed: base seed; seed ``s`` of a vmapped run uses ``jax.random.key(s)``.
-      seed_batch: how many seeds one program step trains side by side. None
-        (default) vmaps all K seeds at once, best where one seed leaves the
-        accelerator idle (GPU/TPU, tiny models). An integer b runs the seeds
-        in chunks of b inside the same compiled epoch (``lax.map`` with
-        ``batch_size=b``): on a CPU a conv model already keeps the cores
-        busy with one seed, and vmapped conv kernels measured 1.5x slower
-        per seed than b = 1 (BENCHMARKS.md, seeds). Results do not depend on it.
+      seed_batch: how many seeds one program step trains side by side. An
+        integer b runs the seeds in chunks of b inside the same compiled epoch
+        (``lax.map`` with ``batch_size=b``); b >= K vmaps all K at once, best
+        where one seed leaves the device idle (GPU/TPU, tiny models). None
+        (default) picks: 1 for the conv models on a CPU, where one seed
+        already keeps the cores busy and 8 vmapped seeds measured 1.8x slower
+        than chunks of one (BENCHMARKS.md, seeds), all seeds vmapped otherwise.
+        Results do not depend on it.
     """
 
     mode: str = "standard"

@@ -295,9 +295,12 @@ def seed_parallel(engine: Engine, state: TrainState) -> Callable:
     All K seeds vmapped at once, or, with ``config.seed_batch = b < K``, in
     chunks of b seeds one after another inside the same program
     (``lax.map(..., batch_size=b)``): the same function, a different schedule.
+    ``seed_batch=None`` is 1 for the conv models on a CPU, all seeds otherwise.
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
+    if b is None and engine.config.model.name != "mlp" and engine.mesh.devices.flat[0].platform == "cpu":
+        b = 1
     if b is None or b >= k:
         return jax.vmap(engine.epoch_fn, in_axes=(0, None))
 

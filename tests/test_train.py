@@ -158,13 +158,25 @@ def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer):
     # vmap: the epoch's scan over steps only; chunks: a scan over the chunks as well.
     assert top_level_scans(together.engine) == 1
     assert top_level_scans(engine) > 1
+    # The default (None) on a CPU: chunks of one seed for a conv model, all vmapped for the MLP.
+    # 48 samples in batches of 16: a scan of length 3 over steps; 2 seeds: a scan of length 2 over seeds.
+    def top_scan_lengths(cfg):
+        e = make_engine(cfg, (12, 12, 1), 48)
+        st = init_state(e, [0, 1])
+        d = make_train_data(e, np.zeros((48, 12, 12, 1), np.float32), np.arange(48) % 2)
+        return [eq.params["length"] for eq in jax.make_jaxpr(seed_parallel(e, st))(st, d).jaxpr.eqns
+                if eq.primitive.name == "scan"]
+
+    assert top_scan_lengths(tiny_conv_config(num_devices=1)) == [2]  # default on a CPU: loop over seeds
+    assert top_scan_lengths(tiny_conv_config(num_devices=1, seed_batch=2)) == [3]  # all vmapped
     with pytest.raises(ValueError, match="seed_batch"):
         cfg.replace(seed_batch=0)
 
 
 def test_vmapped_conv_seeds_equal_separate_runs():
     x, y = tiny_images()
-    cfg = tiny_conv_config(num_devices=1, epochs=1)
+    # seed_batch=2: both seeds vmapped (on a CPU the default would loop over them).
+    cfg = tiny_conv_config(num_devices=1, epochs=1, seed_batch=2)
     together = fit(cfg, x, y, seeds=[0, 1], progress=False)
     alone = fit(cfg, x, y, seeds=[1], progress=False)
     pick = lambda tree: jax.tree_util.tree_map(lambda a: a[1:2], tree)  # noqa: E731
