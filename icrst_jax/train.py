@@ -153,7 +153,8 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
     replicated = NamedSharding(mesh, P())
     trace_count = [0]
     # Only a ragged last batch needs masked BatchNorm statistics; without one
-    # the plain statistics are the same numbers with fewer elementwise passes.
+    # the plain statistics are the same (up to summation order) with fewer
+    # elementwise passes: 5% of a narrow conv step on a CPU.
     ragged = steps * batch != num_samples
 
     def init_fn(key) -> TrainState:
@@ -210,7 +211,7 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
             # BatchNorm statistics do not depend on the order, and every row's
             # partner and dropout mask are drawn independently, so a shuffle
             # would change nothing in distribution. Skipping its sort saves
-            # ~15% of a Breast Cancer epoch (455 samples, batch 512) on a CPU.
+            # ~10% of an 8-seed Breast Cancer epoch (455 samples, batch 512) on a CPU.
             perm = jnp.arange(num_samples, dtype=jnp.int32)
         else:
             perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
