@@ -22,3 +22,23 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 
 assert jax.device_count() == 4, "conftest must run before anything imports jax"
+
+
+FORCE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def child_env(**extra) -> dict:
+    """The environment for a child Python process (``from conftest import child_env``):
+    this one minus the session's forced device count, on the CPU, with no JAX
+    compilation cache directory of its own (the benchmark suite measures cold
+    compilation; cache tests name theirs through ``ICRST_JAX_CACHE_DIR``), plus ``extra``."""
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE_FLAG)]
+    if flags:
+        env["XLA_FLAGS"] = " ".join(flags)
+    else:
+        env.pop("XLA_FLAGS", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.update(extra)
+    return env

@@ -18,31 +18,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = ("pairing", "training", "seeds", "utilisation", "profile", "breast_cancer_e2e", "devices")
-FORCE_FLAG = "--xla_force_host_platform_device_count"
-
-
-def clean_env(**extra) -> dict:
-    """This environment minus the test session's forced device count."""
-    env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE_FLAG)]
-    if flags:
-        env["XLA_FLAGS"] = " ".join(flags)
-    else:
-        env.pop("XLA_FLAGS", None)
-    env["JAX_PLATFORMS"] = "cpu"
-    # The suite measures cold compilation; only its e2e warm-cache child uses a cache (its own).
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    env.update(extra)
-    return env
 
 
 def run_suite(out: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--json", str(out), *args],
-        cwd=ROOT, env=env or clean_env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env=env or child_env(), capture_output=True, text=True, timeout=600,
     )
 
 
@@ -206,7 +191,7 @@ def test_missing_torch_is_recorded_as_skipped(tmp_path):
     shadow = tmp_path / "shadow"
     (shadow / "torch").mkdir(parents=True)
     (shadow / "torch" / "__init__.py").write_text('raise ImportError("torch hidden by test_benchmarks")\n')
-    env = clean_env(PYTHONPATH=os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])))
+    env = child_env(PYTHONPATH=os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])))
     out = tmp_path / "no_torch.json"
     proc = run_suite(out, "--only", "breast_cancer_e2e", env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]

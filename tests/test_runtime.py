@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import child_env
 from icrst_jax import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
-FORCE_FLAG = "--xla_force_host_platform_device_count"
 
 # A tiny fit, as the command line would run it: enable the cache (directory from
 # $ICRST_JAX_CACHE_DIR) before any JAX work, train, report losses and JAX's
@@ -52,21 +52,6 @@ print(json.dumps({
 """
 
 
-def clean_env(**extra) -> dict:
-    """This environment minus the test session's forced device count (as in test_benchmarks)."""
-    env = dict(os.environ)
-    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE_FLAG)]
-    if flags:
-        env["XLA_FLAGS"] = " ".join(flags)
-    else:
-        env.pop("XLA_FLAGS", None)
-    env["JAX_PLATFORMS"] = "cpu"
-    # Only the variable under test decides where (whether) the cache goes.
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    env.update(extra)
-    return env
-
-
 def run_child(env: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -82,7 +67,7 @@ def entries(directory: Path) -> dict[str, int]:
 def test_second_process_compiles_nothing(tmp_path):
     """Run 1 fills a fresh cache; run 2 of the same fit loads every program from it."""
     cache = tmp_path / "xla"  # does not exist yet: enable_compilation_cache creates it
-    env = clean_env(ICRST_JAX_CACHE_DIR=str(cache))
+    env = child_env(ICRST_JAX_CACHE_DIR=str(cache))
 
     first = run_child(env)
     assert first["devices"] == 1
@@ -107,7 +92,7 @@ def test_off_disables_the_cache(tmp_path):
     """ICRST_JAX_CACHE_DIR=off: no directory, no entries anywhere, JAX has no cache dir."""
     home = tmp_path / "home"
     home.mkdir()
-    env = clean_env(ICRST_JAX_CACHE_DIR="off", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    env = child_env(ICRST_JAX_CACHE_DIR="off", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
     out = run_child(env)
     assert out["cache_dir"] is None and out["jax_cache_dir"] is None
     assert out["hits"] == 0 and out["misses"] == 0
@@ -172,7 +157,7 @@ def test_cli_p_sweep_shares_one_cached_epoch(tmp_path):
     argv = ["--mode", "icrst", "--p-grid", "0.5,1", "--epochs", "1", "--batch-size", "64", "--classifiers", "nb",
             "--folds", "2", "--no-mi", "--no-tsne", "--no-checkpoints", "--num-devices", "1",
             "--compilation-cache", str(cache), "--out", str(out)]
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=ROOT, env=clean_env(),
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f"XLA compilation cache: {cache}" in proc.stderr
