@@ -1,7 +1,9 @@
 """Benchmark 4: K seeds in one vmapped program vs K sequential one-seed runs.
 
 For K = 1, 2, 4, 8 the engine compiles one epoch for a stack of K seeds
-(``jax.vmap`` over the state) and the epoch is timed; "sequential" runs the
+(``jax.vmap`` over the state, or chunks of b seeds in a loop inside the
+program for the entries written (K, b): ``TrainConfig.seed_batch``) and the
+epoch is timed; "sequential" runs the
 already-compiled one-seed epoch K times in a row, so it is charged no extra
 compilation (a real sequence of ``fit`` calls would also recompile each time,
 which makes this comparison favour the sequential side). The two are timed
@@ -10,8 +12,8 @@ epochs of the same loop.
 
 Models: the Breast Cancer MLP at the paper's settings (455 training samples,
 batch 512 -> one step per epoch) and the narrow conv (width 0.25, batch 64,
-one step per epoch; full runs only, K = 1 and 8 on a CPU: with ``--quick`` the
-MLP alone keeps the smoke test short).
+one step per epoch; full runs only, K = 1 and 8 (vmapped and a loop over
+seeds) on a CPU: with ``--quick`` the MLP alone keeps the smoke test short).
 """
 
 from __future__ import annotations

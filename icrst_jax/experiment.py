@@ -68,7 +68,7 @@ class ExperimentConfig:
     split_seed: int = 0
     input_scheme: str = "standardized"
     num_devices: int | None = None
-    seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
+    seed_batch: int | None = None  # TrainConfig.seed_batch: None = the engine's choice
     checkpoint_every: int = 0
     checkpoints: bool = True
     out: str = "runs/latest"

@@ -285,9 +285,13 @@ def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
     # than the MLP's whole training epoch program. Level 0 compiles it in
     # 0.5 s / 1.2 s; the values differ by at most one float32 ulp (3e-8, from
     # instruction selection), and every run of this code uses the same path.
-    on_cpu = engine.mesh.devices.flat[0].platform == "cpu"
-    options = {"xla_backend_optimization_level": 0} if on_cpu else None
+    options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
     return fn.lower(keys).compile(compiler_options=options)(keys)
+
+
+def _on_cpu(engine: Engine) -> bool:
+    """Whether the engine's mesh is made of CPU devices."""
+    return engine.mesh.devices.flat[0].platform == "cpu"
 
 
 def seed_parallel(engine: Engine, state: TrainState) -> Callable:
@@ -300,7 +304,7 @@ def seed_parallel(engine: Engine, state: TrainState) -> Callable:
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
-    if b is None and engine.config.model.name != "mlp" and engine.mesh.devices.flat[0].platform == "cpu":
+    if b is None and engine.config.model.name != "mlp" and _on_cpu(engine):
         b = 1
     if b is None or b >= k:
         return jax.vmap(engine.epoch_fn, in_axes=(0, None))
