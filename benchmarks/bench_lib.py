@@ -72,10 +72,11 @@ def time_repeats(fn: Callable[[], Any], *, warmup: int, repeats: int) -> tuple[l
     return warm, timed
 
 
-def synthetic_data(model: str, n: int, *, seed: int = 0, num_classes: int = NUM_CLASSES):
-    """Random data of a Table D1 data set's shape: uniform in [0, 1], random labels."""
+def synthetic_data(model: str, n: int, *, seed: int = 0, num_classes: int = NUM_CLASSES,
+                   shape: tuple[int, ...] | None = None):
+    """Random data of a Table D1 data set's shape (or ``shape``): uniform in [0, 1], random labels."""
     rng = np.random.default_rng(seed)
-    x = rng.random((n, *SAMPLE_SHAPES[model]), dtype=np.float32)
+    x = rng.random((n, *(shape or SAMPLE_SHAPES[model])), dtype=np.float32)
     y = rng.integers(0, num_classes, n)
     return x, y
 
@@ -131,7 +132,11 @@ def source_state() -> dict:
                                 capture_output=True, text=True, timeout=10).stdout.splitlines()
         out["uncommitted"] = [line.strip() for line in status]
     except (OSError, subprocess.SubprocessError):
-        out["commit"] = "unknown"
+        pass
+    if not out.get("commit"):
+        # A copy without git history (e.g. a device machine's working tree): the
+        # launcher names the commit it sent.
+        out["commit"] = os.environ.get("ICRST_SOURCE_COMMIT", "unknown")
     digests = {}
     for rel in ("icrst_jax/ops.py", "icrst_jax/train.py", "icrst_jax/models.py"):
         try:
@@ -239,6 +244,13 @@ class RunSpec:
     num_samples: int | None = None
     dtype: str = "float32"
     seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
+    # Per-sample shape; None = the Table D1 data set's (SAMPLE_SHAPES). Smaller
+    # images let a dry run exercise the same code in seconds.
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.shape or SAMPLE_SHAPES[self.model]
 
     @property
     def schedule(self) -> str:
@@ -280,7 +292,7 @@ class JaxRun:
             seed_batch=spec.seed_batch,
             model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype),
         )
-        x, y = synthetic_data(spec.model, spec.n)
+        x, y = synthetic_data(spec.model, spec.n, shape=spec.sample_shape)
         mean, std = standardisation(x)
         t0 = time.perf_counter()
         self.engine = make_engine(cfg, x.shape[1:], x.shape[0])
@@ -357,6 +369,15 @@ class Context:
     def log(self, msg: str) -> None:
         print(f"[{self._tag}{time.perf_counter() - self._t0:6.1f}s] {msg}", file=self._stream, flush=True)
 
+    @staticmethod
+    def _pool_key(spec: RunSpec) -> tuple:
+        return (spec.model, spec.width, spec.dtype, spec.sample_shape)
+
+    def reserve_seeds(self, spec: RunSpec, seeds: int) -> None:
+        """Initialise ``spec``'s model for at least ``seeds`` seeds when it is first needed."""
+        key = self._pool_key(spec)
+        self.seed_pool[key] = max(self.seed_pool.get(key, 1), seeds)
+
     def initial_state(self, spec: RunSpec):
         """Initial TrainState for ``spec.seeds`` seeds, from a per-model pool.
 
@@ -369,13 +390,13 @@ class Context:
         from icrst_jax.config import ModelConfig, TrainConfig
         from icrst_jax.train import init_state, make_engine
 
-        key = (spec.model, spec.width, spec.dtype)
+        key = self._pool_key(spec)
         want = max(spec.seeds, self.seed_pool.get(key, 1))
         have = self._states.get(key)
         if have is None or have[0] < spec.seeds:
             cfg = TrainConfig(batch_size=spec.batch, num_devices=1,
                               model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype))
-            engine = make_engine(cfg, SAMPLE_SHAPES[spec.model], spec.n)
+            engine = make_engine(cfg, spec.sample_shape, spec.n)
             t0 = time.perf_counter()
             state = init_state(engine, list(range(want)))
             jax.block_until_ready(state)

@@ -122,8 +122,7 @@ def plan(ctx: Context) -> list[RunSpec]:
 
 def prepare(ctx: Context) -> None:
     for spec in plan(ctx):
-        key = (spec.model, spec.width, spec.dtype)
-        ctx.seed_pool[key] = max(ctx.seed_pool.get(key, 1), spec.seeds)
+        ctx.reserve_seeds(spec, spec.seeds)
 
 
 def run(ctx: Context) -> tuple[dict, str]:

@@ -49,8 +49,7 @@ def plan(ctx: Context) -> list[tuple[RunSpec, tuple, int, int]]:
 def prepare(ctx: Context) -> None:
     """Initialise these models for the largest K once (the pool is sliced for smaller K)."""
     for spec, ks, _, _ in plan(ctx):
-        key = (spec.model, spec.width, spec.dtype)
-        ctx.seed_pool[key] = max(ctx.seed_pool.get(key, 1), max(_k(k)[0] for k in ks))
+        ctx.reserve_seeds(spec, max(_k(k)[0] for k in ks))
 
 
 def _k(k) -> tuple[int, int | None]:

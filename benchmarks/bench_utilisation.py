@@ -32,8 +32,9 @@ from benchmarks import bench_training
 from benchmarks.bench_lib import SAMPLE_SHAPES, Context, format_table, invert, med_range, ratio, summarize, time_repeats
 
 
-def model_flops_per_sample(model: str, width: float) -> float:
-    """Training flops of one sample for a Table D1 model (direct convolution count).
+def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | None = None) -> float:
+    """Training flops of one sample for a Table D1 model (direct convolution count),
+    on its data set's sample shape or ``shape`` (square images / features).
 
     A convolution costs out_h * out_w * k * k * cin * cout multiply-adds, a
     transposed convolution in_h * in_w * k * k * cin * cout (each input pixel
@@ -46,7 +47,8 @@ def model_flops_per_sample(model: str, width: float) -> float:
     def sc(c):
         return m.scaled_channels(c, width, "a layer")
 
-    h, _, cin = SAMPLE_SHAPES[model] if model != "mlp" else (0, 0, 0)
+    shape = tuple(shape or SAMPLE_SHAPES[model])
+    h, _, cin = shape if model != "mlp" else (0, 0, 0)
     macs = 0
     if model == "conv":
         c = cin
@@ -74,7 +76,7 @@ def model_flops_per_sample(model: str, width: float) -> float:
                 macs += h * h * 9 * c * co
             c = co
     else:
-        sizes = [SAMPLE_SHAPES["mlp"][0], *map(sc, m.MLP_ENCODER), *map(sc, m.MLP_DECODER), SAMPLE_SHAPES["mlp"][0]]
+        sizes = [shape[0], *map(sc, m.MLP_ENCODER), *map(sc, m.MLP_DECODER), shape[0]]
         macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return 2.0 * 3.0 * macs
 
@@ -127,7 +129,7 @@ def run(ctx: Context) -> tuple[dict, str]:
         steps = r.engine.steps_per_epoch
         flops = reported * steps if calib["body_counted_once"] else reported
         achieved = invert(epoch, flops)
-        model_sample = model_flops_per_sample(spec.model, spec.width)
+        model_sample = model_flops_per_sample(spec.model, spec.width, spec.sample_shape)
         model_rate = invert(epoch, model_sample * r.samples_per_epoch)
         out = {
             "model": spec.model, "width": spec.width, "batch": spec.batch, "dtype": spec.dtype,
