@@ -31,6 +31,12 @@ class ModelConfig:
         bottleneck too. Table D1 lists the layers [64, 8, 8, 64] and "LeakyRelu"
         without saying whether the bottleneck has one; the default (False) keeps
         the latent linear, the usual choice.
+      latent_size: ``mlp`` only: units of the bottleneck, overriding
+        ``round(8 * width)`` while the hidden layers keep ``round(64 * width)``.
+        None (default) is Table D1's scaling. It lets a small model have a
+        bottleneck narrower than its input, e.g. 1 unit for 2-D toy data
+        (``experiments.toy``), where width alone cannot give a 1-unit latent
+        without also shrinking the hidden layers to 8 units.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
     """
@@ -41,6 +47,7 @@ class ModelConfig:
     dropout: float = 0.2
     batch_norm: bool = True
     latent_activation: bool = False
+    latent_size: int | None = None
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -50,6 +57,11 @@ class ModelConfig:
             raise ValueError(f"width must be > 0, got {self.width}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.latent_size is not None:
+            if self.name != "mlp":
+                raise ValueError(f"latent_size applies to the mlp model only, not {self.name!r}")
+            if isinstance(self.latent_size, bool) or int(self.latent_size) != self.latent_size or self.latent_size < 1:
+                raise ValueError(f"latent_size must be a positive integer or None, got {self.latent_size!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
 

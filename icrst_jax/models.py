@@ -11,7 +11,8 @@
   and output padding 1 on the transposed layers, then a sigmoid. Spatial sizes
   must be multiples of 8.
 * ``mlp`` (Breast Cancer): [64, 8] encoder, [8 -> 64, 64 -> D] decoder,
-  LeakyReLU, sigmoid output; the latent is the 8-unit bottleneck.
+  LeakyReLU, sigmoid output; the latent is the 8-unit bottleneck
+  (``ModelConfig.latent_size`` sets its size apart from the width).
 
 Every hidden conv layer is conv -> BatchNorm -> LeakyReLU -> Dropout, as in
 Table D1. The latent feature of a conv model is the global average pool of the
@@ -246,7 +247,7 @@ class AutoEncoder(nn.Module):
             # sigmoid directly (no BatchNorm / activation / dropout).
             self.head = Conv(out_ch, stride=2, padding=1, transpose=True, output_padding=1, dtype=dt, impl=self.impl)
         else:  # mlp
-            self.enc = [Dense(scaled_channels(c, w, f"encoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_ENCODER)]
+            self.enc = [Dense(n, dtype=dt) for n in mlp_encoder_sizes(cfg)]
             self.dec = [Dense(scaled_channels(c, w, f"decoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_DECODER)]
             self.head = Dense(out_ch, dtype=dt)
 
@@ -315,11 +316,23 @@ def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "aut
     return model
 
 
+def mlp_encoder_sizes(cfg: ModelConfig) -> tuple[int, ...]:
+    """Units of the ``mlp`` encoder's layers: Table D1's [64, 8] scaled by the
+    width, the bottleneck replaced by ``cfg.latent_size`` when that is set."""
+    sizes = [scaled_channels(c, cfg.width, f"encoder layer {i}") for i, c in enumerate(MLP_ENCODER[:-1])]
+    if cfg.latent_size is None:
+        sizes.append(scaled_channels(MLP_ENCODER[-1], cfg.width, f"encoder layer {len(MLP_ENCODER) - 1}"))
+    else:
+        sizes.append(int(cfg.latent_size))
+    return tuple(sizes)
+
+
 def check_widths(cfg: ModelConfig):
     layers = {
         "conv": CONV_ENCODER + CONV_DECODER,
         "conv_strided": STRIDED_ENCODER + tuple(c for c, _ in STRIDED_DECODER if c),
-        "mlp": MLP_ENCODER + MLP_DECODER,
+        # A set latent_size replaces the scaled bottleneck (not checked here).
+        "mlp": (MLP_ENCODER if cfg.latent_size is None else MLP_ENCODER[:-1]) + MLP_DECODER,
     }[cfg.name]
     for i, c in enumerate(layers):
         scaled_channels(c, cfg.width, f"layer {i}")
@@ -327,5 +340,7 @@ def check_widths(cfg: ModelConfig):
 
 def latent_dim(config: ModelConfig) -> int:
     """Size of the latent feature vector."""
-    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1], "mlp": MLP_ENCODER[-1]}[config.name]
+    if config.name == "mlp":
+        return mlp_encoder_sizes(config)[-1]
+    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1]}[config.name]
     return scaled_channels(last, config.width, "the latent layer")

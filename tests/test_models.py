@@ -164,3 +164,27 @@ def test_dropout_rate_unbiased_and_deterministic_off():
     y2 = layer.apply({}, x, rngs={"dropout": jax.random.key(1)})
     assert (np.asarray(y2 == 0) != dropped).mean() > 0.2
     np.testing.assert_array_equal(Dropout(0.2, deterministic=True).apply({}, x), x)
+
+
+def test_mlp_latent_size_sets_the_bottleneck_only():
+    """``ModelConfig.latent_size``: the mlp's bottleneck apart from its width
+    (a 1-unit code for 2-D toy data with 32-unit hidden layers)."""
+    cfg = ModelConfig(name="mlp", width=0.5, latent_size=1)
+    model = make_model(cfg, (2,))
+    x = jax.random.uniform(jax.random.key(1), (5, 2))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    shapes = [v.shape for v in jax.tree_util.tree_leaves(variables["params"]) if v.ndim == 2]
+    assert sorted(shapes) == sorted([(2, 32), (32, 1), (1, 32), (32, 2)])
+    recon, z = model.apply(variables, x, train=False)
+    assert recon.shape == (5, 2) and z.shape == (5, 1) and latent_dim(cfg) == 1
+    # Unset, the bottleneck follows the width (Table D1: 8 units at width 1).
+    assert latent_dim(ModelConfig(name="mlp", width=0.5)) == 4
+    assert latent_dim(ModelConfig(name="mlp")) == 8
+    with pytest.raises(ValueError, match="mlp model only"):
+        ModelConfig(name="conv", latent_size=4)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="latent_size must be"):
+            ModelConfig(name="mlp", latent_size=bad)
+    # Round-trips through the config's dict form (checkpoint metadata).
+    tc = TrainConfig(model=cfg)
+    assert TrainConfig.from_dict(tc.to_dict()).model == cfg
