@@ -206,6 +206,8 @@ class DataConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.input_scheme not in ("standardized", "unit"):
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
+        if self.name == "breast_cancer" and self.image_size is not None:
+            raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")
 
 
 @dataclasses.dataclass(frozen=True)
