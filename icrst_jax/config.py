@@ -295,6 +295,13 @@ class StudyConfig:
             raise ValueError("the seed list is empty; give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+
+    def check_model_fits_data(self) -> None:
+        """The MLP takes tabular rows, the conv models images: a one-line error otherwise.
+
+        Not part of ``__post_init__``: switching data set and model takes two
+        ``--set`` overrides, and the config between them is legitimately mixed.
+        """
         tabular = self.data.name == "breast_cancer"
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]

@@ -77,6 +77,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
 
     from icrst_jax.train import effective_batch_size
 
+    cfg.check_model_fits_data()
     check_widths(cfg.train.model)
     shape, n_train = DATASET_SHAPES[cfg.data.name]
     if cfg.data.image_size is not None and len(shape) == 3:
@@ -178,8 +179,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.check_model_fits_data()
     check_widths(cfg.train.model)
+    out.mkdir(parents=True, exist_ok=True)
 
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
