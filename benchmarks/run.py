@@ -14,6 +14,7 @@ utilisation         epoch FLOP/s (XLA cost analysis) as a fraction of a matmul p
 profile             XLA op self time per epoch (Perfetto trace) of the target runs
 breast_cancer_e2e   10 seeds x 50 epochs of the MLP, JAX ``fit`` vs 10 PyTorch runs
 devices             1, 2, 4 data-parallel devices (child process, forced host devices on a CPU)
+study               one study (modes x p x seeds, one program) vs its per-point runs, cold, end to end
 ==================  ==========================================================
 
 Every benchmark compiles and warms up before it times, reports compilation
@@ -44,6 +45,7 @@ from benchmarks import (
     bench_pairing,
     bench_profile,
     bench_seeds,
+    bench_study,
     bench_training,
     bench_utilisation,
 )
@@ -59,6 +61,7 @@ BENCHMARKS = {
     "profile": bench_profile,
     "breast_cancer_e2e": bench_e2e,
     "devices": bench_devices,
+    "study": bench_study,
 }
 
 

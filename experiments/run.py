@@ -1,12 +1,18 @@
-"""Command line of the paper's experiment.
+"""Command line of the paper's studies.
 
-    python -m experiments.run                                 # offline, a few CPU minutes
-    python -m experiments.run --dataset cifar10 --mode trst   # TFDS / files in --data-dir
-    python -m experiments.run --dataset digits --mode all --p-grid 0,0.2,0.4,0.6,0.8,1.0 --seeds 0 1 2
+    python -m experiments.run --config configs/cpu_breast_cancer.py          # a few CPU minutes
+    python -m experiments.run --config configs/cpu_digits.py --set train.epochs=10
+    python -m experiments.run --config configs/paper_mnist.py --dry-run      # check it, no data
+    python -m experiments.run --dataset digits --mode all --p-grid 0,0.5,1 --seeds 0 1
+
+A study (modes x p values x seeds) is one typed config (:class:`icrst_jax.config.StudyConfig`):
+a ``configs/*.py`` file whose ``get_config()`` returns it, or the defaults. ``--set KEY=VALUE``
+overrides any field by its dotted path; the flags below are shorthands for the same fields,
+applied before ``--set``. Every grid point trains in one compiled program.
 
 Compiled XLA programs are cached on disk (``~/.cache/icrst_jax/xla``; move it with
 ``--compilation-cache DIR`` or ``$ICRST_JAX_CACHE_DIR``, turn it off with
-``--no-compilation-cache``), so a repeated run or a p sweep skips compilation.
+``--no-compilation-cache``), so a repeated run skips compilation.
 
 The logic lives in :mod:`icrst_jax.experiment`; this file only parses options.
 """
@@ -14,12 +20,19 @@ The logic lives in :mod:`icrst_jax.experiment`; this file only parses options.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from icrst_jax.config import MODES
-from icrst_jax.evaluation import CLASSIFIERS
-
-DATASETS = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
+from icrst_jax.config import (
+    CLASSIFIERS,
+    DATASETS,
+    MODEL_NAMES,
+    MODES,
+    PAPER_MODEL_FOR_DATASET,
+    StudyConfig,
+    apply_overrides,
+    load_config,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,115 +47,141 @@ def _p_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--p-grid takes comma-separated numbers, got {text!r}") from None
 
 
+# Shorthand flags: (flag, config key, argparse options, help). A flag given on
+# the command line becomes ``key=value`` before the --set overrides; its
+# default is the config's (printed in --help from StudyConfig, declared only there).
+SHORTHANDS = [
+    ("--epochs", "train.epochs", dict(type=int), "training epochs (paper: 50)"),
+    ("--batch-size", "train.batch_size", dict(type=int), "global batch size (paper: 512)"),
+    ("--lr", "train.learning_rate", dict(type=float), "Adam learning rate (paper: 1e-3)"),
+    ("--width", "train.model.width", dict(type=float), "channel multiplier of the Table D1 model (1 = paper)"),
+    ("--model", "train.model.name", dict(choices=MODEL_NAMES), "model [default: the paper's for the data set]"),
+    ("--dropout", "train.model.dropout", dict(type=float), "dropout rate (Table D1: 0.2; authors' code: 0.5)"),
+    ("--negative-slope", "train.model.negative_slope", dict(type=float), "LeakyReLU slope"),
+    ("--dtype", "train.model.dtype", dict(choices=("float32", "bfloat16")), "compute dtype (bfloat16 = mixed precision)"),
+    ("--dae-sigma", "train.dae_sigma", dict(type=float), "noise std of the dae mode, in encoder-input units"),
+    ("--classifiers", "eval.classifiers", dict(nargs="+"), f"any of {', '.join(CLASSIFIERS)}"),
+    ("--folds", "eval.n_folds", dict(type=int), "stratified cross-validation folds"),
+    ("--mi-samples", "eval.mi_samples", dict(type=int), "MI: sampled observations (paper: 150)"),
+    ("--mi-k", "eval.mi_k", dict(type=int), "MI: latent-space neighbours (paper: 20)"),
+    ("--data-dir", "data.data_dir", dict(), "TFDS data_dir or folder with the original files"),
+    ("--image-size", "data.image_size", dict(type=int), "resize images to this side (digits: 28, caltech101: 64)"),
+    ("--test-fraction", "data.test_fraction", dict(type=float), "held-out fraction for sets without an official split"),
+    ("--input-scheme", "data.input_scheme", dict(choices=("standardized", "unit")),
+     "encoder input: per-channel standardised (paper) or [0,1]; the target is always [0,1]"),
+    ("--num-devices", "train.num_devices", dict(type=int), "data-parallel devices (default: all local)"),
+    ("--seed-batch", "train.seed_batch", dict(type=int),
+     "train the grid points in chunks of this many inside one program (>= the number of points: all vmapped) "
+     "[default: 1 for the conv models on a CPU, all vmapped otherwise]"),
+    ("--checkpoint-every", "train.checkpoint_every", dict(type=int), "checkpoint every N epochs (always at the end)"),
+    ("--n-jobs", "eval.n_jobs", dict(type=int), "parallel workers for the classifier fits [default: every core]"),
+    ("--out", "out", dict(), "output folder"),
+]
+
+
+def _default(key: str):
+    obj = StudyConfig()
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="python -m experiments.run",
         description=(
             "Train undercomplete autoencoders with standard, ICRST (in-class random target), TRST "
-            "(whole-set random target) or denoising training, extract the held-out split's latents, "
-            "cross-validate scikit-learn classifiers on them, and write results.json, report.md, "
-            "latents_*.npz and figures into --out."
+            "(whole-set random target) or denoising training over a grid of modes x p x seeds in one "
+            "compiled program, extract the held-out split's latents, cross-validate scikit-learn "
+            "classifiers on them, and write results.json, report.md, latents_*.npz and figures into the "
+            "output folder. Defaults are those of the config file (--config) or of StudyConfig."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    ap.add_argument("--dataset", default="breast_cancer", choices=DATASETS,
-                    help="breast_cancer, digits and mnist5k ship with packages (offline); the others read "
-                         "TFDS-prepared data or the original files in --data-dir")
+    ap.add_argument("--config", metavar="FILE", default=None,
+                    help="study config: a Python file whose get_config() returns a StudyConfig (see configs/)")
+    ap.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                    help="override a config field by its dotted path, e.g. train.epochs=20, modes=standard,icrst, "
+                         "p_values=0,0.5,1, eval.n_folds=5; repeatable, applied after the other flags")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="check the config (model shapes, batch) without data or training, print the grid and exit")
+    ap.add_argument("--dataset", default=None, choices=DATASETS,
+                    help="data set (data.name; also picks the paper's model unless --model is given) "
+                         f"[default: {_default('data.name')}]")
     ap.add_argument("--mode", action="append", choices=MODES + ("all",), default=None,
-                    help="training mode; repeat it to compare several, 'all' for every mode "
-                         "[default: standard icrst trst]")
+                    help="training mode (modes); repeat it to compare several, 'all' for every mode "
+                         f"[default: {' '.join(_default('modes'))}]")
     grp = ap.add_mutually_exclusive_group()
-    grp.add_argument("--p", type=float, default=None, help="Bernoulli probability of a swapped target [default 1.0]")
+    grp.add_argument("--p", type=float, default=None, help="one Bernoulli probability of a swapped target (p_values)")
     grp.add_argument("--p-grid", type=_p_list, default=None, help="comma-separated p values, e.g. 0,0.2,0.4,0.6,0.8,1.0")
-    ap.add_argument("--seeds", type=int, nargs="*", default=[0], help="seeds trained in parallel (vmap) in one program")
-    ap.add_argument("--epochs", type=int, default=50, help="training epochs (paper: 50)")
-    ap.add_argument("--batch-size", type=int, default=512, help="global batch size (paper: 512)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
-    ap.add_argument("--width", type=float, default=1.0, help="channel multiplier of the Table D1 model (1 = paper)")
-    ap.add_argument("--model", choices=("conv", "conv_strided", "mlp"), default=None,
-                    help="override the paper's model for the data set")
-    ap.add_argument("--dropout", type=float, default=0.2, help="dropout rate (Table D1: 0.2; authors' code: 0.5)")
-    ap.add_argument("--negative-slope", type=float, default=0.01, help="LeakyReLU slope")
-    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="compute dtype (bfloat16 = mixed precision)")
-    ap.add_argument("--dae-sigma", type=float, default=0.5, help="noise std of the dae mode, in encoder-input units")
-    ap.add_argument("--classifiers", nargs="+", default=list(CLASSIFIERS), help=f"any of {', '.join(CLASSIFIERS)}")
-    ap.add_argument("--folds", type=int, default=10, help="stratified cross-validation folds")
-    ap.add_argument("--no-mi", action="store_true", help="skip the section 7 mutual information")
-    ap.add_argument("--mi-samples", type=int, default=150, help="MI: sampled observations (paper: 150)")
-    ap.add_argument("--mi-k", type=int, default=20, help="MI: latent-space neighbours (paper: 20)")
-    ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure")
-    ap.add_argument("--data-dir", default=None, help="TFDS data_dir or folder with the original files")
-    ap.add_argument("--image-size", type=int, default=None, help="resize images to this side (digits: 28, caltech101: 64)")
-    ap.add_argument("--test-fraction", type=float, default=0.2,
-                    help="held-out fraction for sets without an official split (stratified)")
-    ap.add_argument("--input-scheme", choices=("standardized", "unit"), default="standardized",
-                    help="encoder input: per-channel standardised (paper) or [0,1]; the target is always [0,1]")
-    ap.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default: all local)")
-    ap.add_argument("--seed-batch", type=int, default=None,
-                    help="train the seeds in chunks of this many inside one program (>= the number of seeds: "
-                         "all vmapped) [default: 1 for the conv models on a CPU, all vmapped otherwise]")
-    ap.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every N epochs (always at the end)")
-    ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints")
-    ap.add_argument("--n-jobs", type=int, default=None, help="parallel jobs for cross-validation (-1: all cores)")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None,
+                    help=f"seeds of every (mode, p) [default: {' '.join(map(str, _default('seeds')))}]")
+    for flag, key, opts, text in SHORTHANDS:
+        ap.add_argument(flag, default=None, help=f"{text} ({key}) [default: {_default(key)}]", **opts)
+    ap.add_argument("--no-mi", action="store_true", help="skip the section 7 mutual information (eval.mi=false)")
+    ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure (eval.tsne=false)")
+    ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (checkpoints=false)")
     cache = ap.add_mutually_exclusive_group()
     cache.add_argument("--compilation-cache", metavar="DIR", default=None,
-                       help="persistent XLA compilation cache: a repeated run or a p sweep loads compiled programs "
+                       help="persistent XLA compilation cache: a repeated run loads compiled programs "
                             "from here instead of compiling; must not be writable by others (entries are code) "
                             "[default: $ICRST_JAX_CACHE_DIR, else ~/.cache/icrst_jax/xla]")
     cache.add_argument("--no-compilation-cache", action="store_true",
                        help="compile every program afresh and write no cache")
-    ap.add_argument("--out", default="runs/latest", help="output folder")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
     return ap
 
 
-def config_from_args(args):
-    from icrst_jax.experiment import ExperimentConfig
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
 
-    modes = args.mode or ["standard", "icrst", "trst"]
-    if "all" in modes:
-        modes = list(MODES)
-    modes = tuple(dict.fromkeys(modes))
-    p_values = tuple(args.p_grid) if args.p_grid is not None else (1.0 if args.p is None else args.p,)
-    return ExperimentConfig(
-        dataset=args.dataset,
-        modes=modes,
-        p_values=p_values,
-        seeds=tuple(args.seeds),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        width=args.width,
-        model=args.model,
-        dropout=args.dropout,
-        negative_slope=args.negative_slope,
-        dtype=args.dtype,
-        seed_batch=args.seed_batch,
-        dae_sigma=args.dae_sigma,
-        classifiers=tuple(args.classifiers),
-        n_folds=args.folds,
-        mi=not args.no_mi,
-        mi_samples=args.mi_samples,
-        mi_k=args.mi_k,
-        tsne=not args.no_tsne,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        test_fraction=args.test_fraction,
-        input_scheme=args.input_scheme,
-        num_devices=args.num_devices,
-        checkpoint_every=args.checkpoint_every,
-        checkpoints=not args.no_checkpoints,
-        n_jobs=args.n_jobs,
-        out=args.out,
-    )
+
+def shorthand_overrides(args) -> list[str]:
+    """The ``key=value`` assignments that the given shorthand flags stand for."""
+    sets = []
+    if args.dataset is not None:
+        sets.append(f"data.name={args.dataset}")
+        if args.model is None:
+            sets.append(f"train.model.name={PAPER_MODEL_FOR_DATASET[args.dataset]}")
+    if args.mode:
+        modes = list(MODES) if "all" in args.mode else list(dict.fromkeys(args.mode))
+        sets.append(f"modes={_text(modes)}")
+    if args.p is not None:
+        sets.append(f"p_values={args.p}")
+    if args.p_grid is not None:
+        sets.append(f"p_values={_text(args.p_grid)}")
+    if args.seeds is not None:
+        sets.append(f"seeds={_text(args.seeds)}")
+    for flag, key, _, _ in SHORTHANDS:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            sets.append(f"{key}={_text(value)}")
+    if args.no_mi:
+        sets.append("eval.mi=false")
+    if args.no_tsne:
+        sets.append("eval.tsne=false")
+    if args.no_checkpoints:
+        sets.append("checkpoints=false")
+    return sets
+
+
+def config_from_args(args) -> StudyConfig:
+    """The config file (or the defaults), then the shorthand flags, then --set."""
+    base = load_config(args.config) if args.config else StudyConfig()
+    return apply_overrides(base, shorthand_overrides(args) + list(args.overrides))
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        from icrst_jax.experiment import comparison_table, run_experiment, setup_compilation_cache
+        from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
 
+        check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
+        if args.dry_run:
+            print(json.dumps(check, indent=1))
+            return 0
         progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
         # Before anything compiles: programs compiled earlier would bypass the cache.
         setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)

@@ -7,7 +7,7 @@ section 6 (batch 512, learning rate 1e-3, 50 epochs, Adam) and Table D1 (models)
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
@@ -139,6 +139,31 @@ class TrainConfig:
         return cls(model=model, **d)
 
 
+@dataclasses.dataclass(frozen=True)
+class GridPoint:
+    """One point of a study's grid: a training mode, its p and a seed.
+
+    A study trains all its points in one compiled program (the mode and p are
+    traced data of the epoch); each point gives the same result as training
+    it alone.
+    """
+
+    mode: str
+    p: float
+    seed: int
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+
+    @property
+    def tag(self) -> str:
+        """``icrst_p0.2_seed1``: names the point's files."""
+        return f"{self.mode}_p{self.p:g}_seed{self.seed}"
+
+
 # The paper's per-dataset choices (Table D1, section 6).
 PAPER_MODEL_FOR_DATASET = {
     "mnist": "conv",
@@ -149,3 +174,288 @@ PAPER_MODEL_FOR_DATASET = {
     "caltech101": "conv_strided",
     "breast_cancer": "mlp",
 }
+
+
+# ---------------------------------------------------------------------------
+# Studies: the paper's grid (modes x p x seeds) as one typed config
+# ---------------------------------------------------------------------------
+
+DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
+CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifiers of section 6
+# Modes whose training depends on p; the others run once, recorded at p = 0
+# (the point where ICRST/TRST reduce to standard training).
+P_MODES: tuple[str, ...] = ("icrst", "trst")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data set and how it is split and scaled (see ``data.load_dataset``).
+
+    Attributes:
+      name: one of ``DATASETS``. breast_cancer, digits and mnist5k ship with
+        packages (offline); the others read TFDS-prepared data or the original
+        files in ``data_dir``.
+      data_dir: TFDS data_dir or folder with the original files.
+      image_size: resize images to this side (None: digits 28, caltech101 64,
+        the native size otherwise).
+      test_fraction, split_seed: stratified hold-out of the sets without an
+        official split.
+      input_scheme: encoder input ``standardized`` (paper) or ``unit``; the
+        target is always unit scale.
+    """
+
+    name: str = "breast_cancer"
+    data_dir: str | None = None
+    image_size: int | None = None
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    input_scheme: str = "standardized"
+
+    def __post_init__(self):
+        if self.name not in DATASETS:
+            raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.input_scheme not in ("standardized", "unit"):
+            raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
+        if self.name == "breast_cancer" and self.image_size is not None:
+            raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """How the latents are judged (sections 6 and 7).
+
+    Attributes:
+      classifiers: any of ``CLASSIFIERS`` (SVM, random forest, MLP, Gaussian NB).
+      n_folds: stratified cross-validation folds (paper: 10).
+      mi, mi_samples, mi_k, mi_bins: the section 7 mutual information
+        (paper: 150 observations, 20 neighbours); images only.
+      tsne, tsne_points: the t-SNE figure (Figs. 6-7) and its point budget.
+      n_jobs: parallel workers for the fits over grid points x folds x
+        classifiers (None: every core; 1: serial).
+    """
+
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    n_folds: int = 10
+    mi: bool = True
+    mi_samples: int = 150
+    mi_k: int = 20
+    mi_bins: int = 16
+    tsne: bool = True
+    tsne_points: int = 2000
+    n_jobs: int | None = None
+
+    def __post_init__(self):
+        if not self.classifiers:
+            raise ValueError("at least one classifier is needed")
+        for c in self.classifiers:
+            if c not in CLASSIFIERS:
+                raise ValueError(f"unknown classifier {c!r}; known: {', '.join(CLASSIFIERS)}")
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """A study: one data set, one training setup, a grid of modes x p x seeds.
+
+    Every grid point trains in one compiled program (``train.fit(points=...)``)
+    and the study writes one folder: latents per point, ``results.json``,
+    ``report.md`` and figures. ``configs/*.py`` return one of these from
+    ``get_config()``; ``--set key=value`` overrides any field by its dotted
+    path (``train.epochs``, ``train.model.width``, ``modes``, ``eval.n_folds``).
+
+    Attributes:
+      data: the data set.
+      train: training settings shared by every grid point. Its ``mode``, ``p``
+        and ``seed`` are not used: the grid below decides them.
+      modes: training modes (``standard``, ``icrst``, ``trst``, ``dae``).
+      p_values: swap probabilities of the p-dependent modes (icrst, trst).
+      seeds: seeds of every (mode, p).
+      eval: how the latents are judged.
+      checkpoints: write an orbax checkpoint of the study (at the end, and
+        every ``train.checkpoint_every`` epochs).
+      out: output folder.
+    """
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(model=ModelConfig(name="mlp")))
+    modes: tuple[str, ...] = ("standard", "icrst", "trst")
+    p_values: tuple[float, ...] = (1.0,)
+    seeds: tuple[int, ...] = (0,)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    checkpoints: bool = True
+    out: str = "runs/latest"
+
+    def __post_init__(self):
+        if not self.modes:
+            raise ValueError("at least one mode is needed")
+        for m in self.modes:
+            if m not in MODES:
+                raise ValueError(f"unknown mode {m!r}; known: {', '.join(MODES)}")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"modes must be distinct, got {list(self.modes)}")
+        if not self.p_values:
+            raise ValueError("at least one p is needed")
+        for p in self.p_values:
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"p must be in [0, 1], got {p}")
+        if len(set(self.p_values)) != len(self.p_values):
+            raise ValueError(f"p values must be distinct, got {list(self.p_values)}")
+        if not self.seeds:
+            raise ValueError("the seed list is empty; give at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+
+    def check_model_fits_data(self) -> None:
+        """The MLP takes tabular rows, the conv models images: a one-line error otherwise.
+
+        Not part of ``__post_init__``: switching data set and model takes two
+        ``--set`` overrides, and the config between them is legitimately mixed.
+        """
+        tabular = self.data.name == "breast_cancer"
+        if tabular != (self.train.model.name == "mlp"):
+            want = PAPER_MODEL_FOR_DATASET[self.data.name]
+            raise ValueError(
+                f"model {self.train.model.name} does not fit {self.data.name} "
+                f"({'tabular rows' if tabular else 'images'}); set train.model.name={want}"
+            )
+
+    def runs(self) -> list[tuple[str, float]]:
+        """(mode, p) pairs in order: p-independent modes once (p = 0), the others per p."""
+        out = []
+        for m in self.modes:
+            out += [(m, float(p)) for p in self.p_values] if m in P_MODES else [(m, 0.0)]
+        return out
+
+    def grid(self) -> list[GridPoint]:
+        """Every grid point: each (mode, p) of :meth:`runs` with each seed."""
+        return [GridPoint(m, p, int(s)) for m, p in self.runs() for s in self.seeds]
+
+    def replace(self, **changes) -> "StudyConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Fields that a study's grid decides: setting them would be silently ignored.
+_GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
+
+
+def config_paths(cfg) -> dict[str, type]:
+    """Every settable dotted path of a config dataclass and its field type.
+
+    Example:
+      >>> config_paths(StudyConfig())["train.model.width"]
+      float
+    """
+    import typing
+
+    out: dict[str, Any] = {}
+
+    def walk(obj, prefix):
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            path = prefix + f.name
+            if dataclasses.is_dataclass(value):
+                walk(value, path + ".")
+            elif path not in _GRID_DECIDED:
+                out[path] = hints[f.name]
+
+    walk(cfg, "")
+    return out
+
+
+def _parse_value(text: str, typ, path: str):
+    """Parses ``text`` as a value of the field type ``typ`` (from the annotation)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if text.strip().lower() in ("none", "null") and len(args) < len(typing.get_args(typ)):
+            return None
+        if len(args) == 1:
+            return _parse_value(text, args[0], path)
+    if origin is tuple:
+        (item, _) = typing.get_args(typ)
+        return tuple(_parse_value(v, item, path) for v in text.split(",") if v.strip())
+    if typ is bool:
+        low = text.strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{path} takes true or false, got {text!r}")
+    if typ in (int, float, str):
+        try:
+            return typ(text.strip())
+        except ValueError:
+            raise ValueError(f"{path} takes {'an integer' if typ is int else 'a number'}, got {text!r}") from None
+    raise ValueError(f"{path} has a type ({typ}) that --set cannot parse")
+
+
+def _replace_path(cfg, parts: list[str], value):
+    if len(parts) == 1:
+        return dataclasses.replace(cfg, **{parts[0]: value})
+    child = getattr(cfg, parts[0])
+    return dataclasses.replace(cfg, **{parts[0]: _replace_path(child, parts[1:], value)})
+
+
+def apply_override(cfg, assignment: str):
+    """``cfg`` with one ``key=value`` applied; the key is a dotted field path.
+
+    The value is parsed by the field's declared type (tuples: comma-separated;
+    ``none`` for an optional field), and the new config is validated as a
+    whole. An unknown key is a one-line ``ValueError`` naming the near matches.
+
+    Example:
+      >>> apply_override(StudyConfig(), "train.epochs=20").train.epochs
+      20
+    """
+    import difflib
+
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set takes key=value, got {assignment!r}")
+    paths = config_paths(cfg)
+    if key in _GRID_DECIDED:
+        raise ValueError(f"{key} is decided by the study's grid; set {_GRID_DECIDED[key]} instead")
+    if key not in paths:
+        near = difflib.get_close_matches(key, list(paths), n=3, cutoff=0.6)
+        if not near:  # a bare field name: suggest the full paths that end with it
+            near = [p for p in paths if p.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]][:3]
+        hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
+        raise ValueError(f"unknown config key {key!r}{hint}")
+    return _replace_path(cfg, key.split("."), _parse_value(text, paths[key], key))
+
+
+def apply_overrides(cfg, assignments) -> Any:
+    """Applies ``key=value`` overrides in order (later ones win)."""
+    for a in assignments:
+        cfg = apply_override(cfg, a)
+    return cfg
+
+
+def load_config(path) -> StudyConfig:
+    """Runs a config file's ``get_config()`` and returns its :class:`StudyConfig`."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(f"_icrst_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path} defines no get_config()")
+    cfg = module.get_config()
+    if not isinstance(cfg, StudyConfig):
+        raise ValueError(f"{path}: get_config() returned {type(cfg).__name__}, not a StudyConfig")
+    return cfg

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")
+from icrst_jax.config import CLASSIFIERS  # declared once, with the study config
+
 METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 
 # Rows of query-vs-dataset distances computed at once in the KNN search: bounds
@@ -301,59 +302,98 @@ def evaluate_classifiers(
       >>> evaluate_classifiers(x, y, ["nb"], n_folds=5)["nb"]["accuracy"]["mean"]
       1.0
     """
+    return evaluate_many([(features, labels, seed)], classifiers, n_folds=n_folds, n_jobs=n_jobs,
+                         progress=progress, level=level)[0]
+
+
+def evaluate_many(
+    jobs: Sequence[tuple],
+    classifiers: Sequence[str] = CLASSIFIERS,
+    *,
+    n_folds: int = 10,
+    n_jobs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    level: float = 0.95,
+    fold_lines: bool = True,
+) -> list[dict[str, dict]]:
+    """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
+
+    A study's grid points each need (classifiers x folds) fits; submitting all
+    of them to one joblib pool keeps every worker busy to the end, where one
+    pool per point idles while its slowest fit (the SVM, the MLP) finishes.
+
+    Args:
+      jobs: ``(features, labels, seed)`` per feature set; the seed decides its
+        folds and classifier seeds exactly as in :func:`evaluate_classifiers`.
+      fold_lines: send one progress line per fit (False: per classifier only).
+      classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
+
+    Returns:
+      One :func:`evaluate_classifiers` result per job, in order; the same
+      numbers as evaluating each job alone.
+    """
     from sklearn.model_selection import StratifiedKFold
     from sklearn.utils.parallel import Parallel, delayed
 
-    x = np.asarray(features)
-    y = np.asarray(labels)
-    if x.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {x.shape}")
-    if y.shape != (x.shape[0],):
-        raise ValueError(f"labels must be ({x.shape[0]},), got shape {y.shape}")
-    if not np.isfinite(x).all():
-        # A diverged autoencoder gives NaN latents; say so instead of letting
-        # each classifier fail with its own message.
-        raise ValueError("features contain NaN or inf")
     names = list(classifiers)
     for name in names:
         if name not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
-    folds_used = _check_folds(y, n_folds, progress)
-    splits = list(StratifiedKFold(folds_used, shuffle=True, random_state=seed).split(x, y))
+    prepared = []
+    for features, labels, seed in jobs:
+        x = np.asarray(features)
+        y = np.asarray(labels)
+        if x.ndim != 2:
+            raise ValueError(f"features must be (N, D), got shape {x.shape}")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"labels must be ({x.shape[0]},), got shape {y.shape}")
+        if not np.isfinite(x).all():
+            # A diverged autoencoder gives NaN latents; say so instead of letting
+            # each classifier fail with its own message.
+            raise ValueError("features contain NaN or inf")
+        folds_used = _check_folds(y, n_folds, progress)
+        splits = list(StratifiedKFold(folds_used, shuffle=True, random_state=seed).split(x, y))
+        prepared.append((x, y, seed, folds_used, splits))
 
-    tasks = [(name, f) for name in names for f in range(folds_used)]
+    tasks = [(j, name, f) for j, (*_, folds_used, _) in enumerate(prepared) for name in names for f in range(folds_used)]
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
-    outputs = runner(delayed(_fit_fold)(name, seed, x, y, *splits[f]) for name, f in tasks)
+    outputs = runner(
+        delayed(_fit_fold)(name, prepared[j][2], prepared[j][0], prepared[j][1], *prepared[j][4][f]) for j, name, f in tasks
+    )
 
-    per_clf: dict[str, list] = {name: [] for name in names}
-    results: dict[str, dict] = {}
-    for (name, f), (scores, elapsed, n_conv, others) in zip(tasks, outputs):
+    per_clf: dict[tuple, list] = {}
+    results: list[dict[str, dict]] = [{} for _ in prepared]
+    tag = (lambda j: f"[{j + 1}/{len(prepared)}]") if len(prepared) > 1 else (lambda j: "")
+    for (j, name, f), (scores, elapsed, n_conv, others) in zip(tasks, outputs):
+        folds_used = prepared[j][3]
         for category, message in others:
             warnings.warn(f"[{name} fold {f + 1}] {message}", category, stacklevel=2)
-        per_clf[name].append((scores, elapsed, n_conv))
-        if progress is not None:
+        per_clf.setdefault((j, name), []).append((scores, elapsed, n_conv))
+        if progress is not None and fold_lines:
             progress(
-                f"[{name}] fold {f + 1}/{folds_used}: accuracy={scores['accuracy']:.4f} "
+                f"{tag(j)}[{name}] fold {f + 1}/{folds_used}: accuracy={scores['accuracy']:.4f} "
                 f"f1_macro={scores['f1_macro']:.4f} ({elapsed:.1f}s)"
             )
-        if len(per_clf[name]) == folds_used:
+        done = per_clf[(j, name)]
+        if len(done) == folds_used:
             entry = {}
             for m in METRICS:
-                folds = np.array([s[m] for s, _, _ in per_clf[name]])
+                folds = np.array([s[m] for s, _, _ in done])
                 entry[m] = {**summarize(folds, level), "folds": folds}
-            entry["fit_time"] = np.array([t for _, t, _ in per_clf[name]])
+            entry["fit_time"] = np.array([t for _, t, _ in done])
             entry["n_folds"] = folds_used
-            entry["convergence_warnings"] = int(sum(c for _, _, c in per_clf[name]))
-            results[name] = entry
+            entry["convergence_warnings"] = int(sum(c for _, _, c in done))
+            results[j][name] = entry
             if progress is not None:
                 acc, f1 = entry["accuracy"], entry["f1_macro"]
                 conv = entry["convergence_warnings"]
                 progress(
-                    f"[{name}] accuracy {acc['mean']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  "
+                    f"{tag(j)}[{name}] accuracy {acc['mean']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  "
                     f"f1_macro {f1['mean']:.4f} [{f1['low']:.4f}, {f1['high']:.4f}]"
                     + (f"  ({conv}/{folds_used} folds did not converge)" if conv else "")
                 )
-    return results
+    # Classifier order as given, whatever order the fits finished in.
+    return [{name: res[name] for name in names} for res in results]
 
 
 # ---------------------------------------------------------------------------

@@ -92,7 +92,21 @@ def build_pairing_table(labels) -> PairingTable:
     )
 
 
-def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mode: str, p: float | jax.Array) -> jax.Array:
+# How a mode picks the reconstruction target: the partner kind of
+# :func:`pair_indices` as an integer, so that the mode can be a traced value (one
+# compiled program trains standard, ICRST, TRST and DAE runs side by side).
+PARTNER_SELF, PARTNER_IN_CLASS, PARTNER_WHOLE_SET = 0, 1, 2
+PARTNER_OF_MODE = {"standard": PARTNER_SELF, "dae": PARTNER_SELF, "icrst": PARTNER_IN_CLASS, "trst": PARTNER_WHOLE_SET}
+
+
+def partner_code(mode: str) -> int:
+    """The partner kind of a mode: 0 the anchor itself, 1 in-class, 2 whole set."""
+    if mode not in PARTNER_OF_MODE:
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(PAIRING_MODES)}")
+    return PARTNER_OF_MODE[mode]
+
+
+def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mode, p: float | jax.Array) -> jax.Array:
     """Returns the index of each anchor's reconstruction target.
 
     With probability ``p`` (one Bernoulli draw per sample, section 6) the target
@@ -100,11 +114,17 @@ def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mod
     eq. 7) or of the whole training set (``trst``, eq. 9); otherwise it is the
     anchor itself. ``standard`` and ``dae`` always return ``indices``.
 
+    ``mode`` may also be data: an integer scalar (traced or not) from
+    :func:`partner_code`. Both partners are then drawn from the same key and
+    one is selected, so a traced mode returns exactly what the static mode
+    returns for the same key, and one compiled program serves every mode.
+
     Args:
       key: a JAX PRNG key.
       table: from :func:`build_pairing_table`.
       indices: (...,) int sample indices (the anchors); any shape.
-      mode: ``standard``, ``dae``, ``icrst`` or ``trst`` (static).
+      mode: ``standard``, ``dae``, ``icrst`` or ``trst`` (static), or an int
+        scalar partner code (``partner_code(mode)``; may be traced).
       p: swap probability in [0, 1]; a Python float or a traced scalar.
 
     Returns:
@@ -116,21 +136,38 @@ def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mod
       ...     key, table, jnp.arange(512), mode="icrst", p=1.0)
       >>> bool((labels[partners] == labels[:512]).all())
       True
+      >>> same = jax.jit(pair_indices)(key, table, jnp.arange(512), mode=partner_code("icrst"), p=1.0)
+      >>> bool((same == partners).all())
+      True
     """
-    if mode not in PAIRING_MODES:
-        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(PAIRING_MODES)}")
     indices = jnp.asarray(indices, jnp.int32)
-    if mode in ("standard", "dae"):
-        return indices
+    if isinstance(mode, str):
+        code = partner_code(mode)
+        if code == PARTNER_SELF:
+            return indices
+    else:
+        code = jnp.asarray(mode, jnp.int32)
+        if code.shape != ():
+            raise ValueError(f"a mode given as data must be a scalar partner code, got shape {code.shape}")
+    static = isinstance(code, int)
     k_swap, k_partner = jax.random.split(key)
     swap = jax.random.bernoulli(k_swap, p, indices.shape)
-    if mode == "icrst":
+
+    def in_class():
         cls = table.sample_class[indices]
         count = table.class_count[cls]
         # A per-sample uniform offset inside the anchor's class: randint with an
         # array-valued maxval is exact-uniform up to JAX's 2x32-bit reduction.
         offset = jax.random.randint(k_partner, indices.shape, 0, count, dtype=jnp.int32)
-        partner = table.sorted_indices[table.class_start[cls] + offset]
-    else:  # trst: uniform over the whole training set.
-        partner = jax.random.randint(k_partner, indices.shape, 0, table.num_samples, dtype=jnp.int32)
+        return table.sorted_indices[table.class_start[cls] + offset]
+
+    def whole_set():  # trst: uniform over the whole training set.
+        return jax.random.randint(k_partner, indices.shape, 0, table.num_samples, dtype=jnp.int32)
+
+    if static:
+        partner = in_class() if code == PARTNER_IN_CLASS else whole_set()
+    else:
+        # Both draws cost O(batch) integer work; selecting keeps one program.
+        partner = jnp.where(code == PARTNER_IN_CLASS, in_class(), whole_set())
+        swap = swap & (code != PARTNER_SELF)
     return jnp.where(swap, partner, indices)

@@ -3,9 +3,9 @@
 XLA compilation is a large share of a short run's wall time on a CPU (the
 Breast Cancer MLP's epoch program compiles in about a second, longer than its
 50 epochs take; a conv model's in tens of seconds). A repeated run compiles
-exactly the same programs again, and so does every point of a p sweep: ``p`` is
-traced *data* of the epoch program (``TrainData.p``), not a constant baked into
-it. JAX's persistent compilation cache stores every compiled executable on disk
+exactly the same programs again, and so does a study of another size or a
+single run of one of its points: the mode and ``p`` are traced *data* of the
+epoch program (``TrainState.run``), not constants baked into it. JAX's persistent compilation cache stores every compiled executable on disk
 under a hash of the program, the devices, the compile options and the
 jax/jaxlib versions, and later processes load it instead of compiling.
 

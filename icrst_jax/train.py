@@ -7,9 +7,12 @@ Structure (after PureJaxRL and big_vision):
   (:func:`icrst_jax.pairing.pair_indices`), the Bernoulli mixing and all the
   optimizer steps (a ``lax.scan``) run on the device: the host dispatches once
   per epoch.
-* Seeds: the state carries a leading seed axis and the epoch is
-  ``jax.vmap``-ed over it, so K models train in one compiled program; seed
-  ``s`` gives the same result as a separate run with ``seeds=[s]``.
+* Runs: the state carries a leading run axis and the epoch is ``jax.vmap``-ed
+  over it, so R models train in one compiled program. A run is a grid point
+  (mode, p, seed): the mode and p are traced values in the state
+  (:class:`RunParams`), like the parameters and the key, so a whole study of
+  modes x p x seeds compiles one epoch program and one initialiser, and each
+  grid point gives the same result as a separate run of that point alone.
 * Data parallel: the training set and the state are replicated over a 1-D
   mesh with a ``data`` axis; each step's global batch is constrained to be
   split along ``data`` (``NamedSharding``), and XLA's partitioner inserts the
@@ -40,18 +43,47 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from icrst_jax.config import TrainConfig
+from icrst_jax.config import GridPoint, TrainConfig
 from icrst_jax.models import AutoEncoder, make_model
-from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices
+from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
 
 DATA_AXIS = "data"
 
 
+class RunParams(NamedTuple):
+    """What tells one grid point's training apart, as traced data.
+
+    Standard, ICRST, TRST and DAE differ only in the target's partner and in
+    the input noise, so the mode is two numbers here, not a different program.
+
+    Attributes:
+      partner: int32 partner code (:func:`icrst_jax.pairing.partner_code`):
+        0 the anchor itself (standard, dae), 1 in-class (icrst), 2 whole set (trst).
+      p: float32 swap probability (section 6).
+      sigma: float32 input noise standard deviation: ``dae_sigma`` for dae, 0 otherwise.
+    """
+
+    partner: jax.Array
+    p: jax.Array
+    sigma: jax.Array
+
+
+def run_params(config: TrainConfig, point: GridPoint) -> RunParams:
+    """The traced hyperparameters of one grid point (host numpy scalars)."""
+    return RunParams(
+        partner=np.int32(partner_code(point.mode)),
+        p=np.float32(point.p),
+        sigma=np.float32(config.dae_sigma if point.mode == "dae" else 0.0),
+    )
+
+
 class TrainState(flax.struct.PyTreeNode):
-    """Everything a run carries between epochs (one model, or K with a leading seed axis).
+    """Everything a run carries between epochs (one model, or R with a leading run axis).
 
     ``key`` is raw ``uint32`` key data (``jax.random.key_data``) so that it
-    checkpoints like any other array.
+    checkpoints like any other array. ``run`` is the grid point's mode and p as
+    data: it rides on the run axis with the parameters, so the vmapped epoch
+    needs no other per-run argument.
     """
 
     params: Any
@@ -59,6 +91,7 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: Any
     key: jax.Array
     epoch: jax.Array
+    run: RunParams
 
 
 class TrainData(NamedTuple):
@@ -68,15 +101,14 @@ class TrainData(NamedTuple):
       x: (N, ...) float32 samples in unit scale (the reconstruction targets).
       table: the pairing table of the labels.
       mean, std: broadcastable to one sample; encoder input = (x - mean) / std.
-      p: float32 scalar, the swap probability (traced: a p sweep reuses the
-        compiled epoch).
+
+    The mode and p are per run, in :attr:`TrainState.run`.
     """
 
     x: jax.Array
     table: PairingTable
     mean: jax.Array
     std: jax.Array
-    p: jax.Array
 
 
 @dataclasses.dataclass
@@ -90,9 +122,10 @@ class Engine:
     num_samples: int
     batch_size: int
     steps_per_epoch: int
-    init_fn: Callable  # key -> TrainState (one seed)
-    epoch_fn: Callable  # (state, data) -> (state, metrics); one seed, pure
+    init_fn: Callable  # (key, RunParams) -> TrainState (one run)
+    epoch_fn: Callable  # (state, data) -> (state, metrics); one run, pure
     trace_count: list  # how often the epoch was traced (compiled); see tests
+    noise: bool  # whether the epoch draws input noise (a run with sigma > 0 needs it)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -133,14 +166,21 @@ def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int
     return int(math.ceil(b / num_devices) * num_devices)
 
 
-def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, impl: str = "auto") -> Engine:
+def make_engine(
+    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, impl: str = "auto", noise: bool | None = None
+) -> Engine:
     """Builds the model, optimizer, mesh and the pure epoch function of a run.
 
     Args:
-      config: the run's configuration.
+      config: the run's configuration (its ``mode`` and ``p`` are only the
+        defaults of :func:`init_state`; the epoch reads them from the state).
       sample_shape: shape of one sample, e.g. (28, 28, 1) or (30,).
       num_samples: training set size N.
       impl: convolution implementation (see :mod:`icrst_jax.ops`).
+      noise: whether the epoch draws the DAE's input noise (scaled per run by
+        its traced sigma, 0 for the other modes). None: ``config.mode == "dae"``.
+        A study with a dae point needs True; without one, False skips drawing
+        noise that every run would multiply by 0.
     """
     model = make_model(config.model, sample_shape, impl=impl)
     mesh = make_mesh(config.num_devices)
@@ -148,7 +188,7 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
     batch = effective_batch_size(config, num_samples, n_dev)
     steps = int(math.ceil(num_samples / batch))
     tx = optax.adam(config.learning_rate)
-    mode = config.mode
+    noise = config.mode == "dae" if noise is None else bool(noise)
     batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
     replicated = NamedSharding(mesh, P())
     trace_count = [0]
@@ -157,7 +197,7 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
     # elementwise passes: 5% of a narrow conv step on a CPU.
     ragged = steps * batch != num_samples
 
-    def init_fn(key) -> TrainState:
+    def init_fn(key, run: RunParams) -> TrainState:
         k_init, k_train = jax.random.split(key)
         dummy = jnp.zeros((1, *sample_shape), jnp.float32)
         variables = model.init({"params": k_init}, dummy, train=False)
@@ -168,6 +208,7 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
             opt_state=tx.init(params),
             key=jax.random.key_data(k_train),
             epoch=jnp.zeros((), jnp.int32),
+            run=run,
         )
 
     def loss_fn(params, batch_stats, inputs, targets, mask, k_dropout):
@@ -185,15 +226,15 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
 
     def train_step(state: TrainState, data: TrainData, idx, mask, key):
         k_pair, k_noise, k_dropout = jax.random.split(key, 3)
-        partner = pair_indices(k_pair, data.table, idx, mode=mode, p=data.p)
+        partner = pair_indices(k_pair, data.table, idx, mode=state.run.partner, p=state.run.p)
         # Gather on the device from the replicated training set, then split the
         # global batch over the mesh: each device computes its shard.
         x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
         targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
         mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
         inputs = (x - data.mean) / data.std
-        if mode == "dae":
-            inputs = inputs + config.dae_sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
+        if noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
+            inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, state.batch_stats, inputs, targets, mask, k_dropout
         )
@@ -245,6 +286,7 @@ def make_engine(config: TrainConfig, sample_shape: Sequence[int], num_samples: i
         init_fn=init_fn,
         epoch_fn=epoch_fn,
         trace_count=trace_count,
+        noise=noise,
     )
 
 
@@ -255,7 +297,7 @@ def seed_keys(seeds: Sequence[int]) -> jax.Array:
     return jnp.stack([jax.random.key(int(s)) for s in seeds])
 
 
-def make_train_data(engine: Engine, x, labels, *, mean=None, std=None, p=None) -> TrainData:
+def make_train_data(engine: Engine, x, labels, *, mean=None, std=None) -> TrainData:
     """Puts the training set on the devices (replicated over the mesh)."""
     x = np.asarray(x, np.float32)
     if x.shape[0] != engine.num_samples:
@@ -268,16 +310,32 @@ def make_train_data(engine: Engine, x, labels, *, mean=None, std=None, p=None) -
     sample_shape = x.shape[1:]
     mean = np.zeros(sample_shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
     std = np.ones(sample_shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
-    p = engine.config.p if p is None else p
     table = jax.tree_util.tree_map(np.asarray, build_pairing_table(labels))
-    data = TrainData(x=x, table=table, mean=mean, std=std, p=np.float32(p))
+    data = TrainData(x=x, table=table, mean=mean, std=std)
     return replicate(data, engine.mesh)
 
 
-def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
-    """Stacked initial state for the given seeds, replicated over the mesh."""
+def grid_points(config: TrainConfig, runs: Sequence[int | GridPoint]) -> list[GridPoint]:
+    """Grid points of ``runs``: a bare seed ``s`` is ``GridPoint(config.mode, config.p, s)``."""
+    if len(runs) == 0:
+        raise ValueError("at least one run (a seed or a grid point) is needed")
+    return [r if isinstance(r, GridPoint) else GridPoint(config.mode, config.p, int(r)) for r in runs]
+
+
+def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
+    """Stacked initial state of the runs, replicated over the mesh.
+
+    Args:
+      runs: seeds (mode and p from ``engine.config``) or :class:`GridPoint`s.
+        A point's initial parameters depend on its seed only, as in a
+        separate run of that point.
+    """
+    points = grid_points(engine.config, runs)
+    if not engine.noise and any(pt.mode == "dae" for pt in points):
+        raise ValueError("a dae run needs an engine that draws input noise: make_engine(..., noise=True)")
     replicated = NamedSharding(engine.mesh, P())
-    keys = seed_keys(seeds)
+    keys = seed_keys([pt.seed for pt in points])
+    runs_data = jax.tree_util.tree_map(lambda *a: np.stack(a), *[run_params(engine.config, pt) for pt in points])
     fn = jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)
     # The initialiser runs once but compiles every threefry hash of every
     # parameter tensor unrolled: at XLA's default optimisation level that was
@@ -286,7 +344,7 @@ def init_state(engine: Engine, seeds: Sequence[int]) -> TrainState:
     # 0.5 s / 1.2 s; the values differ by at most one float32 ulp (3e-8, from
     # instruction selection), and every run of this code uses the same path.
     options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
-    return fn.lower(keys).compile(compiler_options=options)(keys)
+    return fn.lower(keys, runs_data).compile(compiler_options=options)(keys, runs_data)
 
 
 def _on_cpu(engine: Engine) -> bool:
@@ -295,12 +353,13 @@ def _on_cpu(engine: Engine) -> bool:
 
 
 def seed_parallel(engine: Engine, state: TrainState) -> Callable:
-    """``epoch(stacked_state, data)`` over the state's leading seed axis.
+    """``epoch(stacked_state, data)`` over the state's leading run axis.
 
-    All K seeds vmapped at once, or, with ``config.seed_batch = b < K``, in
-    chunks of b seeds one after another inside the same program
-    (``lax.map(..., batch_size=b)``): the same function, a different schedule.
-    ``seed_batch=None`` is 1 for the conv models on a CPU, all seeds otherwise.
+    All R runs (grid points, seeds included) vmapped at once, or, with
+    ``config.seed_batch = b < R``, in chunks of b runs one after another inside
+    the same program (``lax.map(..., batch_size=b)``): the same function, a
+    different schedule. ``seed_batch=None`` is 1 for the conv models on a CPU,
+    all runs otherwise.
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
@@ -331,11 +390,12 @@ class FitResult:
     """What :func:`fit` returns.
 
     Attributes:
-      state: the final stacked TrainState (leading axis = seeds).
+      state: the final stacked TrainState (leading axis = runs).
       engine: the engine (model, mesh, epoch function).
-      seeds: the seeds, in the order of the state's leading axis.
+      seeds: the seed of each run, in the order of the state's leading axis.
+      points: the grid point of each run, in the same order.
       history: one dict per epoch run in this call: epoch, loss (list per
-        seed), step_loss (per seed, per step), seconds, samples_per_s.
+        run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
     """
@@ -346,6 +406,7 @@ class FitResult:
     history: list
     compile_seconds: float
     resumed_from: int | None = None
+    points: list = dataclasses.field(default_factory=list)
 
     @property
     def final_loss(self) -> np.ndarray:
@@ -358,6 +419,7 @@ def fit(
     labels,
     *,
     seeds: Sequence[int] | None = None,
+    points: Sequence[GridPoint] | None = None,
     mean=None,
     std=None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -366,14 +428,18 @@ def fit(
     impl: str = "auto",
     stop_after_epoch: int | None = None,
 ) -> FitResult:
-    """Trains K = len(seeds) autoencoders in one program.
+    """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
     Args:
-      config: the run's configuration (mode, p, epochs, batch size, model...).
+      config: the run's configuration (mode, p, epochs, batch size, model...);
+        with ``points``, its mode and p are unused.
       x: (N, ...) float32 training samples in unit scale ([0, 1] for images):
         the reconstruction targets.
       labels: (N,) integer labels (used by ``icrst`` only).
-      seeds: seeds to train in parallel (default ``[config.seed]``).
+      seeds: seeds to train in parallel with ``config.mode`` and ``config.p``
+        (default ``[config.seed]``).
+      points: instead of ``seeds``: the grid points (mode, p, seed) of a study,
+        all trained in one compiled epoch program.
       mean, std: per-channel (or per-feature) statistics; the encoder input is
         ``(x - mean) / std``. ``None`` means identity.
       checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
@@ -395,14 +461,22 @@ def fit(
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
       >>> latents = encode(result, ds.x_test, ...)   # (3, N_test, 128)
     """
-    seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("at least one seed is needed")
+    if points is not None and seeds is not None:
+        raise ValueError("give seeds or grid points, not both")
+    if points is None:
+        seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+    points = grid_points(config, seeds if points is None else list(points))
+    seeds = [pt.seed for pt in points]
+    if len(set(points)) != len(points):
+        raise ValueError("grid points must be distinct")
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
-    engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl)
+    noise = any(pt.mode == "dae" for pt in points)
+    engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
-    state = init_state(engine, seeds)
+    state = init_state(engine, points)
 
     manager = None
     resumed_from = None
@@ -410,6 +484,8 @@ def fit(
         from icrst_jax import checkpoint as ckpt
 
         meta = {"config": config.to_dict(), "seeds": seeds, **(metadata or {})}
+        if any((pt.mode, pt.p) != (config.mode, config.p) for pt in points):
+            meta["points"] = [dataclasses.asdict(pt) for pt in points]
         manager = ckpt.CheckpointManager(checkpoint_dir)
         restored = manager.restore_latest(state, expected_meta=meta)
         if restored is not None:
@@ -419,9 +495,15 @@ def fit(
 
     compiled, compile_s = compile_epoch(engine, state, data)
     n_dev = engine.mesh.devices.size
+    pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
+    what = (
+        f"{config.mode} p={config.p:g} seeds={seeds}"
+        if pairs == [(config.mode, config.p)]
+        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+    )
     say(
-        f"{config.mode} p={config.p:g} model={config.model.name} width={config.model.width:g} "
-        f"seeds={seeds} devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+        f"{what} model={config.model.name} width={config.model.width:g} "
+        f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
         f"(compiled in {compile_s:.1f}s)"
     )
     history = []
@@ -435,19 +517,19 @@ def fit(
         metrics = jax.device_get(metrics)
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
-        rate = engine.num_samples * len(seeds) / dt
+        rate = engine.num_samples * len(points) / dt
         history.append(
             {
                 "epoch": epoch + 1,
                 "loss": loss.tolist(),
-                "step_loss": np.asarray(metrics["step_loss"]).tolist(),  # (seeds, steps)
+                "step_loss": np.asarray(metrics["step_loss"]).tolist(),  # (runs, steps)
                 "seconds": dt,
                 "samples_per_s": rate,
             }
         )
         say(
             f"epoch {epoch + 1:>3}/{config.epochs}  loss {float(loss.mean()):.5f}"
-            + (f" (seeds {loss.min():.5f}..{loss.max():.5f})" if len(seeds) > 1 else "")
+            + (f" (runs {loss.min():.5f}..{loss.max():.5f})" if len(points) > 1 else "")
             + f"  {rate:,.0f} samples/s  {dt:.2f}s"
         )
         if not np.all(np.isfinite(loss)):
@@ -461,7 +543,8 @@ def fit(
     if manager is not None:
         manager.close()
     return FitResult(
-        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from
+        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from,
+        points=points,
     )
 
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED = ("pairing", "training", "seeds", "utilisation", "profile", "breast_cancer_e2e", "devices")
+EXPECTED = ("pairing", "training", "seeds", "utilisation", "profile", "breast_cancer_e2e", "devices", "study")
 
 
 def run_suite(out: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -184,6 +184,11 @@ def test_quick_numeric_fields(quick):
     for r in d["rows"]:
         assert_stats(r["epoch_s"], "devices epoch")
         assert is_number(r["efficiency"])
+
+    s = b["study"]["rows"]["breast_cancer_quick"]
+    assert s["grid_points"] == 2 and len(s["per_point_s"]) == 2
+    assert is_number(s["study_s"]) and is_number(s["per_point_total_s"]) and is_number(s["speedup"])
+    assert s["same_final_losses"], s["mismatched_points"]  # each point of the study equals its own run
 
 
 def test_missing_torch_is_recorded_as_skipped(tmp_path):

@@ -57,8 +57,17 @@ def test_cli_end_to_end_files(tmp_path):
     assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
     report = (out / "report.md").read_text()
     assert "ICRST" in report and "paper" in report.lower()
-    # Checkpoints with the preprocessing statistics were written per run.
-    assert (out / "checkpoints" / "icrst_p1").is_dir()
+    # One study: every grid point in results.json with its seed, scores and loss
+    # curve; one checkpoint folder; the wall time split into its parts.
+    assert [(pt["mode"], pt["p"], pt["seed"]) for pt in results["points"]] == [
+        ("standard", 0.0, 0), ("standard", 0.0, 1), ("icrst", 0.5, 0), ("icrst", 0.5, 1), ("icrst", 1.0, 0), ("icrst", 1.0, 1),
+    ]
+    assert all(len(pt["loss_curve"]) == 3 and set(pt["classifiers"]) == {"nb", "rf"} for pt in results["points"])
+    assert results["config"]["modes"] == ["standard", "icrst"] and results["config"]["train"]["epochs"] == 3
+    timing = results["timing"]
+    for part in ("training_s", "compiling_s", "evaluation_s"):
+        assert 0 < timing[part] < timing["wall_s"]
+    assert (out / "checkpoints").is_dir() and not (out / "checkpoints" / "icrst_p1").exists()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from icrst_jax.pairing import build_pairing_table, pair_indices
+from icrst_jax.pairing import build_pairing_table, pair_indices, partner_code
 
 # Unbalanced like Caltech101 (31 to 800 per class), with arbitrary label values
 # (negative, non-contiguous) and a singleton class.
@@ -41,11 +41,17 @@ def test_table_rejects_bad_labels():
         pair_indices(jax.random.key(0), build_pairing_table(np.array([0, 1])), jnp.arange(2), mode="bogus", p=1.0)
 
 
-def _draw(mode, p, labels, n_draws, seed=0):
-    """n_draws batches over all anchors, under jit + vmap over keys (the seed axis)."""
+def _draw(mode, p, labels, n_draws, seed=0, traced=False):
+    """n_draws batches over all anchors, under jit + vmap over keys (the seed axis).
+
+    ``traced``: the mode and p are data, vmapped with the keys (as a study's
+    run axis carries them), instead of static Python values."""
     t = build_pairing_table(labels)
     keys = jax.random.split(jax.random.key(seed), n_draws)
     idx = jnp.arange(labels.size, dtype=jnp.int32)
+    if traced:
+        f = jax.jit(jax.vmap(lambda k, c, q: pair_indices(k, t, idx, mode=c, p=q)))
+        return np.asarray(f(keys, jnp.full(n_draws, partner_code(mode)), jnp.full(n_draws, p, jnp.float32)))
     f = jax.jit(jax.vmap(lambda k: pair_indices(k, t, idx, mode=mode, p=p)))
     return np.asarray(f(keys))  # (n_draws, N)
 
@@ -76,10 +82,11 @@ def _within_class_pvalues(labels, partners, anchors_label):
     return pvals
 
 
-def test_icrst_uniform_within_unbalanced_classes():
+@pytest.mark.parametrize("traced", [False, True])
+def test_icrst_uniform_within_unbalanced_classes(traced):
     """Chi-square goodness of fit of partner counts inside each class, at a fixed seed."""
     labels = unbalanced_labels()
-    partners = _draw("icrst", 1.0, labels, 200).ravel()
+    partners = _draw("icrst", 1.0, labels, 200, traced=traced).ravel()
     anchors_label = np.tile(labels, 200)
     for v, pval in _within_class_pvalues(labels, partners, anchors_label).items():
         assert pval > 1e-3, (v, pval)
@@ -94,11 +101,12 @@ def test_icrst_uniform_within_unbalanced_classes():
     assert min(_within_class_pvalues(labels, biased, anchors_label).values()) < 1e-6
 
 
+@pytest.mark.parametrize("traced", [False, True])
 @pytest.mark.parametrize("mode", ["icrst", "trst"])
 @pytest.mark.parametrize("p", [0.0, 0.2, 0.7, 1.0])
-def test_swap_fraction_matches_p(mode, p):
+def test_swap_fraction_matches_p(mode, p, traced):
     labels = unbalanced_labels()
-    partners = _draw(mode, p, labels, 50)
+    partners = _draw(mode, p, labels, 50, traced=traced)
     anchors = np.arange(labels.size)[None, :]
     swapped = partners != anchors
     # A swap may draw the anchor itself (probability 1/class size); count the
@@ -113,9 +121,10 @@ def test_swap_fraction_matches_p(mode, p):
     assert abs(swapped.mean() - expected) <= tol, (swapped.mean(), expected)
 
 
-def test_trst_uniform_over_dataset():
+@pytest.mark.parametrize("traced", [False, True])
+def test_trst_uniform_over_dataset(traced):
     labels = unbalanced_labels()
-    partners = _draw("trst", 1.0, labels, 40).ravel()
+    partners = _draw("trst", 1.0, labels, 40, traced=traced).ravel()
     counts = np.bincount(partners, minlength=labels.size)
     _, pval = stats.chisquare(counts)
     assert pval > 1e-3
@@ -124,10 +133,11 @@ def test_trst_uniform_over_dataset():
     assert abs(frac - 800 / labels.size) < 0.01
 
 
+@pytest.mark.parametrize("traced", [False, True])
 @pytest.mark.parametrize("mode", ["standard", "dae"])
-def test_standard_and_dae_keep_the_input(mode):
+def test_standard_and_dae_keep_the_input(mode, traced):
     labels = unbalanced_labels()
-    partners = _draw(mode, 1.0, labels, 3)
+    partners = _draw(mode, 1.0, labels, 3, traced=traced)
     assert (partners == np.arange(labels.size)[None]).all()
 
 
@@ -153,3 +163,29 @@ def test_traced_p_and_batch_indices():
     np.testing.assert_array_equal(out0, idx)
     assert (labels[np.asarray(out1)] == labels[np.asarray(idx)]).all()
     assert f._cache_size() == 1
+
+
+def test_mode_as_data_equals_static_mode():
+    """Every mode as a traced partner code, all four in one vmapped program,
+    draws exactly the partners of the static mode with the same key: a study
+    that carries the mode as data trains each grid point as its own run would."""
+    labels = unbalanced_labels()
+    t = build_pairing_table(labels)
+    idx = jnp.arange(256, dtype=jnp.int32)
+    modes = ["standard", "icrst", "trst", "dae"]
+    keys = jax.random.split(jax.random.key(11), len(modes))
+    codes = jnp.array([partner_code(m) for m in modes])
+    ps = jnp.array([0.6, 0.6, 0.6, 0.6], jnp.float32)
+    f = jax.jit(jax.vmap(lambda k, c, q: pair_indices(k, t, idx, mode=c, p=q)))
+    together = np.asarray(f(keys, codes, ps))
+    for i, m in enumerate(modes):
+        alone = np.asarray(pair_indices(keys[i], t, idx, mode=m, p=0.6))
+        np.testing.assert_array_equal(together[i], alone)
+    # The rows differ where they should: icrst and trst swap, standard/dae do not.
+    assert (together[0] == np.asarray(idx)).all() and (together[3] == np.asarray(idx)).all()
+    assert (together[1] != np.asarray(idx)).any() and (together[2] != np.asarray(idx)).any()
+    assert f._cache_size() == 1
+    with pytest.raises(ValueError, match="unknown mode"):
+        partner_code("bogus")
+    with pytest.raises(ValueError, match="scalar partner code"):
+        pair_indices(keys[0], t, idx, mode=jnp.array([1, 2]), p=0.5)

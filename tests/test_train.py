@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from icrst_jax.checkpoint import CheckpointMismatch
-from icrst_jax.config import ModelConfig, TrainConfig
+from icrst_jax.config import GridPoint, ModelConfig, TrainConfig
 from icrst_jax.train import (
     compile_epoch,
     effective_batch_size,
@@ -247,3 +247,78 @@ def test_encode_shapes_and_determinism(cancer):
     f = encode(r, x=x[:100], batch_size=32)
     assert f.shape == (2, 100, 8) and f.dtype == np.float32
     np.testing.assert_allclose(f, encode(r, x=x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
+
+
+# A study's grid: every mode, two p values for the p-dependent modes, two seeds.
+STUDY_POINTS = [
+    GridPoint(mode, p, seed)
+    for mode, p in [("standard", 0.0), ("icrst", 0.5), ("icrst", 1.0), ("trst", 0.5), ("trst", 1.0), ("dae", 0.0)]
+    for seed in (0, 1)
+]
+
+
+@pytest.fixture(scope="module")
+def study_fit(cancer):
+    """One study of 12 grid points, and the XLA compilations it caused."""
+    import logging
+
+    x, y = cancer
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logging.getLogger("jax")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        with jax.log_compiles(True):
+            result = fit(mlp_config(epochs=2, num_devices=1), x, y, points=STUDY_POINTS, progress=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    compiled = [m for m in records if m.startswith("Finished XLA compilation of")]
+    return result, compiled
+
+
+def test_study_compiles_one_epoch_program_and_one_initialiser(study_fit):
+    result, compiled = study_fit
+    assert [pt for pt in result.points] == STUDY_POINTS
+    assert result.seeds == [pt.seed for pt in STUDY_POINTS]
+    assert np.asarray(result.final_loss).shape == (len(STUDY_POINTS),)
+    epoch = [m for m in compiled if "epoch_fn" in m]
+    init = [m for m in compiled if "init_fn" in m]
+    assert len(epoch) == 1, compiled
+    assert len(init) == 1, compiled
+    assert result.engine.trace_count == [1]
+    # The modes ride on the run axis as data.
+    np.testing.assert_array_equal(np.asarray(result.state.run.partner), [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0])
+    np.testing.assert_allclose(np.asarray(result.state.run.sigma), [0] * 10 + [0.5, 0.5])
+
+
+@pytest.mark.parametrize("index", [0, 3, 7, 10])  # standard s1 -> ... one point of each mode
+def test_grid_point_equals_its_separate_run(cancer, study_fit, index):
+    x, y = cancer
+    study, _ = study_fit
+    pt = STUDY_POINTS[index]
+    alone = fit(mlp_config(epochs=2, num_devices=1, mode=pt.mode, p=pt.p), x, y, seeds=[pt.seed], progress=False)
+    one = jax.tree_util.tree_map(lambda a: a[index : index + 1], study.state.params)
+    leaves_close(one, alone.state.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step_losses(study)[index], step_losses(alone)[0], rtol=1e-5)
+    # Power: the point's other seed, and the same seed in another mode or p, trained differently.
+    for other in (index ^ 1, (index + 2) % len(STUDY_POINTS)):
+        assert not np.allclose(step_losses(study)[other], step_losses(alone)[0], rtol=1e-3), STUDY_POINTS[other]
+
+
+def test_points_and_seeds_are_exclusive(cancer):
+    x, y = cancer
+    with pytest.raises(ValueError, match="not both"):
+        fit(mlp_config(), x, y, seeds=[0], points=STUDY_POINTS[:1], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        fit(mlp_config(), x, y, points=STUDY_POINTS[:1] * 2, progress=False)
+    engine = make_engine(mlp_config(mode="standard"), x.shape[1:], x.shape[0])
+    with pytest.raises(ValueError, match="noise=True"):
+        init_state(engine, [GridPoint("dae", 0.0, 0)])

@@ -1,0 +1,152 @@
+"""Study configs: the shipped files pass a dry check (no data), and --set overrides are typed and validated."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import run as cli
+from icrst_jax.config import (
+    CLASSIFIERS,
+    GridPoint,
+    StudyConfig,
+    apply_override,
+    apply_overrides,
+    config_paths,
+    load_config,
+)
+from icrst_jax.experiment import dry_check
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.py"))
+PAPER = ["mnist", "fashion_mnist", "cifar10", "caltech101", "breast_cancer"]
+
+
+def test_every_paper_data_set_and_cpu_study_has_a_config():
+    names = {p.stem for p in CONFIGS}
+    assert {f"paper_{d}" for d in PAPER} <= names
+    assert {"cpu_digits", "cpu_mnist5k", "cpu_breast_cancer"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_builds_and_passes_the_dry_check(path):
+    cfg = load_config(path)
+    check = dry_check(cfg, num_devices=1)
+    assert check["grid_points"] == len(cfg.grid()) == len(set(cfg.grid()))
+    assert check["sample_shape"] and check["latent_shape"]
+    assert 1 <= check["batch"] <= check["train_samples"]
+    assert cfg.out.endswith(path.stem)
+
+
+@pytest.mark.parametrize("dataset", PAPER)
+def test_paper_configs_have_the_papers_settings(dataset):
+    """Section 6: batch 512 (64 for the strided CNN), Adam 1e-3, 50 epochs, the
+    three modes, p = 0, 0.2, ..., 1, the four classifiers, 10 folds, MI."""
+    cfg = load_config(ROOT / "configs" / f"paper_{dataset}.py")
+    strided = dataset in ("cifar10", "caltech101")
+    assert cfg.data.name == dataset
+    assert cfg.train.batch_size == (64 if strided else 512)
+    assert cfg.train.model.name == {"breast_cancer": "mlp"}.get(dataset, "conv_strided" if strided else "conv")
+    assert (cfg.train.learning_rate, cfg.train.epochs, cfg.train.model.width) == (1e-3, 50, 1.0)
+    assert cfg.modes == ("standard", "icrst", "trst")
+    assert cfg.p_values == pytest.approx((0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
+    assert cfg.eval.classifiers == CLASSIFIERS and cfg.eval.n_folds == 10 and cfg.eval.mi
+
+
+def test_grid_is_modes_by_p_by_seeds():
+    cfg = StudyConfig(modes=("standard", "icrst", "dae"), p_values=(0.5, 1.0), seeds=(3, 4))
+    assert cfg.grid() == [
+        GridPoint("standard", 0.0, 3), GridPoint("standard", 0.0, 4),
+        GridPoint("icrst", 0.5, 3), GridPoint("icrst", 0.5, 4),
+        GridPoint("icrst", 1.0, 3), GridPoint("icrst", 1.0, 4),
+        GridPoint("dae", 0.0, 3), GridPoint("dae", 0.0, 4),
+    ]
+
+
+def test_set_overrides_are_typed():
+    cfg = apply_overrides(StudyConfig(), [
+        "train.epochs=7", "train.model.width=0.5", "modes=standard,trst", "p_values=0,0.5",
+        "seeds=1,2", "eval.mi=false", "eval.n_jobs=none", "data.name=digits", "train.model.name=conv",
+        "data.image_size=16",
+    ])
+    assert cfg.train.epochs == 7 and isinstance(cfg.train.epochs, int)
+    assert cfg.train.model.width == 0.5
+    assert cfg.modes == ("standard", "trst") and cfg.p_values == (0.0, 0.5) and cfg.seeds == (1, 2)
+    assert cfg.eval.mi is False and cfg.eval.n_jobs is None
+    assert (cfg.data.name, cfg.data.image_size) == ("digits", 16)
+    # Later assignments win; the original is untouched (frozen dataclasses).
+    assert apply_overrides(cfg, ["train.epochs=3", "train.epochs=4"]).train.epochs == 4
+    assert cfg.train.epochs == 7
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("train.epoch=3", "unknown config key 'train.epoch'; did you mean train.epochs"),
+        ("epochs=3", "did you mean train.epochs"),
+        ("train.mode=trst", "decided by the study's grid; set modes"),
+        ("train.epochs=three", "train.epochs takes an integer"),
+        ("eval.mi=maybe", "true or false"),
+        ("train.epochs", "key=value"),
+        ("p_values=0.5,2", "p must be in [0, 1]"),
+        ("modes=standard,bogus", "unknown mode 'bogus'"),
+    ],
+)
+def test_set_rejects_bad_keys_and_values(assignment, message):
+    with pytest.raises(ValueError) as err:
+        apply_override(StudyConfig(), assignment)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_dry_check_catches_a_model_that_does_not_fit_the_data():
+    cfg = apply_override(StudyConfig(), "data.name=digits")  # still the MLP: legitimately mixed mid-way
+    with pytest.raises(ValueError, match="does not fit digits .images.; set train.model.name=conv"):
+        dry_check(cfg)
+    cfg = apply_override(cfg, "train.model.name=conv_strided")  # 28x28 is not a multiple of 8
+    with pytest.raises(ValueError):
+        dry_check(cfg)
+
+
+def test_every_field_is_settable_and_every_default_declared_once():
+    paths = config_paths(StudyConfig())
+    for key in ("train.epochs", "train.model.width", "data.image_size", "eval.n_folds", "modes", "out"):
+        assert key in paths
+    # Each shorthand flag names a real field, and its --help default is that field's.
+    for flag, key, _, _ in cli.SHORTHANDS:
+        assert key in paths, flag
+    text = " ".join(cli.build_parser().format_help().split())  # argparse wraps lines
+    assert "(train.epochs) [default: 50]" in text
+
+
+def test_cli_flags_map_onto_the_same_fields_as_set():
+    ap = cli.build_parser()
+    by_flags = cli.config_from_args(ap.parse_args(
+        ["--dataset", "digits", "--mode", "icrst", "--p-grid", "0.5,1", "--seeds", "1", "2", "--epochs", "4",
+         "--width", "0.25", "--no-mi", "--folds", "3"]))
+    by_set = cli.config_from_args(ap.parse_args(
+        ["--set", "data.name=digits", "--set", "train.model.name=conv", "--set", "modes=icrst",
+         "--set", "p_values=0.5,1", "--set", "seeds=1,2", "--set", "train.epochs=4",
+         "--set", "train.model.width=0.25", "--set", "eval.mi=false", "--set", "eval.n_folds=3"]))
+    assert by_flags == by_set
+    # A config file is the base; flags, then --set, override it.
+    cfg = cli.config_from_args(ap.parse_args(
+        ["--config", str(ROOT / "configs" / "cpu_digits.py"), "--epochs", "2", "--set", "train.epochs=3"]))
+    assert cfg.train.epochs == 3 and cfg.data.name == "digits" and cfg.train.model.width == 0.125
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "train.epoch=3"], "did you mean train.epochs"),
+        (["--config", "configs/nope.py"], "does not exist"),
+        (["--config", "configs/paper_mnist.py", "--set", "train.model.width=0.001"], "channels"),
+    ],
+)
+def test_cli_config_errors_are_one_line(argv, message):
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv, "--dry-run"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
