@@ -182,6 +182,9 @@ PAPER_MODEL_FOR_DATASET = {
 
 DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
 CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifiers of section 6
+# Feature scaling before the classifiers: "none" is the paper's protocol (it
+# mentions none); "standard" is a StandardScaler fitted inside each training fold.
+SCALINGS: tuple[str, ...] = ("none", "standard")
 # Modes whose training depends on p; the others run once, recorded at p = 0
 # (the point where ICRST/TRST reduce to standard training).
 P_MODES: tuple[str, ...] = ("icrst", "trst")
