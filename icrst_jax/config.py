@@ -12,6 +12,8 @@ from typing import Any, Literal
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
+# Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
+PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,10 @@ class TrainConfig:
         ``dae_sigma`` on the encoder input, target the clean sample).
       p: Bernoulli probability of swapping the target (section 6), drawn per
         sample per step. Ignored by ``standard`` and ``dae``.
-      epochs, batch_size, learning_rate: section 6 (50, 512, 1e-3, Adam).
+      epochs, learning_rate: section 6 (50, 1e-3, Adam).
+      batch_size: the global batch; None (default) is the paper's for the
+        model (:data:`PAPER_BATCH_SIZE`), so switching to the strided CNN
+        switches the batch with it. :attr:`global_batch_size` resolves it.
       dae_sigma: noise standard deviation for ``dae``, in the units of the
         encoder input (standardised pixels for images).
       num_devices: data-parallel devices (None = all local devices). The global
@@ -99,7 +104,7 @@ class TrainConfig:
     mode: str = "standard"
     p: float = 1.0
     epochs: int = 50
-    batch_size: int = 512
+    batch_size: int | None = None
     learning_rate: float = 1e-3
     dae_sigma: float = 0.5
     num_devices: int | None = None
@@ -115,8 +120,8 @@ class TrainConfig:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (or none for the paper's), got {self.batch_size}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.dae_sigma < 0:
@@ -125,6 +130,11 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.seed_batch is not None and self.seed_batch < 1:
             raise ValueError(f"seed_batch must be None (all seeds at once) or >= 1, got {self.seed_batch}")
+
+    @property
+    def global_batch_size(self) -> int:
+        """``batch_size``, or the paper's for the model when it is None."""
+        return PAPER_BATCH_SIZE[self.model.name] if self.batch_size is None else self.batch_size
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -234,6 +244,22 @@ class EvalConfig:
       n_folds: stratified cross-validation folds (paper: 10).
       mi, mi_samples, mi_k, mi_bins: the section 7 mutual information
         (paper: 150 observations, 20 neighbours); images only.
+      mi_baselines: beside the paper's plug-in MI, the pixel-permuted
+        baseline (its bias), the corrected MI (plug-in minus that baseline)
+        and the MI to random neighbours (``evaluation.mutual_information``).
+      purity, purity_k: the kNN label purity of the latents (share of the
+        ``purity_k`` nearest neighbours with the observation's label), for
+        every data set.
+      scalings: feature scalings before the classifiers, each evaluated:
+        ``none`` (the paper's protocol) and/or ``standard`` (a StandardScaler
+        fitted inside each training fold). The first is the main table's.
+      untrained: evaluate the untrained encoder (each seed's initial
+        parameters, before the first step) as a reference row.
+      at_epochs: epochs after which the held-out latents are also evaluated,
+        within the same training run (0 is the untrained encoder); the final
+        epoch is always evaluated. Empty: no accuracy-vs-epochs figure.
+      epoch_classifiers: the classifiers evaluated at those epochs (the
+        final epoch and the reference row use ``classifiers``).
       tsne, tsne_points: the t-SNE figure (Figs. 6-7) and its point budget.
       n_jobs: parallel workers for the fits over grid points x folds x
         classifiers (None: every core; 1: serial).
@@ -245,6 +271,13 @@ class EvalConfig:
     mi_samples: int = 150
     mi_k: int = 20
     mi_bins: int = 16
+    mi_baselines: bool = True
+    purity: bool = True
+    purity_k: int = 20
+    scalings: tuple[str, ...] = ("none",)
+    untrained: bool = True
+    at_epochs: tuple[int, ...] = ()
+    epoch_classifiers: tuple[str, ...] = ("mlp",)
     tsne: bool = True
     tsne_points: int = 2000
     n_jobs: int | None = None
@@ -252,11 +285,24 @@ class EvalConfig:
     def __post_init__(self):
         if not self.classifiers:
             raise ValueError("at least one classifier is needed")
-        for c in self.classifiers:
+        for c in self.classifiers + self.epoch_classifiers:
             if c not in CLASSIFIERS:
                 raise ValueError(f"unknown classifier {c!r}; known: {', '.join(CLASSIFIERS)}")
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if not self.scalings:
+            raise ValueError("at least one feature scaling is needed (none is the paper's)")
+        for sc in self.scalings:
+            if sc not in SCALINGS:
+                raise ValueError(f"unknown scaling {sc!r}; known: {', '.join(SCALINGS)}")
+        if len(set(self.scalings)) != len(self.scalings):
+            raise ValueError(f"scalings must be distinct, got {list(self.scalings)}")
+        if any(e < 0 for e in self.at_epochs) or len(set(self.at_epochs)) != len(self.at_epochs):
+            raise ValueError(f"eval.at_epochs must be distinct epochs >= 0, got {list(self.at_epochs)}")
+        if self.at_epochs and not self.epoch_classifiers:
+            raise ValueError("eval.at_epochs needs at least one eval.epoch_classifiers")
+        if self.purity_k < 1:
+            raise ValueError(f"purity_k must be >= 1, got {self.purity_k}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,6 +356,16 @@ class StudyConfig:
             raise ValueError("the seed list is empty; give at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+
+    def check_eval_epochs(self) -> None:
+        """``eval.at_epochs`` lie within training: a one-line error otherwise.
+
+        Not part of ``__post_init__`` for the same reason as
+        :meth:`check_model_fits_data`: ``--set`` applies one field at a time.
+        """
+        late = [e for e in self.eval.at_epochs if e > self.train.epochs]
+        if late:
+            raise ValueError(f"eval.at_epochs {late} lie beyond train.epochs={self.train.epochs}")
 
     def check_model_fits_data(self) -> None:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise.

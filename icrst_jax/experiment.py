@@ -78,6 +78,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     from icrst_jax.train import effective_batch_size
 
     cfg.check_model_fits_data()
+    cfg.check_eval_epochs()
     check_widths(cfg.train.model)
     shape, n_train = DATASET_SHAPES[cfg.data.name]
     if cfg.data.image_size is not None and len(shape) == 3:
