@@ -398,6 +398,8 @@ class FitResult:
         run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
+      missed_epochs: ``at_epochs`` that ``on_epoch`` never saw: those between
+        0 and a restored checkpoint's epoch (trained by an earlier run).
     """
 
     state: TrainState
@@ -407,6 +409,7 @@ class FitResult:
     compile_seconds: float
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
+    missed_epochs: list = dataclasses.field(default_factory=list)
 
     @property
     def final_loss(self) -> np.ndarray:
@@ -427,6 +430,8 @@ def fit(
     progress: bool | Callable[[str], None] = True,
     impl: str = "auto",
     stop_after_epoch: int | None = None,
+    at_epochs: Sequence[int] = (),
+    on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
 ) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
@@ -450,6 +455,12 @@ def fit(
         False is quiet.
       stop_after_epoch: stop (after checkpointing) once this epoch is done;
         used to simulate an interrupted run.
+      at_epochs, on_epoch: ``on_epoch(epoch, engine, state)`` is called with
+        the stacked state after each epoch in ``at_epochs`` (0: the initial
+        state, before the first step), before the next epoch reuses its
+        buffers; e.g. to encode held-out latents along training without
+        retraining. The state at epoch E is the state a run of E epochs ends
+        with.
 
     Returns:
       A :class:`FitResult`.
@@ -477,6 +488,9 @@ def fit(
     engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
     state = init_state(engine, points)
+    at_epochs = sorted({int(e) for e in at_epochs}) if on_epoch is not None else []
+    if 0 in at_epochs:
+        on_epoch(0, engine, state)  # each point's initialisation, whatever a checkpoint holds
 
     manager = None
     resumed_from = None
@@ -508,6 +522,9 @@ def fit(
     )
     history = []
     start = int(np.asarray(state.epoch)[0])
+    missed = [e for e in at_epochs if 0 < e < start]
+    if start > 0 and start in at_epochs:
+        on_epoch(start, engine, state)
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         # Catch hidden host round trips: inside the epoch nothing may move
@@ -518,6 +535,8 @@ def fit(
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
         rate = engine.num_samples * len(points) / dt
+        if epoch + 1 in at_epochs:
+            on_epoch(epoch + 1, engine, state)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -544,7 +563,7 @@ def fit(
         manager.close()
     return FitResult(
         state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from,
-        points=points,
+        points=points, missed_epochs=missed,
     )
 
 
@@ -601,14 +620,16 @@ def _batched_apply(fn, state: TrainState, x, mean, std, batch_size: int, progres
     return np.concatenate(outs, axis=1)
 
 
-def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None) -> np.ndarray:
+def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None, fn=None) -> np.ndarray:
     """Latent features of ``x`` for every seed: numpy (K, N, D) float32.
 
     Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
-    or an engine and a state.
+    or an engine and a state. ``fn``: a ``make_encode_fn(engine.model)`` to
+    reuse, so that repeated calls (latents at several epochs) compile once.
     """
     engine, state = _engine_state(result_or_engine, state)
-    return _batched_apply(make_encode_fn(engine.model), state, x, mean, std, batch_size, progress).astype(np.float32)
+    fn = make_encode_fn(engine.model) if fn is None else fn
+    return _batched_apply(fn, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
 def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
