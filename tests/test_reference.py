@@ -100,3 +100,18 @@ def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
     np.testing.assert_array_equal(seen[0][0], seen[0][2])
     assert not np.array_equal(seen[0][0], seen[0][1])
     assert not np.allclose(seen[0], seen[2])
+
+
+def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_path):
+    ds = breast_cancer
+    mean, std = ds.preprocessing.encoder_mean_std()
+    cfg = TRAIN.replace(epochs=4)
+    fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+        checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
+    seen = {}
+    resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+                  checkpoint_dir=tmp_path / "ckpt", at_epochs=(0, 1, 2, 4),
+                  on_epoch=lambda e, engine, state: seen.setdefault(e, encode(engine, state, ds.x_test, mean=mean, std=std)))
+    assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
+    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False)
+    np.testing.assert_array_equal(seen[2], encode(whole, x=ds.x_test, mean=mean, std=std))
