@@ -43,6 +43,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
@@ -398,6 +399,9 @@ class FitResult:
         run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
+      earlier_history: the epochs before ``resumed_from``, as the checkpoint
+        recorded them (epoch, loss per run, seconds): with ``history``, the
+        whole run's loss curve.
     """
 
     state: TrainState
@@ -407,10 +411,17 @@ class FitResult:
     compile_seconds: float
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
+    earlier_history: list = dataclasses.field(default_factory=list)
+
+    @property
+    def full_history(self) -> list:
+        """Every epoch of the run, resumed ones included (``epoch`` and ``loss`` per run)."""
+        return self.earlier_history + self.history
 
     @property
     def final_loss(self) -> np.ndarray:
-        return np.asarray(self.history[-1]["loss"]) if self.history else np.array([])
+        h = self.full_history
+        return np.asarray(h[-1]["loss"]) if h else np.array([])
 
 
 def fit(
@@ -443,13 +454,24 @@ def fit(
       mean, std: per-channel (or per-feature) statistics; the encoder input is
         ``(x - mean) / std``. ``None`` means identity.
       checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
-        epochs and at the end; an existing checkpoint is resumed automatically.
+        epochs and at the end; an existing checkpoint is resumed automatically
+        if its fingerprint is this run's (damaged ones are skipped), and
+        refused if it is another run's or ahead of ``config.epochs``.
       metadata: JSON-able extras saved with each checkpoint (e.g. the data
         preprocessing, so latents are extracted later exactly as in training).
+        Its ``identity`` (a study's fingerprint,
+        :func:`icrst_jax.run_identity.fingerprint`) replaces the default, the
+        training config's and grid points' fingerprint.
       progress: True prints a line per epoch to stderr; a callable gets the line;
         False is quiet.
       stop_after_epoch: stop (after checkpointing) once this epoch is done;
         used to simulate an interrupted run.
+
+    Raises:
+      icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
+      icrst_jax.faults.Interrupted: a signal (under
+        :func:`icrst_jax.faults.handle_interrupts`) stopped training after an
+        epoch, whose checkpoint was saved first.
 
     Returns:
       A :class:`FitResult`.
@@ -480,34 +502,61 @@ def fit(
 
     manager = None
     resumed_from = None
-    if checkpoint_dir is not None:
-        from icrst_jax import checkpoint as ckpt
+    earlier = []
+    meta = None
+    try:
+        if checkpoint_dir is not None:
+            from icrst_jax import checkpoint as ckpt
+            from icrst_jax.run_identity import train_fingerprint
 
-        meta = {"config": config.to_dict(), "seeds": seeds, **(metadata or {})}
-        if any((pt.mode, pt.p) != (config.mode, config.p) for pt in points):
-            meta["points"] = [dataclasses.asdict(pt) for pt in points]
-        manager = ckpt.CheckpointManager(checkpoint_dir)
-        restored = manager.restore_latest(state, expected_meta=meta)
-        if restored is not None:
-            state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
-            resumed_from = int(np.asarray(state.epoch)[0])
-            say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+            meta = {"config": config.to_dict(), "seeds": seeds, "points": [dataclasses.asdict(pt) for pt in points],
+                    **(metadata or {})}
+            meta.setdefault("identity", train_fingerprint(config, points))
+            manager = ckpt.CheckpointManager(checkpoint_dir)
+            restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
+            if restored is not None:
+                restored, stored_meta = restored
+                resumed_from = int(np.asarray(restored.epoch)[0])
+                if resumed_from > config.epochs:
+                    raise ckpt.CheckpointMismatch(
+                        f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
+                        f"{config.epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
+                    )
+                state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
+                earlier = stored_meta.get("history", [])[:resumed_from]
+                say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
 
-    compiled, compile_s = compile_epoch(engine, state, data)
-    n_dev = engine.mesh.devices.size
-    pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
-    what = (
-        f"{config.mode} p={config.p:g} seeds={seeds}"
-        if pairs == [(config.mode, config.p)]
-        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+        compiled, compile_s = compile_epoch(engine, state, data)
+        n_dev = engine.mesh.devices.size
+        pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
+        what = (
+            f"{config.mode} p={config.p:g} seeds={seeds}"
+            if pairs == [(config.mode, config.p)]
+            else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+        )
+        say(
+            f"{what} model={config.model.name} width={config.model.width:g} "
+            f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+            f"(compiled in {compile_s:.1f}s)"
+        )
+        history = []
+        start = int(np.asarray(state.epoch)[0])
+        # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
+        with faults.deferred():
+            state = _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history,
+                                  say, start, stop_after_epoch)
+    finally:
+        if manager is not None:
+            manager.close()
+    return FitResult(
+        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
+        resumed_from=resumed_from, points=points, earlier_history=earlier,
     )
-    say(
-        f"{what} model={config.model.name} width={config.model.width:g} "
-        f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
-        f"(compiled in {compile_s:.1f}s)"
-    )
-    history = []
-    start = int(np.asarray(state.epoch)[0])
+
+
+def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
+                  stop_after_epoch):
+    """The epoch loop of :func:`fit`: appends each epoch to ``history``, returns the final state."""
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         # Catch hidden host round trips: inside the epoch nothing may move
@@ -533,19 +582,22 @@ def fit(
             + f"  {rate:,.0f} samples/s  {dt:.2f}s"
         )
         if not np.all(np.isfinite(loss)):
-            raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; try a smaller learning rate")
+            raise faults.NonFiniteLoss(faults.non_finite_message(epoch + 1, loss, points))
         done = epoch + 1 == config.epochs
         stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
-        if manager is not None and (done or stop or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)):
+        interrupted = faults.stop_requested()
+        if manager is not None and (
+            done or stop or interrupted or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)
+        ):
+            # The loss curve so far (without the per-step losses, which would grow the JSON by the step count).
+            meta["history"] = [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in earlier + history]
             manager.save(epoch + 1, state, meta)
+        if interrupted:
+            say(f"stopped after epoch {epoch + 1}" + (", checkpoint saved" if manager else ""))
+            faults.raise_if_requested()
         if stop:
             break
-    if manager is not None:
-        manager.close()
-    return FitResult(
-        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from,
-        points=points,
-    )
+    return state
 
 
 def _progress_fn(progress) -> Callable[[str], None]:
