@@ -16,5 +16,4 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(0.0, 0.5, 1.0),
         seeds=(0, 1, 2),
-        out="runs/cpu_breast_cancer",
     )

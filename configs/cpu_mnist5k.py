@@ -17,5 +17,4 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(1.0,),
         seeds=(0, 1),
-        out="runs/cpu_mnist5k",
     )

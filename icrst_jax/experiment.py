@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from icrst_jax import evaluation, reporting
+from icrst_jax import evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, StudyConfig
 from icrst_jax.models import check_widths, make_model
 
@@ -162,26 +162,48 @@ def setup_compilation_cache(
     return used
 
 
-def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None) -> dict:
-    """Runs the whole study and writes its files into ``cfg.out``.
+def run_experiment(
+    cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None, command: str | None = None
+) -> dict:
+    """Runs the whole study and writes its files into its folder
+    (``cfg.out``, or ``runs/<dataset>-<fingerprint>``: :func:`icrst_jax.run_identity.out_dir`).
+
+    The folder is locked for the run, and must hold this study or nothing
+    (:func:`icrst_jax.run_identity.check_folder`): a rerun of the same study
+    resumes its checkpoint, another study is refused before any data is loaded.
 
     Args:
       cfg: the study configuration.
       progress: gets one line per stage / epoch / classifier; None is quiet.
       dataset: an already loaded :class:`icrst_jax.data.Dataset` (skips loading).
+      command: the command line as typed, for ``results.json`` (default: ``sys.argv``).
 
     Returns:
-      The ``results.json`` payload (also written to ``cfg.out/results.json``).
+      The ``results.json`` payload (also written to ``<folder>/results.json``).
+
+    Raises:
+      icrst_jax.run_identity.RunMismatch, FolderBusy: the folder holds another
+        study, or another run is writing into it.
+      icrst_jax.faults.NonFiniteLoss: training or its latents became NaN / infinite.
     """
+    out = run_identity.out_dir(cfg)
+    cfg.check_model_fits_data()
+    check_widths(cfg.train.model)
+    if out.exists() and not out.is_dir():
+        raise run_identity.RunMismatch(f"--out {out} is a file, not a folder")
+    with run_identity.FolderLock(out):
+        run_identity.check_folder(out, cfg)
+        run_identity.write_identity(out, cfg)
+        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
+
+
+def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> dict:
     from icrst_jax import data as data_lib
     from icrst_jax.train import encode, fit
 
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
-    out = Path(cfg.out)
-    cfg.check_model_fits_data()
-    check_widths(cfg.train.model)
-    out.mkdir(parents=True, exist_ok=True)
+    say(f"output folder: {out}")
 
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
@@ -199,6 +221,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
     mean, std = dataset.preprocessing.encoder_mean_std()
     metric = reporting.primary_metric(cfg.data.name)
     points = cfg.grid()
+    # The last setting that depends on the data: checked before training, not after it.
+    if cfg.eval.mi and dataset.x_test.ndim == 4 and cfg.eval.mi_k >= dataset.x_test.shape[0]:
+        raise ValueError(f"--mi-k {cfg.eval.mi_k} must be below the test split's {dataset.x_test.shape[0]} samples")
     t_loaded = time.perf_counter()
 
     say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.runs())}; "
@@ -211,7 +236,12 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
         mean=mean,
         std=std,
         checkpoint_dir=(out / "checkpoints").absolute() if cfg.checkpoints else None,
-        metadata={"preprocessing": dataset.preprocessing.to_dict(), "dataset": cfg.data.name},
+        metadata={
+            "preprocessing": dataset.preprocessing.to_dict(),
+            "dataset": cfg.data.name,
+            # Where the data actually came from (files or TFDS) joins the config's fields.
+            "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
+        },
         progress=say,
     )
     t_trained = time.perf_counter()
@@ -220,6 +250,17 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
     say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
         f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers")
     feats = encode(result, x=dataset.x_test, mean=mean, std=std)  # (R, N, D)
+    curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
+    diverged = [faults.divergence(curves[i], feats[i]) for i in range(len(points))]
+    if any(d == faults.NON_FINITE_LATENTS for d in diverged):
+        bad = [pt for pt, d in zip(points, diverged) if d == faults.NON_FINITE_LATENTS]
+        raise faults.NonFiniteLoss(
+            f"the test latents of {', '.join(f'{pt.mode} p={pt.p:g} seed {pt.seed}' for pt in bad)} are not finite "
+            f"after {cfg.train.epochs} epochs; likely causes: a learning rate too large (--lr) or extreme data values"
+        )
+    for pt, d in zip(points, diverged):
+        if d:
+            say(f"warning: {pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}): its scores are not a result")
     for i, pt in enumerate(points):
         np.savez_compressed(
             latents_path(out, pt.mode, pt.p, pt.seed),
@@ -251,8 +292,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             "classifiers": per_point[i],
             "mi": mi_per_point[i],
             "final_loss": final_loss[i] if final_loss else None,
-            "loss_curve": [h["loss"][i] for h in result.history],
+            "loss_curve": curves[i],
             "latents": latents_path(out, pt.mode, pt.p, pt.seed).name,
+            "diverged": diverged[i],
         })
 
     records = []
@@ -270,6 +312,8 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             "final_loss": [final_loss[i] for i in idx] if final_loss else [],
             "latents": [point_records[i]["latents"] for i in idx],
         }
+        if any(diverged[i] for i in idx):
+            record["diverged"] = [f"seed {points[i].seed}: {diverged[i]}" for i in idx if diverged[i]]
         if mode == "dae":
             record["dae_sigma"] = cfg.train.dae_sigma
         records.append(record)
@@ -292,6 +336,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             if mode in cfg.modes:
                 curves = reporting.curves_from_records(records, metric=metric, mode=mode)
                 figures.append(str(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode)))
+    # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
+    for stale in set(out.glob("*.png")) - {Path(f) for f in figures}:
+        stale.unlink()
     t_done = time.perf_counter()
 
     # Where the study's wall time went: the epoch program's compilation, the
@@ -320,13 +367,19 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
         "versions": versions(),
         "timing": timing,
         "wall_seconds": timing["wall_s"],
-        "command": " ".join(sys.argv),
+        "command": command if command is not None else " ".join(sys.argv),
+        "fingerprint": run_identity.short_hash(run_identity.fingerprint(cfg)),
+        "diverged": [{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
         # Where compiled programs were loaded from / stored (None: no persistent cache).
         "compilation_cache_dir": _compilation_cache_dir(),
     }
     reporting.write_results_json(out / "results.json", payload)
+    warnings = [
+        f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."
+        for pt, d in zip(points, diverged) if d
+    ]
     reporting.render_report(records, dataset=cfg.data.name, out_path=out / "report.md", metric=metric,
-                            figures=[Path(f).name for f in figures])
+                            figures=[Path(f).name for f in figures], warnings=warnings)
     say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
     say(timing_line(timing))
     return payload
@@ -382,5 +435,8 @@ def comparison_table(payload: dict) -> str:
             for n in names
         )
         mi = f"  {r['mi']['mi']:.3f}" if r.get("mi") else ""
-        lines.append(f"{label:<16}{cells}{mi}")
+        lines.append(f"{label:<16}{cells}{mi}" + ("  DIVERGED" if r.get("diverged") else ""))
+    if payload.get("diverged"):
+        lines.append(f"DIVERGED: {len(payload['diverged'])} grid point(s) diverged (see results.json 'diverged'); "
+                     "their rows are not results")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ import numpy as np
 
 # A loss that ends this many times above its first epoch went the wrong way.
 DIVERGED_LOSS_RATIO = 2.0
+NON_FINITE_LATENTS = "latents are not finite"
 # Latents this large mean exploded weights (the models' inputs and targets are unit scale).
 HUGE_LATENT = 1e6
 
@@ -116,7 +117,7 @@ def divergence(loss_curve, latents) -> str | None:
     curve = [float(v) for v in loss_curve]
     latents = np.asarray(latents)
     if not np.all(np.isfinite(latents)):
-        return "latents are not finite"
+        return NON_FINITE_LATENTS
     peak = float(np.max(np.abs(latents))) if latents.size else 0.0
     if peak > HUGE_LATENT:
         return f"latents reach {peak:.1e}"
