@@ -202,6 +202,9 @@ def main(argv=None) -> int:
             from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
 
             check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
+            from icrst_jax.run_identity import check_out_path, out_dir
+
+            check_out_path(out_dir(cfg))
             if args.dry_run:
                 print(json.dumps(check, indent=1))
                 return 0

@@ -189,8 +189,7 @@ def run_experiment(
     out = run_identity.out_dir(cfg)
     cfg.check_model_fits_data()
     check_widths(cfg.train.model)
-    if out.exists() and not out.is_dir():
-        raise run_identity.RunMismatch(f"--out {out} is a file, not a folder")
+    run_identity.check_out_path(out)
     with run_identity.FolderLock(out):
         run_identity.check_folder(out, cfg)
         run_identity.write_identity(out, cfg)

@@ -127,6 +127,12 @@ def checkpoint_steps(out: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def check_out_path(out) -> None:
+    """An output folder must be a folder (or not exist yet)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise RunMismatch(f"--out {out} is a file, not a folder")
+
+
 def check_folder(out: Path, cfg: StudyConfig) -> None:
     """Refuses a rerun that would mix another study's files or misreport a checkpoint.
 
@@ -136,8 +142,7 @@ def check_folder(out: Path, cfg: StudyConfig) -> None:
         ahead of ``train.epochs`` (a longer run would be reported as a shorter one).
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunMismatch(f"--out {out} is a file, not a folder")
+    check_out_path(out)
     record = out / IDENTITY_FILE
     if record.is_file():
         try:
