@@ -144,7 +144,10 @@ def check_folder(out: Path, cfg: StudyConfig) -> None:
     out = Path(out)
     check_out_path(out)
     record = out / IDENTITY_FILE
-    if record.is_file():
+    # A run that failed before writing anything (data not found, say) leaves
+    # only run.json: nothing to protect, so a corrected rerun may take the folder.
+    has_results = bool(checkpoint_steps(out)) or (out / "results.json").exists() or any(out.glob("latents_*.npz"))
+    if record.is_file() and has_results:
         try:
             stored = json.loads(record.read_text())["fields"]
         except (ValueError, KeyError, TypeError):
@@ -152,7 +155,7 @@ def check_folder(out: Path, cfg: StudyConfig) -> None:
         diff = first_difference(stored, fingerprint(cfg))
         if diff:
             raise RunMismatch(mismatch_message(out, *diff))
-    elif checkpoint_steps(out) or (out / "results.json").exists():
+    elif has_results and not record.is_file():
         raise RunMismatch(
             f"{out} holds a run that recorded no {IDENTITY_FILE} (written before run identity, or by hand): "
             f"use another --out, or delete {out} to start over"

@@ -88,6 +88,9 @@ def test_folder_of_another_study_is_refused_naming_the_field(tmp_path):
     cfg = StudyConfig(out=str(tmp_path))
     run_identity.check_folder(tmp_path, cfg)  # empty: fine
     run_identity.write_identity(tmp_path, cfg)
+    # A run that failed before writing results (data not found) does not hold the folder.
+    run_identity.check_folder(tmp_path, apply_override(cfg, "data.test_fraction=0.5"))
+    (tmp_path / "results.json").write_text("{}")
     run_identity.check_folder(tmp_path, apply_override(cfg, "eval.n_folds=3"))  # re-evaluating is fine
     with pytest.raises(run_identity.RunMismatch) as e:
         run_identity.check_folder(tmp_path, apply_override(cfg, "data.test_fraction=0.5"))
