@@ -249,8 +249,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
         f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers")
     feats = encode(result, x=dataset.x_test, mean=mean, std=std)  # (R, N, D)
-    curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
-    diverged = [faults.divergence(curves[i], feats[i]) for i in range(len(points))]
+    loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
+    diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
     if any(d == faults.NON_FINITE_LATENTS for d in diverged):
         bad = [pt for pt, d in zip(points, diverged) if d == faults.NON_FINITE_LATENTS]
         raise faults.NonFiniteLoss(
@@ -291,7 +291,7 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             "classifiers": per_point[i],
             "mi": mi_per_point[i],
             "final_loss": final_loss[i] if final_loss else None,
-            "loss_curve": curves[i],
+            "loss_curve": loss_curves[i],
             "latents": latents_path(out, pt.mode, pt.p, pt.seed).name,
             "diverged": diverged[i],
         })
