@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "[default: $ICRST_JAX_CACHE_DIR, else ~/.cache/icrst_jax/xla]")
     cache.add_argument("--no-compilation-cache", action="store_true",
                        help="compile every program afresh and write no cache")
+    dist = ap.add_argument_group(
+        "multi-process run (several hosts, or one process per GPU; docs/multiprocess.md)",
+        "Start the same command in every process. All of them train together and compute the same results; "
+        "only process 0 writes --out. Without these options the run is one process.")
+    dist.add_argument("--coordinator-address", metavar="HOST:PORT", default=None,
+                      help="address of process 0 and a free port on it, the same in every process")
+    dist.add_argument("--num-processes", type=int, default=None, help="number of processes N")
+    dist.add_argument("--process-id", type=int, default=None, help="this process's number, 0..N-1")
+    dist.add_argument("--distributed", choices=("auto",), default=None,
+                      help="auto: read what the three options above leave out from the cluster launcher's "
+                           "environment (SLURM, Open MPI, Cloud TPU)")
     ap.add_argument("--out", default="runs/latest", help="output folder")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
     return ap
@@ -141,17 +152,23 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
+        from icrst_jax import distributed
+
+        # Before JAX touches a device: a multi-process run must be joined first.
+        distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                               auto=args.distributed == "auto")
         from icrst_jax.experiment import comparison_table, run_experiment, setup_compilation_cache
 
-        progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+        progress = None if args.quiet else distributed.tag_progress(lambda line: print(line, file=sys.stderr, flush=True))
         # Before anything compiles: programs compiled earlier would bypass the cache.
         setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
         payload = run_experiment(cfg, progress=progress)
     except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(comparison_table(payload))
-    print(f"results: {cfg.out}/results.json, {cfg.out}/report.md")
+    if distributed.is_primary():
+        print(comparison_table(payload))
+        print(f"results: {cfg.out}/results.json, {cfg.out}/report.md")
     return 0
 
 

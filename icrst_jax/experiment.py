@@ -158,6 +158,7 @@ def versions() -> dict:
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
+        "processes": jax.process_count(),
     }
 
 
@@ -210,14 +211,21 @@ def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | N
 
     Returns:
       The ``results.json`` payload (also written to ``cfg.out/results.json``).
+
+    In a multi-process run (:mod:`icrst_jax.distributed`) every process runs
+    all of it and computes the same payload; only process 0 writes files (its
+    payload alone lists the figures), and ``cfg.out`` need exist on it only.
     """
     from icrst_jax import data as data_lib
+    from icrst_jax import distributed
     from icrst_jax.train import encode, fit
 
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    primary = distributed.is_primary()
+    if primary:
+        out.mkdir(parents=True, exist_ok=True)
 
     if dataset is None:
         say(f"loading {cfg.dataset} ...")
@@ -258,7 +266,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | N
 
         say(f"   extracting test latents ({dataset.x_test.shape[0]} samples)")
         feats = encode(result, x=dataset.x_test, mean=mean, std=std)
-        for i, s in enumerate(cfg.seeds):
+        for i, s in enumerate(cfg.seeds if primary else ()):  # only process 0 writes files
             np.savez_compressed(
                 latents_path(out, mode, p, s),
                 features=feats[i],
@@ -315,13 +323,13 @@ def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | N
             tsne_panels[key if mode not in P_MODES else f"{key} (p={p_tag(p)})"] = (feats[0], dataset.y_test)
 
     figures = []
-    if cfg.tsne:
+    if cfg.tsne and primary:
         say("t-SNE of the test latents ...")
         figures.append(
             str(reporting.plot_tsne(tsne_panels, out / "tsne.png", seed=cfg.seeds[0], max_points=cfg.tsne_points,
                                     title=f"{cfg.dataset}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
         )
-    if len(cfg.p_values) > 1:
+    if len(cfg.p_values) > 1 and primary:
         for mode in P_MODES:
             if mode in cfg.modes:
                 curves = reporting.curves_from_records(records, metric=metric, mode=mode)
@@ -344,6 +352,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: Callable[[str], None] | N
         # Where compiled programs were loaded from / stored (None: no persistent cache).
         "compilation_cache_dir": _compilation_cache_dir(),
     }
+    if not primary:
+        return payload
     reporting.write_results_json(out / "results.json", payload)
     reporting.render_report(records, dataset=cfg.dataset, out_path=out / "report.md", metric=metric,
                             figures=[Path(f).name for f in figures])
