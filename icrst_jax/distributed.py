@@ -10,10 +10,11 @@ process from its own identical host copy).
 Every process runs the same program: the same data, the same training, the
 same latents (gathered back to every process by :func:`to_host`), the same
 evaluation. Keeping them in step matters because every collective waits for
-all processes, and JAX's CPU collectives (gloo) give a process that arrives at
-its first collective only 30 s before they fail. Only process 0 writes files
-(latents, results, report, figures); orbax checkpointing is collective and
-every process takes part in it, orbax itself writing from process 0.
+all processes, and only so long (see :func:`initialize` for the tightest
+case). Only process 0 writes the run's files (latents, results, report,
+figures); orbax checkpointing is collective: every process calls it and writes
+its part into the shared checkpoint directory, process 0 the metadata and the
+commit.
 """
 
 from __future__ import annotations
@@ -99,11 +100,11 @@ def initialize(
     # The processes are in step right now (initialize returns once all have
     # connected). On CPU devices the first collective over a group of devices
     # also opens gloo's connections for that group, and that opening fails
-    # when one process arrives more than gloo's rendezvous timeout (30 s)
+    # when one process arrives later than gloo's short rendezvous timeout
     # after another, e.g. because it compiled the first epoch more slowly;
     # once open, collectives of any later program over the same group wait
-    # for a late process. So open them now, over the group every training
-    # step uses: all devices.
+    # far longer for a late process. So open them now, over the group every
+    # training step uses: all devices.
     _open_collectives()
     return True
 

@@ -257,7 +257,7 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp
             assert a[k] == b[k], k
 
 
-def test_incomplete_options_are_refused_before_jax_starts():
+def test_incomplete_or_inconsistent_options_are_refused():
     with pytest.raises(ValueError, match="--process-id given without --coordinator-address and --num-processes"):
         distributed.initialize(process_id=1)
     with pytest.raises(ValueError, match="--num-processes given without --process-id"):
