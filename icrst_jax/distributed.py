@@ -86,7 +86,7 @@ def initialize(
     # Cross-process collectives on CPU devices need an implementation; gloo
     # ships with jaxlib. (Its default in jax 0.10; a choice made through
     # JAX_CPU_COLLECTIVES_IMPLEMENTATION is kept.) GPUs use NCCL regardless.
-    if jax.config.jax_cpu_collectives_implementation is None:
+    if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address, num_processes, process_id)
