@@ -130,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "[default: $ICRST_JAX_CACHE_DIR, else ~/.cache/icrst_jax/xla]")
     cache.add_argument("--no-compilation-cache", action="store_true",
                        help="compile every program afresh and write no cache")
+    dist = ap.add_argument_group(
+        "multi-process run (several hosts, or one process per GPU; docs/multiprocess.md)",
+        "Start the same command in every process. All of them train together and compute the same results; "
+        "only process 0 writes --out. Without these options the run is one process.")
+    dist.add_argument("--coordinator-address", metavar="HOST:PORT", default=None,
+                      help="address of process 0 and a free port on it, the same in every process")
+    dist.add_argument("--num-processes", type=int, default=None, help="number of processes N")
+    dist.add_argument("--process-id", type=int, default=None, help="this process's number, 0..N-1")
+    dist.add_argument("--distributed", choices=("auto",), default=None,
+                      help="auto: read what the three options above leave out from the cluster launcher's "
+                           "environment (SLURM, Open MPI, Cloud TPU)")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
     return ap
 
@@ -199,6 +210,11 @@ def main(argv=None) -> int:
     with faults.handle_interrupts():
         try:
             cfg = config_from_args(args)
+            from icrst_jax import distributed
+
+            # Before JAX touches a device: a multi-process run must be joined first.
+            distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                                   auto=args.distributed == "auto")
             from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
 
             check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
@@ -208,7 +224,8 @@ def main(argv=None) -> int:
             if args.dry_run:
                 print(json.dumps(check, indent=1))
                 return 0
-            progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+            progress = None if args.quiet else distributed.tag_progress(
+                lambda line: print(line, file=sys.stderr, flush=True))
             # Before anything compiles: programs compiled earlier would bypass the cache.
             setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
             payload = run_experiment(cfg, progress=progress, command=command)
@@ -221,8 +238,11 @@ def main(argv=None) -> int:
         except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
             print(f"error: {e}", file=sys.stderr)
             return 2
+    from icrst_jax import distributed
     from icrst_jax.run_identity import out_dir
 
+    if not distributed.is_primary():
+        return 0
     print(comparison_table(payload))
     print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
     return 0

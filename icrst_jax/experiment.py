@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from icrst_jax import evaluation, faults, reporting, run_identity
+from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, StudyConfig
 from icrst_jax.models import check_widths, make_model
 
@@ -120,6 +120,7 @@ def versions() -> dict:
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
+        "processes": jax.process_count(),
     }
 
 
@@ -185,10 +186,17 @@ def run_experiment(
       icrst_jax.run_identity.RunMismatch, FolderBusy: the folder holds another
         study, or another run is writing into it.
       icrst_jax.faults.NonFiniteLoss: training or its latents became NaN / infinite.
+
+    In a multi-process run (:mod:`icrst_jax.distributed`) every process runs
+    all of it and computes the same payload; only process 0 locks and checks the
+    folder and writes files (its payload alone lists the figures).
     """
     out = run_identity.out_dir(cfg)
     cfg.check_model_fits_data()
     check_widths(cfg.train.model)
+    if not distributed.is_primary():
+        # Process 0 owns the folder: it alone locks, checks and writes it.
+        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
     run_identity.check_out_path(out)
     with run_identity.FolderLock(out):
         run_identity.check_folder(out, cfg)
@@ -203,6 +211,7 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
     say(f"output folder: {out}")
+    primary = distributed.is_primary()
 
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
@@ -260,7 +269,7 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     for pt, d in zip(points, diverged):
         if d:
             say(f"warning: {pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}): its scores are not a result")
-    for i, pt in enumerate(points):
+    for i, pt in enumerate(points if primary else ()):  # only process 0 writes files
         np.savez_compressed(
             latents_path(out, pt.mode, pt.p, pt.seed),
             features=feats[i], labels=dataset.y_test, mode=pt.mode, p=pt.p, seed=pt.seed, split="test",
@@ -324,19 +333,19 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             tsne_panels[key if mode not in P_MODES else f"{key} (p={p_tag(p)})"] = (feats[idx[0]], dataset.y_test)
 
     figures = []
-    if cfg.eval.tsne:
+    if cfg.eval.tsne and primary:
         say("t-SNE of the test latents ...")
         figures.append(
             str(reporting.plot_tsne(tsne_panels, out / "tsne.png", seed=cfg.seeds[0], max_points=cfg.eval.tsne_points,
                                     title=f"{cfg.data.name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
         )
-    if len(cfg.p_values) > 1:
+    if len(cfg.p_values) > 1 and primary:
         for mode in P_MODES:
             if mode in cfg.modes:
                 curves = reporting.curves_from_records(records, metric=metric, mode=mode)
                 figures.append(str(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode)))
     # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
-    for stale in set(out.glob("*.png")) - {Path(f) for f in figures}:
+    for stale in (set(out.glob("*.png")) - {Path(f) for f in figures}) if primary else ():
         stale.unlink()
     t_done = time.perf_counter()
 
@@ -372,6 +381,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
         # Where compiled programs were loaded from / stored (None: no persistent cache).
         "compilation_cache_dir": _compilation_cache_dir(),
     }
+    if not primary:
+        return payload
     reporting.write_results_json(out / "results.json", payload)
     warnings = [
         f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."

@@ -45,6 +45,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
+from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
 
@@ -140,6 +141,9 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     n = len(devices) if num_devices is None else num_devices
     if not 1 <= n <= len(devices):
         raise ValueError(f"num_devices={num_devices} but {len(devices)} devices are available")
+    if n != len(devices) and jax.process_count() > 1:
+        # A process without a device in the mesh would take no part in its programs.
+        raise ValueError(f"num_devices={num_devices}: a multi-process run uses all {len(devices)} devices of its processes")
     return Mesh(np.array(devices[:n]), (DATA_AXIS,))
 
 
@@ -563,7 +567,7 @@ def _train_epochs(config, engine, compiled, state, data, points, manager, meta, 
         # between host and device implicitly.
         with jax.transfer_guard("disallow"):
             state, metrics = compiled(state, data)
-        metrics = jax.device_get(metrics)
+        metrics = to_host(metrics)
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
         rate = engine.num_samples * len(points) / dt
@@ -604,7 +608,7 @@ def _progress_fn(progress) -> Callable[[str], None]:
     if callable(progress):
         return progress
     if progress:
-        return lambda line: print(line, file=sys.stderr, flush=True)
+        return tag_progress(lambda line: print(line, file=sys.stderr, flush=True))
     return lambda line: None
 
 
@@ -632,41 +636,49 @@ def make_reconstruct_fn(model: AutoEncoder) -> Callable:
     return jax.jit(jax.vmap(recon_one, in_axes=(0, 0, None)))
 
 
-def _batched_apply(fn, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
+def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
     """Runs ``fn(params, batch_stats, inputs)`` over ``x`` in fixed-size batches
-    (the last one padded, so it compiles once) and returns numpy (K, N, ...)."""
+    (the last one padded, so it compiles once) and returns numpy (K, N, ...).
+
+    Each batch is split over the engine's mesh like a training batch (its size
+    rounded up to a multiple of the device count), and the result is gathered
+    back: complete on every process, also in a multi-process run."""
     x = np.asarray(x, np.float32)
     n = x.shape[0]
     mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
     std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
-    batch_size = min(batch_size, n)
+    n_dev = engine.mesh.devices.size
+    batch_size = int(math.ceil(min(batch_size, n) / n_dev) * n_dev)
+    sharding = NamedSharding(engine.mesh, P(DATA_AXIS))
     outs = []
     for i, start in enumerate(range(0, n, batch_size)):
         chunk = x[start : start + batch_size]
         real = chunk.shape[0]
         if real < batch_size:
             chunk = np.concatenate([chunk, np.zeros((batch_size - real, *x.shape[1:]), np.float32)])
-        inputs = (jnp.asarray(chunk) - mean) / std
-        outs.append(np.asarray(fn(state.params, state.batch_stats, inputs))[:, :real])
+        host = (chunk - mean) / std
+        # Every process holds all of x; each fills only its own devices' rows.
+        inputs = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+        outs.append(to_host(fn(state.params, state.batch_stats, inputs))[:, :real])
         if progress is not None:
             progress(f"  batch {i + 1}/{math.ceil(n / batch_size)}")
     return np.concatenate(outs, axis=1)
 
 
 def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None) -> np.ndarray:
-    """Latent features of ``x`` for every seed: numpy (K, N, D) float32.
+    """Latent features of ``x`` for every seed: numpy (K, N, D) float32, complete on every process.
 
     Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
     or an engine and a state.
     """
     engine, state = _engine_state(result_or_engine, state)
-    return _batched_apply(make_encode_fn(engine.model), state, x, mean, std, batch_size, progress).astype(np.float32)
+    return _batched_apply(make_encode_fn(engine.model), engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
 def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
     """Inference-mode reconstructions of ``x`` for every seed: numpy (K, N, ...)."""
     engine, state = _engine_state(result_or_engine, state)
-    return _batched_apply(make_reconstruct_fn(engine.model), state, x, mean, std, batch_size)
+    return _batched_apply(make_reconstruct_fn(engine.model), engine, state, x, mean, std, batch_size)
 
 
 def _engine_state(result_or_engine, state):
