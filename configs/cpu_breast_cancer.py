@@ -19,5 +19,4 @@ def get_config() -> StudyConfig:
         # Both feature scalings and the latents along training: the untrained
         # encoder, once scaled, is already a strong baseline.
         eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 10, 25)),
-        out="runs/cpu_breast_cancer",
     )

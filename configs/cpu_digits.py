@@ -19,5 +19,4 @@ def get_config() -> StudyConfig:
         p_values=(0.5, 1.0),
         seeds=(0, 1),
         eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 1, 3), mi_samples=100),
-        out="runs/cpu_digits",
     )

@@ -20,5 +20,4 @@ def get_config() -> StudyConfig:
         # Both feature scalings and the latents along training: the untrained
         # encoder, once scaled, is already a strong baseline.
         eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 1, 3)),
-        out="runs/cpu_mnist5k",
     )

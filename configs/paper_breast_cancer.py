@@ -21,5 +21,4 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
         seeds=(0,),
-        out="runs/paper_breast_cancer",
     )

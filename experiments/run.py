@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from icrst_jax.config import (
@@ -30,7 +31,7 @@ from icrst_jax.config import (
     MODES,
     PAPER_MODEL_FOR_DATASET,
     StudyConfig,
-    apply_overrides,
+    apply_override,
     load_config,
 )
 
@@ -76,7 +77,7 @@ SHORTHANDS = [
      "[default: 1 for the conv models on a CPU, all vmapped otherwise]"),
     ("--checkpoint-every", "train.checkpoint_every", dict(type=int), "checkpoint every N epochs (always at the end)"),
     ("--n-jobs", "eval.n_jobs", dict(type=int), "parallel workers for the classifier fits [default: every core]"),
-    ("--out", "out", dict(), "output folder"),
+    ("--out", "out", dict(), "output folder [default: runs/<dataset>-<fingerprint>, a folder of the study's own]"),
 ]
 
 
@@ -117,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, nargs="*", default=None,
                     help=f"seeds of every (mode, p) [default: {' '.join(map(str, _default('seeds')))}]")
     for flag, key, opts, text in SHORTHANDS:
-        ap.add_argument(flag, default=None, help=f"{text} ({key}) [default: {_default(key)}]", **opts)
+        # A help text that explains its own default says it once.
+        default = "" if "[default:" in text else f" [default: {_default(key)}]"
+        ap.add_argument(flag, default=None, help=f"{text} ({key}){default}", **opts)
     ap.add_argument("--no-mi", action="store_true", help="skip the section 7 mutual information (eval.mi=false)")
     ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure (eval.tsne=false)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (checkpoints=false)")
@@ -128,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "[default: $ICRST_JAX_CACHE_DIR, else ~/.cache/icrst_jax/xla]")
     cache.add_argument("--no-compilation-cache", action="store_true",
                        help="compile every program afresh and write no cache")
+    dist = ap.add_argument_group(
+        "multi-process run (several hosts, or one process per GPU; docs/multiprocess.md)",
+        "Start the same command in every process. All of them train together and compute the same results; "
+        "only process 0 writes --out. Without these options the run is one process.")
+    dist.add_argument("--coordinator-address", metavar="HOST:PORT", default=None,
+                      help="address of process 0 and a free port on it, the same in every process")
+    dist.add_argument("--num-processes", type=int, default=None, help="number of processes N")
+    dist.add_argument("--process-id", type=int, default=None, help="this process's number, 0..N-1")
+    dist.add_argument("--distributed", choices=("auto",), default=None,
+                      help="auto: read what the three options above leave out from the cluster launcher's "
+                           "environment (SLURM, Open MPI, Cloud TPU)")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
     return ap
 
@@ -138,61 +152,114 @@ def _text(value) -> str:
     return "none" if value is None else str(value)
 
 
-def shorthand_overrides(args) -> list[str]:
-    """The ``key=value`` assignments that the given shorthand flags stand for."""
+def flagged_overrides(args) -> list[tuple[str, str]]:
+    """``(flag, key=value)``: the assignments that the given shorthand flags stand for, each with its flag."""
     sets = []
     if args.dataset is not None:
-        sets.append(f"data.name={args.dataset}")
+        sets.append(("--dataset", f"data.name={args.dataset}"))
         if args.model is None:
-            sets.append(f"train.model.name={PAPER_MODEL_FOR_DATASET[args.dataset]}")
+            sets.append(("--dataset", f"train.model.name={PAPER_MODEL_FOR_DATASET[args.dataset]}"))
     if args.mode:
         modes = list(MODES) if "all" in args.mode else list(dict.fromkeys(args.mode))
-        sets.append(f"modes={_text(modes)}")
+        sets.append(("--mode", f"modes={_text(modes)}"))
     if args.p is not None:
-        sets.append(f"p_values={args.p}")
+        sets.append(("--p", f"p_values={args.p}"))
     if args.p_grid is not None:
-        sets.append(f"p_values={_text(args.p_grid)}")
+        sets.append(("--p-grid", f"p_values={_text(args.p_grid)}"))
     if args.seeds is not None:
-        sets.append(f"seeds={_text(args.seeds)}")
+        sets.append(("--seeds", f"seeds={_text(args.seeds)}"))
     for flag, key, _, _ in SHORTHANDS:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
-            sets.append(f"{key}={_text(value)}")
+            sets.append((flag, f"{key}={_text(value)}"))
     if args.no_mi:
-        sets.append("eval.mi=false")
+        sets.append(("--no-mi", "eval.mi=false"))
     if args.no_tsne:
-        sets.append("eval.tsne=false")
+        sets.append(("--no-tsne", "eval.tsne=false"))
     if args.no_checkpoints:
-        sets.append("checkpoints=false")
+        sets.append(("--no-checkpoints", "checkpoints=false"))
     return sets
 
 
+def shorthand_overrides(args) -> list[str]:
+    """The ``key=value`` assignments that the given shorthand flags stand for."""
+    return [assignment for _, assignment in flagged_overrides(args)]
+
+
 def config_from_args(args) -> StudyConfig:
-    """The config file (or the defaults), then the shorthand flags, then --set."""
-    base = load_config(args.config) if args.config else StudyConfig()
-    return apply_overrides(base, shorthand_overrides(args) + list(args.overrides))
+    """The config file (or the defaults), then the shorthand flags, then --set.
+
+    Raises:
+      ValueError: one line that starts with the flag (or ``--set key=value``) that made the config invalid.
+    """
+    cfg = load_config(args.config) if args.config else StudyConfig()
+    for flag, assignment in flagged_overrides(args) + [(f"--set {a}", a) for a in args.overrides]:
+        try:
+            cfg = apply_override(cfg, assignment)
+        except ValueError as e:
+            raise ValueError(f"{flag}: {e}") from None
+    return cfg
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-        from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
+    command = shlex.join(["python", "-m", "experiments.run", *argv])
+    from icrst_jax import faults
 
-        check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
-        if args.dry_run:
-            print(json.dumps(check, indent=1))
-            return 0
-        progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-        # Before anything compiles: programs compiled earlier would bypass the cache.
-        setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
-        payload = run_experiment(cfg, progress=progress)
-    except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = None
+    with faults.handle_interrupts():
+        try:
+            cfg = config_from_args(args)
+            from icrst_jax import distributed
+
+            # Before JAX touches a device: a multi-process run must be joined first.
+            distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                                   auto=args.distributed == "auto")
+            from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
+
+            check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
+            from icrst_jax.run_identity import check_out_path, out_dir
+
+            check_out_path(out_dir(cfg))
+            if args.dry_run:
+                print(json.dumps(check, indent=1))
+                return 0
+            progress = None if args.quiet else distributed.tag_progress(
+                lambda line: print(line, file=sys.stderr, flush=True))
+            # Before anything compiles: programs compiled earlier would bypass the cache.
+            setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
+            payload = run_experiment(cfg, progress=progress, command=command)
+        except faults.Interrupted as e:
+            print(_interrupted_line(e, cfg), file=sys.stderr)
+            return e.exit_status
+        except faults.NonFiniteLoss as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    from icrst_jax import distributed
+    from icrst_jax.run_identity import out_dir
+
+    if not distributed.is_primary():
+        return 0
     print(comparison_table(payload))
-    print(f"results: {cfg.out}/results.json, {cfg.out}/report.md")
+    print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
     return 0
+
+
+def _interrupted_line(e, cfg) -> str:
+    """One line: what the interrupt kept and how to go on."""
+    from icrst_jax.run_identity import checkpoint_steps, out_dir
+
+    if cfg is None:
+        return f"{e}; nothing was written"
+    out = out_dir(cfg)
+    steps = checkpoint_steps(out) if cfg.checkpoints else []
+    if steps:
+        return f"{e}; checkpoint at epoch {steps[-1]} kept in {out}/checkpoints: rerun the same command to resume"
+    return f"{e} before any checkpoint was written; rerun the same command to start again"
 
 
 if __name__ == "__main__":

@@ -1,38 +1,34 @@
 """Orbax checkpoints of a (stacked, multi-seed) TrainState with JSON metadata.
 
 Each checkpoint holds the state (parameters, BatchNorm statistics, Adam state,
-raw key data, epoch) and a JSON item with the run's config, seeds and whatever
-the caller adds (the data preprocessing statistics, so that latents can be
-extracted later exactly as in training). Resuming checks that the stored
-config matches the current one, so a changed run never silently continues an
-old one.
+raw key data, epoch) and a JSON item with the run's fingerprint
+(``meta["identity"]``, see :mod:`icrst_jax.run_identity`), its loss history
+and whatever the caller adds (the data preprocessing statistics, so that
+latents can be extracted later exactly as in training). Resuming checks the
+stored fingerprint against the current one, so a changed run never silently
+continues an old one, and falls back past damaged checkpoints to the newest
+intact one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-# Config fields that may change between the interrupted and the resumed run
-# without changing what is computed.
-_RESUMABLE_KEYS = {"epochs", "checkpoint_every", "num_devices"}
+from icrst_jax.run_identity import first_difference, mismatch_message
 
 
 class CheckpointMismatch(ValueError):
     """The checkpoint in a directory belongs to a different run."""
 
 
-def _comparable(meta: dict) -> dict:
-    meta = jax.tree_util.tree_map(lambda v: v, meta)  # deep copy of dicts/lists
-    cfg = dict(meta.get("config", {}))
-    for k in _RESUMABLE_KEYS:
-        cfg.pop(k, None)
-    return {"config": cfg, "seeds": meta.get("seeds")}
+class NoIntactCheckpoint(ValueError):
+    """Every checkpoint in a directory is damaged."""
 
 
 class CheckpointManager:
@@ -40,15 +36,16 @@ class CheckpointManager:
 
     Example:
       >>> mngr = CheckpointManager("/tmp/run")
-      >>> mngr.save(5, state, {"config": cfg.to_dict(), "seeds": [0]})
-      >>> state = mngr.restore_latest(abstract_or_template_state)
+      >>> mngr.save(5, state, {"identity": {...}, "seeds": [0]})
+      >>> state, meta = mngr.restore_latest(abstract_or_template_state)
     """
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3):
         self.directory = Path(directory).absolute()
         self._mngr = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            # A save cut short (kill -9) leaves a temporary folder: removed here, on the next start.
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True),
             item_names=("state", "meta"),
         )
 
@@ -69,29 +66,59 @@ class CheckpointManager:
             return None
         return self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
-    def restore_latest(self, template: Any, expected_meta: dict | None = None) -> Any | None:
-        """The latest state, shaped and sharded like ``template``; None if there is none.
+    def restore_latest(
+        self, template: Any, expected_identity: dict | None = None, warn: Callable[[str], None] | None = None
+    ) -> tuple[Any, dict] | None:
+        """The newest intact checkpoint: ``(state shaped and sharded like template, meta)``; None if there is none.
+
+        A checkpoint that cannot be read (a truncated file, a missing item) is
+        skipped with a warning naming its folder; once an older one restores,
+        the damaged newer ones are deleted, so that the resumed run can save
+        its epochs again.
 
         Raises:
-          CheckpointMismatch: the stored config or seeds differ from ``expected_meta``.
+          CheckpointMismatch: the stored fingerprint differs from ``expected_identity``.
+          NoIntactCheckpoint: there are checkpoints, and none can be read.
         """
-        step = self.latest_step()
-        if step is None:
-            return None
-        if expected_meta is not None:
-            stored = self.read_meta(step)
-            if _comparable(stored) != _comparable(_jsonable(expected_meta)):
-                raise CheckpointMismatch(
-                    f"checkpoint in {self.directory} (epoch {step}) was written by a different run: "
-                    f"stored {_comparable(stored)}, current {_comparable(_jsonable(expected_meta))}. "
-                    "Use another directory, or delete it to start over."
-                )
+        warn = warn or (lambda line: None)
+        steps = sorted(self._mngr.all_steps(), reverse=True)
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
-        restored = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-        return restored["state"]
+        damaged = []
+        for step in steps:
+            folder = self.directory / str(step)
+            try:
+                meta = self.read_meta(step)
+            except Exception as e:  # orbax/TensorStore raise many types for a damaged folder
+                warn(f"warning: skipping damaged checkpoint {folder} ({_first_line(e)})")
+                damaged.append(step)
+                continue
+            if expected_identity is not None:
+                diff = first_difference(meta.get("identity"), _jsonable(expected_identity))
+                if diff:
+                    raise CheckpointMismatch(mismatch_message(self.directory, *diff))
+            try:
+                state = self._mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+            except Exception as e:
+                warn(f"warning: skipping damaged checkpoint {folder} ({_first_line(e)})")
+                damaged.append(step)
+                continue
+            for bad in damaged:
+                self._mngr.delete(bad)
+            return state, meta
+        if damaged:
+            raise NoIntactCheckpoint(
+                f"no intact checkpoint in {self.directory} (epochs {', '.join(map(str, damaged))} are damaged): "
+                f"delete that folder to train from the start"
+            )
+        return None
 
     def close(self) -> None:
         self._mngr.close()
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
 
 
 def _jsonable(obj):

@@ -7,6 +7,7 @@ section 6 (batch 512, learning rate 1e-3, 50 epochs, Adam) and Table D1 (models)
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal
 
 Mode = Literal["standard", "icrst", "trst", "dae"]
@@ -14,6 +15,19 @@ MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
+# Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
+MAX_SEED = 2**32 - 1
+
+
+def _check_finite(name: str, value) -> None:
+    """NaN fails every comparison, but inf passes ``> 0``: reject both by name."""
+    if isinstance(value, (int, float)) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+
+
+def _check_seed(name: str, value) -> None:
+    if isinstance(value, bool) or int(value) != value or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in 0..{MAX_SEED}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +69,14 @@ class ModelConfig:
     def __post_init__(self):
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; known: {', '.join(MODEL_NAMES)}")
+        _check_finite("width", self.width)
         if not self.width > 0:
             raise ValueError(f"width must be > 0, got {self.width}")
+        _check_finite("negative_slope", self.negative_slope)
+        # Outside [0, 1] the activation is no longer a leaky ReLU (it flips or
+        # amplifies negative inputs), which Table D1 does not mean.
+        if not 0.0 <= self.negative_slope <= 1.0:
+            raise ValueError(f"negative_slope must be in [0, 1], got {self.negative_slope}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.latent_size is not None:
@@ -122,14 +142,19 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or none for the paper's), got {self.batch_size}")
+        _check_finite("learning_rate", self.learning_rate)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        _check_finite("dae_sigma", self.dae_sigma)
         if self.dae_sigma < 0:
             raise ValueError(f"dae_sigma must be >= 0, got {self.dae_sigma}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.seed_batch is not None and self.seed_batch < 1:
             raise ValueError(f"seed_batch must be None (all seeds at once) or >= 1, got {self.seed_batch}")
+        if self.num_devices is not None and self.num_devices < 1:
+            raise ValueError(f"num_devices must be None (all devices) or >= 1, got {self.num_devices}")
+        _check_seed("seed", self.seed)
 
     @property
     def global_batch_size(self) -> int:
@@ -167,6 +192,7 @@ class GridPoint:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
+        _check_seed("seed", self.seed)
 
     @property
     def tag(self) -> str:
@@ -233,6 +259,9 @@ class DataConfig:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
         if self.name == "breast_cancer" and self.image_size is not None:
             raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
+        _check_seed("split_seed", self.split_seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,6 +332,12 @@ class EvalConfig:
             raise ValueError("eval.at_epochs needs at least one eval.epoch_classifiers")
         if self.purity_k < 1:
             raise ValueError(f"purity_k must be >= 1, got {self.purity_k}")
+        # mi_k must also stay below the test split's size: checked once the data is loaded.
+        for name, low in (("mi_samples", 1), ("mi_k", 1), ("mi_bins", 2), ("tsne_points", 2)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if self.n_jobs is not None and not (self.n_jobs >= 1 or self.n_jobs == -1):
+            raise ValueError(f"n_jobs must be >= 1, or -1 for every core, got {self.n_jobs}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,7 +360,8 @@ class StudyConfig:
       eval: how the latents are judged.
       checkpoints: write an orbax checkpoint of the study (at the end, and
         every ``train.checkpoint_every`` epochs).
-      out: output folder.
+      out: output folder; None (default) is ``runs/<dataset>-<fingerprint>``,
+        a folder of this study's own (:func:`icrst_jax.run_identity.default_out`).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -335,7 +371,7 @@ class StudyConfig:
     seeds: tuple[int, ...] = (0,)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     checkpoints: bool = True
-    out: str = "runs/latest"
+    out: str | None = None
 
     def __post_init__(self):
         if not self.modes:
@@ -354,6 +390,8 @@ class StudyConfig:
             raise ValueError(f"p values must be distinct, got {list(self.p_values)}")
         if not self.seeds:
             raise ValueError("the seed list is empty; give at least one seed")
+        for seed in self.seeds:
+            _check_seed("seeds", seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
 

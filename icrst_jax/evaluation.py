@@ -414,7 +414,8 @@ def evaluate_many(
                 progress(
                     f"{tag(j)}[{name}] accuracy {acc['mean']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  "
                     f"f1_macro {f1['mean']:.4f} [{f1['low']:.4f}, {f1['high']:.4f}]"
-                    + (f"  ({conv}/{folds_used} folds did not converge)" if conv else "")
+                    + (f"  ({conv}/{folds_used} folds stopped at the classifier's max_iter before converging; "
+                       "their scores still count)" if conv else "")
                 )
     # Classifier order as given, whatever order the fits finished in.
     return [{name: res[name] for name in names} for res in results]

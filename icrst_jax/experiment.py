@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from icrst_jax import evaluation, reporting
+from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, StudyConfig
 from icrst_jax.models import check_widths, make_model
 
@@ -137,6 +137,7 @@ def versions() -> dict:
         "scikit-learn": sklearn.__version__,
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
+        "processes": jax.process_count(),
     }
 
 
@@ -179,27 +180,56 @@ def setup_compilation_cache(
     return used
 
 
-def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None) -> dict:
-    """Runs the whole study and writes its files into ``cfg.out``.
+def run_experiment(
+    cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None, command: str | None = None
+) -> dict:
+    """Runs the whole study and writes its files into its folder
+    (``cfg.out``, or ``runs/<dataset>-<fingerprint>``: :func:`icrst_jax.run_identity.out_dir`).
+
+    The folder is locked for the run, and must hold this study or nothing
+    (:func:`icrst_jax.run_identity.check_folder`): a rerun of the same study
+    resumes its checkpoint, another study is refused before any data is loaded.
 
     Args:
       cfg: the study configuration.
       progress: gets one line per stage / epoch / classifier; None is quiet.
       dataset: an already loaded :class:`icrst_jax.data.Dataset` (skips loading).
+      command: the command line as typed, for ``results.json`` (default: ``sys.argv``).
 
     Returns:
-      The ``results.json`` payload (also written to ``cfg.out/results.json``).
+      The ``results.json`` payload (also written to ``<folder>/results.json``).
+
+    Raises:
+      icrst_jax.run_identity.RunMismatch, FolderBusy: the folder holds another
+        study, or another run is writing into it.
+      icrst_jax.faults.NonFiniteLoss: training or its latents became NaN / infinite.
+
+    In a multi-process run (:mod:`icrst_jax.distributed`) every process runs
+    all of it and computes the same payload; only process 0 locks and checks the
+    folder and writes files (its payload alone lists the figures).
     """
+    out = run_identity.out_dir(cfg)
+    cfg.check_model_fits_data()
+    cfg.check_eval_epochs()
+    check_widths(cfg.train.model)
+    if not distributed.is_primary():
+        # Process 0 owns the folder: it alone locks, checks and writes it.
+        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
+    run_identity.check_out_path(out)
+    with run_identity.FolderLock(out):
+        run_identity.check_folder(out, cfg)
+        run_identity.write_identity(out, cfg)
+        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
+
+
+def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> dict:
     from icrst_jax import data as data_lib
     from icrst_jax.train import encode, fit, make_encode_fn
 
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
-    out = Path(cfg.out)
-    cfg.check_model_fits_data()
-    cfg.check_eval_epochs()
-    check_widths(cfg.train.model)
-    out.mkdir(parents=True, exist_ok=True)
+    say(f"output folder: {out}")
+    primary = distributed.is_primary()
 
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
@@ -217,6 +247,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
     mean, std = dataset.preprocessing.encoder_mean_std()
     metric = reporting.primary_metric(cfg.data.name)
     points = cfg.grid()
+    # The last setting that depends on the data: checked before training, not after it.
+    if cfg.eval.mi and dataset.x_test.ndim == 4 and cfg.eval.mi_k >= dataset.x_test.shape[0]:
+        raise ValueError(f"--mi-k {cfg.eval.mi_k} must be below the test split's {dataset.x_test.shape[0]} samples")
     t_loaded = time.perf_counter()
 
     # Held-out latents along training, encoded from the training loop's own
@@ -240,7 +273,12 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
         mean=mean,
         std=std,
         checkpoint_dir=(out / "checkpoints").absolute() if cfg.checkpoints else None,
-        metadata={"preprocessing": dataset.preprocessing.to_dict(), "dataset": cfg.data.name},
+        metadata={
+            "preprocessing": dataset.preprocessing.to_dict(),
+            "dataset": cfg.data.name,
+            # Where the data actually came from (files or TFDS) joins the config's fields.
+            "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
+        },
         progress=say,
         at_epochs=sorted(snapshot_epochs),
         on_epoch=on_epoch,
@@ -248,30 +286,41 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
     t_trained = time.perf_counter()
     epochs_s = sum(h["seconds"] for h in result.history)
 
-    if result.missed_epochs:
-        say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
-            f"this run resumed from")
-    seeds = list(cfg.seeds)
     say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
         f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers"
         f" x {len(cfg.eval.scalings)} scaling(s)")
+    if result.missed_epochs:
+        say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
+            f"this run resumed from")
     feats = encode(result, x=dataset.x_test, mean=mean, std=std, fn=encode_fns.get("fn"))  # (R, N, D)
-    for i, pt in enumerate(points):
+    loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
+    diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
+    if any(d == faults.NON_FINITE_LATENTS for d in diverged):
+        bad = [pt for pt, d in zip(points, diverged) if d == faults.NON_FINITE_LATENTS]
+        raise faults.NonFiniteLoss(
+            f"the test latents of {', '.join(f'{pt.mode} p={pt.p:g} seed {pt.seed}' for pt in bad)} are not finite "
+            f"after {cfg.train.epochs} epochs; likely causes: a learning rate too large (--lr) or extreme data values"
+        )
+    for pt, d in zip(points, diverged):
+        if d:
+            say(f"warning: {pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}): its scores are not a result")
+    for i, pt in enumerate(points if primary else ()):  # only process 0 writes files
         np.savez_compressed(
             latents_path(out, pt.mode, pt.p, pt.seed),
             features=feats[i], labels=dataset.y_test, mode=pt.mode, p=pt.p, seed=pt.seed, split="test",
         )
+    seeds = list(cfg.seeds)
     # The untrained encoder of seed s: its initial parameters depend on the seed
     # only, so any point of that seed holds them at epoch 0.
     untrained = None
     if cfg.eval.untrained:
         first = [next(i for i, pt in enumerate(points) if pt.seed == s) for s in seeds]
         untrained = snapshots[0][first]
-        for s, f in zip(seeds, untrained):
+        for s, f in zip(seeds if primary else (), untrained):
             np.savez_compressed(untrained_latents_path(out, s), features=f, labels=dataset.y_test, mode="untrained",
                                 seed=s, epoch=0, split="test")
     mid_epochs = sorted(e for e in cfg.eval.at_epochs if 0 < e < cfg.train.epochs and e in snapshots)
-    for e in mid_epochs:
+    for e in mid_epochs if primary else ():
         np.savez_compressed(epoch_latents_path(out, e), features=snapshots[e], labels=dataset.y_test, epoch=e,
                             points=np.array([pt.tag for pt in points]), split="test")
 
@@ -297,8 +346,9 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             **dataclasses.asdict(pt),
             **_pooled(final_evals[i:i + 1], ev.scalings),
             "final_loss": final_loss[i] if final_loss else None,
-            "loss_curve": [h["loss"][i] for h in result.history],
+            "loss_curve": loss_curves[i],
             "latents": latents_path(out, pt.mode, pt.p, pt.seed).name,
+            "diverged": diverged[i],
         })
 
     records = []
@@ -320,6 +370,8 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             "final_loss": [final_loss[i] for i in idx] if final_loss else [],
             "latents": [point_records[i]["latents"] for i in idx],
         }
+        if any(diverged[i] for i in idx):
+            record["diverged"] = [f"seed {points[i].seed}: {diverged[i]}" for i in idx if diverged[i]]
         if mode == "dae":
             record["dae_sigma"] = cfg.train.dae_sigma
         if ev.at_epochs:
@@ -341,21 +393,24 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
             tsne_panels[key if mode not in P_MODES else f"{key} (p={p_tag(p)})"] = (feats[idx[0]], dataset.y_test)
 
     figures = []
-    if cfg.eval.tsne:
+    if cfg.eval.tsne and primary:
         say("t-SNE of the test latents ...")
         figures.append(
             str(reporting.plot_tsne(tsne_panels, out / "tsne.png", seed=cfg.seeds[0], max_points=cfg.eval.tsne_points,
                                     title=f"{cfg.data.name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
         )
-    if len(cfg.p_values) > 1:
+    if len(cfg.p_values) > 1 and primary:
         for mode in P_MODES:
             if mode in cfg.modes:
                 curves = reporting.curves_from_records(records, metric=metric, mode=mode)
                 figures.append(str(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode)))
-    if ev.at_epochs:
+    if ev.at_epochs and primary:
         figures.append(str(reporting.plot_vs_epochs(
             records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=ev.epoch_classifiers[0],
             title=f"{cfg.data.name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[ev.epoch_classifiers[0]]})")))
+    # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
+    for stale in (set(out.glob("*.png")) - {Path(f) for f in figures}) if primary else ():
+        stale.unlink()
     t_done = time.perf_counter()
 
     # Where the study's wall time went: the epoch program's compilation, the
@@ -386,13 +441,21 @@ def run_experiment(cfg: StudyConfig, *, progress: Callable[[str], None] | None =
         "versions": versions(),
         "timing": timing,
         "wall_seconds": timing["wall_s"],
-        "command": " ".join(sys.argv),
+        "command": command if command is not None else " ".join(sys.argv),
+        "fingerprint": run_identity.short_hash(run_identity.fingerprint(cfg)),
+        "diverged": [{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
         # Where compiled programs were loaded from / stored (None: no persistent cache).
         "compilation_cache_dir": _compilation_cache_dir(),
     }
+    if not primary:
+        return payload
     reporting.write_results_json(out / "results.json", payload)
+    warnings = [
+        f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."
+        for pt, d in zip(points, diverged) if d
+    ]
     reporting.render_report(records, dataset=cfg.data.name, out_path=out / "report.md", metric=metric,
-                            figures=[Path(f).name for f in figures])
+                            figures=[Path(f).name for f in figures], warnings=warnings)
     say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
     say(timing_line(timing))
     return payload
@@ -497,5 +560,8 @@ def comparison_table(payload: dict) -> str:
             for n in names
         )
         mi = f"  {r['mi']['mi']:.3f}" if r.get("mi") else ""
-        lines.append(f"{label:<16}{cells}{mi}")
+        lines.append(f"{label:<16}{cells}{mi}" + ("  DIVERGED" if r.get("diverged") else ""))
+    if payload.get("diverged"):
+        lines.append(f"DIVERGED: {len(payload['diverged'])} grid point(s) diverged (see results.json 'diverged'); "
+                     "their rows are not results")
     return "\n".join(lines)

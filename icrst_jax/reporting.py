@@ -179,6 +179,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode every other output gets (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -549,6 +553,11 @@ def plot_vs_epochs(
 
 
 def _row_label(rec: Mapping) -> str:
+    label = _plain_row_label(rec)
+    return f"{label} — DIVERGED" if rec.get("diverged") else label
+
+
+def _plain_row_label(rec: Mapping) -> str:
     if rec.get("label"):
         return str(rec["label"])
     mode = rec.get("mode", "?")
@@ -627,6 +636,7 @@ def render_report(
     metric: str | None = None,
     figures: Sequence | None = None,
     title: str | None = None,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write ``report.md``: classification and MI tables laid out like Tables 1-3.
 
@@ -649,6 +659,9 @@ def render_report(
       figures: optional image paths to embed (relative to the report's folder
         when possible).
       title: heading; default "Results: <dataset>".
+      warnings: lines shown in a "Warning" section above the tables (e.g.
+        diverged grid points, whose records carry ``diverged`` and whose rows
+        are marked DIVERGED).
 
     Returns:
       ``Path(out_path)``.
@@ -669,6 +682,8 @@ def render_report(
     clf_names = [c for c in CLASSIFIERS if c in names] + sorted(names - set(CLASSIFIERS))
 
     lines = [f"# {title or f'Results: {ds_label}'}", ""]
+    if warnings:
+        lines += ["## Warning", ""] + [f"- {w}" for w in warnings] + [""]
     lines += [
         "Cells: mean ± half-width [low, high] of the 95% percentile interval over "
         "cross-validation folds (pooled over seeds where a run has several). "

@@ -43,7 +43,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
+from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
 
@@ -139,6 +141,9 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     n = len(devices) if num_devices is None else num_devices
     if not 1 <= n <= len(devices):
         raise ValueError(f"num_devices={num_devices} but {len(devices)} devices are available")
+    if n != len(devices) and jax.process_count() > 1:
+        # A process without a device in the mesh would take no part in its programs.
+        raise ValueError(f"num_devices={num_devices}: a multi-process run uses all {len(devices)} devices of its processes")
     return Mesh(np.array(devices[:n]), (DATA_AXIS,))
 
 
@@ -159,10 +164,10 @@ def replicate(tree, mesh: Mesh):
 
 
 def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int) -> int:
-    """The global batch: ``config.global_batch_size``, capped at the data set size
-    (as a PyTorch DataLoader would yield one short batch), rounded up to a multiple
-    of the device count so the batch splits evenly over the mesh."""
-    b = min(config.global_batch_size, num_samples)
+    """The global batch: ``config.batch_size``, capped at the data set size (as a
+    PyTorch DataLoader would yield one short batch), rounded up to a multiple of
+    the device count so the batch splits evenly over the mesh."""
+    b = min(config.batch_size, num_samples)
     return int(math.ceil(b / num_devices) * num_devices)
 
 
@@ -400,6 +405,9 @@ class FitResult:
       resumed_from: the epoch restored from a checkpoint, or None.
       missed_epochs: ``at_epochs`` that ``on_epoch`` never saw: those between
         0 and a restored checkpoint's epoch (trained by an earlier run).
+      earlier_history: the epochs before ``resumed_from``, as the checkpoint
+        recorded them (epoch, loss per run, seconds): with ``history``, the
+        whole run's loss curve.
     """
 
     state: TrainState
@@ -410,10 +418,17 @@ class FitResult:
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
     missed_epochs: list = dataclasses.field(default_factory=list)
+    earlier_history: list = dataclasses.field(default_factory=list)
+
+    @property
+    def full_history(self) -> list:
+        """Every epoch of the run, resumed ones included (``epoch`` and ``loss`` per run)."""
+        return self.earlier_history + self.history
 
     @property
     def final_loss(self) -> np.ndarray:
-        return np.asarray(self.history[-1]["loss"]) if self.history else np.array([])
+        h = self.full_history
+        return np.asarray(h[-1]["loss"]) if h else np.array([])
 
 
 def fit(
@@ -448,9 +463,14 @@ def fit(
       mean, std: per-channel (or per-feature) statistics; the encoder input is
         ``(x - mean) / std``. ``None`` means identity.
       checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
-        epochs and at the end; an existing checkpoint is resumed automatically.
+        epochs and at the end; an existing checkpoint is resumed automatically
+        if its fingerprint is this run's (damaged ones are skipped), and
+        refused if it is another run's or ahead of ``config.epochs``.
       metadata: JSON-able extras saved with each checkpoint (e.g. the data
         preprocessing, so latents are extracted later exactly as in training).
+        Its ``identity`` (a study's fingerprint,
+        :func:`icrst_jax.run_identity.fingerprint`) replaces the default, the
+        training config's and grid points' fingerprint.
       progress: True prints a line per epoch to stderr; a callable gets the line;
         False is quiet.
       stop_after_epoch: stop (after checkpointing) once this epoch is done;
@@ -461,6 +481,12 @@ def fit(
         buffers; e.g. to encode held-out latents along training without
         retraining. The state at epoch E is the state a run of E epochs ends
         with.
+
+    Raises:
+      icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
+      icrst_jax.faults.Interrupted: a signal (under
+        :func:`icrst_jax.faults.handle_interrupts`) stopped training after an
+        epoch, whose checkpoint was saved first.
 
     Returns:
       A :class:`FitResult`.
@@ -494,49 +520,80 @@ def fit(
 
     manager = None
     resumed_from = None
-    if checkpoint_dir is not None:
-        from icrst_jax import checkpoint as ckpt
+    earlier = []
+    meta = None
+    try:
+        if checkpoint_dir is not None:
+            from icrst_jax import checkpoint as ckpt
+            from icrst_jax.run_identity import train_fingerprint
 
-        meta = {"config": config.to_dict(), "seeds": seeds, **(metadata or {})}
-        if any((pt.mode, pt.p) != (config.mode, config.p) for pt in points):
-            meta["points"] = [dataclasses.asdict(pt) for pt in points]
-        manager = ckpt.CheckpointManager(checkpoint_dir)
-        restored = manager.restore_latest(state, expected_meta=meta)
-        if restored is not None:
-            state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
-            resumed_from = int(np.asarray(state.epoch)[0])
-            say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+            meta = {"config": config.to_dict(), "seeds": seeds, "points": [dataclasses.asdict(pt) for pt in points],
+                    **(metadata or {})}
+            meta.setdefault("identity", train_fingerprint(config, points))
+            manager = ckpt.CheckpointManager(checkpoint_dir)
+            restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
+            if restored is not None:
+                restored, stored_meta = restored
+                resumed_from = int(np.asarray(restored.epoch)[0])
+                if resumed_from > config.epochs:
+                    raise ckpt.CheckpointMismatch(
+                        f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
+                        f"{config.epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
+                    )
+                state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
+                earlier = stored_meta.get("history", [])[:resumed_from]
+                say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
 
-    compiled, compile_s = compile_epoch(engine, state, data)
-    n_dev = engine.mesh.devices.size
-    pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
-    what = (
-        f"{config.mode} p={config.p:g} seeds={seeds}"
-        if pairs == [(config.mode, config.p)]
-        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+        compiled, compile_s = compile_epoch(engine, state, data)
+        n_dev = engine.mesh.devices.size
+        pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
+        what = (
+            f"{config.mode} p={config.p:g} seeds={seeds}"
+            if pairs == [(config.mode, config.p)]
+            else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+        )
+        say(
+            f"{what} model={config.model.name} width={config.model.width:g} "
+            f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+            f"(compiled in {compile_s:.1f}s)"
+        )
+        history = []
+        start = int(np.asarray(state.epoch)[0])
+        missed = [e for e in at_epochs if 0 < e < start]
+        if start > 0 and start in at_epochs:
+            on_epoch(start, engine, state)
+        snapshot = (lambda e, st: on_epoch(e, engine, st) if e in at_epochs else None) if at_epochs else None
+        # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
+        with faults.deferred():
+            state = _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history,
+                                  say, start, stop_after_epoch, snapshot)
+    finally:
+        if manager is not None:
+            manager.close()
+    return FitResult(
+        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
+        resumed_from=resumed_from, points=points, earlier_history=earlier, missed_epochs=missed,
     )
-    say(
-        f"{what} model={config.model.name} width={config.model.width:g} "
-        f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
-        f"(compiled in {compile_s:.1f}s)"
-    )
-    history = []
-    start = int(np.asarray(state.epoch)[0])
-    missed = [e for e in at_epochs if 0 < e < start]
-    if start > 0 and start in at_epochs:
-        on_epoch(start, engine, state)
+
+
+def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
+                  stop_after_epoch, snapshot=None):
+    """The epoch loop of :func:`fit`: appends each epoch to ``history``, returns the final state.
+
+    ``snapshot(epoch, state)`` sees each epoch's state before the next epoch donates its buffers.
+    """
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         # Catch hidden host round trips: inside the epoch nothing may move
         # between host and device implicitly.
         with jax.transfer_guard("disallow"):
             state, metrics = compiled(state, data)
-        metrics = jax.device_get(metrics)
+        metrics = to_host(metrics)
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
         rate = engine.num_samples * len(points) / dt
-        if epoch + 1 in at_epochs:
-            on_epoch(epoch + 1, engine, state)
+        if snapshot is not None:
+            snapshot(epoch + 1, state)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -552,26 +609,29 @@ def fit(
             + f"  {rate:,.0f} samples/s  {dt:.2f}s"
         )
         if not np.all(np.isfinite(loss)):
-            raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; try a smaller learning rate")
+            raise faults.NonFiniteLoss(faults.non_finite_message(epoch + 1, loss, points))
         done = epoch + 1 == config.epochs
         stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
-        if manager is not None and (done or stop or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)):
+        interrupted = faults.stop_requested()
+        if manager is not None and (
+            done or stop or interrupted or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)
+        ):
+            # The loss curve so far (without the per-step losses, which would grow the JSON by the step count).
+            meta["history"] = [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in earlier + history]
             manager.save(epoch + 1, state, meta)
+        if interrupted:
+            say(f"stopped after epoch {epoch + 1}" + (", checkpoint saved" if manager else ""))
+            faults.raise_if_requested()
         if stop:
             break
-    if manager is not None:
-        manager.close()
-    return FitResult(
-        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s, resumed_from=resumed_from,
-        points=points, missed_epochs=missed,
-    )
+    return state
 
 
 def _progress_fn(progress) -> Callable[[str], None]:
     if callable(progress):
         return progress
     if progress:
-        return lambda line: print(line, file=sys.stderr, flush=True)
+        return tag_progress(lambda line: print(line, file=sys.stderr, flush=True))
     return lambda line: None
 
 
@@ -599,29 +659,37 @@ def make_reconstruct_fn(model: AutoEncoder) -> Callable:
     return jax.jit(jax.vmap(recon_one, in_axes=(0, 0, None)))
 
 
-def _batched_apply(fn, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
+def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
     """Runs ``fn(params, batch_stats, inputs)`` over ``x`` in fixed-size batches
-    (the last one padded, so it compiles once) and returns numpy (K, N, ...)."""
+    (the last one padded, so it compiles once) and returns numpy (K, N, ...).
+
+    Each batch is split over the engine's mesh like a training batch (its size
+    rounded up to a multiple of the device count), and the result is gathered
+    back: complete on every process, also in a multi-process run."""
     x = np.asarray(x, np.float32)
     n = x.shape[0]
     mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
     std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
-    batch_size = min(batch_size, n)
+    n_dev = engine.mesh.devices.size
+    batch_size = int(math.ceil(min(batch_size, n) / n_dev) * n_dev)
+    sharding = NamedSharding(engine.mesh, P(DATA_AXIS))
     outs = []
     for i, start in enumerate(range(0, n, batch_size)):
         chunk = x[start : start + batch_size]
         real = chunk.shape[0]
         if real < batch_size:
             chunk = np.concatenate([chunk, np.zeros((batch_size - real, *x.shape[1:]), np.float32)])
-        inputs = (jnp.asarray(chunk) - mean) / std
-        outs.append(np.asarray(fn(state.params, state.batch_stats, inputs))[:, :real])
+        host = (chunk - mean) / std
+        # Every process holds all of x; each fills only its own devices' rows.
+        inputs = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+        outs.append(to_host(fn(state.params, state.batch_stats, inputs))[:, :real])
         if progress is not None:
             progress(f"  batch {i + 1}/{math.ceil(n / batch_size)}")
     return np.concatenate(outs, axis=1)
 
 
 def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None, fn=None) -> np.ndarray:
-    """Latent features of ``x`` for every seed: numpy (K, N, D) float32.
+    """Latent features of ``x`` for every seed: numpy (K, N, D) float32, complete on every process.
 
     Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
     or an engine and a state. ``fn``: a ``make_encode_fn(engine.model)`` to
@@ -629,13 +697,13 @@ def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=No
     """
     engine, state = _engine_state(result_or_engine, state)
     fn = make_encode_fn(engine.model) if fn is None else fn
-    return _batched_apply(fn, state, x, mean, std, batch_size, progress).astype(np.float32)
+    return _batched_apply(fn, engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
 def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
     """Inference-mode reconstructions of ``x`` for every seed: numpy (K, N, ...)."""
     engine, state = _engine_state(result_or_engine, state)
-    return _batched_apply(make_reconstruct_fn(engine.model), state, x, mean, std, batch_size)
+    return _batched_apply(make_reconstruct_fn(engine.model), engine, state, x, mean, std, batch_size)
 
 
 def _engine_state(result_or_engine, state):

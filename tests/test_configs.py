@@ -36,7 +36,7 @@ def test_config_builds_and_passes_the_dry_check(path):
     assert check["grid_points"] == len(cfg.grid()) == len(set(cfg.grid()))
     assert check["sample_shape"] and check["latent_shape"]
     assert 1 <= check["batch"] <= check["train_samples"]
-    assert cfg.out.endswith(path.stem)
+    assert cfg.out is None  # each study gets a folder of its own (runs/<dataset>-<fingerprint>)
 
 
 @pytest.mark.parametrize("dataset", PAPER)

@@ -1,0 +1,118 @@
+"""One process of the two-process training runs of ``test_multiprocess.py``.
+
+    python tests/multiprocess_child.py --coordinator-address 127.0.0.1:PORT \
+        --num-processes 2 --process-id I --job first|resume --work DIR
+
+Each process writes what it computed to ``DIR/<job>_process<I>.npz`` (every
+process, so the test can check that they agree); the test compares them with
+the same runs in one process. The runs themselves are defined here
+(:func:`mlp_run`, :func:`conv_run`) and imported by the test for its reference.
+
+Jobs:
+  first: the MLP on Breast Cancer, stopped after epoch 1 of 2 with a
+    checkpoint in DIR/mlp_ckpt; the narrow conv on digits images, 2 epochs.
+  resume: the MLP again from DIR/mlp_ckpt (epoch 2), in new processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SEEDS = [0, 1]
+
+
+def mlp_run():
+    """(TrainConfig, x, y, mean, std, x_encode) of the MLP run: 569 samples in
+    batches of 64 (ragged last batch), 2 epochs."""
+    from sklearn.datasets import load_breast_cancer
+
+    from icrst_jax.config import ModelConfig, TrainConfig
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.min(0)) / (x.max(0) - x.min(0))).astype(np.float32)
+    cfg = TrainConfig(mode="icrst", p=0.5, epochs=2, batch_size=64, model=ModelConfig(name="mlp"))
+    return cfg, x, y, None, None, x[:100]
+
+
+def conv_run():
+    """The narrow conv (width 1/32) on 64 digits images at 12x12, batches of
+    16, 2 epochs; latents of 40 held-out images."""
+    from icrst_jax.config import ModelConfig, TrainConfig
+    from icrst_jax.data import load_dataset
+
+    ds = load_dataset("digits", image_size=12)
+    mean, std = ds.preprocessing.encoder_mean_std()
+    cfg = TrainConfig(
+        mode="icrst", p=0.5, epochs=2, batch_size=16, model=ModelConfig(name="conv", width=1 / 32, dropout=0.2)
+    )
+    return cfg, ds.x_train[:64], ds.y_train[:64], mean, std, ds.x_test[:40]
+
+
+def outputs(result, x_encode, mean, std) -> dict:
+    """What the test compares: step losses, parameters, BatchNorm statistics, latents."""
+    import jax
+
+    from icrst_jax.distributed import to_host
+    from icrst_jax.train import encode
+
+    step_loss = (
+        np.concatenate([np.asarray(h["step_loss"]) for h in result.history], axis=1)
+        if result.history
+        else np.zeros((len(result.seeds), 0))
+    )
+    out = {"step_loss": step_loss, "latents": encode(result, x=x_encode, mean=mean, std=std)}
+    for name in ("params", "batch_stats"):
+        leaves = jax.tree_util.tree_leaves(to_host(getattr(result.state, name)))
+        out.update({f"{name}_{i}": leaf for i, leaf in enumerate(leaves)})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--coordinator-address", required=True)
+    ap.add_argument("--num-processes", type=int, required=True)
+    ap.add_argument("--process-id", type=int, required=True)
+    ap.add_argument("--job", choices=("first", "resume"), required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args(argv)
+
+    from icrst_jax import distributed
+
+    assert distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    import jax
+
+    from icrst_jax.train import fit
+
+    work = Path(args.work)
+    say = distributed.tag_progress(lambda line: print(line, file=sys.stderr, flush=True))
+    saved = {
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+        "device_count": jax.device_count(),
+        "local_device_count": jax.local_device_count(),
+    }
+    cfg, x, y, mean, std, x_enc = mlp_run()
+    if args.job == "first":
+        mlp = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt",
+                  stop_after_epoch=1, progress=say)
+    else:
+        mlp = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt", progress=say)
+    saved["mlp_mesh_size"] = mlp.engine.mesh.devices.size
+    saved["mlp_resumed_from"] = -1 if mlp.resumed_from is None else mlp.resumed_from
+    saved.update({f"mlp_{k}": v for k, v in outputs(mlp, x_enc, mean, std).items()})
+    if args.job == "first":
+        cfg, x, y, mean, std, x_enc = conv_run()
+        conv = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, progress=say)
+        saved["conv_mesh_size"] = conv.engine.mesh.devices.size
+        saved.update({f"conv_{k}": v for k, v in outputs(conv, x_enc, mean, std).items()})
+    np.savez(work / f"{args.job}_process{args.process_id}.npz", **saved)
+    say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Two JAX processes on 127.0.0.1 train together as one process with the same global batch does.
+
+Each pair of child processes joins through ``jax.distributed`` (gloo
+collectives between the processes' CPU devices), with one or two CPU devices
+per process. The coordinator listens on 127.0.0.1 only
+(``JAX_COORDINATOR_BIND_ADDRESS``); gloo connects to the address the host
+name resolves to. Every child runs with a time limit, and both are killed
+as soon as one fails or the limit passes.
+
+What is compared with one process (the tolerances of the 1-vs-4-device test
+in ``test_train.py``): the step losses, the parameters, the BatchNorm
+statistics and the latents of the MLP on Breast Cancer (interrupted after
+epoch 1, checkpointed, and resumed by a new pair of processes) and of the
+narrow conv on digits images; and the numbers of ``results.json`` of a
+command-line run started under a (hand-set) SLURM environment with
+``--distributed auto``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import FORCE_FLAG, child_env
+from icrst_jax import distributed
+from icrst_jax.train import fit
+from multiprocess_child import SEEDS, conv_run, mlp_run, outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).with_name("multiprocess_child.py")
+# Only bounds a hang (a process waiting in a collective for a partner that is
+# stuck); a partner that exits with an error stops the pair at once. Generous:
+# on a CPU shared with other jobs, a pair compiling the narrow conv's epoch
+# concurrently has taken minutes.
+PAIR_TIMEOUT_S = 900
+
+
+def free_port(low: int = 0, high: int = 0) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (any, or one in [low, high])."""
+    for _ in range(200):
+        port = random.randint(low, high) if high else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in [{low}, {high}]")
+
+
+def pair_env(devices_per_process: int, port: int, **extra) -> dict:
+    env = child_env(
+        ICRST_JAX_CACHE_DIR="off",
+        JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        **extra,
+    )
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {FORCE_FLAG}={devices_per_process}".strip()
+    # A cluster launcher's variables would make JAX look for that cluster.
+    for k in list(env):
+        if k.startswith(("SLURM_", "OMPI_", "PMI_")) and k not in extra:
+            del env[k]
+    return env
+
+
+def run_pair(name: str, commands: list[list[str]], envs: list[dict], cwds: list[Path], log_dir: Path) -> None:
+    """Starts the processes, waits for all; kills the others as soon as one fails or time runs out."""
+    procs, logs = [], []
+    try:
+        for i, (cmd, env, cwd) in enumerate(zip(commands, envs, cwds)):
+            logs.append(open(log_dir / f"{name}_{i}.log", "w"))
+            procs.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + PAIR_TIMEOUT_S
+        while any(p.poll() is None for p in procs):
+            failed = [p.returncode for p in procs if p.returncode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for f in logs:
+            f.close()
+    codes = [p.returncode for p in procs]
+    if codes != [0] * len(procs):
+        tails = []
+        for i in range(len(procs)):
+            lines = [l for l in (log_dir / f"{name}_{i}.log").read_text().splitlines() if "[Gloo]" not in l]
+            tails.append(f"--- process {i} (exit {codes[i]}):\n" + "\n".join(lines[-25:]))
+        pytest.fail(f"{name}: exit codes {codes} (negative: killed after a partner failed or "
+                    f"{PAIR_TIMEOUT_S}s passed)\n" + "\n".join(tails))
+
+
+def child_pair(job: str, work: Path, devices_per_process: int) -> list[dict]:
+    port = free_port()
+    env = pair_env(devices_per_process, port)
+    commands = [
+        [sys.executable, str(CHILD), "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
+         "--process-id", str(i), "--job", job, "--work", str(work)]
+        for i in range(2)
+    ]
+    run_pair(job, commands, [env, env], [ROOT, ROOT], work)
+    return [dict(np.load(work / f"{job}_process{i}.npz")) for i in range(2)]
+
+
+def reference(make) -> dict:
+    """The same run in this one process, on one device."""
+    cfg, x, y, mean, std, x_enc = make()
+    result = fit(cfg.replace(num_devices=1), x, y, seeds=SEEDS, mean=mean, std=std, progress=False)
+    return outputs(result, x_enc, mean, std) | {"steps": result.engine.steps_per_epoch * cfg.epochs,
+                                                 "lr": cfg.learning_rate}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    work = tmp_path_factory.mktemp("multiprocess")
+    t0 = time.perf_counter()
+    first = child_pair("first", work, devices_per_process=2)
+    t1 = time.perf_counter()
+    resume = child_pair("resume", work, devices_per_process=1)
+    t2 = time.perf_counter()
+    ref = {"mlp": reference(mlp_run), "conv": reference(conv_run)}
+    print(f"\ntwo-process runs: first {t1 - t0:.0f}s, resume {t2 - t1:.0f}s; "
+          f"one-process reference {time.perf_counter() - t2:.0f}s")
+    return {"first": first, "resume": resume, "ref": ref, "work": work}
+
+
+def assert_matches(got: dict, prefix: str, ref: dict, step_loss) -> None:
+    """The comparison of ``test_train.assert_same_training``, plus the latents.
+
+    Step losses: the first step's (identical parameters) to 2e-6, all to 2e-4;
+    a wrong shard, per-process BatchNorm statistics or mixed-up keys change
+    them at the percent level. Parameters, BatchNorm statistics and latents:
+    within the learning rate times the number of steps, since Adam turns
+    float reassociation in a near-zero gradient (a conv bias before
+    BatchNorm) into a step of up to the learning rate.
+    """
+    atol = ref["lr"] * ref["steps"]
+    np.testing.assert_allclose(step_loss[:, 0], ref["step_loss"][:, 0], rtol=2e-6)
+    np.testing.assert_allclose(step_loss, ref["step_loss"], rtol=2e-4)
+    for k in ref:
+        if k.startswith("params_"):
+            np.testing.assert_allclose(got[prefix + k], ref[k], rtol=0, atol=atol, err_msg=k)
+        elif k.startswith("batch_stats_"):
+            np.testing.assert_allclose(got[prefix + k], ref[k], rtol=1e-2, atol=atol, err_msg=k)
+    np.testing.assert_allclose(got[prefix + "latents"], ref["latents"], rtol=0, atol=atol)
+    # The latent bound can tell the two seeds' models apart.
+    assert np.abs(ref["latents"][0] - ref["latents"][1]).max() > 10 * atol
+
+
+def test_processes_see_all_devices_and_agree(runs):
+    for job, per_process in [("first", 2), ("resume", 1)]:
+        p0, p1 = runs[job]
+        assert [int(p0["process_index"]), int(p1["process_index"])] == [0, 1]
+        for p in (p0, p1):
+            assert int(p["process_count"]) == 2
+            assert int(p["local_device_count"]) == per_process
+            assert int(p["device_count"]) == int(p["mlp_mesh_size"]) == 2 * per_process
+        # Every process returns the same complete results (latents gathered from all devices).
+        for k in p0:
+            if k != "process_index":
+                np.testing.assert_array_equal(p0[k], p1[k], err_msg=f"{job}: {k}")
+    assert int(runs["first"][0]["conv_mesh_size"]) == 4
+
+
+def test_two_process_conv_equals_one_process(runs):
+    got = runs["first"][0]
+    assert_matches(got, "conv_", runs["ref"]["conv"], got["conv_step_loss"])
+
+
+def test_two_process_mlp_resumed_from_its_checkpoint_equals_one_process(runs):
+    """Interrupted after epoch 1 by a pair of processes with 2 devices each,
+    resumed by a new pair with 1 device each: the same training as one
+    uninterrupted process."""
+    first, resumed = runs["first"][0], runs["resume"][0]
+    assert int(first["mlp_resumed_from"]) == -1 and first["mlp_step_loss"].shape[1] == 9  # epoch 1 only
+    assert int(resumed["mlp_resumed_from"]) == 1 and resumed["mlp_step_loss"].shape[1] == 9  # epoch 2 only
+    assert sorted(p.name for p in (runs["work"] / "mlp_ckpt").iterdir()) == ["1", "2"]
+    step_loss = np.concatenate([first["mlp_step_loss"], resumed["mlp_step_loss"]], axis=1)
+    assert_matches(resumed, "mlp_", runs["ref"]["mlp"], step_loss)
+
+
+def numbers(payload: dict) -> dict:
+    """Every number of results.json's records except timings, by path."""
+    skip = {"train_seconds", "compile_seconds", "seconds", "samples_per_s", "latents"}
+    flat = {}
+
+    def walk(obj, path):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                if k not in skip:
+                    walk(v, f"{path}/{k}")
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}/{i}")
+        elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+            flat[path] = float(obj)
+        else:
+            flat[path] = obj
+
+    walk(payload["records"], "records")
+    return flat
+
+
+def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp_path):
+    """``python -m experiments.run --distributed auto`` in two processes with
+    SLURM's variables (set here by hand, as srun would) and one device each.
+    Process 1 runs in another directory with the same relative --out: it must
+    write nothing there; process 0's report must equal a one-process run's."""
+    args = ["-m", "experiments.run", "--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst",
+            "--seeds", "0", "1", "--epochs", "3", "--batch-size", "64", "--classifiers", "nb", "svm",
+            "--folds", "3", "--no-tsne", "--no-checkpoints", "--no-compilation-cache", "--out", "out"]
+    # JAX's SLURM support puts the coordinator on the first node of the step
+    # at port 61440 + job id % 4096.
+    port = free_port(61440, 65535)
+    cwds = [tmp_path / "p0", tmp_path / "p1"]
+    envs = []
+    for i, cwd in enumerate(cwds):
+        cwd.mkdir()
+        slurm = dict(SLURM_JOB_ID=str(port - 61440), SLURM_STEP_NODELIST="127.0.0.1", SLURM_NTASKS="2",
+                     SLURM_PROCID=str(i), SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1")
+        envs.append(pair_env(1, port, **slurm))
+    run_pair("cli", [[sys.executable, *args, "--distributed", "auto"]] * 2, envs, cwds, tmp_path)
+    assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
+        ["results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+                                          for s in (0, 1)])
+    assert not (cwds[1] / "out").exists()
+    log1 = (tmp_path / "cli_1.log").read_text()
+    assert "[process 1/2] epoch   3/3" in log1 and "results:" not in log1
+
+    one = tmp_path / "one"
+    one.mkdir()
+    subprocess.run([sys.executable, *args, "--num-devices", "1"], cwd=one, env=pair_env(1, free_port()),
+                   check=True, capture_output=True, timeout=PAIR_TIMEOUT_S)
+    two_p = json.loads((cwds[0] / "out" / "results.json").read_text())
+    one_p = json.loads((one / "out" / "results.json").read_text())
+    assert two_p["versions"]["processes"] == 2 and len(two_p["versions"]["devices"]) == 2
+    assert one_p["versions"]["processes"] == 1
+    a, b = numbers(two_p), numbers(one_p)
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], float):
+            assert a[k] == pytest.approx(b[k], rel=2e-4, abs=1e-6), k
+        else:
+            assert a[k] == b[k], k
+
+
+def test_incomplete_or_inconsistent_options_are_refused():
+    with pytest.raises(ValueError, match="--process-id given without --coordinator-address and --num-processes"):
+        distributed.initialize(process_id=1)
+    with pytest.raises(ValueError, match="--num-processes given without --process-id"):
+        distributed.initialize("127.0.0.1:1234", num_processes=2)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        distributed.initialize("127.0.0.1", 2, 0)
+    with pytest.raises(ValueError, match="below --num-processes"):
+        distributed.initialize("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        distributed.initialize("127.0.0.1:1234", 0, 0)
+    # None of the options: a one-process run, nothing happens.
+    assert distributed.initialize() is False
+    assert not jax.distributed.is_initialized()
+
+
+def test_cli_distributed_errors_are_one_line(tmp_path):
+    env = pair_env(1, free_port())
+    for argv, message in [
+        (["--process-id", "1"], "--process-id given without"),
+        (["--distributed", "auto"], "--distributed auto: "),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv, "--out", str(tmp_path / "no")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = [l for l in proc.stderr.strip().splitlines() if l]
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+    assert not (tmp_path / "no").exists()
