@@ -164,10 +164,10 @@ def replicate(tree, mesh: Mesh):
 
 
 def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int) -> int:
-    """The global batch: ``config.batch_size``, capped at the data set size (as a
-    PyTorch DataLoader would yield one short batch), rounded up to a multiple of
-    the device count so the batch splits evenly over the mesh."""
-    b = min(config.batch_size, num_samples)
+    """The global batch: ``config.global_batch_size``, capped at the data set size
+    (as a PyTorch DataLoader would yield one short batch), rounded up to a multiple
+    of the device count so the batch splits evenly over the mesh."""
+    b = min(config.global_batch_size, num_samples)
     return int(math.ceil(b / num_devices) * num_devices)
 
 
