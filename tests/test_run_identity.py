@@ -194,7 +194,8 @@ def test_run_files_rerun_refusals_and_divergence(tmp_path, capsys):
     # Divergence: named per grid point, in results.json and report.md.
     (bad,) = results["diverged"]
     assert (bad["mode"], bad["seed"]) == ("standard", 0) and ("loss rose" in bad["reason"] or "latents" in bad["reason"])
-    assert results["records"][0]["diverged"] and results["points"][0]["diverged"] == bad["reason"]
+    standard = next(r for r in results["records"] if r["mode"] == "standard")  # after the untrained row
+    assert standard["diverged"] and results["points"][0]["diverged"] == bad["reason"]
     report = (out / "report.md").read_text()
     assert "## Warning" in report and "DIVERGED" in report
     # The command as typed, the fingerprint, no stale figure, one file mode for every output.
