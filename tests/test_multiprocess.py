@@ -234,7 +234,7 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp
         envs.append(pair_env(1, port, **slurm))
     run_pair("cli", [[sys.executable, *args, "--distributed", "auto"]] * 2, envs, cwds, tmp_path)
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
-        ["results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+        [".lock", "run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
                                           for s in (0, 1)])
     assert not (cwds[1] / "out").exists()
     log1 = (tmp_path / "cli_1.log").read_text()
