@@ -55,6 +55,11 @@ def test_fingerprint_is_every_deciding_config_field():
     same = apply_override(apply_override(cfg, "train.num_devices=2"), "train.seed_batch=1")
     assert run_identity.default_out(same) == run_identity.default_out(cfg)
     assert run_identity.default_out(cfg).startswith("runs/breast_cancer-")
+    # The paper's batch left implicit (None) is the same training as the number written out.
+    assert cfg.train.batch_size is None
+    explicit = apply_override(cfg, "train.batch_size=512")
+    assert run_identity.fingerprint(explicit) == fields
+    assert run_identity.fingerprint(apply_override(cfg, "train.batch_size=64")) != fields
     # More epochs continue the same training; they get their own default folder all the same.
     longer = apply_override(cfg, "train.epochs=60")
     assert run_identity.first_difference(fields, run_identity.fingerprint(longer)) is None
