@@ -441,6 +441,35 @@ class StudyConfig:
 _GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
 
 
+# Section 6 and Fig. 5: the modes the paper compares and the swap probabilities it sweeps.
+PAPER_MODES: tuple[str, ...] = ("standard", "icrst", "trst")
+PAPER_P_VALUES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def paper_study(dataset: str) -> StudyConfig:
+    """The paper's study of one data set: Tables 1-3 and Fig. 5.
+
+    Section 6's settings (Adam 1e-3, 50 epochs, the model's batch), Table D1's
+    model for the data set, :data:`PAPER_MODES` x :data:`PAPER_P_VALUES`, the four
+    classifiers with 10-fold cross-validation and the section 7 mutual
+    information (image sets only). The paper states no seeds: one per point.
+
+    Example (``configs/paper_cifar10.py``)::
+
+        def get_config():
+            return paper_study("cifar10")
+    """
+    if dataset not in PAPER_MODEL_FOR_DATASET:
+        raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(PAPER_MODEL_FOR_DATASET)}")
+    return StudyConfig(
+        data=DataConfig(name=dataset),
+        train=TrainConfig(model=ModelConfig(name=PAPER_MODEL_FOR_DATASET[dataset])),
+        modes=PAPER_MODES,
+        p_values=PAPER_P_VALUES,
+        seeds=(0,),
+    )
+
+
 def config_paths(cfg) -> dict[str, type]:
     """Every settable dotted path of a config dataclass and its field type.
 
