@@ -128,6 +128,10 @@ class Engine:
     epoch_fn: Callable  # (state, data) -> (state, metrics); one run, pure
     trace_count: list  # how often the epoch was traced (compiled); see tests
     noise: bool  # whether the epoch draws input noise (a run with sigma > 0 needs it)
+    # Compiled initialisers and epochs by argument signature: a second fit()
+    # with this engine (another seed, a resumed run) reuses them instead of
+    # compiling the same program again.
+    programs: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -341,6 +345,9 @@ def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
     replicated = NamedSharding(engine.mesh, P())
     keys = seed_keys([pt.seed for pt in points])
     runs_data = jax.tree_util.tree_map(lambda *a: np.stack(a), *[run_params(engine.config, pt) for pt in points])
+    signature = ("init", len(points))
+    if signature in engine.programs:
+        return engine.programs[signature](keys, runs_data)
     fn = jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)
     # The initialiser runs once but compiles every threefry hash of every
     # parameter tensor unrolled: at XLA's default optimisation level that was
@@ -349,7 +356,8 @@ def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
     # 0.5 s / 1.2 s; the values differ by at most one float32 ulp (3e-8, from
     # instruction selection), and every run of this code uses the same path.
     options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
-    return fn.lower(keys, runs_data).compile(compiler_options=options)(keys, runs_data)
+    engine.programs[signature] = fn.lower(keys, runs_data).compile(compiler_options=options)
+    return engine.programs[signature](keys, runs_data)
 
 
 def _on_cpu(engine: Engine) -> bool:
@@ -383,10 +391,18 @@ def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
     """Ahead-of-time compiles the vmapped epoch; returns (compiled, seconds).
 
     The state is donated (its buffers are reused for the next epoch's state).
+    A program this engine compiled before for arguments of the same shapes,
+    dtypes and shardings is reused (0 seconds).
     """
+    leaves = jax.tree_util.tree_leaves((state, data))
+    signature = ("epoch", jax.tree_util.tree_structure((state, data)),
+                 tuple((a.shape, a.dtype, getattr(a, "sharding", None)) for a in leaves))
+    if signature in engine.programs:
+        return engine.programs[signature], 0.0
     fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
     t0 = time.perf_counter()
     compiled = fn.lower(state, data).compile()
+    engine.programs[signature] = compiled
     return compiled, time.perf_counter() - t0
 
 
@@ -442,6 +458,7 @@ def fit(
     progress: bool | Callable[[str], None] = True,
     impl: str = "auto",
     stop_after_epoch: int | None = None,
+    engine: Engine | None = None,
 ) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
@@ -470,6 +487,10 @@ def fit(
         False is quiet.
       stop_after_epoch: stop (after checkpointing) once this epoch is done;
         used to simulate an interrupted run.
+      engine: the engine of an earlier :func:`fit` (``result.engine``) to
+        reuse its compiled programs; ``config`` may differ from the engine's
+        only in what is not part of the program (mode, p, epochs,
+        checkpoint_every, seed).
 
     Raises:
       icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
@@ -500,7 +521,10 @@ def fit(
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
     noise = any(pt.mode == "dae" for pt in points)
-    engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
+    if engine is None:
+        engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
+    else:
+        _check_reuse(engine, config, x.shape, noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
     state = init_state(engine, points)
 
@@ -556,6 +580,23 @@ def fit(
         state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
         resumed_from=resumed_from, points=points, earlier_history=earlier,
     )
+
+
+# TrainConfig fields that do not enter the compiled programs.
+_RUN_ONLY_FIELDS = ("mode", "p", "epochs", "checkpoint_every", "seed")
+
+
+def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> None:
+    """Refuses an engine whose programs are not this run's."""
+    same = engine.config.replace(**{f: getattr(config, f) for f in _RUN_ONLY_FIELDS})
+    if same != config:
+        diff = [f.name for f in dataclasses.fields(config) if getattr(same, f.name) != getattr(config, f.name)]
+        raise ValueError(f"the engine was built for another config (differs in {', '.join(diff)})")
+    if engine.num_samples != x_shape[0] or tuple(engine.model.input_shape) != tuple(x_shape[1:]):
+        raise ValueError(f"the engine was built for {engine.num_samples} samples of shape "
+                         f"{tuple(engine.model.input_shape)}, got {x_shape[0]} of shape {tuple(x_shape[1:])}")
+    if noise and not engine.noise:
+        raise ValueError("a dae run needs an engine that draws input noise: make_engine(..., noise=True)")
 
 
 def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
