@@ -26,6 +26,7 @@ import sys
 
 from icrst_jax.config import (
     CLASSIFIERS,
+    CONV_IMPLS,
     DATASETS,
     MODEL_NAMES,
     MODES,
@@ -60,6 +61,8 @@ SHORTHANDS = [
     ("--dropout", "train.model.dropout", dict(type=float), "dropout rate (Table D1: 0.2; authors' code: 0.5)"),
     ("--negative-slope", "train.model.negative_slope", dict(type=float), "LeakyReLU slope"),
     ("--dtype", "train.model.dtype", dict(choices=("float32", "bfloat16")), "compute dtype (bfloat16 = mixed precision)"),
+    ("--conv-impl", "train.model.conv_impl", dict(choices=CONV_IMPLS),
+     "how convolutions are computed (auto: the CPU path on a CPU, XLA's elsewhere)"),
     ("--dae-sigma", "train.dae_sigma", dict(type=float), "noise std of the dae mode, in encoder-input units"),
     ("--classifiers", "eval.classifiers", dict(nargs="+"), f"any of {', '.join(CLASSIFIERS)}"),
     ("--folds", "eval.n_folds", dict(type=int), "stratified cross-validation folds"),

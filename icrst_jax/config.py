@@ -13,6 +13,12 @@ from typing import Any, Literal
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
+# How the conv models' convolutions are computed (ModelConfig.conv_impl):
+# "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
+# icrst_jax.cpu_conv, "auto" the one for the backend. Another implementation
+# (for instance for convolutions vmapped over many runs on a GPU) is one more
+# name here and one more branch in icrst_jax.models.convolution.
+CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu")
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 
@@ -53,6 +59,10 @@ class ModelConfig:
         without also shrinking the hidden layers to 8 units.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
+      conv_impl: how the convolutions are computed (``CONV_IMPLS``):
+        ``auto`` (default) is ``cpu`` on a CPU backend and ``xla`` elsewhere.
+        The same function up to float rounding, so not part of a study's
+        fingerprint.
     """
 
     name: str = "conv"
@@ -63,6 +73,7 @@ class ModelConfig:
     latent_activation: bool = False
     latent_size: int | None = None
     dtype: str = "float32"
+    conv_impl: str = "auto"
 
     def __post_init__(self):
         if self.name not in MODEL_NAMES:
@@ -84,6 +95,8 @@ class ModelConfig:
                 raise ValueError(f"latent_size must be a positive integer or None, got {self.latent_size!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"unknown conv_impl {self.conv_impl!r}; known: {', '.join(CONV_IMPLS)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,9 +29,11 @@ from icrst_jax.config import StudyConfig, TrainConfig, config_paths
 
 # Fields that say where and how the work is done, not what it computes: the
 # results do not depend on them (the training engine gives the same function of
-# the same batches for any device count and seed_batch; checkpoints only stop
+# the same batches for any device count, seed_batch and convolution
+# implementation; checkpoints only stop
 # and restart it exactly).
-NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch", "eval.n_jobs")
+NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch",
+                "train.model.conv_impl", "eval.n_jobs")
 # Fields a rerun may change and still continue the folder's training: more
 # epochs extend it, and the evaluation is redone from the latents on every run.
 RESUMABLE = ("train.epochs", "eval.")

@@ -176,7 +176,7 @@ def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int
 
 
 def make_engine(
-    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, impl: str = "auto", noise: bool | None = None
+    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, noise: bool | None = None
 ) -> Engine:
     """Builds the model, optimizer, mesh and the pure epoch function of a run.
 
@@ -185,13 +185,12 @@ def make_engine(
         defaults of :func:`init_state`; the epoch reads them from the state).
       sample_shape: shape of one sample, e.g. (28, 28, 1) or (30,).
       num_samples: training set size N.
-      impl: convolution implementation (see :mod:`icrst_jax.ops`).
       noise: whether the epoch draws the DAE's input noise (scaled per run by
         its traced sigma, 0 for the other modes). None: ``config.mode == "dae"``.
         A study with a dae point needs True; without one, False skips drawing
         noise that every run would multiply by 0.
     """
-    model = make_model(config.model, sample_shape, impl=impl)
+    model = make_model(config.model, sample_shape)
     mesh = make_mesh(config.num_devices)
     n_dev = mesh.devices.size
     batch = effective_batch_size(config, num_samples, n_dev)
@@ -203,7 +202,7 @@ def make_engine(
     trace_count = [0]
     # Only a ragged last batch needs masked BatchNorm statistics; without one
     # the plain statistics are the same (up to summation order) with fewer
-    # elementwise passes: 5% of a narrow conv step on a CPU.
+    # elementwise passes (BENCHMARKS.md, "Measurements behind code choices").
     ragged = steps * batch != num_samples
 
     def init_fn(key, run: RunParams) -> TrainState:
@@ -260,8 +259,8 @@ def make_engine(
             # One step sees the whole set: the loss, its gradient and the
             # BatchNorm statistics do not depend on the order, and every row's
             # partner and dropout mask are drawn independently, so a shuffle
-            # would change nothing in distribution. Skipping its sort saves
-            # ~10% of an 8-seed Breast Cancer epoch (455 samples, batch 512) on a CPU.
+            # would change nothing in distribution, and its sort is a visible
+            # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
             perm = jnp.arange(num_samples, dtype=jnp.int32)
         else:
             perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
@@ -350,10 +349,10 @@ def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
         return engine.programs[signature](keys, runs_data)
     fn = jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)
     # The initialiser runs once but compiles every threefry hash of every
-    # parameter tensor unrolled: at XLA's default optimisation level that was
-    # 1.8 s (MLP) and 8.7 s (narrow conv) of LLVM time on a 2-core CPU, more
-    # than the MLP's whole training epoch program. Level 0 compiles it in
-    # 0.5 s / 1.2 s; the values differ by at most one float32 ulp (3e-8, from
+    # parameter tensor unrolled: at XLA's default optimisation level that
+    # costs more LLVM time on a CPU than the MLP's whole epoch program. Level 0
+    # compiles it several times faster (BENCHMARKS.md, "Measurements behind
+    # code choices"); the values differ by at most one float32 ulp (from
     # instruction selection), and every run of this code uses the same path.
     options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
     engine.programs[signature] = fn.lower(keys, runs_data).compile(compiler_options=options)
@@ -456,7 +455,6 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     metadata: dict | None = None,
     progress: bool | Callable[[str], None] = True,
-    impl: str = "auto",
     stop_after_epoch: int | None = None,
     engine: Engine | None = None,
 ) -> FitResult:
@@ -522,7 +520,7 @@ def fit(
     x = np.asarray(x, np.float32)
     noise = any(pt.mode == "dae" for pt in points)
     if engine is None:
-        engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
+        engine = make_engine(config, x.shape[1:], x.shape[0], noise=noise)
     else:
         _check_reuse(engine, config, x.shape, noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
