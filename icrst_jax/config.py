@@ -19,6 +19,14 @@ MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
 # (for instance for convolutions vmapped over many runs on a GPU) is one more
 # name here and one more branch in icrst_jax.models.convolution.
 CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu")
+# Input sizes the conv models accept (checked by data loading and by
+# models.make_model): the conv model's encoder stacks five unpadded 3x3
+# convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
+# strided model halves the side three times.
+MIN_IMAGE_SIZE = 11
+STRIDED_MULTIPLE = 8
+# How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
+INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 
@@ -255,7 +263,7 @@ class DataConfig:
             raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.input_scheme not in ("standardized", "unit"):
+        if self.input_scheme not in INPUT_SCHEMES:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
         if self.name == "breast_cancer" and self.image_size is not None:
             raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")

@@ -257,7 +257,7 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
 
     say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
         f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers")
-    feats = encode(result, x=dataset.x_test, mean=mean, std=std)  # (R, N, D)
+    feats = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
     loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
     diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
     if any(d == faults.NON_FINITE_LATENTS for d in diverged):

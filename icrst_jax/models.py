@@ -35,7 +35,7 @@ from jax import lax
 from jax.extend.random import threefry2x32_p
 
 from icrst_jax import cpu_conv
-from icrst_jax.config import ModelConfig
+from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
 
 CONV_ENCODER = (32, 64, 128, 256, 512)
 CONV_DECODER = (512, 256, 128, 64, 32)
@@ -338,12 +338,12 @@ def make_model(config: ModelConfig, input_shape: Sequence[int]) -> AutoEncoder:
         if len(input_shape) != 3:
             raise ValueError(f"model {config.name!r} needs images (H, W, C), got per-sample shape {input_shape}")
         h, wd, _ = input_shape
-        if config.name == "conv" and min(h, wd) < 11:
-            raise ValueError(
-                f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least 11x11, got {h}x{wd}"
-            )
-        if config.name == "conv_strided" and (h % 8 or wd % 8):
-            raise ValueError(f"model 'conv_strided' downsamples by 8 and needs sizes divisible by 8, got {h}x{wd}")
+        if config.name == "conv" and min(h, wd) < MIN_IMAGE_SIZE:
+            raise ValueError(f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least "
+                             f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}, got {h}x{wd}")
+        if config.name == "conv_strided" and (h % STRIDED_MULTIPLE or wd % STRIDED_MULTIPLE):
+            raise ValueError(f"model 'conv_strided' downsamples by {STRIDED_MULTIPLE} and needs sizes divisible by "
+                             f"{STRIDED_MULTIPLE}, got {h}x{wd}")
     elif len(input_shape) != 1:
         raise ValueError(f"model 'mlp' needs flat vectors (D,), got per-sample shape {input_shape}")
     model = AutoEncoder(config, input_shape)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from icrst_jax.config import StudyConfig, TrainConfig, config_paths
+from icrst_jax.jsonable import to_jsonable
 
 # Fields that say where and how the work is done, not what it computes: the
 # results do not depend on them (the training engine gives the same function of
@@ -49,11 +50,6 @@ class FolderBusy(ValueError):
     """Another process is running a study into the folder."""
 
 
-def _jsonable(fields: dict) -> dict:
-    # Tuples become lists as they do in a stored file, so stored and current compare equal.
-    return json.loads(json.dumps(fields))
-
-
 def fingerprint(cfg: StudyConfig) -> dict:
     """Every result-deciding field of a study: ``{dotted path: value}`` in field order.
 
@@ -62,7 +58,7 @@ def fingerprint(cfg: StudyConfig) -> dict:
     fields = {path: operator.attrgetter(path)(cfg) for path in config_paths(cfg) if path not in NOT_DECIDING}
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
-    return _jsonable(fields)
+    return to_jsonable(fields)  # tuples become lists, as in a stored file
 
 
 def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
@@ -72,7 +68,7 @@ def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
     study = StudyConfig(train=config)
     fields = {k: v for k, v in fingerprint(study).items() if k.startswith("train.")}
     fields["grid"] = [dataclasses.asdict(pt) for pt in points]
-    return _jsonable(fields)
+    return to_jsonable(fields)  # tuples become lists, as in a stored file
 
 
 def short_hash(fields: dict) -> str:

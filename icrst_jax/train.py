@@ -45,6 +45,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
+from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
@@ -240,7 +241,7 @@ def make_engine(
         x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
         targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
         mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
-        inputs = (x - data.mean) / data.std
+        inputs = encoder_input(x, data.mean, data.std)
         if noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
             inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -315,12 +316,17 @@ def make_train_data(engine: Engine, x, labels, *, mean=None, std=None) -> TrainD
         raise ValueError(f"labels shape {labels.shape} does not match {x.shape[0]} samples")
     if not np.all(np.isfinite(x)):
         raise ValueError("training data contains NaN or infinite values")
-    sample_shape = x.shape[1:]
-    mean = np.zeros(sample_shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
-    std = np.ones(sample_shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    mean, std = _mean_std(x, mean, std)
     table = jax.tree_util.tree_map(np.asarray, build_pairing_table(labels))
     data = TrainData(x=x, table=table, mean=mean, std=std)
     return replicate(data, engine.mesh)
+
+
+def _mean_std(x, mean, std):
+    """The encoder-input statistics as float32 numpy; None is the identity (0 and 1 per channel)."""
+    mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
+    std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    return mean, std
 
 
 def grid_points(config: TrainConfig, runs: Sequence[int | GridPoint]) -> list[GridPoint]:
@@ -504,7 +510,7 @@ def fit(
       ...                   model=ModelConfig(name="conv", width=0.25))
       >>> result = fit(cfg, ds.x_train, ds.y_train, seeds=[0, 1, 2],
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
-      >>> latents = encode(result, ds.x_test, ...)   # (3, N_test, 128)
+      >>> latents = encode(result.engine, result.state, ds.x_test, ...)   # (3, N_test, 128)
     """
     if points is not None and seeds is not None:
         raise ValueError("give seeds or grid points, not both")
@@ -684,8 +690,7 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
     back: complete on every process, also in a multi-process run."""
     x = np.asarray(x, np.float32)
     n = x.shape[0]
-    mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
-    std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    mean, std = _mean_std(x, mean, std)
     n_dev = engine.mesh.devices.size
     batch_size = int(math.ceil(min(batch_size, n) / n_dev) * n_dev)
     sharding = NamedSharding(engine.mesh, P(DATA_AXIS))
@@ -695,7 +700,7 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
         real = chunk.shape[0]
         if real < batch_size:
             chunk = np.concatenate([chunk, np.zeros((batch_size - real, *x.shape[1:]), np.float32)])
-        host = (chunk - mean) / std
+        host = encoder_input(chunk, mean, std)
         # Every process holds all of x; each fills only its own devices' rows.
         inputs = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
         outs.append(to_host(fn(state.params, state.batch_stats, inputs))[:, :real])
@@ -704,28 +709,20 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
     return np.concatenate(outs, axis=1)
 
 
-def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None) -> np.ndarray:
-    """Latent features of ``x`` for every seed: numpy (K, N, D) float32, complete on every process.
+def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024,
+           progress=None) -> np.ndarray:
+    """Latent features of ``x`` for every run of ``state``: numpy (R, N, D)
+    float32, complete on every process.
 
-    Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
-    or an engine and a state.
+    ``engine, state`` are a fit's (``result.engine, result.state``) or those of
+    any epoch in between; ``mean, std`` as in :func:`fit`.
     """
-    engine, state = _engine_state(result_or_engine, state)
     return _batched_apply(make_encode_fn(engine.model), engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
-def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
-    """Inference-mode reconstructions of ``x`` for every seed: numpy (K, N, ...)."""
-    engine, state = _engine_state(result_or_engine, state)
+def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
+    """Inference-mode reconstructions of ``x`` for every run of ``state``: numpy (R, N, ...)."""
     return _batched_apply(make_reconstruct_fn(engine.model), engine, state, x, mean, std, batch_size)
-
-
-def _engine_state(result_or_engine, state):
-    if isinstance(result_or_engine, FitResult):
-        return result_or_engine.engine, (state if state is not None else result_or_engine.state)
-    if state is None:
-        raise ValueError("pass a FitResult, or an Engine and a TrainState")
-    return result_or_engine, state
 
 
 def select_seed(state: TrainState, i: int) -> TrainState:

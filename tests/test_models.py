@@ -123,7 +123,7 @@ def test_standard_loss_falls_and_icrst_output_approaches_class_mean():
     losses = [h["loss"][0] for h in runs.history]
     assert losses[-1] < 0.5 * losses[0], losses
 
-    out_std, out = reconstruct(runs, x=x, mean=mean, std=std)
+    out_std, out = reconstruct(runs.engine, runs.state, x, mean=mean, std=std)
     class_mean = {c: x[y == c].mean(0) for c in np.unique(y)}
     mu = np.stack([class_mean[c] for c in y])
     between = np.mean([np.mean((class_mean[c] - x.mean(0)) ** 2) for c in class_mean])

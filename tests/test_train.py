@@ -262,7 +262,7 @@ def test_ragged_last_batch_is_used_not_dropped():
 
     # The inference-mode reconstruction of the initial model (no BN, no
     # dropout in the MLP) gives the exact per-sample losses.
-    recon = reconstruct(result, x=x)[0]
+    recon = reconstruct(result.engine, result.state, x)[0]
     expected = np.mean((recon - x) ** 2)
     np.testing.assert_allclose(result.final_loss[0], expected, rtol=1e-4)
 
@@ -292,9 +292,9 @@ def test_each_mode_trains_towards_its_target(cancer):
 def test_encode_shapes_and_determinism(cancer):
     x, y = cancer
     r = fit(mlp_config(epochs=1, num_devices=1), x, y, seeds=[0, 1], progress=False)
-    f = encode(r, x=x[:100], batch_size=32)
+    f = encode(r.engine, r.state, x[:100], batch_size=32)
     assert f.shape == (2, 100, 8) and f.dtype == np.float32
-    np.testing.assert_allclose(f, encode(r, x=x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f, encode(r.engine, r.state, x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
 
 
 # A study's grid: every mode, two p values for the p-dependent modes, two seeds.
