@@ -158,10 +158,17 @@ def test_four_devices_really_split_the_batch(cancer):
     assert "all-reduce" in hlo or "reduce-scatter" in hlo
 
 
-def test_vmapped_seeds_equal_separate_runs(cancer):
+@pytest.fixture(scope="module")
+def mlp_three_seeds(cancer):
+    """Seeds 3, 7 and 11 of the MLP vmapped in one program (one device)."""
     x, y = cancer
     cfg = mlp_config(epochs=2, num_devices=1)
-    together = fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+    return cfg, fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+
+
+def test_vmapped_seeds_equal_separate_runs(cancer, mlp_three_seeds):
+    x, y = cancer
+    cfg, together = mlp_three_seeds
     engine = None  # the three separate runs share one compiled program
     for i, s in enumerate([3, 7, 11]):
         alone = fit(cfg, x, y, seeds=[s], progress=False, engine=engine)
@@ -174,12 +181,11 @@ def test_vmapped_seeds_equal_separate_runs(cancer):
     assert not np.allclose(p[0], p[1])
 
 
-def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer):
+def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer, mlp_three_seeds):
     """seed_batch=2 over 3 seeds (a chunk of 2, then a remainder of 1) is the
     same function as vmapping all 3, run as a loop inside the program."""
     x, y = cancer
-    cfg = mlp_config(epochs=2, num_devices=1)
-    together = fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+    cfg, together = mlp_three_seeds
     chunked = fit(cfg.replace(seed_batch=2), x, y, seeds=[3, 7, 11], progress=False)
     leaves_close(chunked.state.params, together.state.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(step_losses(chunked), step_losses(together), rtol=1e-5)
