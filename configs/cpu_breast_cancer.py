@@ -6,7 +6,7 @@ as one vmapped program; a few minutes on a 2-core CPU, evaluation included.
     python -m experiments.run --config configs/cpu_breast_cancer.py
 """
 
-from icrst_jax.config import DataConfig, ModelConfig, StudyConfig, TrainConfig
+from icrst_jax.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig
 
 
 def get_config() -> StudyConfig:
@@ -16,4 +16,7 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(0.0, 0.5, 1.0),
         seeds=(0, 1, 2),
+        # Both feature scalings and the latents along training: the untrained
+        # encoder, once scaled, is already a strong baseline.
+        eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 10, 25)),
     )

@@ -7,7 +7,7 @@ points in one compiled program. Needs ``pip install 'icrst-jax[mnist5k]'``.
     python -m experiments.run --config configs/cpu_mnist5k.py
 """
 
-from icrst_jax.config import DataConfig, ModelConfig, StudyConfig, TrainConfig
+from icrst_jax.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig
 
 
 def get_config() -> StudyConfig:
@@ -17,4 +17,7 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(1.0,),
         seeds=(0, 1),
+        # Both feature scalings and the latents along training: the untrained
+        # encoder, once scaled, is already a strong baseline.
+        eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 1, 3)),
     )

@@ -1,24 +1,12 @@
-"""The paper's MNIST study: Table 1-3 and Fig. 5 (MNIST).
-
-Section 6: Adam 1e-3, 50 epochs, batch 512 (64 for the strided CNN), modes
-standard / ICRST / TRST, p in 0, 0.2, ..., 1.0, SVM / random forest / MLP /
-Gaussian NB with 10-fold cross-validation, and the section 7 mutual information.
-The paper states no seeds; one seed per point, add more with --set seeds=0,1,2.
+"""The paper's MNIST study: Tables 1-3 and Fig. 5, with section 6's settings
+(:func:`icrst_jax.config.paper_study`). Add seeds with --set seeds=0,1,2.
 
     python -m experiments.run --config configs/paper_mnist.py
     python -m experiments.run --config configs/paper_mnist.py --dry-run
 """
 
-from icrst_jax.config import DataConfig, ModelConfig, StudyConfig, TrainConfig
+from icrst_jax.config import StudyConfig, paper_study
 
 
 def get_config() -> StudyConfig:
-    return StudyConfig(
-        data=DataConfig(name="mnist"),
-        train=TrainConfig(
-            model=ModelConfig(name="conv"),  # Table D1
-        ),
-        modes=("standard", "icrst", "trst"),
-        p_values=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-        seeds=(0,),
-    )
+    return paper_study("mnist")

@@ -55,7 +55,8 @@ def _p_list(text: str) -> list[float]:
 # default is the config's (printed in --help from StudyConfig, declared only there).
 SHORTHANDS = [
     ("--epochs", "train.epochs", dict(type=int), "training epochs (paper: 50)"),
-    ("--batch-size", "train.batch_size", dict(type=int), "global batch size (paper: 512)"),
+    ("--batch-size", "train.batch_size", dict(type=int),
+     "global batch size; none: the paper's for the model (512, 64 for conv_strided)"),
     ("--lr", "train.learning_rate", dict(type=float), "Adam learning rate (paper: 1e-3)"),
     ("--width", "train.model.width", dict(type=float), "channel multiplier of the Table D1 model (1 = paper)"),
     ("--model", "train.model.name", dict(choices=MODEL_NAMES), "model [default: the paper's for the data set]"),

@@ -27,6 +27,8 @@ MIN_IMAGE_SIZE = 11
 STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
 INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
+# Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
+PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 
@@ -119,7 +121,10 @@ class TrainConfig:
         ``dae_sigma`` on the encoder input, target the clean sample).
       p: Bernoulli probability of swapping the target (section 6), drawn per
         sample per step. Ignored by ``standard`` and ``dae``.
-      epochs, batch_size, learning_rate: section 6 (50, 512, 1e-3, Adam).
+      epochs, learning_rate: section 6 (50, 1e-3, Adam).
+      batch_size: the global batch; None (default) is the paper's for the
+        model (:data:`PAPER_BATCH_SIZE`), so switching to the strided CNN
+        switches the batch with it. :attr:`global_batch_size` resolves it.
       dae_sigma: noise standard deviation for ``dae``, in the units of the
         encoder input (standardised pixels for images).
       num_devices: data-parallel devices (None = all local devices). The global
@@ -140,7 +145,7 @@ class TrainConfig:
     mode: str = "standard"
     p: float = 1.0
     epochs: int = 50
-    batch_size: int = 512
+    batch_size: int | None = None
     learning_rate: float = 1e-3
     dae_sigma: float = 0.5
     num_devices: int | None = None
@@ -156,8 +161,8 @@ class TrainConfig:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (or none for the paper's), got {self.batch_size}")
         _check_finite("learning_rate", self.learning_rate)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
@@ -171,6 +176,11 @@ class TrainConfig:
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be None (all devices) or >= 1, got {self.num_devices}")
         _check_seed("seed", self.seed)
+
+    @property
+    def global_batch_size(self) -> int:
+        """``batch_size``, or the paper's for the model when it is None."""
+        return PAPER_BATCH_SIZE[self.model.name] if self.batch_size is None else self.batch_size
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -229,6 +239,9 @@ PAPER_MODEL_FOR_DATASET = {
 
 DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
 CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifiers of section 6
+# Feature scaling before the classifiers: "none" is the paper's protocol (it
+# mentions none); "standard" is a StandardScaler fitted inside each training fold.
+SCALINGS: tuple[str, ...] = ("none", "standard")
 # Modes whose training depends on p; the others run once, recorded at p = 0
 # (the point where ICRST/TRST reduce to standard training).
 P_MODES: tuple[str, ...] = ("icrst", "trst")
@@ -281,6 +294,22 @@ class EvalConfig:
       n_folds: stratified cross-validation folds (paper: 10).
       mi, mi_samples, mi_k, mi_bins: the section 7 mutual information
         (paper: 150 observations, 20 neighbours); images only.
+      mi_baselines: beside the paper's plug-in MI, the pixel-permuted
+        baseline (its bias), the corrected MI (plug-in minus that baseline)
+        and the MI to random neighbours (``evaluation.mutual_information``).
+      purity, purity_k: the kNN label purity of the latents (share of the
+        ``purity_k`` nearest neighbours with the observation's label), for
+        every data set.
+      scalings: feature scalings before the classifiers, each evaluated:
+        ``none`` (the paper's protocol) and/or ``standard`` (a StandardScaler
+        fitted inside each training fold). The first is the main table's.
+      untrained: evaluate the untrained encoder (each seed's initial
+        parameters, before the first step) as a reference row.
+      at_epochs: epochs after which the held-out latents are also evaluated,
+        within the same training run (0 is the untrained encoder); the final
+        epoch is always evaluated. Empty: no accuracy-vs-epochs figure.
+      epoch_classifiers: the classifiers evaluated at those epochs (the
+        final epoch and the reference row use ``classifiers``).
       tsne, tsne_points: the t-SNE figure (Figs. 6-7) and its point budget.
       n_jobs: parallel workers for the fits over grid points x folds x
         classifiers (None: every core; 1: serial).
@@ -292,6 +321,13 @@ class EvalConfig:
     mi_samples: int = 150
     mi_k: int = 20
     mi_bins: int = 16
+    mi_baselines: bool = True
+    purity: bool = True
+    purity_k: int = 20
+    scalings: tuple[str, ...] = ("none",)
+    untrained: bool = True
+    at_epochs: tuple[int, ...] = ()
+    epoch_classifiers: tuple[str, ...] = ("mlp",)
     tsne: bool = True
     tsne_points: int = 2000
     n_jobs: int | None = None
@@ -299,11 +335,24 @@ class EvalConfig:
     def __post_init__(self):
         if not self.classifiers:
             raise ValueError("at least one classifier is needed")
-        for c in self.classifiers:
+        for c in self.classifiers + self.epoch_classifiers:
             if c not in CLASSIFIERS:
                 raise ValueError(f"unknown classifier {c!r}; known: {', '.join(CLASSIFIERS)}")
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if not self.scalings:
+            raise ValueError("at least one feature scaling is needed (none is the paper's)")
+        for sc in self.scalings:
+            if sc not in SCALINGS:
+                raise ValueError(f"unknown scaling {sc!r}; known: {', '.join(SCALINGS)}")
+        if len(set(self.scalings)) != len(self.scalings):
+            raise ValueError(f"scalings must be distinct, got {list(self.scalings)}")
+        if any(e < 0 for e in self.at_epochs) or len(set(self.at_epochs)) != len(self.at_epochs):
+            raise ValueError(f"eval.at_epochs must be distinct epochs >= 0, got {list(self.at_epochs)}")
+        if self.at_epochs and not self.epoch_classifiers:
+            raise ValueError("eval.at_epochs needs at least one eval.epoch_classifiers")
+        if self.purity_k < 1:
+            raise ValueError(f"purity_k must be >= 1, got {self.purity_k}")
         # mi_k must also stay below the test split's size: checked once the data is loaded.
         for name, low in (("mi_samples", 1), ("mi_k", 1), ("mi_bins", 2), ("tsne_points", 2)):
             if getattr(self, name) < low:
@@ -367,6 +416,16 @@ class StudyConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
 
+    def check_eval_epochs(self) -> None:
+        """``eval.at_epochs`` lie within training: a one-line error otherwise.
+
+        Not part of ``__post_init__`` for the same reason as
+        :meth:`check_model_fits_data`: ``--set`` applies one field at a time.
+        """
+        late = [e for e in self.eval.at_epochs if e > self.train.epochs]
+        if late:
+            raise ValueError(f"eval.at_epochs {late} lie beyond train.epochs={self.train.epochs}")
+
     def check_model_fits_data(self) -> None:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise.
 
@@ -401,6 +460,35 @@ class StudyConfig:
 
 # Fields that a study's grid decides: setting them would be silently ignored.
 _GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
+
+
+# Section 6 and Fig. 5: the modes the paper compares and the swap probabilities it sweeps.
+PAPER_MODES: tuple[str, ...] = ("standard", "icrst", "trst")
+PAPER_P_VALUES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def paper_study(dataset: str) -> StudyConfig:
+    """The paper's study of one data set: Tables 1-3 and Fig. 5.
+
+    Section 6's settings (Adam 1e-3, 50 epochs, the model's batch), Table D1's
+    model for the data set, :data:`PAPER_MODES` x :data:`PAPER_P_VALUES`, the four
+    classifiers with 10-fold cross-validation and the section 7 mutual
+    information (image sets only). The paper states no seeds: one per point.
+
+    Example (``configs/paper_cifar10.py``)::
+
+        def get_config():
+            return paper_study("cifar10")
+    """
+    if dataset not in PAPER_MODEL_FOR_DATASET:
+        raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(PAPER_MODEL_FOR_DATASET)}")
+    return StudyConfig(
+        data=DataConfig(name=dataset),
+        train=TrainConfig(model=ModelConfig(name=PAPER_MODEL_FOR_DATASET[dataset])),
+        modes=PAPER_MODES,
+        p_values=PAPER_P_VALUES,
+        seeds=(0,),
+    )
 
 
 def config_paths(cfg) -> dict[str, type]:

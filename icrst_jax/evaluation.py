@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax.config import CLASSIFIERS  # declared once, with the study config
+from icrst_jax.config import CLASSIFIERS, SCALINGS  # declared once, with the study config
 
 METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 
@@ -30,7 +30,7 @@ METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 _KNN_CHUNK = 16384
 
 
-def make_classifier(name: str, seed: int = 0):
+def make_classifier(name: str, seed: int = 0, scaling: str = "none"):
     """One of the paper's classifiers, with scikit-learn's default hyperparameters.
 
     Section 6: "SVM (with RBF), Random Forest, MLP, Gaussian Naive Bayes with
@@ -43,12 +43,15 @@ def make_classifier(name: str, seed: int = 0):
         (``RandomForestClassifier``), ``"mlp"`` (``MLPClassifier``) or ``"nb"``
         (``GaussianNB``).
       seed: ``random_state`` of the estimator.
+      scaling: ``"none"`` (the paper: latents as they are) or ``"standard"``:
+        a ``Pipeline`` of ``StandardScaler`` and the classifier, so that
+        fitting it on a training fold fits the scaler on that fold only.
 
     Returns:
-      An unfitted scikit-learn estimator.
+      An unfitted scikit-learn estimator (or pipeline).
 
     Raises:
-      ValueError: unknown ``name``.
+      ValueError: unknown ``name`` or ``scaling``.
 
     Example:
       >>> make_classifier("rf", seed=1).random_state
@@ -57,19 +60,25 @@ def make_classifier(name: str, seed: int = 0):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    if scaling not in SCALINGS:
+        raise ValueError(f"unknown scaling {scaling!r}; known: {', '.join(SCALINGS)}")
     if name == "svm":
         # random_state only matters for probability=True, but set it anyway so
         # the estimator is fully determined by (name, seed).
-        return SVC(kernel="rbf", random_state=seed)
-    if name == "rf":
-        return RandomForestClassifier(random_state=seed)
-    if name == "mlp":
-        return MLPClassifier(random_state=seed)
-    if name == "nb":
-        return GaussianNB()
-    raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
+        clf = SVC(kernel="rbf", random_state=seed)
+    elif name == "rf":
+        clf = RandomForestClassifier(random_state=seed)
+    elif name == "mlp":
+        clf = MLPClassifier(random_state=seed)
+    elif name == "nb":
+        clf = GaussianNB()
+    else:
+        raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
+    return make_pipeline(StandardScaler(), clf) if scaling == "standard" else clf
 
 
 # ---------------------------------------------------------------------------
@@ -188,6 +197,10 @@ def pool_results(results_per_seed: Sequence[Mapping], level: float = 0.95) -> di
         out = {m: pool_over_seeds([e[m]["folds"] for e in entries], level) for m in METRICS}
         out["n_folds"] = [e.get("n_folds") for e in entries]
         out["convergence_warnings"] = int(sum(e.get("convergence_warnings", 0) for e in entries))
+        scalings = {e.get("scaling", "none") for e in entries}
+        if len(scalings) > 1:
+            raise ValueError(f"cannot pool results of different feature scalings: {sorted(scalings)}")
+        out["scaling"] = scalings.pop()
         pooled[name] = out
     return pooled
 
@@ -197,16 +210,17 @@ def pool_results(results_per_seed: Sequence[Mapping], level: float = 0.95) -> di
 # ---------------------------------------------------------------------------
 
 
-def _fit_fold(name, seed, x, y, train, test):
-    """Fit one classifier on one fold; runs in a joblib worker.
+def _fit_fold(name, seed, scaling, x, y, train, test):
+    """Fit one classifier (with its scaler, if any) on one fold; runs in a joblib worker.
 
-    Warnings are recorded here rather than filtered in the parent because
-    warning filters do not reach joblib's worker processes.
+    Only the training fold's rows reach ``fit``, so a scaler's statistics never
+    see the test fold. Warnings are recorded here rather than filtered in the
+    parent because warning filters do not reach joblib's worker processes.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, f1_score
 
-    clf = make_classifier(name, seed)
+    clf = make_classifier(name, seed, scaling)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -260,14 +274,16 @@ def evaluate_classifiers(
     n_jobs: int | None = None,
     progress: Callable[[str], None] | None = None,
     level: float = 0.95,
+    scaling: str = "none",
 ) -> dict[str, dict]:
     """Stratified k-fold cross-validation of the paper's classifiers on latent features.
 
     Section 6 / Tables 1 and 3 / Fig. 5: default-hyperparameter classifiers,
     10-fold cross-validation, 95% percentile intervals over folds. The folds are
     ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)`` and are the
-    same for every classifier. Features are used as given (the paper mentions
-    no feature scaling before the classifiers).
+    same for every classifier. By default features are used as given (the
+    paper mentions no feature scaling before the classifiers); ``scaling=
+    "standard"`` standardises them with statistics of each training fold.
 
     If ``n_folds`` exceeds the number of members of the smallest class the
     number of folds is reduced to that count, with a ``RuntimeWarning`` and a
@@ -289,10 +305,11 @@ def evaluate_classifiers(
       progress: optional callable receiving one line per fold and one summary
         line per classifier.
       level: coverage of the percentile interval.
+      scaling: ``"none"`` or ``"standard"`` (see :func:`make_classifier`).
 
     Returns:
       ``{name: {"accuracy": {...}, "f1_macro": {...}, "fit_time": (n_folds,),
-      "n_folds": int, "convergence_warnings": int}}`` where each metric dict is
+      "n_folds": int, "convergence_warnings": int, "scaling": str}}`` where each metric dict is
       ``summarize`` of the per-fold scores plus ``"folds"``, the
       ``(n_folds,)`` array of scores in fold order. ``f1_macro`` is the
       unweighted mean of per-class F1 (the paper's Caltech101 metric).
@@ -302,7 +319,7 @@ def evaluate_classifiers(
       >>> evaluate_classifiers(x, y, ["nb"], n_folds=5)["nb"]["accuracy"]["mean"]
       1.0
     """
-    return evaluate_many([(features, labels, seed)], classifiers, n_folds=n_folds, n_jobs=n_jobs,
+    return evaluate_many([(features, labels, seed, scaling)], classifiers, n_folds=n_folds, n_jobs=n_jobs,
                          progress=progress, level=level)[0]
 
 
@@ -323,8 +340,10 @@ def evaluate_many(
     pool per point idles while its slowest fit (the SVM, the MLP) finishes.
 
     Args:
-      jobs: ``(features, labels, seed)`` per feature set; the seed decides its
-        folds and classifier seeds exactly as in :func:`evaluate_classifiers`.
+      jobs: ``(features, labels, seed)`` or ``(features, labels, seed,
+        scaling)`` per feature set; the seed decides its folds and classifier
+        seeds exactly as in :func:`evaluate_classifiers`, the scaling (default
+        ``"none"``) what the classifiers see.
       fold_lines: send one progress line per fit (False: per classifier only).
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
@@ -340,7 +359,10 @@ def evaluate_many(
         if name not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
     prepared = []
-    for features, labels, seed in jobs:
+    for job in jobs:
+        features, labels, seed, scaling = job if len(job) == 4 else (*job, "none")
+        if scaling not in SCALINGS:
+            raise ValueError(f"unknown scaling {scaling!r}; known: {', '.join(SCALINGS)}")
         x = np.asarray(features)
         y = np.asarray(labels)
         if x.ndim != 2:
@@ -353,12 +375,13 @@ def evaluate_many(
             raise ValueError("features contain NaN or inf")
         folds_used = _check_folds(y, n_folds, progress)
         splits = list(StratifiedKFold(folds_used, shuffle=True, random_state=seed).split(x, y))
-        prepared.append((x, y, seed, folds_used, splits))
+        prepared.append((x, y, seed, folds_used, splits, scaling))
 
-    tasks = [(j, name, f) for j, (*_, folds_used, _) in enumerate(prepared) for name in names for f in range(folds_used)]
+    tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in names for f in range(folds_used)]
     runner = Parallel(n_jobs=n_jobs, return_as="generator")
     outputs = runner(
-        delayed(_fit_fold)(name, prepared[j][2], prepared[j][0], prepared[j][1], *prepared[j][4][f]) for j, name, f in tasks
+        delayed(_fit_fold)(name, prepared[j][2], prepared[j][5], prepared[j][0], prepared[j][1], *prepared[j][4][f])
+        for j, name, f in tasks
     )
 
     per_clf: dict[tuple, list] = {}
@@ -383,6 +406,7 @@ def evaluate_many(
             entry["fit_time"] = np.array([t for _, t, _ in done])
             entry["n_folds"] = folds_used
             entry["convergence_warnings"] = int(sum(c for _, _, c in done))
+            entry["scaling"] = prepared[j][5]
             results[j][name] = entry
             if progress is not None:
                 acc, f1 = entry["accuracy"], entry["f1_macro"]
@@ -490,6 +514,7 @@ def mutual_information(
     bins: int = 16,
     seed: int = 0,
     level: float = 0.95,
+    baselines: bool = True,
 ) -> dict:
     """Mutual information between observations and their latent-space neighbours.
 
@@ -520,7 +545,20 @@ def mutual_information(
     The plug-in estimator is biased upwards by about ``(B_eff - 1)**2 / (2 P)``
     nats for B_eff occupied bins and P pixels per channel, so absolute values
     depend on ``bins`` and image size; compare modes on the same dataset with
-    the same settings.
+    the same settings. With ``baselines`` (default) two references come with
+    it, each a summary like the main one (``mi``, ``low``, ``high``,
+    ``per_sample``):
+
+    * ``permuted``: the same sample and neighbours, each neighbour's pixels
+      randomly permuted within each channel. The pair keeps its two pixel
+      histograms but loses every spatial correspondence, so this is the
+      plug-in MI of independent images with those marginals, i.e. the bias.
+      ``corrected`` = ``per_sample - permuted`` per sample: about 0 when the
+      neighbours say nothing about the sample's pixels.
+    * ``random_neighbours``: ``k`` uniformly drawn other observations in place
+      of the latent neighbours: what any image shares with any other of the
+      set (common background, stroke statistics). A latent space helps only
+      by the margin above this.
 
     Args:
       features: ``(N, D)`` latent features, row-aligned with ``images``.
@@ -532,10 +570,15 @@ def mutual_information(
       bins: equal-width bins over [0, 1] per pixel value.
       seed: seed of the sample draw.
       level: coverage of the percentile interval over samples.
+      baselines: also compute ``permuted``, ``corrected`` and
+        ``random_neighbours`` (their draws use their own generators, so the
+        main estimate does not depend on this flag).
 
     Returns:
       ``{"mi", "low", "high", "per_sample" (n_samples,), "indices"
-      (n_samples,), "n_samples", "k", "bins", "unit": "nats"}``.
+      (n_samples,), "n_samples", "k", "bins", "unit": "nats"}``, plus
+      ``"permuted"``, ``"corrected"`` and ``"random_neighbours"`` with
+      ``baselines``.
 
     Example:
       >>> rng = np.random.default_rng(0)
@@ -566,8 +609,15 @@ def mutual_information(
     m = min(n_samples, n)
     queries = np.sort(rng.choice(n, size=m, replace=False))
     neighbours = _knn_excluding_self(x, queries, k)
+    if baselines:
+        # k distinct others per sample, uniformly: draw from N - 1 and skip self.
+        rng_random = np.random.default_rng([seed, 1])
+        random_nb = np.stack([rng_random.choice(n - 1, size=k, replace=False) for _ in queries])
+        random_nb += random_nb >= queries[:, None]
+    else:
+        random_nb = np.zeros((m, 0), np.int64)
 
-    used = np.unique(np.concatenate([queries, neighbours.ravel()]))
+    used = np.unique(np.concatenate([queries, neighbours.ravel(), random_nb.ravel()]))
     sub = pix[used].astype(np.float64)
     lo, hi = float(sub.min()), float(sub.max())
     if lo < -1e-3 or hi > 1.0 + 1e-3:
@@ -578,20 +628,131 @@ def mutual_information(
     pos = {int(i): j for j, i in enumerate(used)}
 
     per_sample = np.empty(m)
+    permuted = np.empty(m)
+    random_mi = np.empty(m)
+    rng_perm = np.random.default_rng([seed, 2])
     for s, (q, nb) in enumerate(zip(queries, neighbours)):
         a = codes[pos[int(q)]]
         b = codes[[pos[int(j)] for j in nb]]
         per_sample[s] = _mi_one_vs_many(a, b, bins).mean()
+        if baselines:
+            # Each (neighbour, channel) slice shuffled on its own along the pixels.
+            permuted[s] = _mi_one_vs_many(a, rng_perm.permuted(b, axis=1), bins).mean()
+            random_mi[s] = _mi_one_vs_many(a, codes[[pos[int(j)] for j in random_nb[s]]], bins).mean()
 
-    mean, low, high = percentile_interval(per_sample, level)
-    return {
-        "mi": mean,
-        "low": low,
-        "high": high,
-        "per_sample": per_sample,
+    out = {
+        **_mi_summary(per_sample, level),
         "indices": queries,
         "n_samples": int(m),
         "k": int(k),
         "bins": int(bins),
         "unit": "nats",
     }
+    if baselines:
+        out["permuted"] = _mi_summary(permuted, level)
+        out["corrected"] = _mi_summary(per_sample - permuted, level)
+        out["random_neighbours"] = _mi_summary(random_mi, level)
+    return out
+
+
+MI_BASELINES: tuple[str, ...] = ("permuted", "corrected", "random_neighbours")
+
+
+def _mi_summary(per_sample: np.ndarray, level: float = 0.95) -> dict:
+    mean, low, high = percentile_interval(per_sample, level)
+    return {"mi": mean, "low": low, "high": high, "per_sample": per_sample}
+
+
+def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
+    """:func:`mutual_information` results of several seeds, per-sample values pooled.
+
+    The main estimate and each baseline present in every seed's result are
+    re-summarised over the concatenated samples; ``n_seeds`` is added.
+    """
+    if not per_seed:
+        raise ValueError("pool_mi needs at least one result")
+    if len(per_seed) == 1:
+        return dict(per_seed[0])
+    pooled = dict(per_seed[0])
+    pooled.update(_mi_summary(np.concatenate([np.asarray(r["per_sample"]) for r in per_seed]), level))
+    pooled.pop("indices", None)  # each seed drew its own samples
+    for name in MI_BASELINES:
+        if all(name in r for r in per_seed):
+            pooled[name] = _mi_summary(np.concatenate([np.asarray(r[name]["per_sample"]) for r in per_seed]), level)
+        else:
+            pooled.pop(name, None)
+    pooled["n_seeds"] = len(per_seed)
+    return pooled
+
+
+# ---------------------------------------------------------------------------
+# kNN label purity
+# ---------------------------------------------------------------------------
+
+# Queries per block of the purity search: bounds the (block, _KNN_CHUNK) distances.
+_PURITY_BLOCK = 512
+
+
+def knn_purity(features, labels, *, k: int = 20) -> dict:
+    """Share of each observation's ``k`` nearest latent neighbours that carry its label.
+
+    The direct measure of the paper's "similar data end up closer" (sections 3
+    and 7): 1 when every class is its own tight cluster, about ``chance`` when
+    the latents ignore the labels. Neighbours are Euclidean, the observation
+    itself excluded by index, ties by index (as in :func:`mutual_information`);
+    every observation is a query. Unlike the classifiers, it does not change
+    when all latents are scaled by one factor.
+
+    Args:
+      features: ``(N, D)`` latent features.
+      labels: ``(N,)`` class labels.
+      k: neighbours per observation.
+
+    Returns:
+      ``{"purity": mean over observations, "chance": the expected purity of k
+      random other observations, sum_c n_c (n_c - 1) / (N (N - 1)), "k", "n"}``.
+
+    Example:
+      >>> z = np.r_[np.zeros((5, 2)), np.full((5, 2), 9.0)]; y = np.r_[[0] * 5, [1] * 5]
+      >>> knn_purity(z, y, k=4)["purity"]
+      1.0
+    """
+    x = np.asarray(features)
+    y = np.asarray(labels)
+    if x.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    n = x.shape[0]
+    if y.shape != (n,):
+        raise ValueError(f"labels must be ({n},), got shape {y.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or inf")
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k must be in [1, N - 1] = [1, {n - 1}], got {k}")
+    same = np.empty(n)
+    for start in range(0, n, _PURITY_BLOCK):
+        q = np.arange(start, min(start + _PURITY_BLOCK, n))
+        nb = _knn_excluding_self(x, q, k)
+        same[q] = (y[nb] == y[q, None]).mean(axis=1)
+    _, counts = np.unique(y, return_counts=True)
+    chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
+    return {"purity": float(same.mean()), "chance": chance, "k": int(k), "n": int(n)}
+
+
+def pool_purity(per_seed: Sequence[Mapping]) -> dict:
+    """Purity over seeds: the mean of the seeds' values, with each seed's value kept."""
+    if not per_seed:
+        raise ValueError("pool_purity needs at least one result")
+    values = [float(r["purity"]) for r in per_seed]
+    return {**per_seed[0], "purity": float(np.mean(values)), "per_seed": values}
+
+
+def latent_spread(features) -> float:
+    """Mean over latent dimensions of the standard deviation across observations.
+
+    The scale the classifiers see: an encoder whose latents shrink toward one
+    point has a small spread even where their arrangement (purity) is kept.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    return float(x.std(axis=0).mean())

@@ -15,8 +15,15 @@ Protocol (sections 6 and 7):
 4. 10-fold stratified cross-validation of SVM / RF / MLP / GaussianNB on those
    latents, all points x folds x classifiers in one pool of workers; mean and
    95% percentile interval over folds (and seeds).
-5. Mutual information of section 7 on the test split; t-SNE panels per mode;
-   score-vs-p curves for a p grid; one ``results.json`` and one ``report.md``.
+5. Mutual information of section 7 on the test split (with its baselines) and
+   the kNN label purity; t-SNE panels per mode; score-vs-p curves for a p grid;
+   one ``results.json`` and one ``report.md``.
+
+Beside the trained points, the study evaluates the *untrained* encoder (each
+seed's initial parameters, which do not depend on the mode) as a reference row,
+each feature scaling of ``eval.scalings``, and, for ``eval.at_epochs``, the
+held-out latents after those epochs of the same training run (accuracy, MI and
+purity against epochs).
 """
 
 from __future__ import annotations
@@ -58,6 +65,15 @@ def latents_path(out: Path, mode: str, p: float, seed: int) -> Path:
     return out / f"latents_{mode}_p{p_tag(p)}_seed{seed}.npz"
 
 
+def untrained_latents_path(out: Path, seed: int) -> Path:
+    return out / f"latents_untrained_seed{seed}.npz"
+
+
+def epoch_latents_path(out: Path, epoch: int) -> Path:
+    """Every grid point's held-out latents after ``epoch`` (``eval.at_epochs``), in one file."""
+    return out / f"latents_epoch{epoch}.npz"
+
+
 def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     """Checks a study config without its data or any compilation.
 
@@ -78,6 +94,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     from icrst_jax.train import effective_batch_size
 
     cfg.check_model_fits_data()
+    cfg.check_eval_epochs()
     check_widths(cfg.train.model)
     shape, n_train = DATASET_SHAPES[cfg.data.name]
     if cfg.data.image_size is not None and len(shape) == 3:
@@ -193,6 +210,7 @@ def run_experiment(
     """
     out = run_identity.out_dir(cfg)
     cfg.check_model_fits_data()
+    cfg.check_eval_epochs()
     check_widths(cfg.train.model)
     if not distributed.is_primary():
         # Process 0 owns the folder: it alone locks, checks and writes it.
@@ -234,6 +252,15 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
         raise ValueError(f"--mi-k {cfg.eval.mi_k} must be below the test split's {dataset.x_test.shape[0]} samples")
     t_loaded = time.perf_counter()
 
+    # Held-out latents along training, encoded from the training loop's own
+    # state (no retraining): epoch 0 gives the untrained reference row.
+    snapshot_epochs = set(cfg.eval.at_epochs) | ({0} if cfg.eval.untrained else set())
+    snapshot_epochs.discard(cfg.train.epochs)  # the final latents come from the result
+    snapshots: dict[int, np.ndarray] = {}
+
+    def on_epoch(epoch, engine, state):
+        snapshots[epoch] = encode(engine, state, dataset.x_test, mean=mean, std=std)
+
     say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.runs())}; "
         f"seeds {list(cfg.seeds)}) for {cfg.train.epochs} epochs in one program")
     result = fit(
@@ -251,12 +278,19 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
         progress=say,
+        at_epochs=sorted(snapshot_epochs),
+        on_epoch=on_epoch,
     )
     t_trained = time.perf_counter()
     epochs_s = sum(h["seconds"] for h in result.history)
 
     say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
-        f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers")
+        f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers"
+        f" x {len(cfg.eval.scalings)} scaling(s)")
+    if result.missed_epochs:
+        say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
+            f"this run resumed from")
+    # The engine keeps the jitted encoder of the snapshots above: no second compilation.
     feats = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
     loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
     diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
@@ -274,31 +308,42 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             latents_path(out, pt.mode, pt.p, pt.seed),
             features=feats[i], labels=dataset.y_test, mode=pt.mode, p=pt.p, seed=pt.seed, split="test",
         )
-    per_point = evaluation.evaluate_many(
-        [(feats[i], dataset.y_test, pt.seed) for i, pt in enumerate(points)],
-        cfg.eval.classifiers,
-        n_folds=cfg.eval.n_folds,
-        n_jobs=-1 if cfg.eval.n_jobs is None else cfg.eval.n_jobs,
-        progress=lambda line: say("   " + line),
-        fold_lines=False,
-    )
+    seeds = list(cfg.seeds)
+    # The untrained encoder of seed s: its initial parameters depend on the seed
+    # only, so any point of that seed holds them at epoch 0.
+    untrained = None
+    if cfg.eval.untrained:
+        first = [next(i for i, pt in enumerate(points) if pt.seed == s) for s in seeds]
+        untrained = snapshots[0][first]
+        for s, f in zip(seeds if primary else (), untrained):
+            np.savez_compressed(untrained_latents_path(out, s), features=f, labels=dataset.y_test, mode="untrained",
+                                seed=s, epoch=0, split="test")
+    mid_epochs = sorted(e for e in cfg.eval.at_epochs if 0 < e < cfg.train.epochs and e in snapshots)
+    for e in mid_epochs if primary else ():
+        np.savez_compressed(epoch_latents_path(out, e), features=snapshots[e], labels=dataset.y_test, epoch=e,
+                            points=np.array([pt.tag for pt in points]), split="test")
+
+    ev = cfg.eval
+    n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
     # Table 2 is an image measure (per channel over pixels); tabular rows skip it.
-    do_mi = cfg.eval.mi and dataset.x_test.ndim == 4
-    mi_per_point = [
-        evaluation.mutual_information(
-            feats[i], dataset.x_test, n_samples=cfg.eval.mi_samples, k=cfg.eval.mi_k, bins=cfg.eval.mi_bins, seed=pt.seed
-        )
-        if do_mi else None
-        for i, pt in enumerate(points)
-    ]
+    images = dataset.x_test if ev.mi and dataset.x_test.ndim == 4 else None
+    sets = [(feats[i], pt.seed) for i, pt in enumerate(points)]
+    sets += [(f, s) for f, s in zip(untrained, seeds)] if untrained is not None else []
+    evals = _evaluate_sets(sets, dataset.y_test, ev, ev.classifiers, images, n_jobs, say)
+    final_evals, untrained_evals = evals[: len(points)], evals[len(points):]
+    mid_evals = {}
+    if mid_epochs:
+        say(f"== evaluating the latents after epochs {mid_epochs} ({', '.join(ev.epoch_classifiers)})")
+        mid_sets = [(snapshots[e][i], pt.seed) for e in mid_epochs for i, pt in enumerate(points)]
+        flat = _evaluate_sets(mid_sets, dataset.y_test, ev, ev.epoch_classifiers, images, n_jobs, say)
+        mid_evals = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(mid_epochs)}
 
     final_loss = result.final_loss.tolist()
     point_records = []
     for i, pt in enumerate(points):
         point_records.append({
             **dataclasses.asdict(pt),
-            "classifiers": per_point[i],
-            "mi": mi_per_point[i],
+            **_pooled(final_evals[i:i + 1], ev.scalings),
             "final_loss": final_loss[i] if final_loss else None,
             "loss_curve": loss_curves[i],
             "latents": latents_path(out, pt.mode, pt.p, pt.seed).name,
@@ -307,16 +352,20 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
 
     records = []
     tsne_panels = {}
+    if untrained is not None:
+        records.append({"mode": "untrained", "p": None, "seeds": seeds, "epoch": 0,
+                        **_pooled(untrained_evals, ev.scalings),
+                        "latents": [untrained_latents_path(out, s).name for s in seeds]})
+        say("   untrained encoder: " + _summary_line(records[-1], metric))
+        tsne_panels[reporting.MODE_LABELS["untrained"]] = (untrained[0], dataset.y_test)
     for mode, p in cfg.runs():
         idx = [i for i, pt in enumerate(points) if (pt.mode, pt.p) == (mode, p)]
-        per_seed = [per_point[i] for i in idx]
-        mi_seeds = [mi_per_point[i] for i in idx if mi_per_point[i] is not None]
         record = {
             "mode": mode,
             "p": p,
             "seeds": [points[i].seed for i in idx],
-            "classifiers": per_seed[0] if len(per_seed) == 1 else evaluation.pool_results(per_seed),
-            "mi": _pool_mi(mi_seeds) if mi_seeds else None,
+            "epoch": cfg.train.epochs,
+            **_pooled([final_evals[i] for i in idx], ev.scalings),
             "final_loss": [final_loss[i] for i in idx] if final_loss else [],
             "latents": [point_records[i]["latents"] for i in idx],
         }
@@ -324,6 +373,16 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             record["diverged"] = [f"seed {points[i].seed}: {diverged[i]}" for i in idx if diverged[i]]
         if mode == "dae":
             record["dae_sigma"] = cfg.train.dae_sigma
+        if ev.at_epochs:
+            # Epoch 0 is the untrained encoder of the same seeds; the last epoch the record itself.
+            steps = []
+            if untrained is not None:
+                steps.append((0, [untrained_evals[seeds.index(points[i].seed)] for i in idx]))
+            steps += [(e, [mid_evals[e][i] for i in idx]) for e in mid_epochs]
+            steps.append((cfg.train.epochs, [final_evals[i] for i in idx]))
+            record["trajectory"] = [
+                {"epoch": e, **_pooled(_only(es, ev.epoch_classifiers), ev.scalings, per_sample=False)} for e, es in steps
+            ]
         records.append(record)
         label = mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
         say(f"   {label}: " + _summary_line(record, metric))
@@ -344,6 +403,10 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             if mode in cfg.modes:
                 curves = reporting.curves_from_records(records, metric=metric, mode=mode)
                 figures.append(str(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode)))
+    if ev.at_epochs and primary:
+        figures.append(str(reporting.plot_vs_epochs(
+            records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=ev.epoch_classifiers[0],
+            title=f"{cfg.data.name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[ev.epoch_classifiers[0]]})")))
     # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
     for stale in (set(out.glob("*.png")) - {Path(f) for f in figures}) if primary else ():
         stale.unlink()
@@ -366,6 +429,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
         "metric": metric,
         "config": cfg.to_dict(),
         "model": dataclasses.asdict(cfg.train.model),
+        "batch_size": result.engine.batch_size,  # the global batch used (batch_size None: the paper's)
+        "scalings": list(ev.scalings),
         "seeds": list(cfg.seeds),
         "records": records,
         "points": point_records,
@@ -410,15 +475,58 @@ def _compilation_cache_dir() -> str | None:
     return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
 
 
-def _pool_mi(per_seed: Sequence[dict]) -> dict:
-    """MI over seeds: the per-sample values of all seeds pooled."""
-    if len(per_seed) == 1:
-        return per_seed[0]
-    values = np.concatenate([np.asarray(m["per_sample"]) for m in per_seed])
-    mean, low, high = evaluation.percentile_interval(values)
-    pooled = dict(per_seed[0])
-    pooled.update(mi=mean, low=low, high=high, per_sample=values, n_seeds=len(per_seed))
-    return pooled
+def _evaluate_sets(sets, labels, ev, classifiers, images, n_jobs, say) -> list[dict]:
+    """Classifiers (each scaling), MI, purity and spread of each ``(features, seed)``.
+
+    All sets x scalings x classifiers x folds go to one pool of workers.
+    Returns per set ``{"classifiers": {scaling: result}, "mi", "purity", "latent_spread"}``.
+    """
+    jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
+    flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
+                                    progress=lambda line: say("   " + line), fold_lines=False)
+    n_sc = len(ev.scalings)
+    out = []
+    for j, (f, s) in enumerate(sets):
+        out.append({
+            "classifiers": dict(zip(ev.scalings, flat[j * n_sc:(j + 1) * n_sc])),
+            "mi": evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
+                                                seed=s, baselines=ev.mi_baselines) if images is not None else None,
+            "purity": evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1)) if ev.purity else None,
+            "latent_spread": evaluation.latent_spread(f),
+        })
+    return out
+
+
+def _only(evals: Sequence[dict], classifiers: Sequence[str]) -> list[dict]:
+    """``evals`` with only ``classifiers`` kept (the trajectory's classifiers)."""
+    return [{**e, "classifiers": {sc: {n: r[n] for n in classifiers} for sc, r in e["classifiers"].items()}}
+            for e in evals]
+
+
+def _pooled(evals: Sequence[dict], scalings: Sequence[str], *, per_sample: bool = True) -> dict:
+    """Record fields from the evaluations of one configuration's seeds, pooled.
+
+    ``classifiers`` is the first scaling's (the main table), ``other_scalings``
+    the rest by name. ``per_sample=False`` drops the MI's per-sample values.
+    """
+    by_scaling = {
+        sc: evals[0]["classifiers"][sc] if len(evals) == 1 else evaluation.pool_results([e["classifiers"][sc] for e in evals])
+        for sc in scalings
+    }
+    mi = [e["mi"] for e in evals if e["mi"] is not None]
+    mi = evaluation.pool_mi(mi) if mi else None
+    if mi is not None and not per_sample:
+        mi = {k: ({kk: vv for kk, vv in v.items() if kk != "per_sample"} if isinstance(v, dict) else v)
+              for k, v in mi.items() if k not in ("per_sample", "indices")}
+    purity = [e["purity"] for e in evals if e["purity"] is not None]
+    return {
+        "scaling": scalings[0],
+        "classifiers": by_scaling[scalings[0]],
+        "other_scalings": {sc: by_scaling[sc] for sc in scalings[1:]},
+        "mi": mi,
+        "purity": evaluation.pool_purity(purity) if purity else None,
+        "latent_spread": [e["latent_spread"] for e in evals],
+    }
 
 
 def _summary_line(record: dict, metric: str) -> str:
@@ -426,8 +534,14 @@ def _summary_line(record: dict, metric: str) -> str:
     for name, res in record["classifiers"].items():
         s = res[metric]
         parts.append(f"{name} {s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")
+    for sc, clfs in (record.get("other_scalings") or {}).items():
+        parts.append(f"| {sc}: " + "  ".join(f"{n} {r[metric]['mean']:.3f}" for n, r in clfs.items()))
     if record.get("mi"):
         parts.append(f"MI {record['mi']['mi']:.3f}")
+        if record["mi"].get("corrected"):
+            parts.append(f"(corrected {record['mi']['corrected']['mi']:.3f})")
+    if record.get("purity"):
+        parts.append(f"purity {record['purity']['purity']:.3f}")
     return f"{metric}: " + "  ".join(parts)
 
 

@@ -20,7 +20,13 @@ A *record* is the result of one trained configuration, e.g.::
 ``classifiers`` is the output of ``evaluation.evaluate_classifiers`` (or of
 ``evaluation.pool_results`` over seeds) and ``mi`` that of
 ``evaluation.mutual_information``. Optional keys: ``dae_sigma`` (shown in the
-DAE row label) and ``label`` (overrides the row label).
+DAE row label), ``label`` (overrides the row label), ``scaling`` (the feature
+scaling of ``classifiers``, default ``none``) with ``other_scalings``
+(``{scaling: classifiers}``), ``purity`` (``evaluation.knn_purity``, pooled),
+``latent_spread`` (per seed) and ``trajectory`` (``[{"epoch", "classifiers",
+"other_scalings", "mi", "purity", "latent_spread"}, ...]``, the same measures
+after chosen epochs). The mode ``untrained`` is the reference row: the encoder
+at its initialisation.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ import numpy as np
 from icrst_jax.evaluation import CLASSIFIERS
 from icrst_jax.jsonable import to_jsonable
 
-MODE_ORDER: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
-MODE_LABELS = {"standard": "Standard", "icrst": "ICRST", "trst": "TRST", "dae": "DAE"}
+MODE_ORDER: tuple[str, ...] = ("untrained", "standard", "icrst", "trst", "dae")
+MODE_LABELS = {"untrained": "Untrained", "standard": "Standard", "icrst": "ICRST", "trst": "TRST", "dae": "DAE"}
+SCALING_LABELS = {"none": "raw latents (the paper's protocol)", "standard": "latents standardised inside each fold"}
+SCALING_SHORT = {"none": "raw", "standard": "scaled"}
 CLASSIFIER_LABELS = {"svm": "SVM (RBF)", "rf": "Random Forest", "mlp": "MLP", "nb": "Gaussian NB"}
 METRIC_LABELS = {"accuracy": "accuracy", "f1_macro": "macro F1"}
 DATASET_LABELS = {
@@ -409,6 +417,105 @@ def plot_accuracy_vs_p(
     return _save_png(fig, path)
 
 
+def _trajectory_series(rec: Mapping, value) -> np.ndarray:
+    """(epoch, mean, low, high) rows of one record's trajectory where ``value(entry)`` gives a triple."""
+    rows = []
+    for t in rec.get("trajectory") or []:
+        v = value(t)
+        if v is not None:
+            rows.append((float(t["epoch"]), *map(float, v)))
+    return np.asarray(sorted(rows), dtype=np.float64).reshape(-1, 4)
+
+
+def plot_vs_epochs(
+    records: Sequence[Mapping],
+    path,
+    *,
+    metric: str = "accuracy",
+    classifier: str = "mlp",
+    title: str | None = None,
+) -> Path:
+    """Held-out measures against training epochs, one line per trained configuration.
+
+    Panels: the classifier's score for each feature scaling (band: the 95%
+    percentile interval over folds and seeds), the kNN label purity (band:
+    lowest to highest seed; dotted: chance), the corrected MI where the
+    records have it (band: percentiles over samples) and the latent spread
+    (log scale; band: lowest to highest seed). Epoch 0 is the untrained
+    encoder, the same for every mode of a seed.
+
+    Args:
+      records: run records with a ``trajectory`` (see module docstring).
+      path: PNG file to write.
+      metric: ``accuracy`` or ``f1_macro``.
+      classifier: which classifier's score to draw.
+      title: figure title.
+
+    Returns:
+      ``Path(path)``.
+    """
+    from matplotlib import colormaps
+
+    recs = sorted((r for r in records if r.get("trajectory")), key=_sort_key)
+    if not recs:
+        raise ValueError("no record has a trajectory (set eval.at_epochs)")
+    entries = [t for r in recs for t in r["trajectory"]]
+    panels = []
+    for sc in record_scalings(entries):
+        def acc(t, sc=sc):
+            s = (scaled_classifiers(t, sc) or {}).get(classifier, {}).get(metric)
+            return None if s is None else (s["mean"], s["low"], s["high"])
+        panels.append((f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}, "
+                       f"{SCALING_SHORT.get(sc, sc)} latents", acc, False))
+    if any(t.get("purity") for t in entries):
+        def pur(t):
+            p = t.get("purity")
+            if not p:
+                return None
+            seeds = p.get("per_seed") or [p["purity"]]
+            return p["purity"], min(seeds), max(seeds)
+        panels.append((f"kNN label purity (k = {next(t['purity']['k'] for t in entries if t.get('purity'))})", pur, False))
+    if any((t.get("mi") or {}).get("corrected") for t in entries):
+        def mi(t):
+            c = (t.get("mi") or {}).get("corrected")
+            return None if c is None else (c["mi"], c["low"], c["high"])
+        panels.append(("MI, corrected (nats)", mi, False))
+    if any(t.get("latent_spread") for t in entries):
+        def spread(t):
+            v = t.get("latent_spread")
+            return None if not v else (float(np.mean(v)), min(v), max(v))
+        panels.append(("latent spread (mean std per dim)", spread, True))
+
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure((4.0 * ncols, 3.2 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = colormaps["tab10"](np.arange(10))
+    for ax, (label, value, log) in zip(axes, panels):
+        for j, r in enumerate(recs):
+            arr = _trajectory_series(r, value)
+            if not len(arr):
+                continue
+            c = colors[j % 10]
+            ax.plot(arr[:, 0], arr[:, 1], marker="o", ms=3, color=c, label=_row_label(r))
+            ax.fill_between(arr[:, 0], arr[:, 2], arr[:, 3], color=c, alpha=0.15, linewidth=0)
+        if label.startswith("kNN"):
+            chance = next(t["purity"]["chance"] for t in entries if t.get("purity"))
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _save_png(fig, path)
+
+
 # ---------------------------------------------------------------------------
 # Markdown report
 # ---------------------------------------------------------------------------
@@ -423,6 +530,8 @@ def _plain_row_label(rec: Mapping) -> str:
     if rec.get("label"):
         return str(rec["label"])
     mode = rec.get("mode", "?")
+    if mode == "untrained":
+        return "Untrained encoder (epoch 0)"
     name = MODE_LABELS.get(mode, str(mode))
     if mode in ("icrst", "trst") and rec.get("p") is not None:
         return f"{name} (p={float(rec['p']):g})"
@@ -435,6 +544,23 @@ def _sort_key(rec: Mapping):
     mode = rec.get("mode")
     rank = MODE_ORDER.index(mode) if mode in MODE_ORDER else len(MODE_ORDER)
     return (rank, float(rec.get("p") or 0.0))
+
+
+def scaled_classifiers(rec: Mapping, scaling: str) -> Mapping | None:
+    """A record's (or trajectory entry's) classifier results for one feature scaling, or None."""
+    if rec.get("scaling", "none") == scaling:
+        return rec.get("classifiers")
+    return (rec.get("other_scalings") or {}).get(scaling)
+
+
+def record_scalings(records: Sequence[Mapping]) -> list[str]:
+    """The feature scalings the records hold, main one first."""
+    out: list[str] = []
+    for r in records:
+        for sc in [r.get("scaling", "none"), *(r.get("other_scalings") or {})]:
+            if sc not in out:
+                out.append(sc)
+    return out
 
 
 def _fmt(s: Mapping | None) -> str:
@@ -536,30 +662,55 @@ def render_report(
     if not is_paper:
         lines += [f"The paper reports no numbers for `{dataset}`; no paper column.", ""]
 
+    if any(r.get("mode") == "untrained" for r in clf_records):
+        lines += [
+            "The untrained encoder row is each seed's initial parameters, before the first step: "
+            "the reference a trained mode has to beat.",
+            "",
+        ]
     other = "f1_macro" if metric == "accuracy" else "accuracy"
-    for i, m in enumerate((metric, other)):
-        if not clf_records:
-            break
-        heading = "Classification" if i == 0 else "Secondary metric"
-        lines += [f"## {heading}: {METRIC_LABELS[m]}", ""]
+    scalings = record_scalings(clf_records)
+    tables = [(metric, sc) for sc in scalings] + [(other, scalings[0])] if clf_records else []
+    for i, (m, sc) in enumerate(tables):
+        heading = "Classification" if m == metric else "Secondary metric"
+        scaled = f", {SCALING_LABELS.get(sc, sc)}" if len(scalings) > 1 or sc != "none" else ""
+        lines += [f"## {heading}: {METRIC_LABELS[m]}{scaled}", ""]
         header = ["method", "seeds"] + [CLASSIFIER_LABELS.get(n, n) for n in clf_names]
-        show_paper = is_paper and i == 0 and m == primary_metric(dataset)
+        # The paper's protocol is unscaled: its column sits beside the raw table only.
+        show_paper = is_paper and i == 0 and m == primary_metric(dataset) and sc == "none"
         if show_paper:
             header.append(f"paper MLP ({METRIC_LABELS[m]})")
         rows = []
         for r in clf_records:
+            res = scaled_classifiers(r, sc) or {}
             row = [_row_label(r), _seeds_cell(r)]
-            row += [_fmt(r["classifiers"].get(n, {}).get(m)) for n in clf_names]
+            row += [_fmt(res.get(n, {}).get(m)) for n in clf_names]
             if show_paper:
                 row.append(_paper_cell(dataset, r, "mlp"))
             rows.append(row)
         lines += _table(header, rows) + [""]
-        if is_paper and i == 0 and not show_paper:
+        if is_paper and i == 0 and m != primary_metric(dataset):
             lines += [
                 f"(Paper column omitted: the paper reports {METRIC_LABELS[primary_metric(dataset)]} "
                 f"for {ds_label}.)",
                 "",
             ]
+
+    if len(scalings) > 1:
+        lines += [f"## Side by side: {METRIC_LABELS[metric]}, " + " / ".join(SCALING_SHORT.get(sc, sc) for sc in scalings), ""]
+        rows = []
+        for r in clf_records:
+            row = [_row_label(r)]
+            for n in clf_names:
+                cells = [(scaled_classifiers(r, sc) or {}).get(n, {}).get(metric) for sc in scalings]
+                row.append(" / ".join("—" if c is None else f"{c['mean']:.3f}" for c in cells))
+            rows.append(row)
+        lines += _table(["method"] + [CLASSIFIER_LABELS.get(n, n) for n in clf_names], rows) + [""]
+        lines += [
+            "Means over folds (and seeds). Scaled: a StandardScaler fitted on each training fold only "
+            "(scikit-learn Pipeline); the paper mentions no scaling.",
+            "",
+        ]
 
     notes = []
     for r in clf_records:
@@ -574,21 +725,25 @@ def render_report(
     if mi_records:
         show_paper_mi = dataset in PAPER_RESULTS["table2"]["values"]
         lines += ["## Mutual information (section 7)", ""]
-        header = ["method", "seeds", "MI", "unit", "samples", "k", "bins"]
+        baselines = all(r["mi"].get("corrected") for r in mi_records)
+        header = ["method", "seeds", "MI (plug-in)"]
+        if baselines:
+            header += ["corrected", "pixel-permuted", "random neighbours"]
+        header += ["unit", "samples", "k", "bins"]
         if show_paper_mi:
             header.append("paper MI (Table 2)")
         rows = []
+
+        def cell(m):
+            return _fmt({"mean": m.get("mi"), "low": m.get("low"), "high": m.get("high")})
+
         for r in mi_records:
             mi = r["mi"]
-            row = [
-                _row_label(r),
-                _seeds_cell(r),
-                _fmt({"mean": mi.get("mi"), "low": mi.get("low"), "high": mi.get("high")}),
-                str(mi.get("unit", "nats")),
-                str(mi.get("n_samples", "—")),
-                str(mi.get("k", "—")),
-                str(mi.get("bins", "—")),
-            ]
+            row = [_row_label(r), _seeds_cell(r), cell(mi)]
+            if baselines:
+                row += [cell(mi["corrected"]), cell(mi["permuted"]), cell(mi["random_neighbours"])]
+            row += [str(mi.get("unit", "nats")), str(mi.get("n_samples", "—")), str(mi.get("k", "—")),
+                    str(mi.get("bins", "—"))]
             if show_paper_mi:
                 row.append(_paper_cell(dataset, r, "mi"))
             rows.append(row)
@@ -599,6 +754,72 @@ def render_report(
             "our rows, not necessarily with the paper's.",
             "",
         ]
+        if baselines:
+            lines += [
+                "Pixel-permuted: the same pairs with each neighbour's pixels shuffled, i.e. the "
+                "plug-in estimator's bias for those pixel histograms; corrected = plug-in minus it, "
+                "per sample. Random neighbours: k random observations instead of the latent "
+                "neighbours; a latent space adds only the margin above it.",
+                "",
+            ]
+
+    purity_records = [r for r in records if r.get("purity")]
+    if purity_records:
+        k = purity_records[0]["purity"].get("k")
+        lines += [f"## kNN label purity (k = {k})", ""]
+        rows = []
+        for r in purity_records:
+            pur = r["purity"]
+            per_seed = pur.get("per_seed")
+            spread = r.get("latent_spread") or []
+            rows.append([
+                _row_label(r),
+                _seeds_cell(r),
+                f"{pur['purity']:.3f}" + (f" [{min(per_seed):.3f}, {max(per_seed):.3f}]" if per_seed else ""),
+                f"{pur['chance']:.3f}",
+                f"{np.mean(spread):.3g}" if spread else "—",
+            ])
+        lines += _table(["method", "seeds", "purity [seed min, max]", "chance", "latent spread"], rows) + [""]
+        lines += [
+            "Purity: share of each held-out observation's k nearest latent neighbours with its label "
+            "(Euclidean, self excluded); chance: its value for random neighbours. Latent spread: mean "
+            "over latent dimensions of the standard deviation across observations (purity ignores "
+            "a common scale; unscaled classifiers do not).",
+            "",
+        ]
+
+    traj_records = [r for r in records if r.get("trajectory")]
+    if traj_records:
+        epochs = sorted({t["epoch"] for r in traj_records for t in r["trajectory"]})
+        t_scalings = record_scalings([t for r in traj_records for t in r["trajectory"]])
+        t_names = [n for n in CLASSIFIERS if any(n in (t.get("classifiers") or {}) for r in traj_records
+                                                  for t in r["trajectory"])]
+        name = t_names[0] if t_names else None
+        if name is not None:
+            shown = " / ".join(SCALING_SHORT.get(sc, sc) for sc in t_scalings)
+            lines += [f"## Along training: {CLASSIFIER_LABELS.get(name, name)} {METRIC_LABELS[metric]} "
+                      f"({shown}), kNN purity", ""]
+            rows = []
+            for r in traj_records:
+                by_epoch = {t["epoch"]: t for t in r["trajectory"]}
+                row = [_row_label(r)]
+                for e in epochs:
+                    t = by_epoch.get(e)
+                    if t is None:
+                        row.append("—")
+                        continue
+                    accs = [(scaled_classifiers(t, sc) or {}).get(name, {}).get(metric) for sc in t_scalings]
+                    text = " / ".join("—" if a is None else f"{a['mean']:.3f}" for a in accs)
+                    if t.get("purity"):
+                        text += f"; {t['purity']['purity']:.2f}"
+                    row.append(text)
+                rows.append(row)
+            lines += _table(["method"] + [f"epoch {e}" for e in epochs], rows) + [""]
+            lines += [
+                "Each cell: the held-out latents after that epoch of the same run (epoch 0: the "
+                "untrained encoder), mean over folds and seeds; after the semicolon, the kNN purity.",
+                "",
+            ]
 
     if figures:
         lines += ["## Figures", ""]

@@ -56,6 +56,9 @@ def fingerprint(cfg: StudyConfig) -> dict:
     ``data.data_dir`` is made absolute: the same folder named two ways is the same source.
     """
     fields = {path: operator.attrgetter(path)(cfg) for path in config_paths(cfg) if path not in NOT_DECIDING}
+    # None means the model's paper batch: the same training as that number written out.
+    if "train.batch_size" in fields:
+        fields["train.batch_size"] = cfg.train.global_batch_size
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
     return to_jsonable(fields)  # tuples become lists, as in a stored file

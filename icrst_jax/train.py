@@ -169,10 +169,10 @@ def replicate(tree, mesh: Mesh):
 
 
 def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int) -> int:
-    """The global batch: ``config.batch_size``, capped at the data set size (as a
-    PyTorch DataLoader would yield one short batch), rounded up to a multiple of
-    the device count so the batch splits evenly over the mesh."""
-    b = min(config.batch_size, num_samples)
+    """The global batch: ``config.global_batch_size``, capped at the data set size
+    (as a PyTorch DataLoader would yield one short batch), rounded up to a multiple
+    of the device count so the batch splits evenly over the mesh."""
+    b = min(config.global_batch_size, num_samples)
     return int(math.ceil(b / num_devices) * num_devices)
 
 
@@ -424,6 +424,8 @@ class FitResult:
         run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
+      missed_epochs: ``at_epochs`` that ``on_epoch`` never saw: those between
+        0 and a restored checkpoint's epoch (trained by an earlier run).
       earlier_history: the epochs before ``resumed_from``, as the checkpoint
         recorded them (epoch, loss per run, seconds): with ``history``, the
         whole run's loss curve.
@@ -436,6 +438,7 @@ class FitResult:
     compile_seconds: float
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
+    missed_epochs: list = dataclasses.field(default_factory=list)
     earlier_history: list = dataclasses.field(default_factory=list)
 
     @property
@@ -462,6 +465,8 @@ def fit(
     metadata: dict | None = None,
     progress: bool | Callable[[str], None] = True,
     stop_after_epoch: int | None = None,
+    at_epochs: Sequence[int] = (),
+    on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
     engine: Engine | None = None,
 ) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
@@ -491,6 +496,12 @@ def fit(
         False is quiet.
       stop_after_epoch: stop (after checkpointing) once this epoch is done;
         used to simulate an interrupted run.
+      at_epochs, on_epoch: ``on_epoch(epoch, engine, state)`` is called with
+        the stacked state after each epoch in ``at_epochs`` (0: the initial
+        state, before the first step), before the next epoch reuses its
+        buffers; e.g. to encode held-out latents along training without
+        retraining. The state at epoch E is the state a run of E epochs ends
+        with.
       engine: the engine of an earlier :func:`fit` (``result.engine``) to
         reuse its compiled programs; ``config`` may differ from the engine's
         only in what is not part of the program (mode, p, epochs,
@@ -531,6 +542,9 @@ def fit(
         _check_reuse(engine, config, x.shape, noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
     state = init_state(engine, points)
+    at_epochs = sorted({int(e) for e in at_epochs}) if on_epoch is not None else []
+    if 0 in at_epochs:
+        on_epoch(0, engine, state)  # each point's initialisation, whatever a checkpoint holds
 
     manager = None
     resumed_from = None
@@ -573,16 +587,20 @@ def fit(
         )
         history = []
         start = int(np.asarray(state.epoch)[0])
+        missed = [e for e in at_epochs if 0 < e < start]
+        if start > 0 and start in at_epochs:
+            on_epoch(start, engine, state)
+        snapshot = (lambda e, st: on_epoch(e, engine, st) if e in at_epochs else None) if at_epochs else None
         # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
         with faults.deferred():
             state = _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history,
-                                  say, start, stop_after_epoch)
+                                  say, start, stop_after_epoch, snapshot)
     finally:
         if manager is not None:
             manager.close()
     return FitResult(
         state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
-        resumed_from=resumed_from, points=points, earlier_history=earlier,
+        resumed_from=resumed_from, points=points, earlier_history=earlier, missed_epochs=missed,
     )
 
 
@@ -604,8 +622,11 @@ def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> N
 
 
 def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
-                  stop_after_epoch):
-    """The epoch loop of :func:`fit`: appends each epoch to ``history``, returns the final state."""
+                  stop_after_epoch, snapshot=None):
+    """The epoch loop of :func:`fit`: appends each epoch to ``history``, returns the final state.
+
+    ``snapshot(epoch, state)`` sees each epoch's state before the next epoch donates its buffers.
+    """
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         # Catch hidden host round trips: inside the epoch nothing may move
@@ -616,6 +637,8 @@ def _train_epochs(config, engine, compiled, state, data, points, manager, meta, 
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
         rate = engine.num_samples * len(points) / dt
+        if snapshot is not None:
+            snapshot(epoch + 1, state)
         history.append(
             {
                 "epoch": epoch + 1,
@@ -715,9 +738,14 @@ def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_s
     float32, complete on every process.
 
     ``engine, state`` are a fit's (``result.engine, result.state``) or those of
-    any epoch in between; ``mean, std`` as in :func:`fit`.
+    any epoch in between (``fit(..., on_epoch=...)``); ``mean, std`` as in
+    :func:`fit`. The jitted encoder is kept in the engine, so repeated calls
+    (latents at several epochs) compile once.
     """
-    return _batched_apply(make_encode_fn(engine.model), engine, state, x, mean, std, batch_size, progress).astype(np.float32)
+    if "encode" not in engine.programs:
+        engine.programs["encode"] = make_encode_fn(engine.model)
+    fn = engine.programs["encode"]
+    return _batched_apply(fn, engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
 def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:

@@ -46,7 +46,7 @@ def test_paper_configs_have_the_papers_settings(dataset):
     cfg = load_config(ROOT / "configs" / f"paper_{dataset}.py")
     strided = dataset in ("cifar10", "caltech101")
     assert cfg.data.name == dataset
-    assert cfg.train.batch_size == (64 if strided else 512)
+    assert cfg.train.global_batch_size == (64 if strided else 512)
     assert cfg.train.model.name == {"breast_cancer": "mlp"}.get(dataset, "conv_strided" if strided else "conv")
     assert (cfg.train.learning_rate, cfg.train.epochs, cfg.train.model.width) == (1e-3, 50, 1.0)
     assert cfg.modes == ("standard", "icrst", "trst")
@@ -134,6 +134,33 @@ def test_cli_flags_map_onto_the_same_fields_as_set():
     cfg = cli.config_from_args(ap.parse_args(
         ["--config", str(ROOT / "configs" / "cpu_digits.py"), "--epochs", "2", "--set", "train.epochs=3"]))
     assert cfg.train.epochs == 3 and cfg.data.name == "digits" and cfg.train.model.width == 0.125
+
+
+def test_the_paper_batch_follows_the_model_from_the_command_line():
+    """Section 6: batch 512, "64 for the CNN2"; the strided model brings its batch along."""
+    ap = cli.build_parser()
+    cifar = cli.config_from_args(ap.parse_args(["--dataset", "cifar10"]))
+    assert cifar.train.model.name == "conv_strided" and dry_check(cifar, num_devices=1)["batch"] == 64
+    mnist = cli.config_from_args(ap.parse_args(["--dataset", "mnist"]))
+    assert dry_check(mnist, num_devices=1)["batch"] == 512
+    # A model switched by --set brings its batch too; an explicit batch wins.
+    switched = cli.config_from_args(ap.parse_args(["--dataset", "mnist", "--set", "train.model.name=conv_strided",
+                                                   "--image-size", "32"]))
+    assert switched.train.global_batch_size == 64
+    assert cli.config_from_args(ap.parse_args(["--dataset", "cifar10", "--batch-size", "128"])).train.global_batch_size == 128
+    assert apply_override(cifar, "train.batch_size=none").train.global_batch_size == 64
+    assert StudyConfig().train.global_batch_size == 512
+
+
+def test_eval_options_are_validated():
+    with pytest.raises(ValueError, match="unknown scaling 'minmax'"):
+        apply_override(StudyConfig(), "eval.scalings=none,minmax")
+    with pytest.raises(ValueError, match="distinct epochs"):
+        apply_override(StudyConfig(), "eval.at_epochs=5,5")
+    cfg = apply_overrides(StudyConfig(), ["eval.at_epochs=0,10,60", "train.epochs=50"])
+    with pytest.raises(ValueError, match=r"eval.at_epochs \[60\] lie beyond train.epochs=50"):
+        dry_check(cfg)
+    assert apply_override(cfg, "train.epochs=60").eval.at_epochs == (0, 10, 60)
 
 
 @pytest.mark.parametrize(

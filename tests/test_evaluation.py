@@ -15,8 +15,12 @@ from icrst_jax.evaluation import (
     CLASSIFIERS,
     discretize,
     evaluate_classifiers,
+    evaluate_many,
+    knn_purity,
+    latent_spread,
     make_classifier,
     mutual_information,
+    pool_mi,
     percentile_interval,
     pool_over_seeds,
     pool_results,
@@ -291,3 +295,130 @@ def test_mi_rejects_wrong_pixel_scale_and_bad_k():
         mutual_information(features, images, n_samples=5, k=30)
     with pytest.raises(ValueError, match="differ in length"):
         mutual_information(features[:-1], images, n_samples=5, k=3)
+
+
+# --- feature scaling --------------------------------------------------------
+
+
+def _outlier_data():
+    """Feature 0 separates the classes, feature 1 is noise; one row has feature 0 = 1e4.
+
+    A scaler fitted on all rows divides feature 0 by a std inflated by the
+    outlier, so the class signal shrinks below the noise in every fold; a scaler
+    fitted on a training fold keeps it in the fold whose test part holds the outlier.
+    """
+    rng = np.random.default_rng(12)
+    n = 60
+    y = np.repeat([0, 1], n // 2)
+    x = np.c_[y + 0.1 * rng.normal(size=n), 3.0 * rng.normal(size=n)]
+    x[0, 0] = 1e4
+    return x, y
+
+
+def _svm_fold_scores(x, y, n_folds, seed, fit_scaler):
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    scores = []
+    for train, test in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y):
+        scaler = StandardScaler().fit(fit_scaler(train))
+        clf = SVC(kernel="rbf", random_state=seed).fit(scaler.transform(x[train]), y[train])
+        scores.append(float(np.mean(clf.predict(scaler.transform(x[test])) == y[test])))
+    return np.array(scores)
+
+
+def test_standard_scaling_is_fitted_inside_each_training_fold():
+    x, y = _outlier_data()
+    res = evaluate_classifiers(x, y, ["svm"], n_folds=5, seed=0, scaling="standard")["svm"]
+    in_fold = _svm_fold_scores(x, y, 5, 0, lambda train: x[train])
+    on_all = _svm_fold_scores(x, y, 5, 0, lambda train: x)
+    np.testing.assert_array_equal(res["accuracy"]["folds"], in_fold)
+    # The leak is visible on these data: in the outlier's fold a scaler fitted on
+    # all rows loses the class signal, so the equality above would fail.
+    assert np.max(in_fold - on_all) > 0.3
+    assert res["scaling"] == "standard"
+    raw = evaluate_classifiers(x, y, ["svm"], n_folds=5, seed=0)["svm"]
+    assert raw["scaling"] == "none"
+
+
+def test_standard_scaling_undoes_a_per_feature_rescale_and_none_does_not():
+    x, y = _clusters(n_per_class=40, n_classes=3, dim=4, sep=1.5, seed=13)
+    scale = np.array([1e-3, 1.0, 1e3, 10.0])
+    jobs = [(x, y, 0, "standard"), (x * scale, y, 0, "standard"), (x, y, 0, "none"), (x * scale, y, 0, "none")]
+    a, b, c, d = evaluate_many(jobs, ["svm"], n_folds=4)
+    np.testing.assert_allclose(a["svm"]["accuracy"]["folds"], b["svm"]["accuracy"]["folds"])
+    assert not np.allclose(c["svm"]["accuracy"]["folds"], d["svm"]["accuracy"]["folds"])
+    assert isinstance(make_classifier("mlp", 3, "standard").steps[-1][1], MLPClassifier)
+    with pytest.raises(ValueError, match="unknown scaling 'minmax'"):
+        make_classifier("svm", scaling="minmax")
+
+
+def test_pooling_refuses_mixed_scalings():
+    x, y = _clusters(n_per_class=10, n_classes=2, dim=2)
+    a = evaluate_classifiers(x, y, ["nb"], n_folds=2)
+    b = evaluate_classifiers(x, y, ["nb"], n_folds=2, scaling="standard")
+    assert pool_results([b, b])["nb"]["scaling"] == "standard"
+    with pytest.raises(ValueError, match="different feature scalings"):
+        pool_results([a, b])
+
+
+# --- kNN purity and latent spread ------------------------------------------
+
+
+def test_purity_is_one_for_perfect_clusters_and_chance_for_random_latents():
+    x, y = _clusters(n_per_class=50, n_classes=4, dim=5, sep=50.0, seed=14)
+    res = knn_purity(x, y, k=10)
+    assert res["purity"] == 1.0
+    assert res["chance"] == pytest.approx(4 * 50 * 49 / (200 * 199))
+    rng = np.random.default_rng(15)
+    y10 = np.repeat(np.arange(10), 100)
+    random = knn_purity(rng.normal(size=(1000, 8)), y10, k=20)
+    assert abs(random["purity"] - 0.1) < 0.02 and random["chance"] == pytest.approx(0.1, abs=0.001)
+    # Blocked search gives the brute-force answer, self excluded by index.
+    z = rng.normal(size=(700, 3))
+    lab = rng.integers(0, 3, size=700)
+    d = np.linalg.norm(z[:, None] - z[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    nb = np.argsort(d, axis=1, kind="stable")[:, :7]
+    assert knn_purity(z, lab, k=7)["purity"] == pytest.approx(np.mean(lab[nb] == lab[:, None]))
+    # Scale-free, unlike the spread.
+    assert knn_purity(z * 1e-3, lab, k=7)["purity"] == knn_purity(z, lab, k=7)["purity"]
+    assert latent_spread(z * 1e-3) == pytest.approx(1e-3 * latent_spread(z))
+    with pytest.raises(ValueError, match="k must be"):
+        knn_purity(z, lab, k=700)
+
+
+# --- MI baselines -----------------------------------------------------------
+
+
+def test_corrected_mi_is_plugin_minus_permutation_and_near_zero_for_independent_images():
+    rng = np.random.default_rng(16)
+    images = rng.random((300, 16, 16, 2)) ** 2
+    features = rng.normal(size=(300, 6))
+    res = mutual_information(features, images, n_samples=40, k=8, bins=16)
+    np.testing.assert_allclose(res["corrected"]["per_sample"], res["per_sample"] - res["permuted"]["per_sample"])
+    assert res["corrected"]["mi"] == pytest.approx(res["mi"] - res["permuted"]["mi"])
+    # The plug-in value is nearly all bias here; the corrected one is ~0.
+    assert res["mi"] > 0.2
+    assert abs(res["corrected"]["mi"]) < 0.02 * res["mi"] + 0.005
+    # Latent neighbours are no better than random ones when the latents are noise.
+    assert res["random_neighbours"]["mi"] == pytest.approx(res["mi"], rel=0.05)
+    # The main estimate does not depend on computing the baselines.
+    plain = mutual_information(features, images, n_samples=40, k=8, bins=16, baselines=False)
+    np.testing.assert_array_equal(plain["per_sample"], res["per_sample"])
+    assert "corrected" not in plain
+
+
+def test_corrected_mi_stays_large_for_near_copies_and_pools_over_seeds():
+    rng = np.random.default_rng(17)
+    groups, per_group = 12, 15
+    base = rng.random((groups, 16, 16, 1))
+    images = np.clip(np.repeat(base, per_group, axis=0) + 0.05 * rng.normal(size=(groups * per_group, 16, 16, 1)), 0, 1)
+    latents = np.repeat(rng.normal(size=(groups, 6)) * 10, per_group, axis=0)
+    res = mutual_information(latents, images, n_samples=30, k=10, bins=8)
+    assert res["corrected"]["mi"] > 0.5
+    assert res["mi"] > res["random_neighbours"]["mi"] + 0.5
+    other = mutual_information(latents, images, n_samples=30, k=10, bins=8, seed=1)
+    pooled = pool_mi([res, other])
+    assert pooled["n_seeds"] == 2 and len(pooled["corrected"]["per_sample"]) == 60
+    assert pooled["corrected"]["mi"] == pytest.approx((res["corrected"]["mi"] + other["corrected"]["mi"]) / 2)

@@ -29,6 +29,7 @@ def test_cli_end_to_end_files(tmp_path):
         "latents_icrst_p0.5_seed0.npz", "latents_icrst_p0.5_seed1.npz",
         "latents_icrst_p1_seed0.npz", "latents_icrst_p1_seed1.npz",
         "latents_standard_p0_seed0.npz", "latents_standard_p0_seed1.npz",
+        "latents_untrained_seed0.npz", "latents_untrained_seed1.npz",
     ]
     with np.load(out / "latents_icrst_p1_seed1.npz") as z:
         assert z["features"].shape == (114, 8) and z["features"].dtype == np.float32
@@ -40,7 +41,8 @@ def test_cli_end_to_end_files(tmp_path):
     results = json.loads((out / "results.json").read_text())
     for key in ("dataset", "config", "seeds", "records", "versions", "wall_seconds", "figures", "preprocessing", "split"):
         assert key in results
-    assert [(r["mode"], r["p"]) for r in results["records"]] == [("standard", 0.0), ("icrst", 0.5), ("icrst", 1.0)]
+    assert [(r["mode"], r["p"]) for r in results["records"]] == [
+        ("untrained", None), ("standard", 0.0), ("icrst", 0.5), ("icrst", 1.0)]
     rec = results["records"][-1]
     assert set(rec["classifiers"]) == {"nb", "rf"}
     acc = rec["classifiers"]["rf"]["accuracy"]

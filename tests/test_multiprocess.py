@@ -235,7 +235,8 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp
     run_pair("cli", [[sys.executable, *args, "--distributed", "auto"]] * 2, envs, cwds, tmp_path)
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
         [".lock", "run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
-                                          for s in (0, 1)])
+                                          for s in (0, 1)]
+        + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()
     log1 = (tmp_path / "cli_1.log").read_text()
     assert "[process 1/2] epoch   3/3" in log1 and "results:" not in log1

@@ -55,6 +55,11 @@ def test_fingerprint_is_every_deciding_config_field():
     same = apply_override(apply_override(cfg, "train.num_devices=2"), "train.seed_batch=1")
     assert run_identity.default_out(same) == run_identity.default_out(cfg)
     assert run_identity.default_out(cfg).startswith("runs/breast_cancer-")
+    # The paper's batch left implicit (None) is the same training as the number written out.
+    assert cfg.train.batch_size is None
+    explicit = apply_override(cfg, "train.batch_size=512")
+    assert run_identity.fingerprint(explicit) == fields
+    assert run_identity.fingerprint(apply_override(cfg, "train.batch_size=64")) != fields
     # More epochs continue the same training; they get their own default folder all the same.
     longer = apply_override(cfg, "train.epochs=60")
     assert run_identity.first_difference(fields, run_identity.fingerprint(longer)) is None
@@ -194,7 +199,8 @@ def test_run_files_rerun_refusals_and_divergence(tmp_path, capsys):
     # Divergence: named per grid point, in results.json and report.md.
     (bad,) = results["diverged"]
     assert (bad["mode"], bad["seed"]) == ("standard", 0) and ("loss rose" in bad["reason"] or "latents" in bad["reason"])
-    assert results["records"][0]["diverged"] and results["points"][0]["diverged"] == bad["reason"]
+    standard = next(r for r in results["records"] if r["mode"] == "standard")  # after the untrained row
+    assert standard["diverged"] and results["points"][0]["diverged"] == bad["reason"]
     report = (out / "report.md").read_text()
     assert "## Warning" in report and "DIVERGED" in report
     # The command as typed, the fingerprint, no stale figure, one file mode for every output.

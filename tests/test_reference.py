@@ -1,0 +1,117 @@
+"""The reference row (untrained encoder), feature scalings and latents along training, end to end.
+
+Breast Cancer and the MLP only: they compile in seconds.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from icrst_jax import data as data_lib
+from icrst_jax import reporting
+from icrst_jax.config import DataConfig, EvalConfig, GridPoint, ModelConfig, StudyConfig, TrainConfig
+from icrst_jax.experiment import run_experiment
+from icrst_jax.train import encode, fit, init_state, make_engine
+
+TRAIN = TrainConfig(epochs=3, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
+
+
+@pytest.fixture(scope="module")
+def breast_cancer():
+    return data_lib.load_dataset("breast_cancer")
+
+
+def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, breast_cancer, monkeypatch):
+    ds = breast_cancer
+    cfg = StudyConfig(
+        data=DataConfig(name="breast_cancer"),
+        train=TRAIN,
+        modes=("standard", "trst"),
+        seeds=(0, 1),
+        eval=EvalConfig(classifiers=("nb",), n_folds=2, n_jobs=1, scalings=("none", "standard"), at_epochs=(0, 1),
+                        epoch_classifiers=("nb",)),
+        checkpoints=False,
+        out=str(tmp_path / "run"),
+    )
+    panels = {}
+    monkeypatch.setattr(reporting, "plot_tsne", lambda p, path, **kw: panels.update(p) or path)
+    payload = run_experiment(cfg, dataset=ds)
+    out = tmp_path / "run"
+
+    # The untrained row: each seed's latents are the encoder at its initial parameters.
+    mean, std = ds.preprocessing.encoder_mean_std()
+    engine = make_engine(cfg.train, ds.x_train.shape[1:], ds.x_train.shape[0])
+    want = encode(engine, init_state(engine, [0, 1]), ds.x_test, mean=mean, std=std)
+    for s in (0, 1):
+        with np.load(out / f"latents_untrained_seed{s}.npz") as z:
+            np.testing.assert_array_equal(z["features"], want[s])
+    # ... and differ from the trained ones.
+    with np.load(out / "latents_standard_p0_seed0.npz") as z:
+        assert not np.allclose(z["features"], want[0])
+
+    results = json.loads((out / "results.json").read_text())
+    recs = {r["mode"]: r for r in results["records"]}
+    assert list(recs) == ["untrained", "standard", "trst"] and recs["untrained"]["seeds"] == [0, 1]
+    assert results["scalings"] == ["none", "standard"]
+    for r in recs.values():
+        assert r["scaling"] == "none" and r["classifiers"]["nb"]["scaling"] == "none"
+        assert r["other_scalings"]["standard"]["nb"]["scaling"] == "standard"
+        assert r["purity"]["k"] == 20 and len(r["latent_spread"]) == 2
+    # Trajectory: epochs 0, 1 and the last; epoch 0 is the untrained row for every mode.
+    for mode in ("standard", "trst"):
+        traj = recs[mode]["trajectory"]
+        assert [t["epoch"] for t in traj] == [0, 1, 3]
+        assert traj[0]["classifiers"]["nb"]["accuracy"]["mean"] == recs["untrained"]["classifiers"]["nb"]["accuracy"]["mean"]
+        assert traj[-1]["latent_spread"] == recs[mode]["latent_spread"]
+    assert results["batch_size"] == 64
+    with np.load(out / "latents_epoch1.npz") as z:
+        assert z["features"].shape == (4, 114, 8) and list(z["points"]) == [pt.tag for pt in cfg.grid()]
+
+    # The t-SNE panels, the report and the figure carry the reference row and both scalings.
+    assert list(panels)[0] == "Untrained"
+    np.testing.assert_array_equal(panels["Untrained"][0], want[0])
+    report = (out / "report.md").read_text()
+    assert "| Untrained encoder (epoch 0) | 0, 1 |" in report
+    assert "## Classification: accuracy, raw latents" in report
+    assert "## Classification: accuracy, latents standardised inside each fold" in report
+    assert "## Side by side: accuracy, raw / scaled" in report
+    assert "## Along training" in report and "| method | epoch 0 | epoch 1 | epoch 3 |" in report
+    assert "kNN label purity" in report
+    assert "accuracy_vs_epochs.png" in results["figures"] and (out / "accuracy_vs_epochs.png").stat().st_size > 20000
+
+
+def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
+    ds = breast_cancer
+    mean, std = ds.preprocessing.encoder_mean_std()
+    points = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 1), GridPoint("trst", 0.5, 0)]
+    seen = {}
+
+    def on_epoch(epoch, engine, state):
+        seen[epoch] = encode(engine, state, ds.x_test, mean=mean, std=std)
+
+    long = fit(TRAIN.replace(epochs=5), ds.x_train, ds.y_train, points=points, mean=mean, std=std,
+               progress=False, at_epochs=(0, 2, 5), on_epoch=on_epoch)
+    assert sorted(seen) == [0, 2, 5]
+    short = fit(TRAIN.replace(epochs=2), ds.x_train, ds.y_train, points=points, mean=mean, std=std, progress=False)
+    np.testing.assert_array_equal(seen[2], encode(short.engine, short.state, ds.x_test, mean=mean, std=std))
+    np.testing.assert_array_equal(seen[5], encode(long.engine, long.state, ds.x_test, mean=mean, std=std))
+    # Epoch 0: the initial parameters depend on the seed only, not on the mode.
+    np.testing.assert_array_equal(seen[0][0], seen[0][2])
+    assert not np.array_equal(seen[0][0], seen[0][1])
+    assert not np.allclose(seen[0], seen[2])
+
+
+def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_path):
+    ds = breast_cancer
+    mean, std = ds.preprocessing.encoder_mean_std()
+    cfg = TRAIN.replace(epochs=4)
+    fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+        checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
+    seen = {}
+    resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+                  checkpoint_dir=tmp_path / "ckpt", at_epochs=(0, 1, 2, 4),
+                  on_epoch=lambda e, engine, state: seen.setdefault(e, encode(engine, state, ds.x_test, mean=mean, std=std)))
+    assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
+    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False)
+    np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))
