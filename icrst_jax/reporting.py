@@ -32,6 +32,7 @@ at its initialisation.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
