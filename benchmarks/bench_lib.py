@@ -138,7 +138,7 @@ def source_state() -> dict:
         # launcher names the commit it sent.
         out["commit"] = os.environ.get("ICRST_SOURCE_COMMIT", "unknown")
     digests = {}
-    for rel in ("icrst_jax/ops.py", "icrst_jax/train.py", "icrst_jax/models.py"):
+    for rel in ("icrst_jax/cpu_conv.py", "icrst_jax/train.py", "icrst_jax/models.py"):
         try:
             with open(os.path.join(root, rel), "rb") as f:
                 digests[rel] = hashlib.sha256(f.read()).hexdigest()[:12]

@@ -12,7 +12,7 @@ median epoch time:
   is a ``lax.scan`` over its steps: the suite checks this in the same run (the
   MLP epoch compiled with one step and with several) and, when the reported
   flops do not grow with the steps, multiplies by the steps per epoch. Loops
-  *inside* a step (the CPU conv kernels of :mod:`icrst_jax.ops` use
+  *inside* a step (the CPU conv kernels of :mod:`icrst_jax.cpu_conv` use
   ``fori_loop``) stay under-counted, and Winograd convolutions execute fewer
   multiplications than a direct convolution: this figure depends on the
   implementation.

@@ -1,10 +1,10 @@
-"""Micro-benchmark of the convolution layer (:mod:`icrst_jax.ops`) on the CPU.
+"""Micro-benchmark of the convolution implementations (``ModelConfig.conv_impl``) on the CPU.
 
 Per layer of the Table D1 ``conv`` model (and the ``conv_strided`` layer
 types), and for a whole conv autoencoder training step (forward + backward of
 an MSE loss through conv -> bias -> LeakyReLU blocks, five unpadded 3x3
 convolutions 28x28 -> 18x18, five unpadded 3x3 transposed convolutions back,
-a 1x1 head), it times ``impl`` = xla / padded / fast and, when ``torch`` is
+a 1x1 head), it times ``conv_impl`` = xla / cpu (:mod:`icrst_jax.cpu_conv`) and, when ``torch`` is
 importable, the same layers and stack in PyTorch (``torch.set_num_threads``
 = the JAX host's core count, channels_last and NCHW).
 
@@ -17,12 +17,8 @@ call gets fewer repeats).
 Run::
 
     python -m benchmarks.conv_micro                       # table
-    python -m benchmarks.conv_micro --tune-malloc --json conv.json
-    python -m benchmarks.conv_micro --only stack --impls fast
-
-``--tune-malloc`` calls :func:`icrst_jax.ops.tune_cpu_allocator` first (a
-process-wide setting; compare runs with and without it in separate
-processes).
+    python -m benchmarks.conv_micro --json conv.json
+    python -m benchmarks.conv_micro --only stack --impls cpu
 """
 
 from __future__ import annotations
@@ -106,15 +102,15 @@ def jax_layer(impl, kind, batch, h, cin, cout, s, p, op, warmup, repeats):
     import jax
     import jax.numpy as jnp
 
-    from icrst_jax import ops
+    from icrst_jax.models import convolution
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((batch, h, h, cin)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
     if kind == "conv":
-        f = lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl=impl)  # noqa: E731
+        f = lambda a, b: convolution(impl, a, b, stride=s, padding=p)  # noqa: E731
     else:
-        f = lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl=impl)  # noqa: E731
+        f = lambda a, b: convolution(impl, a, b, stride=s, padding=p, transpose=True, output_padding=op)  # noqa: E731
     ct = jnp.asarray(rng.standard_normal(jax.eval_shape(f, x, w).shape), jnp.float32)
     fwd = jax.jit(f)
     fb = jax.jit(jax.grad(lambda a, b: jnp.vdot(f(a, b), ct), (0, 1)))
@@ -127,7 +123,7 @@ def jax_stack_step(impl, batch, width, warmup, repeats, hw=28):
     import jax
     import jax.numpy as jnp
 
-    from icrst_jax import ops
+    from icrst_jax.models import convolution
 
     rng = np.random.default_rng(0)
     params = []
@@ -146,9 +142,9 @@ def jax_stack_step(impl, batch, width, warmup, repeats, hw=28):
     def loss(params, head, x):
         h = x
         for (w, b), kind in zip(params, kinds):
-            y = ops.conv2d(h, w, impl=impl) if kind == "conv" else ops.conv_transpose2d(h, w, impl=impl)
+            y = convolution(impl, h, w, transpose=kind != "conv")
             h = jax.nn.leaky_relu(y + b, 0.01)
-        y = ops.conv2d(h, head, impl=impl)
+        y = convolution(impl, h, head)
         return jnp.mean((y - x) ** 2)
 
     step = jax.jit(jax.value_and_grad(loss, (0, 1)))
@@ -225,19 +221,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--impls", default="xla,padded,fast", help="comma-separated subset of xla,padded,fast")
+    ap.add_argument("--impls", default="xla,cpu", help="comma-separated subset of xla,cpu")
     ap.add_argument("--only", choices=("all", "layers", "stack"), default="all")
     ap.add_argument("--no-strided", action="store_true", help="skip the conv_strided layer types")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--tune-malloc", action="store_true", help="call ops.tune_cpu_allocator() first")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
-    from icrst_jax import ops
-
-    malloc = ops.tune_cpu_allocator() if args.tune_malloc else False
     import jax
 
     threads = os.cpu_count() or 1
@@ -248,7 +240,8 @@ def main(argv=None):
         torch.set_num_threads(threads)
     impls = [i for i in args.impls.split(",") if i]
     for i in impls:
-        ops.resolve_impl(i)
+        if i not in ("xla", "cpu"):
+            ap.error(f"--impls: unknown implementation {i!r}; known: xla, cpu")
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": platform.processor() or platform.machine(),
@@ -258,7 +251,6 @@ def main(argv=None):
         "torch": torch.__version__ if use_torch else None,
         "batch": args.batch,
         "width": args.width,
-        "tune_malloc": bool(malloc),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     print(" ".join(f"{k}={v}" for k, v in meta.items()))

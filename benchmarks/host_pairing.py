@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import bernoulli
 
-PAIRING_MODES: tuple[str, ...] = ("icrst", "trst")
+from icrst_jax.config import P_MODES as PAIRING_MODES  # the modes that pair, as in the authors' Dataset
 
 
 class HostPairing:

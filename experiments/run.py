@@ -26,7 +26,9 @@ import sys
 
 from icrst_jax.config import (
     CLASSIFIERS,
+    CONV_IMPLS,
     DATASETS,
+    INPUT_SCHEMES,
     MODEL_NAMES,
     MODES,
     PAPER_MODEL_FOR_DATASET,
@@ -61,6 +63,8 @@ SHORTHANDS = [
     ("--dropout", "train.model.dropout", dict(type=float), "dropout rate (Table D1: 0.2; authors' code: 0.5)"),
     ("--negative-slope", "train.model.negative_slope", dict(type=float), "LeakyReLU slope"),
     ("--dtype", "train.model.dtype", dict(choices=("float32", "bfloat16")), "compute dtype (bfloat16 = mixed precision)"),
+    ("--conv-impl", "train.model.conv_impl", dict(choices=CONV_IMPLS),
+     "how convolutions are computed (auto: the CPU path on a CPU, XLA's elsewhere)"),
     ("--dae-sigma", "train.dae_sigma", dict(type=float), "noise std of the dae mode, in encoder-input units"),
     ("--classifiers", "eval.classifiers", dict(nargs="+"), f"any of {', '.join(CLASSIFIERS)}"),
     ("--folds", "eval.n_folds", dict(type=int), "stratified cross-validation folds"),
@@ -69,7 +73,7 @@ SHORTHANDS = [
     ("--data-dir", "data.data_dir", dict(), "TFDS data_dir or folder with the original files"),
     ("--image-size", "data.image_size", dict(type=int), "resize images to this side (digits: 28, caltech101: 64)"),
     ("--test-fraction", "data.test_fraction", dict(type=float), "held-out fraction for sets without an official split"),
-    ("--input-scheme", "data.input_scheme", dict(choices=("standardized", "unit")),
+    ("--input-scheme", "data.input_scheme", dict(choices=INPUT_SCHEMES),
      "encoder input: per-channel standardised (paper) or [0,1]; the target is always [0,1]"),
     ("--num-devices", "train.num_devices", dict(type=int), "data-parallel devices (default: all local)"),
     ("--seed-batch", "train.seed_batch", dict(type=int),

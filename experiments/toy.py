@@ -295,7 +295,7 @@ def run_toy(cfg: ToyConfig, out: str | Path | None = None, *, progress: Callable
         result = fit(cfg.train_config(mode), points, labels, mean=mean, std=std,
                      progress=_sparse_progress(say, mode, cfg.epochs))
         # One call (one compiled shape) for the training points and the grid.
-        out_all = reconstruct(result, x=np.concatenate([points, grid]), mean=mean, std=std)[0]
+        out_all = reconstruct(result.engine, result.state, np.concatenate([points, grid]), mean=mean, std=std)[0]
         recon, field = out_all[: len(points)], out_all[len(points):] - grid
         dist = distance_to_class_mean(recon, labels, means)
         stats = {

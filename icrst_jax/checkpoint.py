@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
+from icrst_jax.jsonable import to_jsonable
 from icrst_jax.run_identity import first_difference, mismatch_message
 
 
@@ -55,7 +55,7 @@ class CheckpointManager:
     def save(self, step: int, state: Any, meta: dict) -> None:
         self._mngr.save(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(_jsonable(meta))),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(to_jsonable(meta))),
             force=True,
         )
         self._mngr.wait_until_finished()
@@ -93,7 +93,7 @@ class CheckpointManager:
                 damaged.append(step)
                 continue
             if expected_identity is not None:
-                diff = first_difference(meta.get("identity"), _jsonable(expected_identity))
+                diff = first_difference(meta.get("identity"), to_jsonable(expected_identity))
                 if diff:
                     raise CheckpointMismatch(mismatch_message(self.directory, *diff))
             try:
@@ -119,15 +119,3 @@ class CheckpointManager:
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -13,6 +13,20 @@ from typing import Any, Literal
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
+# How the conv models' convolutions are computed (ModelConfig.conv_impl):
+# "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
+# icrst_jax.cpu_conv, "auto" the one for the backend. Another implementation
+# (for instance for convolutions vmapped over many runs on a GPU) is one more
+# name here and one more branch in icrst_jax.models.convolution.
+CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu")
+# Input sizes the conv models accept (checked by data loading and by
+# models.make_model): the conv model's encoder stacks five unpadded 3x3
+# convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
+# strided model halves the side three times.
+MIN_IMAGE_SIZE = 11
+STRIDED_MULTIPLE = 8
+# How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
+INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
@@ -55,6 +69,10 @@ class ModelConfig:
         without also shrinking the hidden layers to 8 units.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
+      conv_impl: how the convolutions are computed (``CONV_IMPLS``):
+        ``auto`` (default) is ``cpu`` on a CPU backend and ``xla`` elsewhere.
+        The same function up to float rounding, so not part of a study's
+        fingerprint.
     """
 
     name: str = "conv"
@@ -65,6 +83,7 @@ class ModelConfig:
     latent_activation: bool = False
     latent_size: int | None = None
     dtype: str = "float32"
+    conv_impl: str = "auto"
 
     def __post_init__(self):
         if self.name not in MODEL_NAMES:
@@ -86,6 +105,8 @@ class ModelConfig:
                 raise ValueError(f"latent_size must be a positive integer or None, got {self.latent_size!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"unknown conv_impl {self.conv_impl!r}; known: {', '.join(CONV_IMPLS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +276,7 @@ class DataConfig:
             raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.input_scheme not in ("standardized", "unit"):
+        if self.input_scheme not in INPUT_SCHEMES:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
         if self.name == "breast_cancer" and self.image_size is not None:
             raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")

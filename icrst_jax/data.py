@@ -40,7 +40,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from icrst_jax.config import DATASETS, INPUT_SCHEMES, MIN_IMAGE_SIZE, STRIDED_MULTIPLE
+
 __all__ = [
+    "encoder_input",
     "DATASETS",
     "INPUT_SCHEMES",
     "SOURCES",
@@ -55,24 +58,9 @@ __all__ = [
     "validate_arrays",
 ]
 
-DATASETS: tuple[str, ...] = (
-    "breast_cancer",
-    "digits",
-    "mnist5k",
-    "mnist",
-    "fashion_mnist",
-    "cifar10",
-    "caltech101",
-)
-INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
 SOURCES: tuple[str, ...] = ("auto", "files", "tfds")
 KINDS: tuple[str, ...] = ("image", "tabular")
 
-# The paper's conv model (Table D1) stacks five unpadded 3x3 convolutions in
-# the encoder, so an image side shrinks by 10: 11 is the smallest that works.
-MIN_IMAGE_SIZE = 11
-# The strided model (CIFAR-10 / Caltech101) halves the side three times.
-STRIDED_MULTIPLE = 8
 
 _MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 _FASHION_URL = "https://github.com/zalandoresearch/fashion-mnist (folder data/fashion)"
@@ -95,6 +83,16 @@ class DatasetError(ValueError):
     The message is one line and says what to do (the command to run, the file to
     fetch, the valid choices).
     """
+
+
+def encoder_input(unit, mean, std):
+    """What the encoder sees: ``(unit - mean) / std`` per channel (or feature).
+
+    The one place of this formula: training, latent extraction and
+    :meth:`Preprocessing.encoder_input` all call it. Only arithmetic, so it
+    works on numpy arrays and on traced jax arrays alike.
+    """
+    return (unit - mean) / std
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +230,7 @@ class Preprocessing:
         """
         if self.input_scheme == "unit":
             return unit
-        return (unit - self.mean) / self.std
+        return encoder_input(unit, self.mean, self.std)
 
     def to_dict(self) -> dict:
         """JSON-able dict; ``Preprocessing.from_dict(p.to_dict()) == p`` exactly

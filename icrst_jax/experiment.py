@@ -224,7 +224,7 @@ def run_experiment(
 
 def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> dict:
     from icrst_jax import data as data_lib
-    from icrst_jax.train import encode, fit, make_encode_fn
+    from icrst_jax.train import encode, fit
 
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
@@ -257,11 +257,9 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     snapshot_epochs = set(cfg.eval.at_epochs) | ({0} if cfg.eval.untrained else set())
     snapshot_epochs.discard(cfg.train.epochs)  # the final latents come from the result
     snapshots: dict[int, np.ndarray] = {}
-    encode_fns = {}
 
     def on_epoch(epoch, engine, state):
-        fn = encode_fns.setdefault("fn", make_encode_fn(engine.model))
-        snapshots[epoch] = encode(engine, state, dataset.x_test, mean=mean, std=std, fn=fn)
+        snapshots[epoch] = encode(engine, state, dataset.x_test, mean=mean, std=std)
 
     say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.runs())}; "
         f"seeds {list(cfg.seeds)}) for {cfg.train.epochs} epochs in one program")
@@ -292,7 +290,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     if result.missed_epochs:
         say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
             f"this run resumed from")
-    feats = encode(result, x=dataset.x_test, mean=mean, std=std, fn=encode_fns.get("fn"))  # (R, N, D)
+    # The engine keeps the jitted encoder of the snapshots above: no second compilation.
+    feats = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
     loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
     diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
     if any(d == faults.NON_FINITE_LATENTS for d in diverged):

@@ -31,10 +31,11 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.extend.random import threefry2x32_p
 
-from icrst_jax import ops
-from icrst_jax.config import ModelConfig
+from icrst_jax import cpu_conv
+from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
 
 CONV_ENCODER = (32, 64, 128, 256, 512)
 CONV_DECODER = (512, 256, 128, 64, 32)
@@ -68,21 +69,64 @@ def _torch_uniform(fan_in: int):
     return init
 
 
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def resolve_conv_impl(impl: str) -> str:
+    """``ModelConfig.conv_impl`` for this process: ``auto`` is ``cpu`` on a CPU backend, ``xla`` elsewhere."""
+    if impl == "auto":
+        return "cpu" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+def xla_conv2d(x, w, *, stride: int = 1, padding: int = 0) -> jax.Array:
+    """XLA's convolution with ``torch.nn.functional.conv2d``'s semantics (see
+    :func:`icrst_jax.cpu_conv.conv2d` for the layout); products accumulate in float32."""
+    cpu_conv.check_conv_args(x, w, stride=stride, padding=padding)
+    y = lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DN,
+                                 preferred_element_type=jnp.float32)
+    return y.astype(jnp.result_type(x.dtype, w.dtype))
+
+
+def xla_conv_transpose2d(x, w, *, stride: int = 1, padding: int = 0, output_padding: int = 0) -> jax.Array:
+    """XLA's convolution with ``torch.nn.functional.conv_transpose2d``'s semantics
+    (see :func:`icrst_jax.cpu_conv.conv_transpose2d`): the flipped kernel over the
+    input dilated by the stride and padded by ``k - 1 - p``."""
+    cpu_conv.check_conv_args(x, w, stride=stride, padding=padding, transpose=True, output_padding=output_padding)
+    kh, kw = w.shape[:2]
+    lo_h, lo_w = kh - 1 - padding, kw - 1 - padding
+    y = lax.conv_general_dilated(
+        x, w[::-1, ::-1], (1, 1), [(lo_h, lo_h + output_padding), (lo_w, lo_w + output_padding)],
+        lhs_dilation=(stride, stride), dimension_numbers=_DN, preferred_element_type=jnp.float32)
+    return y.astype(jnp.result_type(x.dtype, w.dtype))
+
+
+def convolution(impl: str, x, w, *, stride: int = 1, padding: int = 0, transpose: bool = False,
+                output_padding: int = 0) -> jax.Array:
+    """The convolution (or transposed convolution) of a :class:`Conv` layer by ``impl`` (``CONV_IMPLS``)."""
+    impl = resolve_conv_impl(impl)
+    if impl == "cpu":
+        if transpose:
+            return cpu_conv.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
+        return cpu_conv.conv2d(x, w, stride=stride, padding=padding)
+    if transpose:
+        return xla_conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
+    return xla_conv2d(x, w, stride=stride, padding=padding)
+
+
 class Conv(nn.Module):
     """3x3 (or kxk) convolution or transposed convolution with a bias, NHWC.
 
-    Delegates to :mod:`icrst_jax.ops`, which picks the fastest formulation for
-    the backend (XLA's own convolution on GPU/TPU; a custom-VJP form on CPU).
+    Computed by ``config.conv_impl`` (see :func:`convolution`), in ``config.dtype``.
     """
 
     features: int
+    config: ModelConfig
     kernel_size: int = 3
     stride: int = 1
     padding: int = 0
     transpose: bool = False
     output_padding: int = 0
-    dtype: jnp.dtype = jnp.float32
-    impl: str = "auto"
 
     @nn.compact
     def __call__(self, x):
@@ -93,14 +137,9 @@ class Conv(nn.Module):
         fan_in = (self.features if self.transpose else cin) * k * k
         w = self.param("kernel", _torch_uniform(fan_in), (k, k, cin, self.features), jnp.float32)
         b = self.param("bias", _torch_uniform(fan_in), (self.features,), jnp.float32)
-        x = x.astype(self.dtype)
-        w = w.astype(self.dtype)
-        if self.transpose:
-            y = ops.conv_transpose2d(
-                x, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding, impl=self.impl
-            )
-        else:
-            y = ops.conv2d(x, w, stride=self.stride, padding=self.padding, impl=self.impl)
+        dt = _dtype(self.config)
+        y = convolution(self.config.conv_impl, x.astype(dt), w.astype(dt), stride=self.stride, padding=self.padding,
+                        transpose=self.transpose, output_padding=self.output_padding)
         return y + b.astype(y.dtype)
 
 
@@ -124,8 +163,8 @@ class Dropout(nn.Module):
 
     ``nn.Dropout`` draws a float32 uniform per activation: one threefry-2x32
     hash each, of whose 64 output bits ``jax.random.bits`` keeps 32 (the two
-    words XOR-ed). On a CPU those hashes were 60 % of the narrow conv model's
-    training step (1,737 ms vs 692 ms without dropout, two steps of batch 64).
+    words XOR-ed). On a CPU those hashes dominated the narrow conv model's
+    training step (BENCHMARKS.md, "Measurements behind code choices").
     Here each hash's two 32-bit words give four 16-bit draws, so the hash runs
     once per four activations, on the same counters as ``jax.random.bits``
     (the flat index), through the same primitive (``threefry2x32_p``): the
@@ -171,19 +210,17 @@ class Block(nn.Module):
     stride: int = 1
     padding: int = 0
     transpose: bool = False
-    impl: str = "auto"
 
     @nn.compact
     def __call__(self, x, *, train: bool, mask=None):
         x = Conv(
             self.features,
+            self.config,
             stride=self.stride,
             padding=self.padding,
             transpose=self.transpose,
             # Table D1: output padding 1 on the strided transposed layers.
             output_padding=1 if (self.transpose and self.stride > 1) else 0,
-            dtype=_dtype(self.config),
-            impl=self.impl,
         )(x)
         if self.config.batch_norm:
             # Statistics in float32 even under bf16 compute; the mask keeps the
@@ -218,7 +255,6 @@ class AutoEncoder(nn.Module):
 
     config: ModelConfig
     input_shape: tuple[int, ...]
-    impl: str = "auto"
 
     def setup(self):
         cfg, dt = self.config, _dtype(self.config)
@@ -226,26 +262,26 @@ class AutoEncoder(nn.Module):
         out_ch = self.input_shape[-1]
         if cfg.name == "conv":
             self.enc = [
-                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, impl=self.impl)
+                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg)
                 for i, c in enumerate(CONV_ENCODER)
             ]
             self.dec = [
-                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True, impl=self.impl)
+                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True)
                 for i, c in enumerate(CONV_DECODER)
             ]
-            self.head = Conv(out_ch, kernel_size=1, dtype=dt, impl=self.impl)
+            self.head = Conv(out_ch, cfg, kernel_size=1)
         elif cfg.name == "conv_strided":
             self.enc = [
-                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, stride=s, padding=1, impl=self.impl)
+                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, stride=s, padding=1)
                 for i, (c, s) in enumerate(zip(STRIDED_ENCODER, STRIDED_STRIDES))
             ]
             self.dec = [
-                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, stride=s, padding=1, transpose=t, impl=self.impl)
+                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, stride=s, padding=1, transpose=t)
                 for i, ((c, t), s) in enumerate(zip(STRIDED_DECODER[:-1], STRIDED_STRIDES[:-1]))
             ]
             # The last transposed layer maps to the input channels and meets the
             # sigmoid directly (no BatchNorm / activation / dropout).
-            self.head = Conv(out_ch, stride=2, padding=1, transpose=True, output_padding=1, dtype=dt, impl=self.impl)
+            self.head = Conv(out_ch, cfg, stride=2, padding=1, transpose=True, output_padding=1)
         else:  # mlp
             self.enc = [Dense(n, dtype=dt) for n in mlp_encoder_sizes(cfg)]
             self.dec = [Dense(scaled_channels(c, w, f"decoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_DECODER)]
@@ -291,7 +327,7 @@ class AutoEncoder(nn.Module):
         return self.features(self._encode(x, False, None))
 
 
-def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "auto") -> AutoEncoder:
+def make_model(config: ModelConfig, input_shape: Sequence[int]) -> AutoEncoder:
     """Builds a Table D1 autoencoder for per-sample ``input_shape`` (no batch axis).
 
     Checks the input fits the architecture: ``conv`` needs at least 11x11
@@ -302,15 +338,15 @@ def make_model(config: ModelConfig, input_shape: Sequence[int], impl: str = "aut
         if len(input_shape) != 3:
             raise ValueError(f"model {config.name!r} needs images (H, W, C), got per-sample shape {input_shape}")
         h, wd, _ = input_shape
-        if config.name == "conv" and min(h, wd) < 11:
-            raise ValueError(
-                f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least 11x11, got {h}x{wd}"
-            )
-        if config.name == "conv_strided" and (h % 8 or wd % 8):
-            raise ValueError(f"model 'conv_strided' downsamples by 8 and needs sizes divisible by 8, got {h}x{wd}")
+        if config.name == "conv" and min(h, wd) < MIN_IMAGE_SIZE:
+            raise ValueError(f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least "
+                             f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}, got {h}x{wd}")
+        if config.name == "conv_strided" and (h % STRIDED_MULTIPLE or wd % STRIDED_MULTIPLE):
+            raise ValueError(f"model 'conv_strided' downsamples by {STRIDED_MULTIPLE} and needs sizes divisible by "
+                             f"{STRIDED_MULTIPLE}, got {h}x{wd}")
     elif len(input_shape) != 1:
         raise ValueError(f"model 'mlp' needs flat vectors (D,), got per-sample shape {input_shape}")
-    model = AutoEncoder(config, input_shape, impl)
+    model = AutoEncoder(config, input_shape)
     # Validate the width now (a clear error instead of one deep inside init).
     check_widths(config)
     return model

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-PAIRING_MODES = ("standard", "dae", "icrst", "trst")
+from icrst_jax.config import MODES
 
 
 class PairingTable(NamedTuple):
@@ -102,7 +102,7 @@ PARTNER_OF_MODE = {"standard": PARTNER_SELF, "dae": PARTNER_SELF, "icrst": PARTN
 def partner_code(mode: str) -> int:
     """The partner kind of a mode: 0 the anchor itself, 1 in-class, 2 whole set."""
     if mode not in PARTNER_OF_MODE:
-        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(PAIRING_MODES)}")
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
     return PARTNER_OF_MODE[mode]
 
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from icrst_jax.evaluation import CLASSIFIERS
+from icrst_jax.jsonable import to_jsonable
 
 MODE_ORDER: tuple[str, ...] = ("untrained", "standard", "icrst", "trst", "dae")
 MODE_LABELS = {"untrained": "Untrained", "standard": "Standard", "icrst": "ICRST", "trst": "TRST", "dae": "DAE"}
@@ -137,37 +138,6 @@ def paper_values(dataset: str, mode: str, quantity: str = "mlp") -> list[tuple[s
 # ---------------------------------------------------------------------------
 # JSON
 # ---------------------------------------------------------------------------
-
-
-def to_jsonable(obj):
-    """Convert numpy arrays/scalars, tuples, paths and dataclasses to plain JSON types.
-
-    Non-finite floats become ``None`` so that the file is strict JSON that any
-    parser reads. Mapping keys become strings.
-
-    Example:
-      >>> to_jsonable({"a": np.arange(2), 1: np.float32(0.5), "b": float("nan")})
-      {'a': [0, 1], '1': 0.5, 'b': None}
-    """
-    import dataclasses
-
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

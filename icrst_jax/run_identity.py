@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import Iterable
 
 from icrst_jax.config import StudyConfig, TrainConfig, config_paths
+from icrst_jax.jsonable import to_jsonable
 
 # Fields that say where and how the work is done, not what it computes: the
 # results do not depend on them (the training engine gives the same function of
-# the same batches for any device count and seed_batch; checkpoints only stop
+# the same batches for any device count, seed_batch and convolution
+# implementation; checkpoints only stop
 # and restart it exactly).
-NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch", "eval.n_jobs")
+NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch",
+                "train.model.conv_impl", "eval.n_jobs")
 # Fields a rerun may change and still continue the folder's training: more
 # epochs extend it, and the evaluation is redone from the latents on every run.
 RESUMABLE = ("train.epochs", "eval.")
@@ -47,11 +50,6 @@ class FolderBusy(ValueError):
     """Another process is running a study into the folder."""
 
 
-def _jsonable(fields: dict) -> dict:
-    # Tuples become lists as they do in a stored file, so stored and current compare equal.
-    return json.loads(json.dumps(fields))
-
-
 def fingerprint(cfg: StudyConfig) -> dict:
     """Every result-deciding field of a study: ``{dotted path: value}`` in field order.
 
@@ -63,7 +61,7 @@ def fingerprint(cfg: StudyConfig) -> dict:
         fields["train.batch_size"] = cfg.train.global_batch_size
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
-    return _jsonable(fields)
+    return to_jsonable(fields)  # tuples become lists, as in a stored file
 
 
 def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
@@ -73,7 +71,7 @@ def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
     study = StudyConfig(train=config)
     fields = {k: v for k, v in fingerprint(study).items() if k.startswith("train.")}
     fields["grid"] = [dataclasses.asdict(pt) for pt in points]
-    return _jsonable(fields)
+    return to_jsonable(fields)  # tuples become lists, as in a stored file
 
 
 def short_hash(fields: dict) -> str:

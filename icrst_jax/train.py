@@ -45,6 +45,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
+from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
@@ -128,6 +129,10 @@ class Engine:
     epoch_fn: Callable  # (state, data) -> (state, metrics); one run, pure
     trace_count: list  # how often the epoch was traced (compiled); see tests
     noise: bool  # whether the epoch draws input noise (a run with sigma > 0 needs it)
+    # Compiled initialisers and epochs by argument signature: a second fit()
+    # with this engine (another seed, a resumed run) reuses them instead of
+    # compiling the same program again.
+    programs: dict = dataclasses.field(default_factory=dict, repr=False)
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -172,7 +177,7 @@ def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int
 
 
 def make_engine(
-    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, impl: str = "auto", noise: bool | None = None
+    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, noise: bool | None = None
 ) -> Engine:
     """Builds the model, optimizer, mesh and the pure epoch function of a run.
 
@@ -181,13 +186,12 @@ def make_engine(
         defaults of :func:`init_state`; the epoch reads them from the state).
       sample_shape: shape of one sample, e.g. (28, 28, 1) or (30,).
       num_samples: training set size N.
-      impl: convolution implementation (see :mod:`icrst_jax.ops`).
       noise: whether the epoch draws the DAE's input noise (scaled per run by
         its traced sigma, 0 for the other modes). None: ``config.mode == "dae"``.
         A study with a dae point needs True; without one, False skips drawing
         noise that every run would multiply by 0.
     """
-    model = make_model(config.model, sample_shape, impl=impl)
+    model = make_model(config.model, sample_shape)
     mesh = make_mesh(config.num_devices)
     n_dev = mesh.devices.size
     batch = effective_batch_size(config, num_samples, n_dev)
@@ -199,7 +203,7 @@ def make_engine(
     trace_count = [0]
     # Only a ragged last batch needs masked BatchNorm statistics; without one
     # the plain statistics are the same (up to summation order) with fewer
-    # elementwise passes: 5% of a narrow conv step on a CPU.
+    # elementwise passes (BENCHMARKS.md, "Measurements behind code choices").
     ragged = steps * batch != num_samples
 
     def init_fn(key, run: RunParams) -> TrainState:
@@ -237,7 +241,7 @@ def make_engine(
         x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
         targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
         mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
-        inputs = (x - data.mean) / data.std
+        inputs = encoder_input(x, data.mean, data.std)
         if noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
             inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -256,8 +260,8 @@ def make_engine(
             # One step sees the whole set: the loss, its gradient and the
             # BatchNorm statistics do not depend on the order, and every row's
             # partner and dropout mask are drawn independently, so a shuffle
-            # would change nothing in distribution. Skipping its sort saves
-            # ~10% of an 8-seed Breast Cancer epoch (455 samples, batch 512) on a CPU.
+            # would change nothing in distribution, and its sort is a visible
+            # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
             perm = jnp.arange(num_samples, dtype=jnp.int32)
         else:
             perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
@@ -312,12 +316,17 @@ def make_train_data(engine: Engine, x, labels, *, mean=None, std=None) -> TrainD
         raise ValueError(f"labels shape {labels.shape} does not match {x.shape[0]} samples")
     if not np.all(np.isfinite(x)):
         raise ValueError("training data contains NaN or infinite values")
-    sample_shape = x.shape[1:]
-    mean = np.zeros(sample_shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
-    std = np.ones(sample_shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    mean, std = _mean_std(x, mean, std)
     table = jax.tree_util.tree_map(np.asarray, build_pairing_table(labels))
     data = TrainData(x=x, table=table, mean=mean, std=std)
     return replicate(data, engine.mesh)
+
+
+def _mean_std(x, mean, std):
+    """The encoder-input statistics as float32 numpy; None is the identity (0 and 1 per channel)."""
+    mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
+    std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    return mean, std
 
 
 def grid_points(config: TrainConfig, runs: Sequence[int | GridPoint]) -> list[GridPoint]:
@@ -341,15 +350,19 @@ def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
     replicated = NamedSharding(engine.mesh, P())
     keys = seed_keys([pt.seed for pt in points])
     runs_data = jax.tree_util.tree_map(lambda *a: np.stack(a), *[run_params(engine.config, pt) for pt in points])
+    signature = ("init", len(points))
+    if signature in engine.programs:
+        return engine.programs[signature](keys, runs_data)
     fn = jax.jit(jax.vmap(engine.init_fn), out_shardings=replicated)
     # The initialiser runs once but compiles every threefry hash of every
-    # parameter tensor unrolled: at XLA's default optimisation level that was
-    # 1.8 s (MLP) and 8.7 s (narrow conv) of LLVM time on a 2-core CPU, more
-    # than the MLP's whole training epoch program. Level 0 compiles it in
-    # 0.5 s / 1.2 s; the values differ by at most one float32 ulp (3e-8, from
+    # parameter tensor unrolled: at XLA's default optimisation level that
+    # costs more LLVM time on a CPU than the MLP's whole epoch program. Level 0
+    # compiles it several times faster (BENCHMARKS.md, "Measurements behind
+    # code choices"); the values differ by at most one float32 ulp (from
     # instruction selection), and every run of this code uses the same path.
     options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
-    return fn.lower(keys, runs_data).compile(compiler_options=options)(keys, runs_data)
+    engine.programs[signature] = fn.lower(keys, runs_data).compile(compiler_options=options)
+    return engine.programs[signature](keys, runs_data)
 
 
 def _on_cpu(engine: Engine) -> bool:
@@ -383,10 +396,18 @@ def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
     """Ahead-of-time compiles the vmapped epoch; returns (compiled, seconds).
 
     The state is donated (its buffers are reused for the next epoch's state).
+    A program this engine compiled before for arguments of the same shapes,
+    dtypes and shardings is reused (0 seconds).
     """
+    leaves = jax.tree_util.tree_leaves((state, data))
+    signature = ("epoch", jax.tree_util.tree_structure((state, data)),
+                 tuple((a.shape, a.dtype, getattr(a, "sharding", None)) for a in leaves))
+    if signature in engine.programs:
+        return engine.programs[signature], 0.0
     fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
     t0 = time.perf_counter()
     compiled = fn.lower(state, data).compile()
+    engine.programs[signature] = compiled
     return compiled, time.perf_counter() - t0
 
 
@@ -443,10 +464,10 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     metadata: dict | None = None,
     progress: bool | Callable[[str], None] = True,
-    impl: str = "auto",
     stop_after_epoch: int | None = None,
     at_epochs: Sequence[int] = (),
     on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
+    engine: Engine | None = None,
 ) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
@@ -481,6 +502,10 @@ def fit(
         buffers; e.g. to encode held-out latents along training without
         retraining. The state at epoch E is the state a run of E epochs ends
         with.
+      engine: the engine of an earlier :func:`fit` (``result.engine``) to
+        reuse its compiled programs; ``config`` may differ from the engine's
+        only in what is not part of the program (mode, p, epochs,
+        checkpoint_every, seed).
 
     Raises:
       icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
@@ -496,7 +521,7 @@ def fit(
       ...                   model=ModelConfig(name="conv", width=0.25))
       >>> result = fit(cfg, ds.x_train, ds.y_train, seeds=[0, 1, 2],
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
-      >>> latents = encode(result, ds.x_test, ...)   # (3, N_test, 128)
+      >>> latents = encode(result.engine, result.state, ds.x_test, ...)   # (3, N_test, 128)
     """
     if points is not None and seeds is not None:
         raise ValueError("give seeds or grid points, not both")
@@ -511,7 +536,10 @@ def fit(
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
     noise = any(pt.mode == "dae" for pt in points)
-    engine = make_engine(config, x.shape[1:], x.shape[0], impl=impl, noise=noise)
+    if engine is None:
+        engine = make_engine(config, x.shape[1:], x.shape[0], noise=noise)
+    else:
+        _check_reuse(engine, config, x.shape, noise)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
     state = init_state(engine, points)
     at_epochs = sorted({int(e) for e in at_epochs}) if on_epoch is not None else []
@@ -574,6 +602,23 @@ def fit(
         state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
         resumed_from=resumed_from, points=points, earlier_history=earlier, missed_epochs=missed,
     )
+
+
+# TrainConfig fields that do not enter the compiled programs.
+_RUN_ONLY_FIELDS = ("mode", "p", "epochs", "checkpoint_every", "seed")
+
+
+def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> None:
+    """Refuses an engine whose programs are not this run's."""
+    same = engine.config.replace(**{f: getattr(config, f) for f in _RUN_ONLY_FIELDS})
+    if same != config:
+        diff = [f.name for f in dataclasses.fields(config) if getattr(same, f.name) != getattr(config, f.name)]
+        raise ValueError(f"the engine was built for another config (differs in {', '.join(diff)})")
+    if engine.num_samples != x_shape[0] or tuple(engine.model.input_shape) != tuple(x_shape[1:]):
+        raise ValueError(f"the engine was built for {engine.num_samples} samples of shape "
+                         f"{tuple(engine.model.input_shape)}, got {x_shape[0]} of shape {tuple(x_shape[1:])}")
+    if noise and not engine.noise:
+        raise ValueError("a dae run needs an engine that draws input noise: make_engine(..., noise=True)")
 
 
 def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
@@ -668,8 +713,7 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
     back: complete on every process, also in a multi-process run."""
     x = np.asarray(x, np.float32)
     n = x.shape[0]
-    mean = np.zeros(x.shape[-1:], np.float32) if mean is None else np.asarray(mean, np.float32)
-    std = np.ones(x.shape[-1:], np.float32) if std is None else np.asarray(std, np.float32)
+    mean, std = _mean_std(x, mean, std)
     n_dev = engine.mesh.devices.size
     batch_size = int(math.ceil(min(batch_size, n) / n_dev) * n_dev)
     sharding = NamedSharding(engine.mesh, P(DATA_AXIS))
@@ -679,7 +723,7 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
         real = chunk.shape[0]
         if real < batch_size:
             chunk = np.concatenate([chunk, np.zeros((batch_size - real, *x.shape[1:]), np.float32)])
-        host = (chunk - mean) / std
+        host = encoder_input(chunk, mean, std)
         # Every process holds all of x; each fills only its own devices' rows.
         inputs = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
         outs.append(to_host(fn(state.params, state.batch_stats, inputs))[:, :real])
@@ -688,30 +732,25 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
     return np.concatenate(outs, axis=1)
 
 
-def encode(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024, progress=None, fn=None) -> np.ndarray:
-    """Latent features of ``x`` for every seed: numpy (K, N, D) float32, complete on every process.
+def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024,
+           progress=None) -> np.ndarray:
+    """Latent features of ``x`` for every run of ``state``: numpy (R, N, D)
+    float32, complete on every process.
 
-    Accepts a :class:`FitResult` (``encode(result, x=..., mean=..., std=...)``)
-    or an engine and a state. ``fn``: a ``make_encode_fn(engine.model)`` to
-    reuse, so that repeated calls (latents at several epochs) compile once.
+    ``engine, state`` are a fit's (``result.engine, result.state``) or those of
+    any epoch in between (``fit(..., on_epoch=...)``); ``mean, std`` as in
+    :func:`fit`. The jitted encoder is kept in the engine, so repeated calls
+    (latents at several epochs) compile once.
     """
-    engine, state = _engine_state(result_or_engine, state)
-    fn = make_encode_fn(engine.model) if fn is None else fn
+    if "encode" not in engine.programs:
+        engine.programs["encode"] = make_encode_fn(engine.model)
+    fn = engine.programs["encode"]
     return _batched_apply(fn, engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
-def reconstruct(result_or_engine, state: TrainState | None = None, x=None, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
-    """Inference-mode reconstructions of ``x`` for every seed: numpy (K, N, ...)."""
-    engine, state = _engine_state(result_or_engine, state)
+def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
+    """Inference-mode reconstructions of ``x`` for every run of ``state``: numpy (R, N, ...)."""
     return _batched_apply(make_reconstruct_fn(engine.model), engine, state, x, mean, std, batch_size)
-
-
-def _engine_state(result_or_engine, state):
-    if isinstance(result_or_engine, FitResult):
-        return result_or_engine.engine, (state if state is not None else result_or_engine.state)
-    if state is None:
-        raise ValueError("pass a FitResult, or an Engine and a TrainState")
-    return result_or_engine, state
 
 
 def select_seed(state: TrainState, i: int) -> TrainState:

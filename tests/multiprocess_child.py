@@ -64,7 +64,7 @@ def outputs(result, x_encode, mean, std) -> dict:
         if result.history
         else np.zeros((len(result.seeds), 0))
     )
-    out = {"step_loss": step_loss, "latents": encode(result, x=x_encode, mean=mean, std=std)}
+    out = {"step_loss": step_loss, "latents": encode(result.engine, result.state, x_encode, mean=mean, std=std)}
     for name in ("params", "batch_stats"):
         leaves = jax.tree_util.tree_leaves(to_host(getattr(result.state, name)))
         out.update({f"{name}_{i}": leaf for i, leaf in enumerate(leaves)})

@@ -87,7 +87,6 @@ def quick(tmp_path_factory):
     return proc, out
 
 
-@pytest.mark.slow
 def test_quick_suite_exits_zero_and_prints_tables(quick):
     proc, out = quick
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-6000:]}"
@@ -97,7 +96,6 @@ def test_quick_suite_exits_zero_and_prints_tables(quick):
     assert "[" in proc.stderr  # progress lines go to stderr
 
 
-@pytest.mark.slow
 def test_quick_json_is_well_formed(quick):
     _, out = quick
     data = strict_load(out)
@@ -113,7 +111,6 @@ def test_quick_json_is_well_formed(quick):
         assert is_number(bench["seconds"])
 
 
-@pytest.mark.slow
 def test_quick_numeric_fields(quick):
     _, out = quick
     b = strict_load(out)["benchmarks"]
@@ -191,14 +188,19 @@ def test_quick_numeric_fields(quick):
     assert s["same_final_losses"], s["mismatched_points"]  # each point of the study equals its own run
 
 
-def test_missing_torch_is_recorded_as_skipped(tmp_path):
-    """With torch unimportable the comparisons say so and the suite still exits 0."""
-    shadow = tmp_path / "shadow"
-    (shadow / "torch").mkdir(parents=True)
-    (shadow / "torch" / "__init__.py").write_text('raise ImportError("torch hidden by test_benchmarks")\n')
-    env = child_env(PYTHONPATH=os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])))
-    out = tmp_path / "no_torch.json"
-    proc = run_suite(out, "--only", "breast_cancer_e2e", env=env)
+def test_missing_torch_is_recorded_as_skipped(quick, tmp_path):
+    """With torch unimportable the comparisons say so and the suite still exits 0.
+
+    Where torch is not installed (CI) the quick suite above already ran without
+    it; elsewhere the e2e benchmark runs again with torch hidden."""
+    proc, out = quick
+    if strict_load(out)["meta"]["torch"] != "not installed":
+        shadow = tmp_path / "shadow"
+        (shadow / "torch").mkdir(parents=True)
+        (shadow / "torch" / "__init__.py").write_text('raise ImportError("torch hidden by test_benchmarks")\n')
+        env = child_env(PYTHONPATH=os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")])))
+        out = tmp_path / "no_torch.json"
+        proc = run_suite(out, "--only", "breast_cancer_e2e", env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     data = strict_load(out)
     assert data["meta"]["torch"] == "not installed"

@@ -94,8 +94,8 @@ def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
                progress=False, at_epochs=(0, 2, 5), on_epoch=on_epoch)
     assert sorted(seen) == [0, 2, 5]
     short = fit(TRAIN.replace(epochs=2), ds.x_train, ds.y_train, points=points, mean=mean, std=std, progress=False)
-    np.testing.assert_array_equal(seen[2], encode(short, x=ds.x_test, mean=mean, std=std))
-    np.testing.assert_array_equal(seen[5], encode(long, x=ds.x_test, mean=mean, std=std))
+    np.testing.assert_array_equal(seen[2], encode(short.engine, short.state, ds.x_test, mean=mean, std=std))
+    np.testing.assert_array_equal(seen[5], encode(long.engine, long.state, ds.x_test, mean=mean, std=std))
     # Epoch 0: the initial parameters depend on the seed only, not on the mode.
     np.testing.assert_array_equal(seen[0][0], seen[0][2])
     assert not np.array_equal(seen[0][0], seen[0][1])
@@ -114,4 +114,4 @@ def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_pa
                   on_epoch=lambda e, engine, state: seen.setdefault(e, encode(engine, state, ds.x_test, mean=mean, std=std)))
     assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
     whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False)
-    np.testing.assert_array_equal(seen[2], encode(whole, x=ds.x_test, mean=mean, std=std))
+    np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))

@@ -67,9 +67,24 @@ def test_pairing_rejects_bad_arguments():
         HostPairing(_labels(), "icrst", p=1.5)
 
 
-def test_host_pairs_per_second_is_positive():
-    assert host_pairs_per_second(_labels(), "icrst", p=0.5, n=200) > 0
-    assert host_pairs_per_second(_labels(), "trst", p=0.5, n=200) > 0
+def test_host_pairs_per_second_times_n_pairs_over_shuffled_anchors(monkeypatch):
+    """n calls of ``pair`` between two clock readings, anchors in a shuffled
+    order that cycles past the data-set size; the rate is n / elapsed."""
+    import benchmarks.host_pairing as hp
+
+    anchors = []
+    real_pair = HostPairing.pair
+    monkeypatch.setattr(HostPairing, "pair", lambda self, i: anchors.append(i) or real_pair(self, i))
+    clock = iter([10.0, 10.5])  # the start and the end readings only
+    monkeypatch.setattr(hp.time, "perf_counter", lambda: next(clock))
+    labels = _labels()
+    rate = host_pairs_per_second(labels, "icrst", p=0.5, n=900)
+    assert rate == pytest.approx(900 / 0.5)
+    assert len(anchors) == 900
+    assert sorted(anchors[:600]) == list(range(600)) and anchors[600:] == anchors[:300]
+    assert anchors[:600] != list(range(600))  # shuffled, as a DataLoader hands them out
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        host_pairs_per_second(labels, "trst", n=0)
 
 
 # ---------------------------------------------------------------- torch models

@@ -66,15 +66,36 @@ def test_loss_decreases_and_history(cancer):
     assert all(h["samples_per_s"] > 0 for h in result.history)
 
 
-def test_progress_lines(cancer):
+def test_progress_lines(cancer, capsys):
     x, y = cancer
     lines = []
-    fit(mlp_config(epochs=2, num_devices=1), x, y, progress=lines.append)
+    first = fit(mlp_config(epochs=2, num_devices=1), x, y, progress=lines.append)
     assert any("compiled" in l for l in lines)
     assert sum("samples/s" in l for l in lines) == 2
-    quiet = []
-    fit(mlp_config(epochs=1, num_devices=1), x, y, progress=False)
-    assert quiet == []
+    capsys.readouterr()
+    # True prints the lines to stderr; False prints nothing at all.
+    fit(mlp_config(epochs=1, num_devices=1), x, y, progress=True, engine=first.engine)
+    printed = capsys.readouterr()
+    assert "samples/s" in printed.err and printed.out == ""
+    fit(mlp_config(epochs=1, num_devices=1), x, y, progress=False, engine=first.engine)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_engine_reuse_compiles_nothing_new(cancer):
+    """fit(engine=...) runs other seeds, modes and epoch counts with the
+    programs compiled before, and refuses an engine built for another program."""
+    x, y = cancer
+    cfg = mlp_config(epochs=1, num_devices=1)
+    first = fit(cfg, x, y, seeds=[0], progress=False)
+    again = fit(cfg.replace(mode="trst", p=1.0, epochs=2, seed=5), x, y, progress=False, engine=first.engine)
+    assert again.engine is first.engine and first.engine.trace_count == [1] and again.compile_seconds == 0.0
+    assert len(again.history) == 2 and again.seeds == [5]
+    with pytest.raises(ValueError, match="another config .*batch_size"):
+        fit(cfg.replace(batch_size=32), x, y, progress=False, engine=first.engine)
+    with pytest.raises(ValueError, match="569 samples of shape"):
+        fit(cfg, x[:100], y[:100], progress=False, engine=first.engine)
+    with pytest.raises(ValueError, match="noise=True"):
+        fit(cfg.replace(mode="dae"), x, y, progress=False, engine=first.engine)
 
 
 def step_losses(result):
@@ -97,19 +118,31 @@ def assert_same_training(a, b, params_atol):
     leaves_close(a.state.batch_stats, b.state.batch_stats, rtol=1e-2, atol=params_atol)
 
 
+@pytest.fixture(scope="module")
+def conv_runs():
+    """The narrow conv (dropout on) with seeds 0 and 1 vmapped (``seed_batch=2``;
+    on a CPU the default would loop over them) on 1 and on 4 devices, and
+    seed 1 alone: three programs, each compiled once for the tests below."""
+    x, y = tiny_images()
+    cfg = tiny_conv_config(seed_batch=2)
+    one = fit(cfg.replace(num_devices=1), x, y, seeds=[0, 1], progress=False)
+    four = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
+    alone = fit(cfg.replace(num_devices=1), x, y, seeds=[1], progress=False)
+    return cfg, one, four, alone
+
+
 @pytest.mark.parametrize("make", ["mlp", "conv"])
-def test_one_vs_four_devices_same_result(cancer, make):
+def test_one_vs_four_devices_same_result(cancer, conv_runs, make):
     """The same global batch on 1 and on 4 (fake CPU) devices: same training."""
     assert jax.device_count() == 4
     if make == "mlp":
         x, y = cancer
         cfg = mlp_config(epochs=2)
+        r1 = fit(cfg.replace(num_devices=1), x, y, seeds=[0, 1], progress=False)
+        r4 = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
     else:
-        x, y = tiny_images()
-        cfg = tiny_conv_config()
-    r1 = fit(cfg.replace(num_devices=1), x, y, seeds=[0, 1], progress=False)
-    r4 = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
-    assert r4.engine.mesh.devices.size == 4
+        cfg, r1, r4, _ = conv_runs
+    assert r1.engine.mesh.devices.size == 1 and r4.engine.mesh.devices.size == 4
     n_steps = step_losses(r1).shape[1]
     assert_same_training(r1, r4, params_atol=cfg.learning_rate * n_steps)
 
@@ -125,12 +158,21 @@ def test_four_devices_really_split_the_batch(cancer):
     assert "all-reduce" in hlo or "reduce-scatter" in hlo
 
 
-def test_vmapped_seeds_equal_separate_runs(cancer):
+@pytest.fixture(scope="module")
+def mlp_three_seeds(cancer):
+    """Seeds 3, 7 and 11 of the MLP vmapped in one program (one device)."""
     x, y = cancer
     cfg = mlp_config(epochs=2, num_devices=1)
-    together = fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+    return cfg, fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+
+
+def test_vmapped_seeds_equal_separate_runs(cancer, mlp_three_seeds):
+    x, y = cancer
+    cfg, together = mlp_three_seeds
+    engine = None  # the three separate runs share one compiled program
     for i, s in enumerate([3, 7, 11]):
-        alone = fit(cfg, x, y, seeds=[s], progress=False)
+        alone = fit(cfg, x, y, seeds=[s], progress=False, engine=engine)
+        engine = alone.engine
         one = jax.tree_util.tree_map(lambda a: a[i : i + 1], together.state.params)
         leaves_close(one, alone.state.params, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(step_losses(together)[i], step_losses(alone)[0], rtol=1e-5)
@@ -139,12 +181,11 @@ def test_vmapped_seeds_equal_separate_runs(cancer):
     assert not np.allclose(p[0], p[1])
 
 
-def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer):
+def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer, mlp_three_seeds):
     """seed_batch=2 over 3 seeds (a chunk of 2, then a remainder of 1) is the
     same function as vmapping all 3, run as a loop inside the program."""
     x, y = cancer
-    cfg = mlp_config(epochs=2, num_devices=1)
-    together = fit(cfg, x, y, seeds=[3, 7, 11], progress=False)
+    cfg, together = mlp_three_seeds
     chunked = fit(cfg.replace(seed_batch=2), x, y, seeds=[3, 7, 11], progress=False)
     leaves_close(chunked.state.params, together.state.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(step_losses(chunked), step_losses(together), rtol=1e-5)
@@ -173,16 +214,13 @@ def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer):
         cfg.replace(seed_batch=0)
 
 
-def test_vmapped_conv_seeds_equal_separate_runs():
-    x, y = tiny_images()
-    # seed_batch=2: both seeds vmapped (on a CPU the default would loop over them).
-    cfg = tiny_conv_config(num_devices=1, epochs=1, seed_batch=2)
-    together = fit(cfg, x, y, seeds=[0, 1], progress=False)
-    alone = fit(cfg, x, y, seeds=[1], progress=False)
+def test_vmapped_conv_seeds_equal_separate_runs(conv_runs):
+    cfg, together, _, alone = conv_runs
     pick = lambda tree: jax.tree_util.tree_map(lambda a: a[1:2], tree)  # noqa: E731
+    n_steps = step_losses(alone).shape[1]
     np.testing.assert_allclose(step_losses(together)[1:2], step_losses(alone), rtol=2e-4)
     np.testing.assert_allclose(step_losses(together)[1, 0], step_losses(alone)[0, 0], rtol=2e-6)
-    leaves_close(pick(together.state.params), alone.state.params, rtol=0, atol=cfg.learning_rate * 3)
+    leaves_close(pick(together.state.params), alone.state.params, rtol=0, atol=cfg.learning_rate * n_steps)
     # Seed 0 trained differently: the comparison above has the power to tell seeds apart.
     assert not np.allclose(step_losses(together)[0], step_losses(alone)[0], rtol=1e-3)
 
@@ -191,17 +229,18 @@ def test_checkpoint_resume_equals_uninterrupted(cancer, tmp_path):
     x, y = cancer
     cfg = mlp_config(epochs=4, num_devices=1, checkpoint_every=2)
     full = fit(cfg, x, y, seeds=[0, 1], progress=False)
-    # An interrupted run: stops after epoch 2 (checkpointed), then resumes.
+    # An interrupted run: stops after epoch 2 (checkpointed), then resumes
+    # (with the same compiled programs: only the checkpoint carries the state).
     ck = tmp_path / "ckpt"
-    part = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False, stop_after_epoch=2)
+    part = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False, stop_after_epoch=2, engine=full.engine)
     assert len(part.history) == 2
-    resumed = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False)
+    resumed = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False, engine=full.engine)
     assert resumed.resumed_from == 2
     assert [h["epoch"] for h in resumed.history] == [3, 4]
     leaves_close(full.state.params, resumed.state.params, rtol=0, atol=0)
     leaves_close(full.state.opt_state, resumed.state.opt_state, rtol=0, atol=0)
     # A finished run resumes to the end with nothing left to do.
-    again = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False)
+    again = fit(cfg, x, y, seeds=[0, 1], checkpoint_dir=ck, progress=False, engine=full.engine)
     assert again.resumed_from == 4 and again.history == []
 
 
@@ -229,24 +268,39 @@ def test_ragged_last_batch_is_used_not_dropped():
 
     # The inference-mode reconstruction of the initial model (no BN, no
     # dropout in the MLP) gives the exact per-sample losses.
-    recon = reconstruct(result, x=x)[0]
+    recon = reconstruct(result.engine, result.state, x)[0]
     expected = np.mean((recon - x) ** 2)
     np.testing.assert_allclose(result.final_loss[0], expected, rtol=1e-4)
 
 
-def test_dae_and_trst_modes_train(cancer):
+def test_each_mode_trains_towards_its_target(cancer):
+    """What each mode's loss can reach tells its targets apart (paper eq. 8).
+
+    With p=1, TRST's target is a random sample of the whole set and ICRST's a
+    random sample of the anchor's class, so no model can bring their losses
+    below the data's total variance and within-class variance; standard
+    training gets well below both; DAE's noisy inputs reconstruct worse than
+    clean ones. A mode that pairs the wrong partner, or ignores its noise, fails.
+    """
     x, y = cancer
-    for mode in ["dae", "trst"]:
-        r = fit(mlp_config(mode=mode, epochs=2, num_devices=1), x, y, progress=False)
-        assert np.all(np.isfinite(r.final_loss))
+    points = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 0), GridPoint("trst", 1.0, 0),
+              GridPoint("dae", 0.0, 0)]
+    r = fit(mlp_config(epochs=30, num_devices=1, learning_rate=3e-3), x, y, points=points, progress=False)
+    standard, icrst, trst, dae = np.asarray(r.final_loss)
+    total_var = np.mean(x.var(0))
+    within_var = sum(np.mean(x[y == c].var(0)) * np.mean(y == c) for c in (0, 1))
+    assert trst > 0.9 * total_var
+    assert 0.9 * within_var < icrst < 0.9 * total_var
+    assert standard < 0.5 * within_var
+    assert standard < dae
 
 
 def test_encode_shapes_and_determinism(cancer):
     x, y = cancer
     r = fit(mlp_config(epochs=1, num_devices=1), x, y, seeds=[0, 1], progress=False)
-    f = encode(r, x=x[:100], batch_size=32)
+    f = encode(r.engine, r.state, x[:100], batch_size=32)
     assert f.shape == (2, 100, 8) and f.dtype == np.float32
-    np.testing.assert_allclose(f, encode(r, x=x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f, encode(r.engine, r.state, x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
 
 
 # A study's grid: every mode, two p values for the p-dependent modes, two seeds.

@@ -1,4 +1,5 @@
-"""Tests of icrst_jax.ops: conv2d / conv_transpose2d, every impl, values and gradients.
+"""The convolutions of every ``ModelConfig.conv_impl`` (the CPU path of icrst_jax.cpu_conv
+and XLA's), values and gradients.
 
 References are independent of the code under test: numpy float64 loops over
 the kernel taps (the definition of a correlation, and the scatter-add
@@ -7,18 +8,17 @@ definition of a transposed convolution), with hand-derived gradients.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from icrst_jax import ops
+from icrst_jax import cpu_conv
+from icrst_jax.config import CONV_IMPLS, ModelConfig
+from icrst_jax.models import convolution, resolve_conv_impl
 
-IMPLS = ("xla", "padded", "fast")
+IMPLS = ("xla", "cpu")
 # Max error relative to the largest output, against float64. Direct float32
 # sums land near 3e-7 on these sizes; Winograd F(4x4, 3x3) near 2e-6.
 TOL = 5e-6
@@ -128,9 +128,9 @@ CONVT_CASES = [
 
 
 def _impl_cases(cases):
-    """The fast path on every case; the XLA references (not under test here,
-    but their padding/dilation set-up is) on every other one, for time."""
-    return [(impl, *c) for i, c in enumerate(cases) for impl in IMPLS if impl == "fast" or i % 2 == 0]
+    """The CPU path on every case; the XLA reference (its padding/dilation
+    set-up is under test too) on every other one, for time."""
+    return [(impl, *c) for i, c in enumerate(cases) for impl in IMPLS if impl == "cpu" or i % 2 == 0]
 
 
 @pytest.mark.parametrize("impl,xs,ks,s,p", _impl_cases(CONV_CASES))
@@ -139,7 +139,7 @@ def test_conv2d_matches_numpy(impl, xs, ks, s, p):
     w = _rand(1, (ks[0], ks[1], xs[3], ks[2]))
     y_ref, vjp = np_conv2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p)
     ct = _rand(2, y_ref.shape)
-    y, dx, dw = _value_and_grads(lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl=impl), x, w, ct)
+    y, dx, dw = _value_and_grads(lambda a, b: convolution(impl, a, b, stride=s, padding=p), x, w, ct)
     dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
     assert y.shape == y_ref.shape and y.dtype == jnp.float32
     assert _rel(y, y_ref) < TOL
@@ -155,7 +155,7 @@ def test_conv_transpose2d_matches_scatter_definition(impl, xs, ks, s, p, op):
     assert y_ref.shape[1] == (xs[1] - 1) * s - 2 * p + ks[0] + op  # torch's size formula
     ct = _rand(5, y_ref.shape)
     y, dx, dw = _value_and_grads(
-        lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl=impl), x, w, ct
+        lambda a, b: convolution(impl, a, b, transpose=True, stride=s, padding=p, output_padding=op), x, w, ct
     )
     dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
     assert y.shape == y_ref.shape
@@ -182,18 +182,18 @@ FORMULATION_CASES = [
 @pytest.mark.parametrize(
     "force,kind,xs,ks,s,p,op", FORMULATION_CASES, ids=[f"{c[0]['fwd']}-{c[0]['wgrad']}-{c[1]}{i}" for i, c in enumerate(FORMULATION_CASES)]
 )
-def test_fast_formulations_match_numpy(monkeypatch, force, kind, xs, ks, s, p, op):
+def test_cpu_formulations_match_numpy(monkeypatch, force, kind, xs, ks, s, p, op):
     for k, v in force.items():
-        monkeypatch.setitem(ops._FORCE, k, v)
+        monkeypatch.setitem(cpu_conv._FORCE, k, v)
     x = _rand(30, xs)
     w = _rand(31, (ks[0], ks[1], xs[3], ks[2]))
     xd, wd = np.asarray(x, np.float64), np.asarray(w, np.float64)
     if kind == "conv":
         y_ref, vjp = np_conv2d(xd, wd, s, p)
-        f = lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl="fast")  # noqa: E731
+        f = lambda a, b: convolution("cpu", a, b, stride=s, padding=p)  # noqa: E731
     else:
         y_ref, vjp = np_conv_transpose2d(xd, wd, s, p, op)
-        f = lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl="fast")  # noqa: E731
+        f = lambda a, b: convolution("cpu", a, b, transpose=True, stride=s, padding=p, output_padding=op)  # noqa: E731
     ct = _rand(32, y_ref.shape)
     got = _value_and_grads(f, x, w, ct)
     for a, b in zip(got, (y_ref, *vjp(np.asarray(ct, np.float64)))):
@@ -204,12 +204,12 @@ def test_fast_formulations_match_numpy(monkeypatch, force, kind, xs, ks, s, p, o
 @pytest.mark.parametrize("xs,ks,s,p", [((2, 9, 8, 4), (3, 3, 5), 2, 1), ((1, 10, 7, 3), (3, 3, 6), 2, 0), ((1, 11, 11, 2), (3, 3, 3), 3, 1)])
 def test_strided_phase_decomposition_matches_numpy(monkeypatch, xs, ks, s, p):
     """Strided convolutions with many input channels are split into stride phases (forced here)."""
-    monkeypatch.setattr(ops, "_STRIDED_PHASES_MIN_CIN", 1)
+    monkeypatch.setattr(cpu_conv, "_STRIDED_PHASES_MIN_CIN", 1)
     x = _rand(36, xs)
     w = _rand(37, (ks[0], ks[1], xs[3], ks[2]))
     y_ref, vjp = np_conv2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p)
     ct = _rand(38, y_ref.shape)
-    got = _value_and_grads(lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl="fast"), x, w, ct)
+    got = _value_and_grads(lambda a, b: convolution("cpu", a, b, stride=s, padding=p), x, w, ct)
     for a, b in zip(got, (y_ref, *vjp(np.asarray(ct, np.float64)))):
         assert a.shape == b.shape
         assert _rel(a, b) < TOL
@@ -220,12 +220,12 @@ def test_batch_chunking_matches_unchunked(monkeypatch):
     x = _rand(33, (6, 10, 9, 5))
     w = _rand(34, (3, 3, 5, 4))
     ct = _rand(35, (6, 8, 7, 4))
-    f = lambda a, b: ops.conv2d(a, b, impl="fast")  # noqa: E731
+    f = lambda a, b: convolution("cpu", a, b)  # noqa: E731
     ref = _value_and_grads(f, x, w, ct)
-    monkeypatch.setattr(ops, "_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(cpu_conv, "_CHUNK_BYTES", 1)  # one sample per chunk
     for force in ({}, {"fwd": "im2col", "wgrad": "im2col"}):
         for k, v in force.items():
-            monkeypatch.setitem(ops._FORCE, k, v)
+            monkeypatch.setitem(cpu_conv._FORCE, k, v)
         got = _value_and_grads(lambda a, b: f(a, b), x, w, ct)
         for a, b in zip(got, ref):
             assert _rel(a, b) < 1e-5
@@ -260,42 +260,59 @@ MODEL_LAYERS = [
 
 
 @pytest.mark.parametrize("kind,xs,co,s,p,op", MODEL_LAYERS)
-def test_fast_matches_xla_on_model_shapes(kind, xs, co, s, p, op):
+def test_cpu_matches_xla_on_model_shapes(kind, xs, co, s, p, op):
     x = _rand(6, xs)
     w = _rand(7, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])
     if kind == "conv":
-        f = lambda impl: lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl=impl)  # noqa: E731
+        f = lambda impl: lambda a, b: convolution(impl, a, b, stride=s, padding=p)  # noqa: E731
     else:
-        f = lambda impl: lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl=impl)  # noqa: E731
+        f = lambda impl: lambda a, b: convolution(impl, a, b, transpose=True, stride=s, padding=p, output_padding=op)  # noqa: E731
     y0 = f("xla")(x, w)
     ct = _rand(8, y0.shape)
     ref = _value_and_grads(f("xla"), x, w, ct)
-    got = _value_and_grads(f("fast"), x, w, ct)
+    got = _value_and_grads(f("cpu"), x, w, ct)
     for a, b in zip(got, ref):
         assert a.shape == b.shape
         assert _rel(a, b) < 1e-5
 
 
-def test_auto_is_fast_on_cpu_and_names_are_checked():
+def test_auto_is_cpu_on_a_cpu_and_names_are_checked():
     assert jax.default_backend() == "cpu"
-    assert ops.resolve_impl("auto") == "fast"
-    assert ops.resolve_impl("xla") == "xla"
-    with pytest.raises(ValueError, match="unknown conv impl"):
-        ops.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), impl="cudnn")
-    with pytest.raises(ValueError, match="output_padding"):
-        ops.conv_transpose2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=1, output_padding=1)
-    with pytest.raises(ValueError, match="wants x"):
-        ops.conv2d(jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 1, 1)))
+    assert CONV_IMPLS == ("auto", "xla", "cpu")
+    assert resolve_conv_impl("auto") == "cpu"
+    assert resolve_conv_impl("xla") == "xla"
+    with pytest.raises(ValueError, match="unknown conv_impl 'cudnn'; known: auto, xla, cpu"):
+        ModelConfig(conv_impl="cudnn")
+    for impl in IMPLS:
+        with pytest.raises(ValueError, match="output_padding"):
+            convolution(impl, jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), transpose=True, output_padding=1)
+        with pytest.raises(ValueError, match="conv2d wants x"):
+            convolution(impl, jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 1, 1)))
+
+
+def test_model_reads_its_conv_impl():
+    """``ModelConfig.conv_impl`` alone picks the implementation: the CPU path's
+    custom VJP is in the model's program only where it asks for it."""
+    from icrst_jax.models import make_model
+
+    x = jnp.ones((2, 12, 12, 1))
+
+    def has_custom_vjp(impl):
+        model = make_model(ModelConfig(name="conv", width=1 / 32, conv_impl=impl), (12, 12, 1))
+        variables = model.init({"params": jax.random.key(0)}, x, train=False)
+        return "custom_vjp" in str(jax.make_jaxpr(lambda v: model.apply(v, x, train=False))(variables))
+
+    assert has_custom_vjp("cpu") and has_custom_vjp("auto") and not has_custom_vjp("xla")
 
 
 def _stack(impl):
     """A small conv encoder/decoder (both stride-1 forms and a strided pair) as one loss."""
 
     def loss(ws, x):
-        h = jax.nn.leaky_relu(ops.conv2d(x, ws[0], impl=impl))
-        h = jax.nn.leaky_relu(ops.conv2d(h, ws[1], stride=2, padding=1, impl=impl))
-        h = jax.nn.leaky_relu(ops.conv_transpose2d(h, ws[2], stride=2, padding=1, output_padding=1, impl=impl))
-        h = ops.conv_transpose2d(h, ws[3], impl=impl)
+        h = jax.nn.leaky_relu(convolution(impl, x, ws[0]))
+        h = jax.nn.leaky_relu(convolution(impl, h, ws[1], stride=2, padding=1))
+        h = jax.nn.leaky_relu(convolution(impl, h, ws[2], transpose=True, stride=2, padding=1, output_padding=1))
+        h = convolution(impl, h, ws[3], transpose=True)
         return jnp.mean((h - x) ** 2)
 
     return loss
@@ -311,8 +328,8 @@ def test_vmap_over_seed_axis_equals_loop():
     seeds = 3
     ws = [jnp.stack(z) for z in zip(*[_stack_params(k) for k in range(seeds)])]
     xs = _rand(9, (seeds, 4, 10, 10, 2))
-    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("fast"))))(ws, xs)
-    one_fast = jax.jit(jax.value_and_grad(_stack("fast")))
+    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("cpu"))))(ws, xs)
+    one_fast = jax.jit(jax.value_and_grad(_stack("cpu")))
     one_xla = jax.jit(jax.value_and_grad(_stack("xla")))
     for k in range(seeds):
         wk = [w[k] for w in ws]
@@ -329,7 +346,7 @@ def test_vmap_over_seed_axis_equals_loop():
 def test_jit_equals_eager():
     x = _rand(10, (2, 8, 7, 4))
     w = _rand(11, (3, 3, 4, 5))
-    f = jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(ops.conv2d(a, b, impl="fast"))), (0, 1))
+    f = jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(convolution("cpu", a, b))), (0, 1))
     l0, g0 = f(x, w)
     l1, g1 = jax.jit(f)(x, w)
     assert _rel(l1, l0) < 1e-6
@@ -348,9 +365,9 @@ def test_bfloat16_runs_and_is_close(kind, xs, co, s, p, op):
     x = _rand(20, xs).astype(bf)
     w = (_rand(21, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])).astype(bf)
     if kind == "conv":
-        f = lambda a, b: ops.conv2d(a, b, stride=s, padding=p, impl="fast")  # noqa: E731
+        f = lambda a, b: convolution("cpu", a, b, stride=s, padding=p)  # noqa: E731
     else:
-        f = lambda a, b: ops.conv_transpose2d(a, b, stride=s, padding=p, output_padding=op, impl="fast")  # noqa: E731
+        f = lambda a, b: convolution("cpu", a, b, transpose=True, stride=s, padding=p, output_padding=op)  # noqa: E731
     ct = _rand(22, jax.eval_shape(f, x, w).shape).astype(bf)
     got = _value_and_grads(f, x, w, ct)
     assert all(t.dtype == bf for t in got)
@@ -366,7 +383,7 @@ def test_sharded_data_parallel_jit_matches_single_device():
     mesh = Mesh(np.array(devices), ("data",))
     ws = _stack_params(3)
     x = _rand(12, (8, 10, 10, 2))
-    f = jax.value_and_grad(_stack("fast"))
+    f = jax.value_and_grad(_stack("cpu"))
     ref_l, ref_g = jax.jit(f)(ws, x)
     xs = jax.device_put(x, NamedSharding(mesh, P("data")))
     wr = jax.device_put(ws, NamedSharding(mesh, P()))
@@ -376,11 +393,5 @@ def test_sharded_data_parallel_jit_matches_single_device():
     for a, b in zip(g, ref_g):
         assert _rel(a, b) < 1e-5
     # The forward keeps the batch sharding.
-    y = jax.jit(lambda a, b: ops.conv2d(a, b, impl="fast"))(xs, wr[0])
+    y = jax.jit(lambda a, b: convolution("cpu", a, b))(xs, wr[0])
     assert y.sharding.spec[0] == "data"
-
-
-def test_tune_cpu_allocator_in_a_subprocess():
-    # Process-wide and irreversible, so not in the test process itself.
-    code = "from icrst_jax import ops; assert ops.tune_cpu_allocator() is True; assert ops.tune_cpu_allocator() is True"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

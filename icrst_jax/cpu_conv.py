@@ -1,52 +1,37 @@
-"""Convolutions for the Table D1 models (NHWC activations, HWIO kernels).
+"""The CPU convolution path: ``ModelConfig(conv_impl="cpu")`` (``"auto"`` on a CPU).
 
 ``conv2d`` and ``conv_transpose2d`` have PyTorch's ``Conv2d`` /
-``ConvTranspose2d`` semantics (no bias) and three implementations:
+``ConvTranspose2d`` semantics (no bias), NHWC activations and HWIO kernels,
+like the XLA reference in :mod:`icrst_jax.models`. They exist because XLA's
+CPU convolution emitter runs the Table D1 layers, and above all their weight
+gradients, far below the speed of XLA's CPU matrix products; here every
+convolution is rewritten as matrix products. The measurements behind each
+choice below are in BENCHMARKS.md ("The CPU convolution path").
 
-* ``impl="xla"``: ``lax.conv_general_dilated`` with the padding (and, for
-  transposed convolutions, the input dilation) inside the convolution. The
-  reference, and what cuDNN and the TPU compiler handle best.
-* ``impl="padded"``: the zero padding (and dilation) done with ``jnp.pad``
-  and a VALID ``lax.conv_general_dilated``. XLA's CPU weight gradient of a
-  convolution with explicit padding is ~1 GF/s, and every stride-1 transposed
-  convolution lowers to exactly such a convolution; VALID avoids that trap.
-* ``impl="fast"``: a ``jax.custom_vjp`` stride-1 VALID convolution built from
-  matrix products, which XLA's CPU backend runs near its peak (~320 GF/s
-  here, 2 cores with AVX-512), instead of its convolution emitter (80-240
-  GF/s forward, 40-55 GF/s weight gradient). Strided and transposed
-  convolutions are rewritten in terms of it. See "Fast path" below.
+Everything reduces to one primitive, ``_conv(x, w, pads)``: a stride-1
+correlation ``y[b,h,w,o] = sum x[b,h+i,w+j,c] w[i,j,c,o]`` of x zero-padded
+by pads, whose custom VJP is
 
-``impl="auto"`` is ``fast`` when ``jax.default_backend() == "cpu"``, else
-``xla``.
-
-Fast path
----------
-Everything reduces to one primitive, ``_conv_valid(x, w)``: a stride-1,
-unpadded correlation ``y[b,h,w,o] = sum x[b,h+i,w+j,c] w[i,j,c,o]``, whose
-custom VJP is
-
-* ``dx = _conv_valid(pad(g, k-1), rot180(w) with in/out swapped)`` (a full
-  convolution: the forward kernel again), and
-* ``dw[i,j] = sum x[b,h+i,w+j]^T g[b,h,w]`` (``_wgrad``).
+* ``dx = _conv(g, rot180(w) with in/out swapped)`` (a full convolution: the
+  forward kernel again), and
+* ``dw[i,j] = sum x[b,h+i,w+j]^T g[b,h,w]`` (``_wgrad_impl``).
 
 3x3 kernels use Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
 2016): each 2x2 output tile costs 16 multiply-adds per (Cin, Cout) pair
 instead of 36, as 16 independent (tiles, Cin) x (Cin, Cout) matrix products
 between an input transform and an output transform that are a few adds per
-element. The weight gradient uses the dual F(3x3, 2x2): 16 (Cin, tiles) x
-(tiles, Cout) products of the same input transform with a 2x2-tile
-transform of ``g``. Both are exact in exact arithmetic; in float32 their
-error is ~1e-6 relative (measured against float64), about what summation
-order changes. Other kernel sizes use im2col (the k*k shifted slices
-concatenated on the channel axis) and one matrix product.
+element. The weight gradient uses the dual F(3x3, 2x2) (or F(3x3, 4x4)):
+products of the same input transform with a tile transform of ``g``. Both
+are exact in exact arithmetic; in float32 their error is ~1e-6 relative,
+about what summation order changes. Other kernel sizes use im2col (the k*k
+shifted slices concatenated on the channel axis) and one matrix product.
+Small layers, where the transforms' memory traffic costs more than the
+products save, go to XLA's own convolution.
 
 Strided convolutions are split into the s*s phases of the input
 (``x[r::s, q::s]``), each convolved at stride 1 with the matching taps
 ``w[r::s, q::s]`` (no multiply by a zero); strided transposed convolutions
 into the s*s phases of the output (sub-pixel convolution), interleaved.
-
-Process-level settings matter as much as the formulation on this CPU: see
-:func:`tune_cpu_allocator`.
 
 Weight layout
 -------------
@@ -60,8 +45,6 @@ correlation with the spatially flipped kernel ``w[::-1, ::-1]``.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 
 import jax
@@ -69,20 +52,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["IMPLS", "conv2d", "conv_transpose2d", "resolve_impl", "tune_cpu_allocator"]
+__all__ = ["conv2d", "conv_transpose2d", "check_conv_args"]
 
 _DN = ("NHWC", "HWIO", "NHWC")
-IMPLS = ("auto", "xla", "padded", "fast")
 _F32 = jnp.float32
-
-
-def resolve_impl(impl: str) -> str:
-    """``auto`` -> ``fast`` on the CPU backend, ``xla`` elsewhere; checks the name."""
-    if impl not in IMPLS:
-        raise ValueError(f"unknown conv impl {impl!r}; known: {', '.join(IMPLS)}")
-    if impl == "auto":
-        return "fast" if jax.default_backend() == "cpu" else "xla"
-    return impl
 
 
 def _pad_hw(x, lo_h, hi_h, lo_w, hi_w):
@@ -219,8 +192,7 @@ def _wino_in_list(x, m, th, tw, dtype, lo=(0, 0)):
     arrays feeding separate matrix products, not one (n*n, T, C) array and a
     batched product: XLA's CPU fusion leaves a concatenate of more than 8
     operands unfused (a copy of all of V), and even a fused one is a
-    per-element select. Measured on a 22x22 128->128 layer, batch 64, m = 2:
-    16 arrays 20.6 ms, a 4-stack of 4-stacks 25.2 ms, one 16-stack 31 ms.
+    per-element select; separate arrays measured fastest.
     """
     v = _wino_in_terms(x, m, th, tw, lo)
     return [t.astype(dtype).reshape(-1, x.shape[-1]) for t in v]
@@ -250,9 +222,8 @@ def _wino_in_terms(x, m, th, tw, lo=(0, 0)):
     zero-padded by lo = (top, left) (and at the bottom/right as the tiles need).
 
     The padding is folded into each strided read: a padded copy of x would be
-    an extra pass, and XLA materialises it because it has n*n readers (20x20
-    128->128 transposed layer: 24.8 ms with jnp.pad first, vs 14.4 ms for the
-    unpadded 20x20 -> 18x18 product of the same size).
+    an extra pass, and XLA materialises it because it has n*n readers (a
+    padded layer then costs well above the unpadded one of the same size).
     """
     x = x.astype(_F32)
     bt = _WINO[m]["BT"]
@@ -279,8 +250,8 @@ def _wino_in_stacked(x, m, th, tw, dtype, lo=(0, 0)):
 def _wino_filter_list(w, m, dtype):
     """Filter transform G w G^T: (3, 3, Ci, Co) -> n*n arrays (Ci, Co).
 
-    Written out as adds: as an einsum with the small matrix, XLA emits matrix
-    products of ~1 ms each.
+    Written out as adds: as an einsum with the small matrix, XLA emits a
+    matrix product per term, each costing more than the adds.
     """
     g = _WINO[m]["G"]
     w = w.astype(_F32)
@@ -332,10 +303,8 @@ def _wino_wout(mw, m):
 # Batch chunking of the weight gradient. Its transforms are 4x (F(2x2)) or
 # 2.25x (F(4x4)) the activations and its product reduces over the batch, so
 # it runs as a loop over batch chunks whose transforms stay under
-# _CHUNK_BYTES and in cache (20x20 128->128, batch 64: 32.7 ms whole batch,
-# 28.6 ms in chunks; 18x18 64->128: 16.5 -> 12.9 ms). Without
-# tune_cpu_allocator() the whole-batch buffers also page-fault on every call
-# (the forward then measured 47 ms vs 26 ms in chunks).
+# _CHUNK_BYTES and in cache; whole-batch buffers that large are also
+# page-faulted in again by glibc's malloc on every call.
 _CHUNK_BYTES = 16 * 2**20
 
 
@@ -374,8 +343,8 @@ def _wino_conv(x, w, m, pads=(0, 0, 0, 0)):
     """3x3 stride-1 correlation of x zero-padded by pads, by F(m x m, 3 x 3).
 
     Whole batch at once: processing it in cache-sized chunks (as the weight
-    gradient does) measured no faster here once the allocator is tuned, and
-    slower inside a training step (the chunks' copies and loop carries).
+    gradient does) measured slower inside a training step (the chunks'
+    copies and loop carries).
     """
     b, h, wd, _ = x.shape
     ho, wo = h + pads[0] + pads[1] - 2, wd + pads[2] + pads[3] - 2
@@ -450,17 +419,13 @@ def _im2col_wgrad(x, g, kh, kw):
 def _fwd_method(ci, co, kh, kw, ho, wo):
     """Formulation of a stride-1 correlation (also used for the input gradient).
 
-    Measured per layer of the width-0.25 conv model, batch 64 (2-core AVX-512,
-    see benchmarks/conv_micro.py):
-
-    * 3x3 with more than 32 output channels: Winograd F(2x2, 3x3) (20x20
-      64->128: 12 ms vs XLA's convolution 25 ms; 20x20 128->128, padding 0:
-      18 ms vs 28 ms). F(4x4, 3x3) only ties it on the forward (its 36
-      transform arrays cost what its 2.25x fewer products save).
-    * 3x3 with at most 32 output channels: XLA's own convolution, padding
-      inside (26x26 -> 28x28 16->8: 1.9 ms vs Winograd 3.3 ms; 22x22 64->32,
-      padding 2: 6.1 vs 8.8 ms). Its cost is the transforms' memory traffic,
-      which a direct convolution does not have.
+    * 3x3 with more than ``_XLA_MAX_COUT`` output channels: Winograd
+      F(2x2, 3x3), which beats XLA's convolution there. F(4x4, 3x3) only ties
+      it on the forward (its 36 transform arrays cost what its 2.25x fewer
+      products save).
+    * 3x3 with fewer output channels: XLA's own convolution, padding inside:
+      the transforms' memory traffic, which a direct convolution does not
+      have, costs more than the products save.
     * Other kernels (the 1x1 head, the sub-kernels of strided layers): one
       im2col product when it has a useful shape, else XLA's convolution.
     """
@@ -478,9 +443,9 @@ _STRIDED_PHASES_MIN_CIN = 64
 def _wgrad_method(ci, co, kh, kw, ho, wo):
     """Formulation of the weight gradient of a stride-1 VALID correlation with output (ho, wo).
 
-    F(3x3, 4x4) where the output tiles by 4 exactly (20x20 128->128: 24 ms vs
-    F(3x3, 2x2) 29 ms; it has 4x fewer products than direct, F(2x2) 2.25x),
-    else F(3x3, 2x2) (padding 18 or 22 to a multiple of 4 wastes the gain).
+    F(3x3, 4x4) where the output tiles by 4 exactly (4x fewer products than
+    direct, F(3x3, 2x2) 2.25x), else F(3x3, 2x2) (padding 18 or 22 to a
+    multiple of 4 wastes the gain).
     """
     if kh != 3 or kw != 3 or min(ci, co) < 4:
         return "im2col"
@@ -489,15 +454,16 @@ def _wgrad_method(ci, co, kh, kw, ho, wo):
     return "wino4" if ho % 4 == 0 and wo % 4 == 0 else "wino2"
 
 
+# Test hook: {"fwd": "wino2" | "wino4" | "im2col", "wgrad": ...} forces a
+# formulation, so that the tests reach each one on small, fast shapes.
 _FORCE = {}
 
 
 def _xla_conv(x, w, pads):
     """XLA's convolution with the zero padding inside it.
 
-    XLA's CPU convolution is several times faster with padding than without
-    (a 3x3 VALID convolution ran at 56-100 GF/s, the same with padding 1 at
-    135-240), so an unpadded 3x3 one is computed with padding 1 and cropped.
+    XLA's CPU convolution is several times faster with padding than without,
+    so an unpadded 3x3 one is computed with padding 1 and cropped.
     """
     kh, kw = w.shape[:2]
     crop = pads == (0, 0, 0, 0) and kh == kw == 3
@@ -571,8 +537,7 @@ def _fast_conv2d(x, w, stride, padding):
         return _conv(x, w, (padding,) * 4)
     if x.shape[-1] < _STRIDED_PHASES_MIN_CIN:
         # Few input channels: XLA's strided convolution and its own gradients
-        # (3->64 at 64x64, batch 64: 12 ms forward+backward vs 30 ms for the
-        # phases; 64->128 at 32x32: 60 ms vs 40 ms the other way round).
+        # beat the phases (s*s small products); many: the other way round.
         return lax.conv_general_dilated(
             x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DN, preferred_element_type=_F32
         ).astype(_out_dtype(x, w))
@@ -627,14 +592,28 @@ def _fast_conv_transpose2d(x, w, stride, padding, output_padding):
 # --------------------------------------------------------------------------
 # Public API.
 # --------------------------------------------------------------------------
-def conv2d(x, w, *, stride: int = 1, padding: int = 0, impl: str = "auto") -> jax.Array:
+def check_conv_args(x, w, *, stride: int, padding: int, transpose: bool = False, output_padding: int = 0) -> None:
+    """The argument checks of every implementation, one line each."""
+    name = "conv_transpose2d" if transpose else "conv2d"
+    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
+        raise ValueError(f"{name} wants x (B,H,W,C) and w (kh,kw,C,O), got {x.shape} and {w.shape}")
+    if stride < 1 or padding < 0:
+        raise ValueError(f"stride must be >= 1 and padding >= 0, got {stride} and {padding}")
+    if transpose:
+        if not 0 <= output_padding < stride:
+            raise ValueError(f"output_padding must be smaller than stride, got {output_padding} and {stride}")
+        kh, kw = w.shape[:2]
+        if padding > min(kh, kw) - 1:
+            raise ValueError(f"padding {padding} too large for a {kh}x{kw} transposed convolution")
+
+
+def conv2d(x, w, *, stride: int = 1, padding: int = 0) -> jax.Array:
     """``torch.nn.functional.conv2d`` in NHWC / HWIO, without bias.
 
     Args:
       x: (B, H, W, Cin).
       w: (kh, kw, Cin, Cout); ``w[i, j, ci, co] == torch_weight[co, ci, i, j]``.
       stride, padding: symmetric, as in ``torch.nn.Conv2d``.
-      impl: ``auto`` | ``xla`` | ``padded`` | ``fast`` (see the module docstring).
 
     Returns:
       (B, (H + 2p - kh) // s + 1, (W + 2p - kw) // s + 1, Cout), in the
@@ -644,24 +623,11 @@ def conv2d(x, w, *, stride: int = 1, padding: int = 0, impl: str = "auto") -> ja
       >>> conv2d(jnp.ones((2, 28, 28, 1)), jnp.ones((3, 3, 1, 8))).shape
       (2, 26, 26, 8)
     """
-    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise ValueError(f"conv2d wants x (B,H,W,C) and w (kh,kw,C,O), got {x.shape} and {w.shape}")
-    if stride < 1 or padding < 0:
-        raise ValueError(f"stride must be >= 1 and padding >= 0, got {stride} and {padding}")
-    impl = resolve_impl(impl)
-    if impl == "fast":
-        return _fast_conv2d(x, w, stride, padding)
-    pads = [(padding, padding)] * 2
-    if impl == "padded":
-        x, pads = _pad_hw(x, padding, padding, padding, padding), "VALID"
-    return lax.conv_general_dilated(
-        x, w, (stride, stride), pads, dimension_numbers=_DN, preferred_element_type=_F32
-    ).astype(_out_dtype(x, w))
+    check_conv_args(x, w, stride=stride, padding=padding)
+    return _fast_conv2d(x, w, stride, padding)
 
 
-def conv_transpose2d(
-    x, w, *, stride: int = 1, padding: int = 0, output_padding: int = 0, impl: str = "auto"
-) -> jax.Array:
+def conv_transpose2d(x, w, *, stride: int = 1, padding: int = 0, output_padding: int = 0) -> jax.Array:
     """``torch.nn.functional.conv_transpose2d`` in NHWC / HWIO, without bias.
 
     Args:
@@ -674,83 +640,14 @@ def conv_transpose2d(
         input dilated by ``s`` and padded by ``k - 1 - p``.
       stride, padding, output_padding: as in ``torch.nn.ConvTranspose2d``
         (``output_padding < stride``; it adds rows/columns at the bottom/right).
-      impl: ``auto`` | ``xla`` | ``padded`` | ``fast``.
 
     Returns:
       (B, (H - 1) * s - 2p + kh + output_padding, (W - 1) * s - 2p + kw + output_padding, Cout).
 
     Example:
-      >>> conv_transpose2d(jnp.ones((2, 18, 18, 8)), jnp.ones((3, 3, 8, 4))).shape
-      (2, 20, 20, 4)
       >>> conv_transpose2d(jnp.ones((2, 4, 4, 8)), jnp.ones((3, 3, 8, 3)),
       ...                  stride=2, padding=1, output_padding=1).shape
       (2, 8, 8, 3)
     """
-    if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
-        raise ValueError(f"conv_transpose2d wants x (B,H,W,C) and w (kh,kw,C,O), got {x.shape} and {w.shape}")
-    kh, kw = w.shape[0], w.shape[1]
-    if stride < 1 or padding < 0:
-        raise ValueError(f"stride must be >= 1 and padding >= 0, got {stride} and {padding}")
-    if not 0 <= output_padding < stride:
-        raise ValueError(f"output_padding must be smaller than stride, got {output_padding} and {stride}")
-    if padding > min(kh, kw) - 1:
-        raise ValueError(f"padding {padding} too large for a {kh}x{kw} transposed convolution")
-    impl = resolve_impl(impl)
-    if impl == "fast":
-        return _fast_conv_transpose2d(x, w, stride, padding, output_padding)
-    w_flip = w[::-1, ::-1]
-    lo_h, lo_w = kh - 1 - padding, kw - 1 - padding
-    pads = [(lo_h, lo_h + output_padding), (lo_w, lo_w + output_padding)]
-    if impl == "xla":
-        y = lax.conv_general_dilated(
-            x, w_flip, (1, 1), pads, lhs_dilation=(stride, stride), dimension_numbers=_DN, preferred_element_type=_F32
-        )
-        return y.astype(_out_dtype(x, w))
-    if stride > 1:  # dilate with zeros by an interior pad
-        x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (0, 0, stride - 1), (0, 0, stride - 1), (0, 0, 0)))
-    x = _pad_hw(x, pads[0][0], pads[0][1], pads[1][0], pads[1][1])
-    y = lax.conv_general_dilated(x, w_flip, (1, 1), "VALID", dimension_numbers=_DN, preferred_element_type=_F32)
-    return y.astype(_out_dtype(x, w))
-
-
-@functools.lru_cache(maxsize=None)
-def tune_cpu_allocator(sync_dispatch: bool = True) -> bool:
-    """Keep freed host memory in the process instead of returning it to the OS.
-
-    XLA's CPU runtime allocates its temporaries with ``malloc``. glibc serves
-    requests above 32 MiB (and, by default, many smaller ones) with a fresh
-    ``mmap`` and unmaps them on free, so every training step page-faults its
-    large buffers in again; the kernel zeroes each 4 KiB page, which ran at
-    2-3 GB/s on this machine (a (25600, 64) x (64, 1152) product writing 118
-    MB: 47 ms, 3x slower than with the setting below; building a 48 MB im2col
-    matrix: 23 ms vs 5 ms). ``mallopt(M_MMAP_MAX, 0)`` plus a large
-    ``M_TRIM_THRESHOLD`` keeps the memory mapped after the first step.
-
-    glibc's secondary arenas (one per thread that allocates) ignore
-    ``M_MMAP_MAX`` for requests beyond their 64 MiB heaps, and with JAX's
-    asynchronous CPU dispatch the executable runs, and allocates its
-    temporaries, on a worker thread. ``sync_dispatch=True`` therefore also sets
-    ``jax_cpu_enable_async_dispatch=False`` so that they come from the main
-    arena: on the width-0.25 conv autoencoder step (batch 64) that took the
-    page faults from 219 MB to 0 per step and system time from 87 to 6 ms per
-    step. (Sharing one arena between all threads instead, ``M_ARENA_MAX=1``,
-    also removed the faults but slowed XLA's matrix products more than it
-    saved.) Python then blocks while a step runs, which costs nothing when
-    each step is waited for anyway.
-
-    Process-wide and irreversible; idempotent. Call it once, early, in a
-    process that trains on the CPU. Returns False where glibc's ``mallopt`` is
-    unavailable (then it does nothing).
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    ok = mallopt(m_mmap_max, 0) == 1
-    ok = (mallopt(m_trim_threshold, ctypes.c_int(2**31 - 1)) == 1) and ok
-    if sync_dispatch:
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
-    return ok
+    check_conv_args(x, w, stride=stride, padding=padding, transpose=True, output_padding=output_padding)
+    return _fast_conv_transpose2d(x, w, stride, padding, output_padding)
