@@ -323,6 +323,19 @@ def evaluate_classifiers(
                          progress=progress, level=level)[0]
 
 
+def _features_and_labels(features, labels=None, dtype=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``features`` as an (N, D) array and ``labels`` as (N,), or a one-line error."""
+    x = np.asarray(features, dtype=dtype)
+    if x.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    if labels is None:
+        return x, None
+    y = np.asarray(labels)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels must be ({x.shape[0]},), got shape {y.shape}")
+    return x, y
+
+
 def evaluate_many(
     jobs: Sequence[tuple],
     classifiers: Sequence[str] = CLASSIFIERS,
@@ -363,12 +376,7 @@ def evaluate_many(
         features, labels, seed, scaling = job if len(job) == 4 else (*job, "none")
         if scaling not in SCALINGS:
             raise ValueError(f"unknown scaling {scaling!r}; known: {', '.join(SCALINGS)}")
-        x = np.asarray(features)
-        y = np.asarray(labels)
-        if x.ndim != 2:
-            raise ValueError(f"features must be (N, D), got shape {x.shape}")
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"labels must be ({x.shape[0]},), got shape {y.shape}")
+        x, y = _features_and_labels(features, labels)
         if not np.isfinite(x).all():
             # A diverged autoencoder gives NaN latents; say so instead of letting
             # each classifier fail with its own message.
@@ -586,10 +594,8 @@ def mutual_information(
       >>> round(mutual_information(z, imgs, n_samples=10, k=5, bins=2)["mi"], 2)
       0.01
     """
-    x = np.asarray(features)
+    x, _ = _features_and_labels(features)
     imgs = np.asarray(images)
-    if x.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {x.shape}")
     n = x.shape[0]
     if imgs.shape[0] != n:
         raise ValueError(f"features ({n}) and images ({imgs.shape[0]}) differ in length")
@@ -717,13 +723,8 @@ def knn_purity(features, labels, *, k: int = 20) -> dict:
       >>> knn_purity(z, y, k=4)["purity"]
       1.0
     """
-    x = np.asarray(features)
-    y = np.asarray(labels)
-    if x.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    x, y = _features_and_labels(features, labels)
     n = x.shape[0]
-    if y.shape != (n,):
-        raise ValueError(f"labels must be ({n},), got shape {y.shape}")
     if not np.isfinite(x).all():
         raise ValueError("features contain NaN or inf")
     if not 1 <= k <= n - 1:
@@ -752,7 +753,5 @@ def latent_spread(features) -> float:
     The scale the classifiers see: an encoder whose latents shrink toward one
     point has a small spread even where their arrangement (purity) is kept.
     """
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    x, _ = _features_and_labels(features, dtype=np.float64)
     return float(x.std(axis=0).mean())

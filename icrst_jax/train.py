@@ -717,7 +717,7 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
     n_dev = engine.mesh.devices.size
     batch_size = int(math.ceil(min(batch_size, n) / n_dev) * n_dev)
     sharding = NamedSharding(engine.mesh, P(DATA_AXIS))
-    outs = []
+    outs, reals = [], []
     for i, start in enumerate(range(0, n, batch_size)):
         chunk = x[start : start + batch_size]
         real = chunk.shape[0]
@@ -726,10 +726,12 @@ def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_si
         host = encoder_input(chunk, mean, std)
         # Every process holds all of x; each fills only its own devices' rows.
         inputs = jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
-        outs.append(to_host(fn(state.params, state.batch_stats, inputs))[:, :real])
+        # Dispatch every batch before fetching any: one wait for the device, not one per batch.
+        outs.append(fn(state.params, state.batch_stats, inputs))
+        reals.append(real)
         if progress is not None:
             progress(f"  batch {i + 1}/{math.ceil(n / batch_size)}")
-    return np.concatenate(outs, axis=1)
+    return np.concatenate([out[:, :real] for out, real in zip(to_host(outs), reals)], axis=1)
 
 
 def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024,
