@@ -31,8 +31,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
-from jax.extend.random import threefry2x32_p
 
 from icrst_jax import cpu_conv
 from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
@@ -158,6 +158,31 @@ class Dense(nn.Module):
         return (y + b).astype(self.dtype)
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(k1, k2, x1, x2):
+    """The Threefry-2x32 hash (20 rounds), bit for bit ``threefry2x32_p.bind(k1, k2, x1, x2)``.
+
+    JAX lowers its primitive on a CPU as a loop of five iterations whose
+    rotation amounts are loop-carried values; XLA compiles each iteration's
+    fusion, with variable shifts, into very large machine code, and with one
+    such loop per dropout layer the hashes were most of the narrow conv
+    epoch's compile time (BENCHMARKS.md, "Cold start"). Written out with
+    constant rotations it is one small elementwise fusion per use.
+    """
+    rotl = lambda v, r: (v << np.uint32(r)) | (v >> np.uint32(32 - r))  # noqa: E731
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x1, x2 = x1 + ks[0], x2 + ks[1]
+    for i in range(5):
+        for r in _THREEFRY_ROTATIONS[i % 2]:
+            x1 = x1 + x2
+            x2 = x1 ^ rotl(x2, r)
+        x1 = x1 + ks[(i + 1) % 3]
+        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
+    return x1, x2
+
+
 class Dropout(nn.Module):
     """Inverted dropout whose mask costs a quarter of the hashes of ``nn.Dropout``.
 
@@ -167,8 +192,9 @@ class Dropout(nn.Module):
     training step (BENCHMARKS.md, "Measurements behind code choices").
     Here each hash's two 32-bit words give four 16-bit draws, so the hash runs
     once per four activations, on the same counters as ``jax.random.bits``
-    (the flat index), through the same primitive (``threefry2x32_p``): the
-    masks are exact under ``vmap`` over seeds and under any sharding, as the
+    (the flat index), with the same hash (:func:`threefry2x32`, JAX's
+    ``threefry2x32_p`` written out): the masks are exact under ``vmap`` over
+    seeds and under any sharding, as the
     engine's tests check (``unsafe_rbg`` was faster still but gives different
     masks under ``vmap``).
 
@@ -196,7 +222,9 @@ class Dropout(nn.Module):
         if key.shape[-1] != 2:
             raise ValueError("Dropout needs threefry keys (jax_default_prng_impl = 'threefry2x32')")
         counters = jax.lax.iota(jnp.uint32, n).reshape(shape)
-        b1, b2 = threefry2x32_p.bind(key[0], key[1], jnp.zeros(shape, jnp.uint32), counters)
+        # The barrier keeps the hash out of the concatenate below: fused into
+        # it, XLA emits the whole hash once per quarter, four times the code.
+        b1, b2 = lax.optimization_barrier(threefry2x32(key[0], key[1], jnp.zeros(shape, jnp.uint32), counters))
         draws = jnp.concatenate([b1 & 0xFFFF, b1 >> 16, b2 & 0xFFFF, b2 >> 16], axis=-1)[..., :c]
         scale = jnp.asarray(65536.0 / (65536 - t), x.dtype)
         return jnp.where(draws >= t, x * scale, jnp.zeros((), x.dtype))

@@ -166,6 +166,29 @@ def test_dropout_rate_unbiased_and_deterministic_off():
     np.testing.assert_array_equal(Dropout(0.2, deterministic=True).apply({}, x), x)
 
 
+def test_threefry2x32_is_jax_primitive_bit_for_bit():
+    """Dropout's hash written out (constant rotations, for compile time) gives
+    exactly JAX's ``threefry2x32_p``, jitted and not, so the masks, and every
+    stored result that depends on them, are those of the primitive."""
+    from jax.extend.random import threefry2x32_p
+
+    from icrst_jax.models import threefry2x32
+
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        k1, k2 = (np.uint32(v) for v in rng.integers(0, 2**32, 2, dtype=np.uint64))
+        x1 = jnp.asarray(rng.integers(0, 2**32, (7, 33), dtype=np.uint64).astype(np.uint32))
+        x2 = jax.lax.iota(jnp.uint32, 7 * 33).reshape(7, 33)
+        want = threefry2x32_p.bind(k1, k2, x1, x2)
+        for got in (threefry2x32(k1, k2, x1, x2), jax.jit(threefry2x32)(k1, k2, x1, x2)):
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    # And the known-answer vector of the Threefry paper (Random123), as JAX's own tests use.
+    got = threefry2x32(np.uint32(0x13198A2E), np.uint32(0x03707344),
+                       jnp.asarray([0x243F6A88], jnp.uint32), jnp.asarray([0x85A308D3], jnp.uint32))
+    assert [int(g[0]) for g in got] == [0xC4923A9C, 0x483DF7A0]
+
+
 def test_mlp_latent_size_sets_the_bottleneck_only():
     """``ModelConfig.latent_size``: the mlp's bottleneck apart from its width
     (a 1-unit code for 2-D toy data with 32-unit hidden layers)."""
