@@ -244,6 +244,7 @@ class RunSpec:
     num_samples: int | None = None
     dtype: str = "float32"
     seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
+    conv_impl: str = "auto"  # ModelConfig.conv_impl
     # Per-sample shape; None = the Table D1 data set's (SAMPLE_SHAPES). Smaller
     # images let a dry run exercise the same code in seconds.
     shape: tuple[int, ...] | None = None
@@ -264,7 +265,8 @@ class RunSpec:
         return self.num_samples if self.num_samples is not None else self.steps * self.batch
 
     def label(self) -> str:
-        return f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
+        return (f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
+                + ("" if self.conv_impl == "auto" else f" {self.conv_impl}"))
 
 
 class JaxRun:
@@ -290,7 +292,7 @@ class JaxRun:
             batch_size=spec.batch,
             num_devices=spec.devices,
             seed_batch=spec.seed_batch,
-            model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype),
+            model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype, conv_impl=spec.conv_impl),
         )
         x, y = synthetic_data(spec.model, spec.n, shape=spec.sample_shape)
         mean, std = standardisation(x)
