@@ -32,6 +32,8 @@ ends, so a later failure or the time budget never loses an earlier figure):
    initial states, data and epochs).
 6. ``conv_matmul``: the full-width ``conv`` at batch 512 with ``matmul``, one
    run, against the ``conv_f32`` row: whether one run should use it too.
+7. ``grid_parts``: the ``grid`` section's K vmapped runs without dropout, and
+   without BatchNorm: what the layers around the convolutions cost.
 
 Every throughput is a median over repeats of whole compiled epochs (the
 engine's own ``compile_epoch``) with min and max; compilation is reported
@@ -69,7 +71,7 @@ from benchmarks.bench_lib import (  # noqa: E402  (after the environment)
     torch_or_reason,
 )
 
-SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul")
+SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts")
 TARGET_GRID_K = 16
 TARGET_GRID_COST = 2.0  # issue 10: 16 vmapped grid points cost at most 2x one point per epoch
 
@@ -306,6 +308,24 @@ def section_grid_matmul(ctx: Context, state: dict, spec: RunSpec, p: dict):
     return out, rows
 
 
+def section_grid_parts(ctx: Context, state: dict, spec: RunSpec, p: dict):
+    """The K vmapped runs of ``grid`` with dropout off, and with BatchNorm off."""
+    import dataclasses
+
+    k = p["grid_k"]
+    many = dataclasses.replace(spec, seeds=k, seed_batch=k)
+    measure = lambda sp: jax_throughput(ctx, sp, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])  # noqa: E731
+    base = (state.get("grid") or {}).get("vmapped") or measure(many)
+    out, rows = {"k": k, "all": base}, []
+    for name, variant in (("no_dropout", dataclasses.replace(many, dropout=0.0)),
+                          ("no_batch_norm", dataclasses.replace(many, batch_norm=False))):
+        r = measure(variant)
+        out[name] = dict(r, share_of_epoch=1.0 - ratio(r["epoch_s"]["median"], base["epoch_s"]["median"]))
+        rows.append(_row_cells(f"{variant.label()} x{k} vmapped", r, None))
+        rows[-1][-1] = f"{out[name]['share_of_epoch']:.0%} of the epoch"
+    return out, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.accelerator_check", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or "runs/accelerator_check",
@@ -341,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         ("grid", lambda: section_grid(ctx, state, p["grid"], p)),
         ("grid_matmul", lambda: section_grid_matmul(ctx, state, p["grid"], p)),
         ("conv_matmul", lambda: section_model(ctx, state, _matmul(p["conv"]), p, compare_torch=False)),
+        ("grid_parts", lambda: section_grid_parts(ctx, state, p["grid"], p)),
     ]
     ctx.log(f"{meta['device']} x{meta['device_count']} {meta['gpu'].get('name', '')}, jax {meta['jax']}, "
             f"torch {meta['torch']}, {'dry run' if args.dry_run else 'full'}")
