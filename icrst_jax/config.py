@@ -19,7 +19,7 @@ MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
 # over the run axis it is one batched matrix product, where XLA's convolution
 # becomes a grouped convolution), "auto" the one for the backend. Another
 # implementation is one more name here and one more branch in
-# icrst_jax.models.convolution.
+# icrst_jax.conv.convolution.
 CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu", "matmul")
 # Input sizes the conv models accept (checked by data loading and by
 # models.make_model): the conv model's encoder stacks five unpadded 3x3

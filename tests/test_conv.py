@@ -16,7 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import cpu_conv
 from icrst_jax.config import CONV_IMPLS, ModelConfig
-from icrst_jax.models import convolution, resolve_conv_impl
+from icrst_jax.conv import convolution, resolve_conv_impl
 
 IMPLS = ("xla", "cpu", "matmul")
 # Max error relative to the largest output, against float64. Direct float32
