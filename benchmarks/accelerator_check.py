@@ -34,6 +34,9 @@ ends, so a later failure or the time budget never loses an earlier figure):
    run, against the ``conv_f32`` row: whether one run should use it too.
 7. ``grid_parts``: the ``grid`` section's K vmapped runs without dropout, and
    without BatchNorm: what the layers around the convolutions cost.
+8. ``grid_profile``: a device trace of one run and of the K vmapped runs of
+   ``grid`` (``benchmarks.bench_profile``): time per epoch by kind of op and the
+   heaviest ops; the K-run trace is kept as ``grid_profile_trace.json.gz``.
 
 Every throughput is a median over repeats of whole compiled epochs (the
 engine's own ``compile_epoch``) with min and max; compilation is reported
@@ -71,7 +74,7 @@ from benchmarks.bench_lib import (  # noqa: E402  (after the environment)
     torch_or_reason,
 )
 
-SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts")
+SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts", "grid_profile")
 TARGET_GRID_K = 16
 TARGET_GRID_COST = 2.0  # issue 10: 16 vmapped grid points cost at most 2x one point per epoch
 
@@ -87,7 +90,7 @@ def plan(dry_run: bool) -> dict:
         strided = RunSpec("mlp", 0.5, 8, steps=2)
         grid = RunSpec("mlp", 0.25, 8, steps=2)
         return {"conv": conv, "strided": strided, "grid": grid, "grid_k": 2, "grid_chunks": (1,), "grid_matmul_extra": False,
-                "warmup": 1, "repeats": 2,
+                "warmup": 1, "repeats": 2, "profile_epochs": 1,
                 "torch_steps": 2, "torch_warmup": 1}
     return {
         "conv": RunSpec("conv", 1.0, 512, steps=16),
@@ -99,6 +102,7 @@ def plan(dry_run: bool) -> dict:
         "grid_matmul_extra": True,  # grid_matmul's chunked and bfloat16 rows
         "warmup": 2,
         "repeats": 7,
+        "profile_epochs": 3,
         "torch_steps": 20,
         "torch_warmup": 5,
     }
@@ -326,6 +330,31 @@ def section_grid_parts(ctx: Context, state: dict, spec: RunSpec, p: dict):
     return out, rows
 
 
+def section_grid_profile(ctx: Context, state: dict, spec: RunSpec, p: dict, out_dir: Path):
+    """Where the epoch of one run and of K vmapped runs goes, from a device trace."""
+    import dataclasses
+
+    from benchmarks.bench_profile import profile_run
+
+    k = p["grid_k"]
+    ctx.reserve_seeds(spec, k)
+    out, rows = {"k": k}, []
+    for name, sp in (("one", spec), ("vmapped", dataclasses.replace(spec, seeds=k, seed_batch=k))):
+        r = ctx.run(sp)  # the grid section's compiled run when it ran first
+        keep = str(out_dir / "grid_profile_trace.json.gz") if name == "vmapped" else None
+        prof = profile_run(ctx, r, p["profile_epochs"], top=12, keep_trace=keep)
+        out[name] = prof
+        label = f"{sp.label()} x{sp.seeds}"
+        for kind, v in list(prof["kinds"].items())[:6]:
+            rows.append([f"{label} {kind}", "-", f"{v['s_per_epoch'] * 1e3:.2f} ms/epoch", f"{v['share']:.0%}", "-", "-"])
+        for op in prof["top_ops"][:4]:
+            rows.append([f"{label} {op['op'][:40]}", "-", f"{op['s_per_epoch'] * 1e3:.2f} ms/epoch",
+                         f"{op['share']:.0%}", f"x{op['calls_per_epoch']:g}", "-"])
+        rows.append([f"{label} all ops", "-", f"{prof['op_s_per_epoch'] * 1e3:.2f} ms/epoch",
+                     f"wall {prof['wall_s_per_epoch'] * 1e3:.2f} ms", "-", "-"])
+    return out, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.accelerator_check", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or "runs/accelerator_check",
@@ -362,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         ("grid_matmul", lambda: section_grid_matmul(ctx, state, p["grid"], p)),
         ("conv_matmul", lambda: section_model(ctx, state, _matmul(p["conv"]), p, compare_torch=False)),
         ("grid_parts", lambda: section_grid_parts(ctx, state, p["grid"], p)),
+        ("grid_profile", lambda: section_grid_profile(ctx, state, p["grid"], p, out)),
     ]
     ctx.log(f"{meta['device']} x{meta['device_count']} {meta['gpu'].get('name', '')}, jax {meta['jax']}, "
             f"torch {meta['torch']}, {'dry run' if args.dry_run else 'full'}")

@@ -13,7 +13,7 @@ from conftest import child_env
 from test_benchmarks import assert_stats, is_number, strict_load
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts")
+SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts", "grid_profile")
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess:
@@ -64,6 +64,10 @@ def test_dry_run_writes_every_section(tmp_path):
     assert parts["all"] == g["vmapped"]  # measured once, in the grid section
     for name in ("no_dropout", "no_batch_norm"):
         assert parts[name]["seeds"] == 2 and is_number(parts[name]["share_of_epoch"])
+    prof = d["sections"]["grid_profile"]
+    for name in ("one", "vmapped"):
+        assert prof[name]["op_s_per_epoch"] > 0 and prof[name]["top_ops"] and prof[name]["kinds"]
+    assert (tmp_path / "grid_profile_trace.json.gz").stat().st_size > 0
     text = (tmp_path / "accelerator_check.txt").read_text()
     assert "accelerator check" in text and "not judged (dry run)" in text
 
