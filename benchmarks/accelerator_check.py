@@ -25,6 +25,18 @@ ends, so a later failure or the time budget never loses an earlier figure):
    axis and vmapped in one program, against one run: the cost per epoch of K
    grid points. The run axis is the seed axis today (every grid point of a
    study is a run on it once modes and p are data).
+5. ``grid_matmul``: the same runs with ``conv_impl="matmul"`` (im2col patches
+   times the kernel matrix: vmapped over runs, one batched matrix product where
+   XLA's convolution becomes a grouped convolution), one run, all vmapped, in
+   chunks, and in bfloat16, with the final loss against the ``grid`` rows (same
+   initial states, data and epochs).
+6. ``conv_matmul``: the full-width ``conv`` at batch 512 with ``matmul``, one
+   run, against the ``conv_f32`` row: whether one run should use it too.
+7. ``grid_parts``: the ``grid`` section's K vmapped runs without dropout, and
+   without BatchNorm: what the layers around the convolutions cost.
+8. ``grid_profile``: a device trace of one run and of the K vmapped runs of
+   ``grid`` (``benchmarks.bench_profile``): time per epoch by kind of op and the
+   heaviest ops; the K-run trace is kept as ``grid_profile_trace.json.gz``.
 
 Every throughput is a median over repeats of whole compiled epochs (the
 engine's own ``compile_epoch``) with min and max; compilation is reported
@@ -62,7 +74,7 @@ from benchmarks.bench_lib import (  # noqa: E402  (after the environment)
     torch_or_reason,
 )
 
-SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid")
+SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts", "grid_profile")
 TARGET_GRID_K = 16
 TARGET_GRID_COST = 2.0  # issue 10: 16 vmapped grid points cost at most 2x one point per epoch
 
@@ -77,16 +89,20 @@ def plan(dry_run: bool) -> dict:
         conv = RunSpec("mlp", 1.0, 16, steps=2)
         strided = RunSpec("mlp", 0.5, 8, steps=2)
         grid = RunSpec("mlp", 0.25, 8, steps=2)
-        return {"conv": conv, "strided": strided, "grid": grid, "grid_k": 2, "grid_chunks": (1,), "warmup": 1, "repeats": 2,
+        return {"conv": conv, "strided": strided, "grid": grid, "grid_k": 2, "grid_chunks": (1,), "grid_matmul_extra": False,
+                "warmup": 1, "repeats": 2, "profile_epochs": 1,
                 "torch_steps": 2, "torch_warmup": 1}
     return {
         "conv": RunSpec("conv", 1.0, 512, steps=16),
         "strided": RunSpec("conv_strided", 1.0, 64, steps=64),
-        "grid": RunSpec("conv", 0.25, 64, steps=16),
+        # XLA's convolution named, not "auto": the baseline of grid_matmul whatever "auto" picks.
+        "grid": RunSpec("conv", 0.25, 64, steps=16, conv_impl="xla"),
         "grid_k": TARGET_GRID_K,
         "grid_chunks": (4, 1),
+        "grid_matmul_extra": True,  # grid_matmul's chunked and bfloat16 rows
         "warmup": 2,
         "repeats": 7,
+        "profile_epochs": 3,
         "torch_steps": 20,
         "torch_warmup": 5,
     }
@@ -212,8 +228,12 @@ def section_model(ctx: Context, state: dict, spec: RunSpec, p: dict, *, compare_
                 t["ratio_step_cudnn_benchmark"] = ratio(j["step_samples_per_s"]["median"],
                                                         t["step_samples_per_s_cudnn_benchmark"]["median"])
         out["torch"] = t
-    if spec.dtype != "float32":
-        f32 = state.get(("f32", spec.model, spec.width, spec.batch))
+    f32 = state.get(("f32", spec.model, spec.width, spec.batch))
+    if spec.conv_impl != "auto":
+        if f32 is not None:  # against the same model with the backend's own convolution
+            out["ratio_vs_auto"] = ratio(j["step_samples_per_s"]["median"], f32["step_samples_per_s"]["median"])
+            out["loss_rel_diff_vs_auto"] = abs(j["final_loss"] - f32["final_loss"]) / abs(f32["final_loss"])
+    elif spec.dtype != "float32":
         if f32 is not None:
             out["ratio_vs_float32"] = ratio(j["step_samples_per_s"]["median"], f32["step_samples_per_s"]["median"])
     else:
@@ -242,12 +262,96 @@ def section_grid(ctx: Context, state: dict, spec: RunSpec, p: dict):
            "target": {"what": f"{TARGET_GRID_K} grid points vmapped cost <= {TARGET_GRID_COST:g}x one point per epoch",
                       "required_max": TARGET_GRID_COST, "measured": cost,
                       "met": cost <= TARGET_GRID_COST, "judged": ctx.on_accelerator and k == TARGET_GRID_K}}
+    state["grid"] = {"one": one, "vmapped": many}
     rows = [_row_cells(f"{spec.label()} x1", one, None),
             _row_cells(f"{spec.label()} x{k} vmapped", many, None)]
     rows[-1][-1] = f"cost {cost:.2f}x one"
     for b, c in chunked.items():
         rows.append(_row_cells(f"{spec.label()} x{k} chunks of {b}", c, None))
         rows[-1][-1] = f"cost {c['cost_vs_one']:.2f}x one"
+    return out, rows
+
+
+def section_grid_matmul(ctx: Context, state: dict, spec: RunSpec, p: dict):
+    """The ``grid`` section's runs with ``conv_impl="matmul"``, judged against its target."""
+    import dataclasses
+
+    k = p["grid_k"]
+    mm = dataclasses.replace(spec, conv_impl="matmul")
+    ctx.reserve_seeds(mm, k)
+    peaks = state.get("peaks", {})
+    measure = lambda sp: jax_throughput(ctx, sp, peaks, warmup=p["warmup"], repeats=p["repeats"])  # noqa: E731
+    one = measure(mm)
+    many = measure(dataclasses.replace(mm, seeds=k, seed_batch=k))
+    cost = ratio(many["epoch_s"]["median"], one["epoch_s"]["median"])
+    out = {"one": one, "vmapped": many, "k": k, "cost_vs_one": cost, "chunked": {}}
+    rows = [_row_cells(f"{mm.label()} x1", one, None), _row_cells(f"{mm.label()} x{k} vmapped", many, None)]
+    xla = state.get("grid")
+    if xla:
+        # Against XLA's convolution: the same K runs, and one run the way "auto" runs it.
+        out["cost_vs_xla_one"] = ratio(many["epoch_s"]["median"], xla["one"]["epoch_s"]["median"])
+        out["speedup_vs_xla_vmapped"] = ratio(xla["vmapped"]["epoch_s"]["median"], many["epoch_s"]["median"])
+        out["loss_rel_diff_vs_xla"] = abs(many["final_loss"] - xla["vmapped"]["final_loss"]) / abs(xla["vmapped"]["final_loss"])
+        rows[-1][-1] = f"cost {out['cost_vs_xla_one']:.2f}x one xla"
+    else:
+        rows[-1][-1] = f"cost {cost:.2f}x one"
+    if p["grid_matmul_extra"]:
+        b = p["grid_chunks"][0]
+        c = measure(dataclasses.replace(mm, seeds=k, seed_batch=b))
+        out["chunked"][str(b)] = dict(c, cost_vs_one=ratio(c["epoch_s"]["median"], one["epoch_s"]["median"]))
+        rows.append(_row_cells(f"{mm.label()} x{k} chunks of {b}", c, None))
+        bf = measure(dataclasses.replace(_bf16(mm), seeds=k, seed_batch=k))
+        out["vmapped_bf16"] = bf
+        rows.append(_row_cells(f"{_bf16(mm).label()} x{k} vmapped", bf, None))
+    best = min([r["epoch_s"]["median"] for r in (many, out.get("vmapped_bf16")) if r]
+               + [c["epoch_s"]["median"] for c in out["chunked"].values()])
+    base = (xla or out)["one"]["epoch_s"]["median"]
+    out["target"] = {"what": f"{TARGET_GRID_K} grid points cost <= {TARGET_GRID_COST:g}x one point per epoch (best matmul schedule vs one xla point)",
+                     "required_max": TARGET_GRID_COST, "measured": ratio(best, base),
+                     "met": ratio(best, base) <= TARGET_GRID_COST, "judged": ctx.on_accelerator and k == TARGET_GRID_K}
+    return out, rows
+
+
+def section_grid_parts(ctx: Context, state: dict, spec: RunSpec, p: dict):
+    """The K vmapped runs of ``grid`` with dropout off, and with BatchNorm off."""
+    import dataclasses
+
+    k = p["grid_k"]
+    many = dataclasses.replace(spec, seeds=k, seed_batch=k)
+    measure = lambda sp: jax_throughput(ctx, sp, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])  # noqa: E731
+    base = (state.get("grid") or {}).get("vmapped") or measure(many)
+    out, rows = {"k": k, "all": base}, []
+    for name, variant in (("no_dropout", dataclasses.replace(many, dropout=0.0)),
+                          ("no_batch_norm", dataclasses.replace(many, batch_norm=False))):
+        r = measure(variant)
+        out[name] = dict(r, share_of_epoch=1.0 - ratio(r["epoch_s"]["median"], base["epoch_s"]["median"]))
+        rows.append(_row_cells(f"{variant.label()} x{k} vmapped", r, None))
+        rows[-1][-1] = f"{out[name]['share_of_epoch']:.0%} of the epoch"
+    return out, rows
+
+
+def section_grid_profile(ctx: Context, state: dict, spec: RunSpec, p: dict, out_dir: Path):
+    """Where the epoch of one run and of K vmapped runs goes, from a device trace."""
+    import dataclasses
+
+    from benchmarks.bench_profile import profile_run
+
+    k = p["grid_k"]
+    ctx.reserve_seeds(spec, k)
+    out, rows = {"k": k}, []
+    for name, sp in (("one", spec), ("vmapped", dataclasses.replace(spec, seeds=k, seed_batch=k))):
+        r = ctx.run(sp)  # the grid section's compiled run when it ran first
+        keep = str(out_dir / "grid_profile_trace.json.gz") if name == "vmapped" else None
+        prof = profile_run(ctx, r, p["profile_epochs"], top=12, keep_trace=keep)
+        out[name] = prof
+        label = f"{sp.label()} x{sp.seeds}"
+        for kind, v in list(prof["kinds"].items())[:6]:
+            rows.append([f"{label} {kind}", "-", f"{v['s_per_epoch'] * 1e3:.2f} ms/epoch", f"{v['share']:.0%}", "-", "-"])
+        for op in prof["top_ops"][:4]:
+            rows.append([f"{label} {op['op'][:40]}", "-", f"{op['s_per_epoch'] * 1e3:.2f} ms/epoch",
+                         f"{op['share']:.0%}", f"x{op['calls_per_epoch']:g}", "-"])
+        rows.append([f"{label} all ops", "-", f"{prof['op_s_per_epoch'] * 1e3:.2f} ms/epoch",
+                     f"wall {prof['wall_s_per_epoch'] * 1e3:.2f} ms", "-", "-"])
     return out, rows
 
 
@@ -284,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         ("conv_bf16", lambda: section_model(ctx, state, _bf16(p["conv"]), p, compare_torch=False)),
         ("strided_f32", lambda: section_model(ctx, state, p["strided"], p, compare_torch=True)),
         ("grid", lambda: section_grid(ctx, state, p["grid"], p)),
+        ("grid_matmul", lambda: section_grid_matmul(ctx, state, p["grid"], p)),
+        ("conv_matmul", lambda: section_model(ctx, state, _matmul(p["conv"]), p, compare_torch=False)),
+        ("grid_parts", lambda: section_grid_parts(ctx, state, p["grid"], p)),
+        ("grid_profile", lambda: section_grid_profile(ctx, state, p["grid"], p, out)),
     ]
     ctx.log(f"{meta['device']} x{meta['device_count']} {meta['gpu'].get('name', '')}, jax {meta['jax']}, "
             f"torch {meta['torch']}, {'dry run' if args.dry_run else 'full'}")
@@ -323,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _matmul(spec: RunSpec) -> RunSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, conv_impl="matmul")
+
+
 def _bf16(spec: RunSpec) -> RunSpec:
     import dataclasses
 
@@ -341,6 +455,18 @@ def _notes(payload: dict) -> str:
         verdict = ("met" if t["met"] else "MISSED") if t["judged"] else "not judged (dry run)"
         notes.append(f"grid: {g['k']} points vmapped cost {g['cost_vs_one']:.2f}x one point per epoch "
                      f"(target <= {t['required_max']:g}x: {verdict})")
+    gm = s.get("grid_matmul", {})
+    if "target" in gm:
+        t = gm["target"]
+        verdict = ("met" if t["met"] else "MISSED") if t["judged"] else "not judged (dry run)"
+        extra = (f"; {gm['speedup_vs_xla_vmapped']:.2f}x faster than xla vmapped, final loss within "
+                 f"{gm['loss_rel_diff_vs_xla']:.1e}" if "speedup_vs_xla_vmapped" in gm else "")
+        notes.append(f"grid matmul: {gm['k']} points cost {t['measured']:.2f}x one point per epoch, best schedule "
+                     f"(target <= {t['required_max']:g}x: {verdict}){extra}")
+    cm = s.get("conv_matmul", {})
+    if "ratio_vs_auto" in cm:
+        notes.append(f"conv matmul / auto per step (one run): {cm['ratio_vs_auto']:.2f}x, "
+                     f"final loss within {cm['loss_rel_diff_vs_auto']:.1e}")
     for name, v in s.items():
         if "skipped" in v:
             notes.append(f"{name}: {v['skipped']}")

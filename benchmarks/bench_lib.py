@@ -244,6 +244,9 @@ class RunSpec:
     num_samples: int | None = None
     dtype: str = "float32"
     seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
+    conv_impl: str = "auto"  # ModelConfig.conv_impl
+    dropout: float = 0.2  # ModelConfig.dropout (Table D1's rate); 0 to see what dropout costs
+    batch_norm: bool = True  # ModelConfig.batch_norm
     # Per-sample shape; None = the Table D1 data set's (SAMPLE_SHAPES). Smaller
     # images let a dry run exercise the same code in seconds.
     shape: tuple[int, ...] | None = None
@@ -264,7 +267,10 @@ class RunSpec:
         return self.num_samples if self.num_samples is not None else self.steps * self.batch
 
     def label(self) -> str:
-        return f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
+        return (f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
+                + ("" if self.conv_impl == "auto" else f" {self.conv_impl}")
+                + ("" if self.dropout == 0.2 else f" dropout {self.dropout:g}")
+                + ("" if self.batch_norm else " no BN"))
 
 
 class JaxRun:
@@ -290,7 +296,8 @@ class JaxRun:
             batch_size=spec.batch,
             num_devices=spec.devices,
             seed_batch=spec.seed_batch,
-            model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype),
+            model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype, conv_impl=spec.conv_impl,
+                              dropout=spec.dropout, batch_norm=spec.batch_norm),
         )
         x, y = synthetic_data(spec.model, spec.n, shape=spec.sample_shape)
         mean, std = standardisation(x)
@@ -371,7 +378,7 @@ class Context:
 
     @staticmethod
     def _pool_key(spec: RunSpec) -> tuple:
-        return (spec.model, spec.width, spec.dtype, spec.sample_shape)
+        return (spec.model, spec.width, spec.dtype, spec.sample_shape, spec.batch_norm)
 
     def reserve_seeds(self, spec: RunSpec, seeds: int) -> None:
         """Initialise ``spec``'s model for at least ``seeds`` seeds when it is first needed."""
@@ -395,7 +402,8 @@ class Context:
         have = self._states.get(key)
         if have is None or have[0] < spec.seeds:
             cfg = TrainConfig(batch_size=spec.batch, num_devices=1,
-                              model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype))
+                              model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype,
+                                                batch_norm=spec.batch_norm))
             engine = make_engine(cfg, spec.sample_shape, spec.n)
             t0 = time.perf_counter()
             state = init_state(engine, list(range(want)))

@@ -10,7 +10,10 @@ shuffle, gathers, elementwise fusions, copies), as shares of the total op time.
 
 On the CPU the op events come from XLA's thunk executor; ops that run
 concurrently on different threads each count in full, so shares are of op time,
-and ``op_s / wall_s`` above 1 means ops overlapped.
+and ``op_s / wall_s`` above 1 means ops overlapped. On a GPU or TPU the trace
+also holds the kernels the device ran, in processes named ``/device:GPU:0``
+(and so on): only those count, each under the HLO op that launched it
+(``args.hlo_op``) where the trace names one, else under its kernel name.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from benchmarks.bench_lib import Context, RunSpec, format_table
 # An HLO instruction name: "dot.41", "ynn_fusion", "broadcast_add_fusion.15", "custom-call.2".
 _HLO_NAME = re.compile(r"^[a-z][a-z0-9_\-]*(\.\d+)?$")
 _KINDS = (  # first match wins
-    ("matmul/conv", re.compile(r"^(dot|convolution|conv|ynn_fusion|onednn|custom-call|__onednn|matmul)")),
+    ("matmul/conv", re.compile(r"^(dot|convolution|conv|ynn_fusion|onednn|custom-call|__onednn|matmul|gemm"
+                               r"|cublas|cudnn|cutlass|sm\d+_|triton_gemm)")),
     ("rng/while loops", re.compile(r"^(while|rng|threefry|call)")),
     ("sort (shuffle)", re.compile(r"^sort")),
     ("gather/scatter/slice", re.compile(r"^(gather|scatter|dynamic|slice|pad|concatenate)")),
@@ -47,19 +51,30 @@ def kind_of(name: str) -> str:
     return "other"
 
 
+_DEVICE_PROCESS = re.compile(r"/device:(GPU|TPU)")
+
+
 def op_self_times(trace_path: str) -> tuple[dict[str, float], dict[str, int]]:
     """Self time (us) and call count of every HLO-op event in a Perfetto trace.
 
     Events nest per thread (a ``while`` contains its body's ops); a stack per
-    thread subtracts each child's duration from its parent.
+    thread subtracts each child's duration from its parent. Where the trace has
+    device processes (``/device:GPU:0``...), only their events count, named by
+    their ``args.hlo_op`` when present (the host's launch events would count
+    every op a second time).
     """
     with gzip.open(trace_path) as f:
         data = json.load(f)
     events = data["traceEvents"] if isinstance(data, dict) else data
+    device_pids = {e.get("pid") for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
+                   and _DEVICE_PROCESS.search(str((e.get("args") or {}).get("name", "")))}
     per_thread = collections.defaultdict(list)
     for e in events:
-        if e.get("ph") == "X" and "dur" in e and _HLO_NAME.match(str(e.get("name", ""))):
-            per_thread[(e.get("pid"), e.get("tid"))].append((float(e["ts"]), float(e["dur"]), e["name"]))
+        if e.get("ph") != "X" or "dur" not in e or (device_pids and e.get("pid") not in device_pids):
+            continue
+        name = str((e.get("args") or {}).get("hlo_op") or e.get("name", "")) if device_pids else str(e.get("name", ""))
+        if _HLO_NAME.match(name):
+            per_thread[(e.get("pid"), e.get("tid"))].append((float(e["ts"]), float(e["dur"]), name))
     self_us: dict[str, float] = collections.defaultdict(float)
     calls: dict[str, int] = collections.defaultdict(int)
     for evs in per_thread.values():
@@ -76,8 +91,14 @@ def op_self_times(trace_path: str) -> tuple[dict[str, float], dict[str, int]]:
     return dict(self_us), dict(calls)
 
 
-def profile_run(ctx: Context, run, epochs: int, top: int = 8) -> dict:
-    """Traces ``epochs`` epochs of a compiled run; returns top ops and kinds per epoch."""
+def profile_run(ctx: Context, run, epochs: int, top: int = 8, keep_trace: str | None = None) -> dict:
+    """Traces ``epochs`` epochs of a compiled run; returns top ops and kinds per epoch.
+
+    ``keep_trace``: a path to copy the Perfetto trace (``.json.gz``) to, for a
+    closer look (ui.perfetto.dev) than the sums here.
+    """
+    import shutil
+
     import jax
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,6 +110,8 @@ def profile_run(ctx: Context, run, epochs: int, top: int = 8) -> dict:
         if not paths:
             raise RuntimeError("jax.profiler wrote no perfetto_trace.json.gz")
         self_us, calls = op_self_times(paths[0])
+        if keep_trace:
+            shutil.copyfile(paths[0], keep_trace)
     total = sum(self_us.values())
     kinds: dict[str, float] = collections.defaultdict(float)
     for name, us in self_us.items():

@@ -140,7 +140,6 @@ def run(ctx: Context, only: str | None = None) -> tuple[dict, str]:
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_study")
     ap.add_argument("--quick", action="store_true")

@@ -102,7 +102,7 @@ def jax_layer(impl, kind, batch, h, cin, cout, s, p, op, warmup, repeats):
     import jax
     import jax.numpy as jnp
 
-    from icrst_jax.models import convolution
+    from icrst_jax.conv import convolution
 
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((batch, h, h, cin)), jnp.float32)
@@ -123,7 +123,7 @@ def jax_stack_step(impl, batch, width, warmup, repeats, hw=28):
     import jax
     import jax.numpy as jnp
 
-    from icrst_jax.models import convolution
+    from icrst_jax.conv import convolution
 
     rng = np.random.default_rng(0)
     params = []

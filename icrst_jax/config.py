@@ -15,10 +15,12 @@ MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
 # "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
-# icrst_jax.cpu_conv, "auto" the one for the backend. Another implementation
-# (for instance for convolutions vmapped over many runs on a GPU) is one more
-# name here and one more branch in icrst_jax.models.convolution.
-CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu")
+# icrst_jax.cpu_conv, "matmul" im2col patches times the kernel matrix (vmapped
+# over the run axis it is one batched matrix product, where XLA's convolution
+# becomes a grouped convolution), "auto" the one for the backend. Another
+# implementation is one more name here and one more branch in
+# icrst_jax.conv.convolution.
+CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu", "matmul")
 # Input sizes the conv models accept (checked by data loading and by
 # models.make_model): the conv model's encoder stacks five unpadded 3x3
 # convolutions, so a side shrinks by 10 and 11 is the smallest that works; the

@@ -52,9 +52,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["conv2d", "conv_transpose2d", "check_conv_args"]
+__all__ = ["conv2d", "conv_transpose2d", "check_conv_args", "LAYOUT"]
 
-_DN = ("NHWC", "HWIO", "NHWC")
+# The layout of every implementation (lax.conv_general_dilated's dimension numbers).
+LAYOUT = ("NHWC", "HWIO", "NHWC")
 _F32 = jnp.float32
 
 
@@ -476,7 +477,7 @@ def _xla_conv(x, w, pads):
     if crop:
         pads = (1, 1, 1, 1)
     y = lax.conv_general_dilated(
-        x, w, (1, 1), [pads[:2], pads[2:]], dimension_numbers=_DN, preferred_element_type=_F32
+        x, w, (1, 1), [pads[:2], pads[2:]], dimension_numbers=LAYOUT, preferred_element_type=_F32
     ).astype(_out_dtype(x, w))
     if crop:
         y = y[:, 1 : 1 + x.shape[1] - kh + 1, 1 : 1 + x.shape[2] - kw + 1]
@@ -545,7 +546,7 @@ def _fast_conv2d(x, w, stride, padding):
         # Few input channels: XLA's strided convolution and its own gradients
         # beat the phases (s*s small products); many: the other way round.
         return lax.conv_general_dilated(
-            x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DN, preferred_element_type=_F32
+            x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=LAYOUT, preferred_element_type=_F32
         ).astype(_out_dtype(x, w))
     x = _pad_hw(x, padding, padding, padding, padding)
     s = stride

@@ -29,7 +29,6 @@ purity against epochs).
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import sys
 import time

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from icrst_jax import cpu_conv
+from icrst_jax.conv import convolution
 from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
 
 CONV_ENCODER = (32, 64, 128, 256, 512)
@@ -67,51 +67,6 @@ def _torch_uniform(fan_in: int):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
-
-
-_DN = ("NHWC", "HWIO", "NHWC")
-
-
-def resolve_conv_impl(impl: str) -> str:
-    """``ModelConfig.conv_impl`` for this process: ``auto`` is ``cpu`` on a CPU backend, ``xla`` elsewhere."""
-    if impl == "auto":
-        return "cpu" if jax.default_backend() == "cpu" else "xla"
-    return impl
-
-
-def xla_conv2d(x, w, *, stride: int = 1, padding: int = 0) -> jax.Array:
-    """XLA's convolution with ``torch.nn.functional.conv2d``'s semantics (see
-    :func:`icrst_jax.cpu_conv.conv2d` for the layout); products accumulate in float32."""
-    cpu_conv.check_conv_args(x, w, stride=stride, padding=padding)
-    y = lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=_DN,
-                                 preferred_element_type=jnp.float32)
-    return y.astype(jnp.result_type(x.dtype, w.dtype))
-
-
-def xla_conv_transpose2d(x, w, *, stride: int = 1, padding: int = 0, output_padding: int = 0) -> jax.Array:
-    """XLA's convolution with ``torch.nn.functional.conv_transpose2d``'s semantics
-    (see :func:`icrst_jax.cpu_conv.conv_transpose2d`): the flipped kernel over the
-    input dilated by the stride and padded by ``k - 1 - p``."""
-    cpu_conv.check_conv_args(x, w, stride=stride, padding=padding, transpose=True, output_padding=output_padding)
-    kh, kw = w.shape[:2]
-    lo_h, lo_w = kh - 1 - padding, kw - 1 - padding
-    y = lax.conv_general_dilated(
-        x, w[::-1, ::-1], (1, 1), [(lo_h, lo_h + output_padding), (lo_w, lo_w + output_padding)],
-        lhs_dilation=(stride, stride), dimension_numbers=_DN, preferred_element_type=jnp.float32)
-    return y.astype(jnp.result_type(x.dtype, w.dtype))
-
-
-def convolution(impl: str, x, w, *, stride: int = 1, padding: int = 0, transpose: bool = False,
-                output_padding: int = 0) -> jax.Array:
-    """The convolution (or transposed convolution) of a :class:`Conv` layer by ``impl`` (``CONV_IMPLS``)."""
-    impl = resolve_conv_impl(impl)
-    if impl == "cpu":
-        if transpose:
-            return cpu_conv.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
-        return cpu_conv.conv2d(x, w, stride=stride, padding=padding)
-    if transpose:
-        return xla_conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
-    return xla_conv2d(x, w, stride=stride, padding=padding)
 
 
 class Conv(nn.Module):

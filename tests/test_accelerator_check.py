@@ -13,7 +13,7 @@ from conftest import child_env
 from test_benchmarks import assert_stats, is_number, strict_load
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid")
+SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts", "grid_profile")
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess:
@@ -53,6 +53,21 @@ def test_dry_run_writes_every_section(tmp_path):
     # processes K times the samples of one run.
     assert g["vmapped"]["epoch_samples_per_s"]["median"] > 0
     assert g["target"]["judged"] is False  # a dry run is never judged
+    gm = d["sections"]["grid_matmul"]
+    assert gm["vmapped"]["seeds"] == 2 and gm["one"]["seeds"] == 1 and gm["target"]["judged"] is False
+    # Same initial states, data and epochs as the grid rows (the dry run's MLP has
+    # no convolution, so the matmul path changes nothing there).
+    assert gm["loss_rel_diff_vs_xla"] < 1e-6 and is_number(gm["speedup_vs_xla_vmapped"])
+    cm = d["sections"]["conv_matmul"]
+    assert is_number(cm["ratio_vs_auto"]) and cm["loss_rel_diff_vs_auto"] < 1e-6
+    parts = d["sections"]["grid_parts"]
+    assert parts["all"] == g["vmapped"]  # measured once, in the grid section
+    for name in ("no_dropout", "no_batch_norm"):
+        assert parts[name]["seeds"] == 2 and is_number(parts[name]["share_of_epoch"])
+    prof = d["sections"]["grid_profile"]
+    for name in ("one", "vmapped"):
+        assert prof[name]["op_s_per_epoch"] > 0 and prof[name]["top_ops"] and prof[name]["kinds"]
+    assert (tmp_path / "grid_profile_trace.json.gz").stat().st_size > 0
     text = (tmp_path / "accelerator_check.txt").read_text()
     assert "accelerator check" in text and "not judged (dry run)" in text
 

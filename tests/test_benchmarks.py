@@ -252,3 +252,28 @@ def test_profile_self_time_subtracts_nested_ops(tmp_path):
     assert calls == {"while.3": 1, "dot.1": 2, "add_fusion.2": 1}
     assert kind_of("dot.1") == "matmul/conv" and kind_of("sort.0") == "sort (shuffle)"
     assert kind_of("add_fusion.2") == "elementwise fusion" and kind_of("while.3") == "rng/while loops"
+
+
+def test_profile_of_a_device_trace_counts_device_kernels_by_hlo_op(tmp_path):
+    """A GPU trace: the host's launch events are left out, the kernels count under
+    the HLO op that launched them, or under their own name without one."""
+    import gzip
+
+    from benchmarks.bench_profile import kind_of, op_self_times
+
+    events = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "process_name", "pid": 7, "args": {"name": "/device:GPU:0 (NVIDIA H200)"}},
+        {"ph": "X", "name": "fusion.3", "ts": 0, "dur": 50, "pid": 1, "tid": 1},  # host launch
+        {"ph": "X", "name": "loop_add_fusion", "ts": 5, "dur": 12, "pid": 7, "tid": 3, "args": {"hlo_op": "fusion.3"}},
+        {"ph": "X", "name": "sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n", "ts": 20, "dur": 30, "pid": 7, "tid": 3},
+        {"ph": "X", "name": "loop_add_fusion", "ts": 60, "dur": 8, "pid": 7, "tid": 3, "args": {"hlo_op": "fusion.3"}},
+    ]
+    path = tmp_path / "trace.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump({"traceEvents": events}, f)
+    self_us, calls = op_self_times(str(path))
+    assert self_us == {"fusion.3": 20.0, "sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n": 30.0}
+    assert calls == {"fusion.3": 2, "sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n": 1}
+    assert kind_of("sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n") == "matmul/conv"
+    assert kind_of("cudnn_convolution.2") == "matmul/conv" and kind_of("fusion.3") == "elementwise fusion"

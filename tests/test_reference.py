@@ -36,7 +36,7 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
     )
     panels = {}
     monkeypatch.setattr(reporting, "plot_tsne", lambda p, path, **kw: panels.update(p) or path)
-    payload = run_experiment(cfg, dataset=ds)
+    run_experiment(cfg, dataset=ds)
     out = tmp_path / "run"
 
     # The untrained row: each seed's latents are the encoder at its initial parameters.

@@ -10,7 +10,6 @@ never a timing (the machines are shared and noisy).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""The convolutions of every ``ModelConfig.conv_impl`` (the CPU path of icrst_jax.cpu_conv
-and XLA's), values and gradients.
+"""The convolutions of every ``ModelConfig.conv_impl`` (the CPU path of icrst_jax.cpu_conv,
+XLA's, and im2col patches times a matrix), values and gradients.
 
 References are independent of the code under test: numpy float64 loops over
 the kernel taps (the definition of a correlation, and the scatter-add
@@ -16,9 +16,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import cpu_conv
 from icrst_jax.config import CONV_IMPLS, ModelConfig
-from icrst_jax.models import convolution, resolve_conv_impl
+from icrst_jax.conv import convolution, resolve_conv_impl
 
-IMPLS = ("xla", "cpu")
+IMPLS = ("xla", "cpu", "matmul")
 # Max error relative to the largest output, against float64. Direct float32
 # sums land near 3e-7 on these sizes; Winograd F(4x4, 3x3) near 2e-6.
 TOL = 5e-6
@@ -128,9 +128,9 @@ CONVT_CASES = [
 
 
 def _impl_cases(cases):
-    """The CPU path on every case; the XLA reference (its padding/dilation
-    set-up is under test too) on every other one, for time."""
-    return [(impl, *c) for i, c in enumerate(cases) for impl in IMPLS if impl == "cpu" or i % 2 == 0]
+    """The CPU and matmul paths on every case; the XLA reference (its
+    padding/dilation set-up is under test too) on every other one, for time."""
+    return [(impl, *c) for i, c in enumerate(cases) for impl in IMPLS if impl != "xla" or i % 2 == 0]
 
 
 @pytest.mark.parametrize("impl,xs,ks,s,p", _impl_cases(CONV_CASES))
@@ -278,10 +278,10 @@ def test_cpu_matches_xla_on_model_shapes(kind, xs, co, s, p, op):
 
 def test_auto_is_cpu_on_a_cpu_and_names_are_checked():
     assert jax.default_backend() == "cpu"
-    assert CONV_IMPLS == ("auto", "xla", "cpu")
+    assert CONV_IMPLS == ("auto", "xla", "cpu", "matmul")
     assert resolve_conv_impl("auto") == "cpu"
     assert resolve_conv_impl("xla") == "xla"
-    with pytest.raises(ValueError, match="unknown conv_impl 'cudnn'; known: auto, xla, cpu"):
+    with pytest.raises(ValueError, match="unknown conv_impl 'cudnn'; known: auto, xla, cpu, matmul"):
         ModelConfig(conv_impl="cudnn")
     for impl in IMPLS:
         with pytest.raises(ValueError, match="output_padding"):
@@ -341,6 +341,31 @@ def test_vmap_over_seed_axis_equals_loop():
         assert _rel(loss_k, loss_x) < 1e-5
         for a, b in zip(grad_k, grad_x):
             assert _rel(a, b) < 1e-5
+
+
+def test_matmul_vmapped_over_runs_is_a_batched_product_and_equals_loop():
+    """The reason ``matmul`` exists: vmapped over runs with their own weights,
+    XLA's convolution becomes a grouped convolution (``feature_group_count`` =
+    runs), the matmul path a matrix product batched over the run axis, with
+    the values and gradients of separate runs."""
+    runs = 3
+    ws = [jnp.stack(z) for z in zip(*[_stack_params(k) for k in range(runs)])]
+    xs = _rand(12, (runs, 4, 10, 10, 2))
+
+    def program(impl):
+        return str(jax.make_jaxpr(jax.vmap(jax.value_and_grad(_stack(impl))))(ws, xs))
+
+    assert f"feature_group_count={runs}" in program("xla")
+    mm = program("matmul")
+    assert "conv_general_dilated" not in mm
+    assert "dot_general" in mm and "([0], [0]))" in mm  # the run axis is a batch dimension
+    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("matmul"))))(ws, xs)
+    one_xla = jax.jit(jax.value_and_grad(_stack("xla")))
+    for k in range(runs):
+        loss_k, grad_k = one_xla([w[k] for w in ws], xs[k])
+        assert _rel(loss_v[k], loss_k) < 1e-5
+        for a, b in zip(grad_v, grad_k):
+            assert _rel(a[k], b) < 1e-5
 
 
 def test_jit_equals_eager():
