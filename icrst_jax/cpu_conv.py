@@ -230,7 +230,7 @@ def _wino_in_terms(x, m, th, tw, lo=(0, 0)):
     bt = _WINO[m]["BT"]
     if _WINO_DIRECT[m]:
         return _lin2(bt, bt, lambda k, l: _vslice(_vslice(x, 1, lo[0], k, m, th), 2, lo[1], l, m, tw))
-    rows = lax.optimization_barrier(_lin(bt, [_vslice(x, 1, lo[0], k, m, th) for k in range(m + 2)]))
+    rows = _lin(bt, [_vslice(x, 1, lo[0], k, m, th) for k in range(m + 2)])
     v = []
     for r in rows:
         v += _lin(bt, [_vslice(r, 2, lo[1], k, m, tw) for k in range(m + 2)])
@@ -241,14 +241,9 @@ def _wino_in_stacked(x, m, th, tw, dtype, lo=(0, 0)):
     """The input transform as one array (n*n, b*th*tw, C), for the batched weight-gradient product.
 
     An n-stack of n-stacks (n <= 6), not one n*n-stack, so that XLA fuses it.
-    The terms are materialised first (barriers here and in the F(4x4) row
-    stage): fused into the stack, each term's whole expression, shared row
-    sums included, was emitted again in every branch of the concatenate, and
-    those kernels were the largest share of the CPU epoch's compile time
-    (BENCHMARKS.md, "Cold start").
     """
     n, c = m + 2, x.shape[-1]
-    v = lax.optimization_barrier(_wino_in_terms(x, m, th, tw, lo))
+    v = _wino_in_terms(x, m, th, tw, lo)
     v = jnp.stack([jnp.stack(v[n * i : n * i + n], 0) for i in range(n)], 0)
     return v.astype(dtype).reshape(n * n, -1, c)
 
@@ -290,12 +285,11 @@ def _wino_gtile(g, m, dtype):
     g2 = _WINO[m]["G2"]
     g = g.astype(_F32).reshape(b, h // m, m, w // m, m, co)
     if _WINO_DIRECT[m]:
-        v = lax.optimization_barrier(_lin2(g2, g2, lambda k, l: g[:, :, k, :, l]))
+        v = _lin2(g2, g2, lambda k, l: g[:, :, k, :, l])
         v = jnp.stack([jnp.stack(v[n * i : n * i + n], 0) for i in range(n)], 0)
         return v.astype(dtype).reshape(n * n, -1, co)
-    rows = lax.optimization_barrier(_lin(g2, [g[:, :, k] for k in range(m)]))  # n x (b, th, tw, m, Co)
-    v = lax.optimization_barrier([_lin(g2, [r[:, :, :, k] for k in range(m)]) for r in rows])
-    v = jnp.stack([jnp.stack(r, 0) for r in v], 0)
+    rows = _lin(g2, [g[:, :, k] for k in range(m)])  # n x (b, th, tw, m, Co)
+    v = jnp.stack([jnp.stack(_lin(g2, [r[:, :, :, k] for k in range(m)]), 0) for r in rows], 0)
     return v.astype(dtype).reshape(n * n, -1, co)
 
 
