@@ -32,7 +32,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from icrst_jax.conv import convolution
 from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
@@ -122,8 +121,8 @@ def threefry2x32(k1, k2, x1, x2):
     JAX lowers its primitive on a CPU as a loop of five iterations whose
     rotation amounts are loop-carried values; XLA compiles each iteration's
     fusion, with variable shifts, into very large machine code, and with one
-    such loop per dropout layer the hashes were most of the narrow conv
-    epoch's compile time (BENCHMARKS.md, "Cold start"). Written out with
+    such loop per dropout layer the hashes were a large share of the narrow
+    conv epoch's compile time (BENCHMARKS.md, "Cold start"). Written out with
     constant rotations it is one small elementwise fusion per use.
     """
     rotl = lambda v, r: (v << np.uint32(r)) | (v >> np.uint32(32 - r))  # noqa: E731
@@ -149,9 +148,8 @@ class Dropout(nn.Module):
     once per four activations, on the same counters as ``jax.random.bits``
     (the flat index), with the same hash (:func:`threefry2x32`, JAX's
     ``threefry2x32_p`` written out): the masks are exact under ``vmap`` over
-    seeds and under any sharding, as the
-    engine's tests check (``unsafe_rbg`` was faster still but gives different
-    masks under ``vmap``).
+    seeds and under any sharding, as the engine's tests check (``unsafe_rbg``
+    was faster still but gives different masks under ``vmap``).
 
     An element is dropped when its draw is below ``t = round(rate * 65536)``:
     the drop probability is ``t / 65536`` (0.2 -> 0.199997), and survivors are
@@ -177,9 +175,7 @@ class Dropout(nn.Module):
         if key.shape[-1] != 2:
             raise ValueError("Dropout needs threefry keys (jax_default_prng_impl = 'threefry2x32')")
         counters = jax.lax.iota(jnp.uint32, n).reshape(shape)
-        # The barrier keeps the hash out of the concatenate below: fused into
-        # it, XLA emits the whole hash once per quarter, four times the code.
-        b1, b2 = lax.optimization_barrier(threefry2x32(key[0], key[1], jnp.zeros(shape, jnp.uint32), counters))
+        b1, b2 = threefry2x32(key[0], key[1], jnp.zeros(shape, jnp.uint32), counters)
         draws = jnp.concatenate([b1 & 0xFFFF, b1 >> 16, b2 & 0xFFFF, b2 >> 16], axis=-1)[..., :c]
         scale = jnp.asarray(65536.0 / (65536 - t), x.dtype)
         return jnp.where(draws >= t, x * scale, jnp.zeros((), x.dtype))

@@ -277,3 +277,22 @@ def test_profile_of_a_device_trace_counts_device_kernels_by_hlo_op(tmp_path):
     assert calls == {"fusion.3": 2, "sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n": 1}
     assert kind_of("sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n") == "matmul/conv"
     assert kind_of("cudnn_convolution.2") == "matmul/conv" and kind_of("fusion.3") == "elementwise fusion"
+
+
+def test_bench_compile_mlp_writes_its_timings(tmp_path):
+    """``python -m benchmarks.bench_compile`` (cold-start compile times): one
+    round of the MLP case in a fresh child; the JSON holds every timing."""
+    out = tmp_path / "compile.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_compile", "--cases", "mlp", "--repeats", "1", "--epochs", "1",
+         "--json", str(out)],
+        cwd=ROOT, env=child_env(PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = strict_load(out)
+    (row,) = res["rows"]
+    for k in ("init_s", "trace_lower_s", "compile_s", "epoch_s", "loss_after"):
+        assert is_number(row[k]) and row[k] > 0, (k, row)
+    (summary,) = res["summary"].values()
+    assert set(summary) == {"init_s", "trace_lower_s", "compile_s", "epoch_s"}
+    assert len(res["meta"]["loadavg_start"]) == 3
