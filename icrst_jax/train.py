@@ -28,7 +28,6 @@ Structure (after PureJaxRL and big_vision):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -36,7 +35,6 @@ import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
