@@ -40,14 +40,19 @@ def mlp_run():
 
 def conv_run():
     """The narrow conv (width 1/32) on 64 digits images at 12x12, batches of
-    16, 2 epochs; latents of 40 held-out images."""
+    16, 2 epochs; latents of 40 held-out images.
+
+    XLA's convolutions (``conv_impl="xla"``): what is under test is the
+    processes, and this program compiles about 3x faster than the CPU path's
+    (BENCHMARKS.md, "Cold start"); the CPU path's sharded program is tested on
+    1 and 4 devices in ``test_train.py``."""
     from icrst_jax.config import ModelConfig, TrainConfig
     from icrst_jax.data import load_dataset
 
     ds = load_dataset("digits", image_size=12)
     mean, std = ds.preprocessing.encoder_mean_std()
     cfg = TrainConfig(
-        mode="icrst", p=0.5, epochs=2, batch_size=16, model=ModelConfig(name="conv", width=1 / 32, dropout=0.2)
+        mode="icrst", p=0.5, epochs=2, batch_size=16, model=ModelConfig(name="conv", width=1 / 32, dropout=0.2, conv_impl="xla")
     )
     return cfg, ds.x_train[:64], ds.y_train[:64], mean, std, ds.x_test[:40]
 
