@@ -190,6 +190,11 @@ def torch_throughput(spec: RunSpec, *, steps: int, warmup: int, repeats: int) ->
     }
 
 
+def _measure(ctx: Context, state: dict, p: dict, spec: RunSpec) -> dict:
+    """:func:`jax_throughput` of ``spec`` with the plan's repeats, against the measured peaks."""
+    return jax_throughput(ctx, spec, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])
+
+
 def section_peak(ctx: Context, state: dict) -> tuple[dict, list[list]]:
     from benchmarks.bench_utilisation import peak
 
@@ -215,7 +220,7 @@ def _row_cells(label: str, j: dict, t: dict | None) -> list:
 
 
 def section_model(ctx: Context, state: dict, spec: RunSpec, p: dict, *, compare_torch: bool):
-    j = jax_throughput(ctx, spec, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])
+    j = _measure(ctx, state, p, spec)
     out = {"jax": j}
     t = None
     if compare_torch:
@@ -246,16 +251,15 @@ def section_grid(ctx: Context, state: dict, spec: RunSpec, p: dict):
 
     k = p["grid_k"]
     ctx.reserve_seeds(spec, k)  # one initialiser for both rows
-    one = jax_throughput(ctx, spec, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])
+    one = _measure(ctx, state, p, spec)
     many_spec = dataclasses.replace(spec, seeds=k, seed_batch=k)
-    many = jax_throughput(ctx, many_spec, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])
+    many = _measure(ctx, state, p, many_spec)
     cost = ratio(many["epoch_s"]["median"], one["epoch_s"]["median"])
     # The same K runs in chunks of b inside the program (lax.map over vmapped
     # chunks, TrainConfig.seed_batch): where vmapping all K is not the fastest.
     chunked = {}
     for b in p["grid_chunks"]:
-        c = jax_throughput(ctx, dataclasses.replace(spec, seeds=k, seed_batch=b), state.get("peaks", {}),
-                           warmup=p["warmup"], repeats=p["repeats"])
+        c = _measure(ctx, state, p, dataclasses.replace(spec, seeds=k, seed_batch=b))
         chunked[str(b)] = dict(c, cost_vs_one=ratio(c["epoch_s"]["median"], one["epoch_s"]["median"]))
     out = {"one": one, "vmapped": many, "chunked": chunked, "k": k, "cost_vs_one": cost,
            "per_point_speedup": ratio(k * one["epoch_s"]["median"], many["epoch_s"]["median"]),
@@ -279,8 +283,7 @@ def section_grid_matmul(ctx: Context, state: dict, spec: RunSpec, p: dict):
     k = p["grid_k"]
     mm = dataclasses.replace(spec, conv_impl="matmul")
     ctx.reserve_seeds(mm, k)
-    peaks = state.get("peaks", {})
-    measure = lambda sp: jax_throughput(ctx, sp, peaks, warmup=p["warmup"], repeats=p["repeats"])  # noqa: E731
+    measure = lambda sp: _measure(ctx, state, p, sp)  # noqa: E731
     one = measure(mm)
     many = measure(dataclasses.replace(mm, seeds=k, seed_batch=k))
     cost = ratio(many["epoch_s"]["median"], one["epoch_s"]["median"])
@@ -318,7 +321,7 @@ def section_grid_parts(ctx: Context, state: dict, spec: RunSpec, p: dict):
 
     k = p["grid_k"]
     many = dataclasses.replace(spec, seeds=k, seed_batch=k)
-    measure = lambda sp: jax_throughput(ctx, sp, state.get("peaks", {}), warmup=p["warmup"], repeats=p["repeats"])  # noqa: E731
+    measure = lambda sp: _measure(ctx, state, p, sp)  # noqa: E731
     base = (state.get("grid") or {}).get("vmapped") or measure(many)
     out, rows = {"k": k, "all": base}, []
     for name, variant in (("no_dropout", dataclasses.replace(many, dropout=0.0)),

@@ -67,6 +67,8 @@ def child(case: str, epochs: int, options: dict | None = None) -> dict:
     state = init_state(engine, [0])
     jax.block_until_ready(state)
     init_s = time.perf_counter() - t0
+    # compile_epoch's program, built here to time lowering and compiling apart,
+    # from names that the older trees under --src have too.
     fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
     t0 = time.perf_counter()
     lowered = fn.lower(state, data)
@@ -103,11 +105,9 @@ def run_child(src: str, case: str, epochs: int, options: str | None = None) -> d
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def summary(vals):
-    return {"min": min(vals), "median": statistics.median(vals), "n": len(vals)}
-
-
 def main(argv=None):
+    from benchmarks.bench_lib import summarize  # here: a --child process runs another tree's code
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     ap.add_argument("--repeats", type=int, default=3)
@@ -142,7 +142,7 @@ def main(argv=None):
     for src in srcs:
         for case in args.cases:
             rs = [x for x in rows if x["src"] == src and x["case"] == case]
-            table[f"{src}:{case}"] = {k: summary([x[k] for x in rs])
+            table[f"{src}:{case}"] = {k: summarize([x[k] for x in rs])
                                       for k in ("init_s", "trace_lower_s", "compile_s", "epoch_s") if k in rs[0]}
     print(f"load average start {meta['loadavg_start']}, end {meta['loadavg_end']}")
     print(f"{'src:case':60s} {'init s':>14s} {'trace+lower s':>14s} {'compile s':>14s} {'epoch ms':>14s}  (min / median)")

@@ -797,6 +797,9 @@ def _load_tfds(name: str, data_dir: Path | None, size: tuple[int, int] | None):
         # download=False: preparing needs TensorFlow and network; never start it
         # implicitly (and never write a half-prepared data set).
         sources = tfds.data_source(name, split=["train", "test"], data_dir=os.fspath(root), download=False)
+    # What TFDS raises for a data set that is absent or not prepared as
+    # array_record: NotImplementedError among them (data_source on a builder
+    # without array_record files), all answered below in one line.
     except (KeyError, NotImplementedError, ValueError, OSError, AssertionError) as e:
         command = _tfds_command(name, root)
         folder = root / name
