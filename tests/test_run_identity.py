@@ -297,10 +297,8 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
                     f"{out}/checkpoints: rerun the same command to resume")
     assert not list(out.rglob("*tmp*")), list(out.rglob("*tmp*"))
     if signum == signal.SIGINT:  # a rerun resumes it (asked for just those epochs: the test stays short)
-        rerun = [*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]
-        proc = subprocess.run([sys.executable, "-m", "experiments.run", *rerun],
-                              capture_output=True, text=True, timeout=300, cwd=ROOT, env=child_env())
-        assert proc.returncode == 0, proc.stderr
+        assert cli.main([*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]) == 0  # in-process
+        assert not (out / ".lock").exists()
         results = json.loads((out / "results.json").read_text())
         assert len(results["points"][0]["loss_curve"]) == epoch and results["history"] == []
 
