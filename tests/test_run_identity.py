@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +302,42 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
         assert not (out / ".lock").exists()
         results = json.loads((out / "results.json").read_text())
         assert len(results["points"][0]["loss_curve"]) == epoch and results["history"] == []
+
+
+def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch):
+    """The watcher thread ends the process (here: records the exit) when the main thread
+    does not act on a second signal in time, as when blocked in a collective, and at the
+    first signal inside an exit_on_signal section (joining processes)."""
+    exits = []
+    monkeypatch.setattr(faults, "hard_exit", lambda status, line: exits.append((status, line)))
+    monkeypatch.setattr(faults, "SECOND_SIGNAL_GRACE_S", 0.2)
+
+    def wait_for(n):
+        deadline = time.monotonic() + 10
+        while len(exits) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    with faults.handle_interrupts():
+        with faults.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # first: honoured at the next epoch boundary
+            time.sleep(0.5)
+            assert faults.stop_requested() and exits == []
+            with pytest.raises(faults.Interrupted):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            wait_for(1)  # still inside after the grace: the main thread did not get out
+        assert exits == [(143, "interrupted by SIGTERM a second time: stopped at once "
+                                "(checkpoints written so far are kept)")]
+    with faults.handle_interrupts():
+        with faults.exit_on_signal("while joining"):
+            with pytest.raises(faults.Interrupted):  # here the main thread is free; in a join it is not
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            wait_for(2)
+    assert exits[1] == (130, "interrupted by SIGINT while joining")
+    # Left: the handlers and the wakeup fd are the ones from before.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.set_wakeup_fd(-1) == -1
 
 
 # ---------------------------------------------------------------------------
