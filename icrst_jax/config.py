@@ -564,7 +564,7 @@ class StudyConfig:
 
 
 # Fields that a study's grid decides: setting them would be silently ignored.
-_GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
+GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
 
 
 # Section 6 and Fig. 5: the modes the paper compares and the swap probabilities it sweeps.
@@ -614,7 +614,7 @@ def config_paths(cfg) -> dict[str, type]:
             path = prefix + f.name
             if dataclasses.is_dataclass(value):
                 walk(value, path + ".")
-            elif path not in _GRID_DECIDED:
+            elif path not in GRID_DECIDED:
                 out[path] = hints[f.name]
 
     walk(cfg, "")
@@ -687,8 +687,8 @@ def _parse_assignment(assignment: str, paths: dict) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ValueError(f"--set takes key=value, got {assignment!r}")
-    if key in _GRID_DECIDED:
-        raise ValueError(f"{key} is decided by the study's grid; set {_GRID_DECIDED[key]} instead")
+    if key in GRID_DECIDED:
+        raise ValueError(f"{key} is decided by the study's grid; set {GRID_DECIDED[key]} instead")
     if key not in paths:
         near = _near_keys(key, paths)
         hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"

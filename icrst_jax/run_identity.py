@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from icrst_jax.config import StudyConfig, TrainConfig, config_paths
+from icrst_jax.config import GRID_DECIDED, StudyConfig, TrainConfig, config_paths
 from icrst_jax.jsonable import to_jsonable
 
 # Fields that say where and how the work is done, not what it computes: the
@@ -69,8 +69,9 @@ def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
     """The fingerprint of a bare :func:`icrst_jax.train.fit` call: its training
     fields (as ``train.*``) and its grid points; the mode, p and seed of the
     config are those of the points."""
-    study = StudyConfig(train=config)
-    fields = {k: v for k, v in fingerprint(study).items() if k.startswith("train.")}
+    fields = {f"train.{path}": operator.attrgetter(path)(config) for path in config_paths(config)}
+    fields = {k: v for k, v in fields.items() if k not in NOT_DECIDING and k not in GRID_DECIDED}
+    fields["train.batch_size"] = config.global_batch_size  # as in fingerprint
     fields["grid"] = [dataclasses.asdict(pt) for pt in points]
     return to_jsonable(fields)  # tuples become lists, as in a stored file
 
