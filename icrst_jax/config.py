@@ -403,6 +403,12 @@ class StudyConfig:
       modes: training modes (``standard``, ``icrst``, ``trst``, ``dae``).
       p_values: swap probabilities of the p-dependent modes (icrst, trst).
       seeds: seeds of every (mode, p).
+      latent_sizes: the bottleneck as a study axis: each size is a variant of
+        the study with ``train.model.latent_size`` set to it, trained (one
+        compiled program per variant) and reported in a subfolder
+        ``latent_size<L>``, then compared side by side in the study's folder
+        (:mod:`icrst_jax.variants`). Empty (default): one study, the model's
+        own bottleneck.
       eval: how the latents are judged.
       checkpoints: write an orbax checkpoint of the study (at the end, and
         every ``train.checkpoint_every`` epochs).
@@ -415,6 +421,7 @@ class StudyConfig:
     modes: tuple[str, ...] = ("standard", "icrst", "trst")
     p_values: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
+    latent_sizes: tuple[int, ...] = ()
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     checkpoints: bool = True
     out: str | None = None
@@ -440,6 +447,13 @@ class StudyConfig:
             _check_seed("seeds", seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+        for size in self.latent_sizes:
+            _check_positive_int("latent_sizes", size)
+        if len(set(self.latent_sizes)) != len(self.latent_sizes):
+            raise ValueError(f"latent_sizes must be distinct, got {list(self.latent_sizes)}")
+        if self.latent_sizes and self.train.model.latent_size is not None:
+            raise ValueError(f"latent_sizes sweeps train.model.latent_size: set that to none "
+                             f"(it is {self.train.model.latent_size})")
 
     def check_eval_epochs(self) -> None:
         """``eval.at_epochs`` lie within training: a one-line error otherwise.
