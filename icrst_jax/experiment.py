@@ -207,6 +207,10 @@ def run_experiment(
     all of it and computes the same payload; only process 0 locks and checks the
     folder and writes files (its payload alone lists the figures).
     """
+    if cfg.latent_sizes:  # the bottleneck axis: this function once per latent size, then a side-by-side report
+        from icrst_jax.variants import run_variants
+
+        return run_variants(cfg, progress=progress, dataset=dataset, command=command)
     from icrst_jax.train import make_mesh
 
     out = run_identity.out_dir(cfg)
@@ -552,6 +556,7 @@ def comparison_table(payload: dict) -> str:
     lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval])", head]
     for r in recs:
         label = r["mode"] + (f" p={p_tag(r['p'])}" if r["mode"] in P_MODES else "")
+        label += f" L={r['latent_size']}" if "latent_size" in r else ""  # a study over latent sizes
         cells = "".join(
             f"{r['classifiers'][n][metric]['mean']:>8.3f} [{r['classifiers'][n][metric]['low']:.2f},{r['classifiers'][n][metric]['high']:.2f}]"
             for n in names

@@ -60,6 +60,12 @@ def fingerprint(cfg: StudyConfig) -> dict:
     # None means the model's paper batch: the same training as that number written out.
     if "train.batch_size" in fields:
         fields["train.batch_size"] = cfg.train.global_batch_size
+    # A study without the latent-size axis is the study it was before the axis existed.
+    if not fields.get("latent_sizes"):
+        fields.pop("latent_sizes", None)
+    # A None dropout is the model's own rate (earlier folders recorded 0.2 for the Table D1 models).
+    if "train.model.dropout" in fields:
+        fields["train.model.dropout"] = cfg.train.model.dropout_rate
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
     return to_jsonable(fields)  # tuples become lists, as in a stored file
