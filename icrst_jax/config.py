@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import Any, Literal
 
+from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 - re-exported
+
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
@@ -27,8 +29,6 @@ CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu", "matmul")
 # strided model halves the side three times.
 MIN_IMAGE_SIZE = 11
 STRIDED_MULTIPLE = 8
-# How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
-INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
@@ -224,22 +224,13 @@ class GridPoint:
 
 
 # The paper's per-dataset choices (Table D1, section 6).
-PAPER_MODEL_FOR_DATASET = {
-    "mnist": "conv",
-    "fashion_mnist": "conv",
-    "mnist5k": "conv",
-    "digits": "conv",
-    "cifar10": "conv_strided",
-    "caltech101": "conv_strided",
-    "breast_cancer": "mlp",
-}
+PAPER_MODEL_FOR_DATASET = {name: spec.model for name, spec in DATASET_SPECS.items()}
 
 
 # ---------------------------------------------------------------------------
 # Studies: the paper's grid (modes x p x seeds) as one typed config
 # ---------------------------------------------------------------------------
 
-DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
 CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifiers of section 6
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icrst_jax import data
+from icrst_jax.data import sources
 from icrst_jax.data import (
+    DATASET_SPECS,
     DATASETS,
     Dataset,
     DatasetError,
@@ -145,6 +146,36 @@ def builtin(name: str, **kwargs) -> Dataset:
     if key not in _CACHE:
         _CACHE[key] = load_dataset(name, **kwargs)
     return _CACHE[key]
+
+
+@pytest.mark.parametrize("name", [n for n, spec in DATASET_SPECS.items() if spec.builtin])
+def test_offline_loader_returns_what_its_spec_declares(name):
+    """The registry row is what config, the dry check and the report rely on without loading."""
+    spec = DATASET_SPECS[name]
+    ds = builtin(name)
+    assert ds.x_train.shape == (spec.train_size, *spec.shape)
+    assert ds.x_test.shape == (spec.test_size, *spec.shape)
+    assert ds.x_train.dtype == ds.x_test.dtype == np.float32
+    assert ds.y_train.dtype == ds.y_test.dtype == np.int32
+    assert ds.num_classes == spec.classes == np.unique(ds.y_train).size
+    assert ds.preprocessing.kind == spec.kind
+    assert ds.split == f"stratified holdout {spec.holdout:g}, seed 0"
+    assert ds.source == spec.source
+    if spec.kind == "image":
+        # raw_max maps the brightest raw pixel to 1.0 (unit scale).
+        np.testing.assert_allclose(ds.preprocessing.scale, 1.0 / spec.raw_max)
+
+
+def test_registry_rows_agree_with_the_paper_tables_and_config():
+    from icrst_jax.config import PAPER_MODEL_FOR_DATASET
+    from icrst_jax.reporting import PAPER_RESULTS
+
+    for name, spec in DATASET_SPECS.items():
+        reported = tuple(t for t, table in PAPER_RESULTS.items() if name in table["values"])
+        assert spec.paper_tables == reported, name
+        assert PAPER_MODEL_FOR_DATASET[name] == spec.model
+    with pytest.raises(TypeError):
+        DATASET_SPECS["mnist"] = DATASET_SPECS["digits"]  # type: ignore[index]
 
 
 def raw_full(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -601,14 +632,14 @@ def test_load_paths_validate(monkeypatch):
         x[7, 2] = np.nan
         return x, np.arange(50) % 2, "sklearn"
 
-    monkeypatch.setattr(data, "_load_builtin", nan_builtin)
+    monkeypatch.setattr(sources, "_load_builtin", nan_builtin)
     nan_message = r"breast_cancer \(sklearn\): 1 NaN or infinite values \(first in sample 7\)"
     with pytest.raises(DatasetError, match=nan_message):
         load_dataset("breast_cancer")
-    monkeypatch.setattr(data, "_load_builtin", lambda name: (np.zeros((50, 4)), np.arange(49) % 2, "sklearn"))
+    monkeypatch.setattr(sources, "_load_builtin", lambda name: (np.zeros((50, 4)), np.arange(49) % 2, "sklearn"))
     with pytest.raises(DatasetError, match="50 samples but 49 labels"):
         load_dataset("breast_cancer")
-    monkeypatch.setattr(data, "_load_builtin", lambda name: (np.zeros((50, 4)), np.zeros(50, int), "sklearn"))
+    monkeypatch.setattr(sources, "_load_builtin", lambda name: (np.zeros((50, 4)), np.zeros(50, int), "sklearn"))
     with pytest.raises(DatasetError, match="single class"):
         load_dataset("breast_cancer")
 
