@@ -246,15 +246,17 @@ class DataConfig:
 
     Attributes:
       name: one of ``DATASETS``. breast_cancer, digits and mnist5k ship with
-        packages (offline); the others read TFDS-prepared data or the original
-        files in ``data_dir``.
-      data_dir: TFDS data_dir or folder with the original files.
+        packages (offline); the others read the original files in
+        ``data_dir`` or TFDS-prepared data, and fetch the files when neither is there.
+      data_dir: folder with the original files (downloads go there) or TFDS data_dir.
       image_size: resize images to this side (None: digits 28, caltech101 64,
         the native size otherwise).
       test_fraction, split_seed: stratified hold-out of the sets without an
         official split.
       input_scheme: encoder input ``standardized`` (paper) or ``unit``; the
         target is always unit scale.
+      download: fetch the original files into ``data_dir`` (default
+        ``~/.cache/icrst_jax/data``) when neither they nor TFDS data are found.
     """
 
     name: str = "breast_cancer"
@@ -263,6 +265,7 @@ class DataConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     input_scheme: str = "standardized"
+    download: bool = True
 
     def __post_init__(self):
         if self.name not in DATASETS:

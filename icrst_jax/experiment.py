@@ -231,6 +231,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             test_fraction=cfg.data.test_fraction,
             split_seed=cfg.data.split_seed,
             input_scheme=cfg.data.input_scheme,
+            download=cfg.data.download,
+            say=say,
         )
     say(dataset.summary())
     # Check the model fits the data before spending time on anything.

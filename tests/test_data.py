@@ -346,7 +346,7 @@ def mock_tfds():
     [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("caltech101", (64, 64, 3))],
 )
 def test_tfds_mock(mock_tfds, tmp_path, name, shape):
-    ds = load_dataset(name, tmp_path)  # auto: no plain files in tmp_path -> TFDS
+    ds = load_dataset(name, tmp_path, source="tfds")
     assert ds.source == f"tfds:{tmp_path}"
     assert ds.split == "official"
     assert ds.x_train.shape == (24, *shape) and ds.x_test.shape == (24, *shape)
@@ -373,9 +373,29 @@ def test_tfds_not_prepared_names_dir_and_command(tmp_path):
     assert f"tfds build cifar10 --data_dir {tmp_path} --file_format array_record" in msg
     assert "pip install tensorflow tensorflow-datasets" in msg
     assert "\n" not in msg
-    # auto also offers the plain-file route.
-    with pytest.raises(DatasetError, match="cifar-10-python.tar.gz"):
-        load_dataset("cifar10", tmp_path)
+    assert not (tmp_path / "cifar10").exists()
+
+
+def test_nothing_found_without_download_says_where_and_how(tmp_path, monkeypatch):
+    """The advice names the folders looked in, the URL, the flags; looking creates nothing."""
+    tfds_dir = tmp_path / "tensorflow_datasets"
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
+    monkeypatch.setenv("ICRST_JAX_DATA_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("cifar10", download=False)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (f"no original files in {tmp_path / 'cache' / 'cifar10'}", f"no TFDS array_record data in {tfds_dir}/cifar10",
+                 "--no-download", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "--data-dir"):
+        assert part in msg, part
+    assert not tfds_dir.exists() and not (tmp_path / "cache").exists()
+    # TFDS data that is not array_record (tfds.load's default, tfrecord) is passed over, not an error.
+    version = tmp_path / "given" / "cifar10" / "3.0.2"
+    version.mkdir(parents=True)
+    (version / "dataset_info.json").write_text("{}")
+    (version / "cifar10-train.tfrecord-00000-of-00001").write_bytes(b"")
+    with pytest.raises(DatasetError, match="downloading is off"):
+        load_dataset("cifar10", tmp_path / "given", download=False)
 
 
 def test_tfds_prepared_in_wrong_format_says_rebuild(tmp_path):
@@ -487,14 +507,12 @@ def test_idx_partial_set_names_missing_files(tmp_path):
 
 def test_missing_files_names_path_and_download(tmp_path):
     with pytest.raises(DatasetError) as err:
-        load_dataset("mnist", tmp_path, source="files")
+        load_dataset("mnist", tmp_path, source="files", download=False)
     msg = str(err.value)
     assert str(tmp_path / "mnist") in msg and "train-images-idx3-ubyte.gz" in msg
-    assert "https://storage.googleapis.com/cvdf-datasets/mnist/" in msg
-    with pytest.raises(DatasetError, match="needs data_dir"):
-        load_dataset("fashion_mnist", source="files")
-    with pytest.raises(DatasetError, match="no plain-file reader"):
-        load_dataset("caltech101", tmp_path, source="files")
+    assert "https://storage.googleapis.com/cvdf-datasets/mnist/train-images-idx3-ubyte.gz" in msg
+    with pytest.raises(DatasetError, match=r"caltech101: no original files .*caltech-101.zip"):
+        load_dataset("caltech101", tmp_path, source="files", download=False)
 
 
 def test_idx_single_class_split(tmp_path):

