@@ -62,10 +62,13 @@ def missing_files(name: str, folder: Path) -> list[RemoteFile]:
     return [f for f in DATASET_SPECS[name].files if not (folder / f.name).is_file()]
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
 def manual_hint(name: str, folder: Path) -> str:
     """How to place the files by hand, for an error message."""
-    files = DATASET_SPECS[name].files
-    listing = ", ".join(f"{f.urls[0]} ({f.size / 1e6:.0f} MB)" for f in files)
+    listing = ", ".join(f"{f.urls[0]} ({_size(f.size)})" for f in DATASET_SPECS[name].files)
     return f"download {listing} into {folder}/ by hand, or pass --data-dir DIR (data.data_dir) where they are"
 
 
@@ -84,17 +87,26 @@ def _locked(fd: int, folder: Path, say: Callable[[str], None]) -> Iterator[None]
 
 
 def _write_error(name: str, folder: Path, e: OSError) -> DatasetError:
-    reason = e.strerror or str(e)
+    listing = ", ".join(f.urls[0] for f in DATASET_SPECS[name].files)
     return DatasetError(
-        f"{name}: cannot write to {folder} ({reason}); pass --data-dir DIR (data.data_dir) "
-        f"or set {DATA_DIR_ENV} to a writable folder with room for the files, or "
-        + manual_hint(name, folder)
+        f"{name}: cannot write to {folder} ({e.strerror or e}); pass --data-dir DIR (data.data_dir) or set "
+        f"{DATA_DIR_ENV} to a writable folder with room for the files, or download {listing} there by hand"
     )
 
 
-def _short(e: BaseException) -> str:
+def _reason(e: Exception) -> str:
+    """The short cause of a failed request: "Connection refused", "HTTP 404", "transfer cut short"."""
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        return f"HTTP {e.response.status_code}"
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "transfer cut short"
+    errno_text = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(e))
+    if errno_text:
+        return errno_text.group(1).strip()
     text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:160]}"
+    return f"{type(e).__name__}: {text[:120]}"
 
 
 def _download(name: str, file: RemoteFile, folder: Path, say: Callable[[str], None], progress: bool) -> None:
@@ -102,16 +114,15 @@ def _download(name: str, file: RemoteFile, folder: Path, say: Callable[[str], No
     import pooch
     import requests
 
-    logging.getLogger("pooch").setLevel(logging.WARNING)  # this module says what it downloads itself
     failures, mismatch = [], None
     for url in file_urls(name, file):
-        say(f"downloading {url} ({file.size / 1e6:.1f} MB) into {folder}")
+        say(f"downloading {url} ({_size(file.size)}) into {folder}")
         try:
             pooch.retrieve(url, known_hash=file.hash, fname=file.name, path=folder, progressbar=progress,
                            downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60))
             return
         except requests.RequestException as e:  # no network, refused, HTTP error, cut-off transfer
-            failures.append(f"{url} ({_short(e)})")
+            failures.append(f"{url} ({_reason(e)})")
         except ValueError as e:  # pooch: the hash differs (it has deleted the download)
             found = re.search(r"but got ([0-9a-fA-F]+)", str(e))
             if found is None:
@@ -161,6 +172,8 @@ def fetch(
         files by hand), a checksum mismatch (expected and found hashes), a
         folder that cannot be written (read-only, full).
     """
+    import pooch
+
     spec = DATASET_SPECS[name]
     if not spec.files:
         raise DatasetError(f"{name} has no files to download")
@@ -178,7 +191,13 @@ def fetch(
         free = shutil.disk_usage(folder).free
         if need > free:
             raise _write_error(name, folder, OSError(
-                errno.ENOSPC, f"{need / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free"))
-        for file in missing:
-            _download(name, file, folder, say, progress)
+                errno.ENOSPC, f"{_size(need)} needed, {_size(free)} free"))
+        logger = pooch.get_logger()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # this module says what it downloads itself
+        try:
+            for file in missing:
+                _download(name, file, folder, say, progress)
+        finally:
+            logger.setLevel(level)
     return folder
