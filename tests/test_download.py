@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from test_data import cifar_batches, expected_cifar, fake_mnist, idx_bytes, write_cifar_archive
 
-from icrst_jax.data import DATASET_SPECS, DatasetError, RemoteFile, download, load_dataset
+from icrst_jax.data import DATASET_SPECS, DataLocation, DatasetError, RemoteFile, download, load_dataset, locate
 from icrst_jax.data.formats import caltech_split
 
 IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
@@ -141,6 +141,7 @@ def test_first_fetch_then_offline_runs_read_the_cache(site, monkeypatch, tmp_pat
     # Offline (no server, no downloads allowed): the cache is read, nothing is requested.
     monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9/offline")
     site.requests.clear()
+    assert locate("mnist", download=False) == DataLocation("idx", folder)
     again = load_dataset("mnist", download=False, **quiet())
     np.testing.assert_array_equal(again.x_train, ds.x_train)
     assert load_dataset("mnist", **quiet()).source == ds.source and site.requests == []

@@ -27,7 +27,7 @@ from icrst_jax.data.dataset import (
 from icrst_jax.data.download import default_data_dir, fetch
 from icrst_jax.data.formats import read_caltech101, read_cifar10, read_idx, read_idx_dataset
 from icrst_jax.data.registry import DATASET_SPECS, DATASETS, DatasetSpec, RemoteFile
-from icrst_jax.data.sources import SOURCES, load_dataset
+from icrst_jax.data.sources import SOURCES, DataLocation, load_dataset, locate
 
 __all__ = [
     "DATASETS",
@@ -36,6 +36,7 @@ __all__ = [
     "SOURCES",
     "Dataset",
     "DatasetError",
+    "DataLocation",
     "DatasetSpec",
     "Preprocessing",
     "RemoteFile",
@@ -43,6 +44,7 @@ __all__ = [
     "encoder_input",
     "fetch",
     "load_dataset",
+    "locate",
     "read_caltech101",
     "read_cifar10",
     "read_idx",

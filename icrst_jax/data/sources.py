@@ -14,6 +14,7 @@ command that fixes it. A loader either returns a complete data set or raises.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Callable
@@ -248,6 +249,62 @@ def _canonical_name(name) -> str:
     return key
 
 
+@dataclasses.dataclass(frozen=True)
+class DataLocation:
+    """Where a downloadable data set's data is: its original files or a TFDS data dir.
+
+    Attributes:
+      reader: ``"idx"``, ``"cifar"``, ``"caltech"`` (the original files) or ``"tfds"``.
+      path: the files' folder or archive, or the TFDS data dir.
+    """
+
+    reader: str
+    path: Path
+
+
+def locate(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    source: str = "auto",
+    download: bool = True,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> DataLocation:
+    """Finds a downloadable data set's data, fetching the original files if needed and allowed.
+
+    The order of :func:`load_dataset`: the original files in ``data_dir``
+    (default :func:`~icrst_jax.data.download.default_data_dir`), TFDS
+    array_record data (``source`` ``"auto"`` or ``"tfds"``), else a download
+    into ``data_dir/name``. Reads nothing, so a multi-process run can call it
+    before its processes join (one download per shared folder: the others wait
+    on its lock) and load afterwards.
+
+    Raises:
+      DatasetError: nothing found and ``download`` off, or a failed download (one line).
+    """
+    name = _canonical_name(name)
+    if DATASET_SPECS[name].builtin:
+        raise DatasetError(f"{name} ships with an installed package: there is nothing to locate")
+    root = Path(data_dir).expanduser() if data_dir is not None else None
+    files_root = root if root is not None else default_data_dir()
+    if source in ("auto", "files"):
+        found = _find_files(name, files_root, partial_ok=download)
+        if found is not None:
+            return DataLocation(*found)
+    tfds_root = root if root is not None else _tfds_default_dir()
+    if source == "tfds" or (source == "auto" and _tfds_readable(name, tfds_root)):
+        return DataLocation("tfds", tfds_root)
+    if not download:
+        tfds_note = f" and no TFDS array_record data in {tfds_root / name}" if source == "auto" else ""
+        raise DatasetError(
+            f"{name}: no original files in {files_root / name} or {files_root}{tfds_note}, and downloading is off "
+            f"(--no-download, data.download=false); {manual_hint(name, files_root / name)}"
+        )
+    fetch(name, files_root, progress=progress, say=say)
+    return DataLocation(*_find_files(name, files_root))
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -329,28 +386,14 @@ def load_dataset(
         split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
         return assemble(name, raw, size=size, input_scheme=input_scheme, split=split, source=origin)
 
-    files_root = root if root is not None else default_data_dir()
-    if source in ("auto", "files"):
-        found = _find_files(name, files_root, partial_ok=download)
-        if found is not None:
-            raw, origin = _read_files(*found, size)
-            return assemble(name, raw, size=size, input_scheme=input_scheme, split="official", source=origin)
-    if source in ("auto", "tfds"):
-        tfds_root = root if root is not None else _tfds_default_dir()
-        if source == "tfds" or _tfds_readable(name, tfds_root):
-            # Images of varying size (Caltech101) are resized one by one while
-            # reading; fixed-size ones are resized as a batch in assemble.
-            per_image = DATASET_SPECS[name].native_size is None
-            raw, origin = _load_tfds(name, tfds_root, size if per_image else None)
-            return assemble(
-                name, raw, size=None if per_image else size, input_scheme=input_scheme, split="official", source=origin
-            )
-    if not download:
-        tfds_note = f" and no TFDS array_record data in {tfds_root / name}" if source == "auto" else ""
-        raise DatasetError(
-            f"{name}: no original files in {files_root / name} or {files_root}{tfds_note}, and downloading is off "
-            f"(--no-download, data.download=false); {manual_hint(name, files_root / name)}"
+    where = locate(name, root, source=source, download=download, progress=progress, say=say)
+    if where.reader == "tfds":
+        # Images of varying size (Caltech101) are resized one by one while
+        # reading; fixed-size ones are resized as a batch in assemble.
+        per_image = DATASET_SPECS[name].native_size is None
+        raw, origin = _load_tfds(name, where.path, size if per_image else None)
+        return assemble(
+            name, raw, size=None if per_image else size, input_scheme=input_scheme, split="official", source=origin
         )
-    fetch(name, files_root, progress=progress, say=say)
-    raw, origin = _read_files(*_find_files(name, files_root), size)
+    raw, origin = _read_files(where.reader, where.path, size)
     return assemble(name, raw, size=size, input_scheme=input_scheme, split="official", source=origin)
