@@ -344,8 +344,8 @@ def resize_images(images, size: int | Sequence[int], *, chunk: int = 2048) -> np
     out = np.empty((n, out_h, out_w, c), np.float32)
     for start in range(0, n, chunk):
         block = images[start : start + chunk].astype(np.float32)
-        rows = np.einsum("oh,nhwc->nowc", wh, block)
-        out[start : start + chunk] = np.einsum("pw,nowc->nopc", ww, rows)
+        rows = np.einsum("oh,nhwc->nowc", wh, block, optimize=True)
+        out[start : start + chunk] = np.einsum("pw,nowc->nopc", ww, rows, optimize=True)
     return out
 
 
