@@ -12,8 +12,11 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Sequence
 
+from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 - re-exported
+
 # The names a field accepts are its Literal type; the tuples below are those
-# names for loops and messages, read from the types (declared once).
+# names for loops and messages, read from the types (declared once). Data set
+# names and input schemes are the data registry's (icrst_jax.data).
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
 # The Table D1 models, and the authors' own network (their code's ``AE2``).
@@ -36,8 +39,7 @@ CONV_IMPLS: tuple[str, ...] = typing.get_args(ConvImpl)
 MIN_IMAGE_SIZE = 11
 STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
-InputScheme = Literal["standardized", "unit"]
-INPUT_SCHEMES: tuple[str, ...] = typing.get_args(InputScheme)
+InputScheme = Literal[INPUT_SCHEMES]
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 # authors_ae2: the batch of the authors' configs/config.yaml.
 PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256}
@@ -328,23 +330,14 @@ class GridPoint:
 
 
 # The paper's per-dataset choices (Table D1, section 6).
-PAPER_MODEL_FOR_DATASET = {
-    "mnist": "conv",
-    "fashion_mnist": "conv",
-    "mnist5k": "conv",
-    "digits": "conv",
-    "cifar10": "conv_strided",
-    "caltech101": "conv_strided",
-    "breast_cancer": "mlp",
-}
+PAPER_MODEL_FOR_DATASET = {name: spec.model for name, spec in DATASET_SPECS.items()}
 
 
 # ---------------------------------------------------------------------------
 # Studies: the paper's grid (modes x p x seeds) as one typed config
 # ---------------------------------------------------------------------------
 
-DatasetName = Literal["breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101"]
-DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
+DatasetName = Literal[DATASETS]
 Classifier = Literal["svm", "rf", "mlp", "nb"]  # the four classifiers of section 6
 CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
@@ -362,15 +355,17 @@ class DataConfig:
 
     Attributes:
       name: one of ``DATASETS``. breast_cancer, digits and mnist5k ship with
-        packages (offline); the others read TFDS-prepared data or the original
-        files in ``data_dir``.
-      data_dir: TFDS data_dir or folder with the original files.
+        packages (offline); the others read the original files in
+        ``data_dir`` or TFDS-prepared data, and fetch the files when neither is there.
+      data_dir: folder with the original files (downloads go there) or TFDS data_dir.
       image_size: resize images to this side (None: digits 28, caltech101 64,
         the native size otherwise).
       test_fraction, split_seed: stratified hold-out of the sets without an
         official split.
       input_scheme: encoder input ``standardized`` (paper) or ``unit``; the
         target is always unit scale.
+      download: fetch the original files into ``data_dir`` (default
+        ``~/.cache/icrst_jax/data``) when neither they nor TFDS data are found.
     """
 
     _PATH: ClassVar[str] = "data."
@@ -381,6 +376,7 @@ class DataConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     input_scheme: InputScheme = "standardized"
+    download: bool = True
 
     def __post_init__(self):
         _check_types(self)

@@ -39,20 +39,12 @@ import numpy as np
 
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, StudyConfig
+from icrst_jax.data.registry import DATASET_SPECS
 from icrst_jax.models import check_widths, make_model
 
 # Sample shape and training-split size of each data set at its default image
-# size, for the dry check of a study config without its data (the sizes of the
-# official training splits; 80% of the whole set where the loader holds out 20%).
-DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "breast_cancer": ((30,), 455),
-    "digits": ((28, 28, 1), 1437),
-    "mnist5k": ((28, 28, 1), 4000),
-    "mnist": ((28, 28, 1), 60000),
-    "fashion_mnist": ((28, 28, 1), 60000),
-    "cifar10": ((32, 32, 3), 50000),
-    "caltech101": ((64, 64, 3), 3060),  # TFDS caltech101 train split
-}
+# size, for the dry check of a study config without its data.
+DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {n: (s.shape, s.train_size) for n, s in DATASET_SPECS.items()}
 
 
 def p_tag(p: float) -> str:
@@ -242,6 +234,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             test_fraction=cfg.data.test_fraction,
             split_seed=cfg.data.split_seed,
             input_scheme=cfg.data.input_scheme,
+            download=cfg.data.download,
+            say=say,
         )
     say(dataset.summary())
     # Check the model fits the data before spending time on anything.

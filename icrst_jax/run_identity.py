@@ -35,7 +35,7 @@ from icrst_jax.jsonable import to_jsonable
 # implementation; checkpoints only stop
 # and restart it exactly).
 NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch",
-                "train.model.conv_impl", "eval.n_jobs")
+                "train.model.conv_impl", "eval.n_jobs", "data.download")
 # Fields a rerun may change and still continue the folder's training: more
 # epochs extend it, and the evaluation is redone from the latents on every run.
 RESUMABLE = ("train.epochs", "eval.")
