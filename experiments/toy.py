@@ -350,21 +350,21 @@ def plot_vector_field(arrays: dict, modes, far_grid, close_grid, path) -> None:
     direction of f(g(x)) - x, their colour its length), with the training
     points by class, the class means and, from close, the reconstructions
     f(g(x)) of the training points and their mean distance from the class mean."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
     from matplotlib.lines import Line2D
+
+    from icrst_jax.reporting import new_figure
 
     points, labels, means = arrays["points"], arrays["labels"], arrays["class_means"]
     # At most 400 drawn points per class: as readable, and a much smaller PNG.
     rng = np.random.default_rng(0)
     shown = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:400] for c in np.unique(labels)])
     classes = np.unique(labels)
-    colours = plt.get_cmap("tab10")(np.arange(len(classes)))
+    colours = colormaps["tab10"](np.arange(len(classes)))
     far_mask = arrays["grid_far"]
     nf = int(far_mask.sum())
-    fig, axes = plt.subplots(len(modes), 2, figsize=(9.0, 4.1 * len(modes)), squeeze=False)
+    fig = new_figure((9.0, 4.1 * len(modes)), layout=None)  # tight_layout below leaves room for the legend
+    axes = fig.subplots(len(modes), 2, squeeze=False)
     for row, mode in zip(axes, modes):
         field = arrays[f"field_{mode}"]
         dist = arrays[f"dist_to_mean_{mode}"]
@@ -418,7 +418,6 @@ def plot_vector_field(arrays: dict, modes, far_grid, close_grid, path) -> None:
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
     buf.seek(0)
     Image.open(buf).convert("RGB").quantize(256).save(path, optimize=True)
 

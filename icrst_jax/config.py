@@ -578,16 +578,18 @@ class StudyConfig:
                 f"({'tabular rows' if tabular else 'images'}); set train.model.name={want}"
             )
 
-    def runs(self) -> list[tuple[str, float]]:
-        """(mode, p) pairs in order: p-independent modes once (p = 0), the others per p."""
+    def configurations(self) -> list[tuple[str, float]]:
+        """(mode, p) pairs in order: p-independent modes once (p = 0), the others per p.
+
+        A configuration is a row of the report; with each seed it is a grid point."""
         out = []
         for m in self.modes:
             out += [(m, float(p)) for p in self.p_values] if m in P_MODES else [(m, 0.0)]
         return out
 
     def grid(self) -> list[GridPoint]:
-        """Every grid point: each (mode, p) of :meth:`runs` with each seed."""
-        return [GridPoint(m, p, int(s)) for m, p in self.runs() for s in self.seeds]
+        """Every grid point: each (mode, p) of :meth:`configurations` with each seed."""
+        return [GridPoint(m, p, int(s)) for m, p in self.configurations() for s in self.seeds]
 
     def replace(self, **changes) -> "StudyConfig":
         return dataclasses.replace(self, **changes)

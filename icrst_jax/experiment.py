@@ -28,19 +28,22 @@ purity against epochs).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
-from icrst_jax.config import P_MODES, StudyConfig
+from icrst_jax.config import P_MODES, GridPoint, StudyConfig
 from icrst_jax.data.registry import DATASET_SPECS
 from icrst_jax.models import check_widths, make_model
+from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 
 # Sample shape and training-split size of each data set at its default image
 # size, for the dry check of a study config without its data.
@@ -102,7 +105,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     return {
         "dataset": cfg.data.name,
         "grid_points": len(cfg.grid()),
-        "runs": [f"{m} p={p_tag(p)}" for m, p in cfg.runs()],
+        "configurations": [f"{m} p={p_tag(p)}" for m, p in cfg.configurations()],
         "seeds": list(cfg.seeds),
         "sample_shape": list(shape),
         "latent_shape": list(latent.shape[1:]),
@@ -172,7 +175,8 @@ def setup_compilation_cache(
 
 
 def run_experiment(
-    cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None, command: str | None = None
+    cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None, command: str | None = None,
+    hooks: Sequence = (),
 ) -> dict:
     """Runs the whole study and writes its files into its folder
     (``cfg.out``, or ``runs/<dataset>-<fingerprint>``: :func:`icrst_jax.run_identity.out_dir`).
@@ -181,11 +185,16 @@ def run_experiment(
     (:func:`icrst_jax.run_identity.check_folder`): a rerun of the same study
     resumes its checkpoint, another study is refused before any data is loaded.
 
+    The stages, each a function below: prepare the folder -> :func:`load_data`
+    -> :func:`train` -> :func:`collect_latents` -> :func:`evaluate` ->
+    :func:`summarise` -> :func:`write_outputs` (files: process 0 only).
+
     Args:
       cfg: the study configuration.
       progress: gets one line per stage / epoch / classifier; None is quiet.
       dataset: an already loaded :class:`icrst_jax.data.Dataset` (skips loading).
       command: the command line as typed, for ``results.json`` (default: ``sys.argv``).
+      hooks: more :class:`icrst_jax.train.EpochHook` duties for the training loop.
 
     Returns:
       The ``results.json`` payload (also written to ``<folder>/results.json``).
@@ -209,21 +218,50 @@ def run_experiment(
     check_widths(cfg.train.model)
     make_mesh(cfg.train.num_devices)  # a device count this machine lacks: refused before any file or data
     distributed.check_same_study(cfg)  # a multi-process run: one study, one folder that all processes see
-    if not distributed.is_primary():
-        # Process 0 owns the folder: it alone locks, checks and writes it.
-        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
-    with run_identity.claim_folder(out, cfg):
-        return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
-
-
-def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> dict:
-    from icrst_jax import data as data_lib
-    from icrst_jax.train import encode, fit
-
     say = progress or (lambda line: None)
-    t_start = time.perf_counter()
-    say(f"output folder: {out}")
-    primary = distributed.is_primary()
+    with _prepared_folder(cfg, out):
+        clock = {"start": time.perf_counter()}
+        say(f"output folder: {out}")
+        dataset = load_data(cfg, dataset, say)
+        clock["loaded"] = time.perf_counter()
+        trained = train(cfg, dataset, out, say, hooks=hooks)
+        clock["trained"] = time.perf_counter()
+        latents = collect_latents(cfg, dataset, trained, say)
+        evaluated = evaluate(cfg, dataset, latents, say)
+        study = summarise(cfg, dataset, trained, latents, evaluated, command=command, say=say)
+        if distributed.is_primary():  # only process 0 writes files
+            study = write_outputs(cfg, dataset, latents, study, out, say)
+        study = dataclasses.replace(study, timing=_timing(clock, trained.result, time.perf_counter()))
+        if distributed.is_primary():
+            reporting.write_results_json(out / "results.json", study.to_dict())
+            say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(study.figures)} figure(s)")
+            say(study.timing.line())
+    return study.to_dict()
+
+
+@contextlib.contextmanager
+def _prepared_folder(cfg: StudyConfig, out: Path):
+    """Process 0 owns the folder: it alone locks, checks and writes its identity."""
+    if not distributed.is_primary():
+        yield
+        return
+    with run_identity.claim_folder(out, cfg):
+        yield
+
+
+# ---------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------
+
+
+def load_data(cfg: StudyConfig, dataset=None, say: Callable[[str], None] = lambda line: None):
+    """The study's :class:`icrst_jax.data.Dataset` (``dataset`` if given), checked against the config.
+
+    Raises:
+      ValueError: the model does not fit the samples, or ``eval.mi_k`` is not
+        below the test split's size (checked before training, not after it).
+    """
+    from icrst_jax import data as data_lib
 
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
@@ -238,16 +276,34 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             say=say,
         )
     say(dataset.summary())
-    # Check the model fits the data before spending time on anything.
     make_model(cfg.train.model, dataset.x_train.shape[1:])
-    mean, std = dataset.preprocessing.encoder_mean_std()
-    metric = reporting.primary_metric(cfg.data.name)
-    points = cfg.grid()
-    # The last setting that depends on the data: checked before training, not after it.
     if cfg.eval.mi and dataset.x_test.ndim == 4 and cfg.eval.mi_k >= dataset.x_test.shape[0]:
         raise ValueError(f"--mi-k {cfg.eval.mi_k} must be below the test split's {dataset.x_test.shape[0]} samples")
-    t_loaded = time.perf_counter()
+    return dataset
 
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The train stage's output.
+
+    Attributes:
+      result: :func:`icrst_jax.train.fit`'s result (final state, history).
+      snapshots: epoch -> (R, N_test, D) held-out latents encoded from the
+        training loop's own state at that epoch (0: the untrained encoder).
+    """
+
+    result: Any
+    snapshots: Mapping[int, np.ndarray]
+
+
+def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lambda line: None, *,
+          hooks: Sequence = ()) -> Trained:
+    """Trains every grid point in one program, encoding the held-out latents at
+    ``eval.at_epochs`` (and epoch 0 for the untrained row) along the way."""
+    from icrst_jax.train import encode, fit
+
+    mean, std = dataset.preprocessing.encoder_mean_std()
+    points = cfg.grid()
     # Held-out latents along training, encoded from the training loop's own
     # state (no retraining): epoch 0 gives the untrained reference row.
     snapshot_epochs = set(cfg.eval.at_epochs) | ({0} if cfg.eval.untrained else set())
@@ -257,7 +313,7 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     def on_epoch(epoch, engine, state):
         snapshots[epoch] = encode(engine, state, dataset.x_test, mean=mean, std=std)
 
-    say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.runs())}; "
+    say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.configurations())}; "
         f"seeds {list(cfg.seeds)}) for {cfg.train.epochs} epochs in one program")
     result = fit(
         cfg.train,
@@ -276,20 +332,53 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
         progress=say,
         at_epochs=sorted(snapshot_epochs),
         on_epoch=on_epoch,
+        hooks=hooks,
     )
-    t_trained = time.perf_counter()
-    epochs_s = sum(h["seconds"] for h in result.history)
+    return Trained(result=result, snapshots=snapshots)
 
-    say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
-        f"{len(points)} x {cfg.eval.n_folds} folds x {len(cfg.eval.classifiers)} classifiers"
-        f" x {len(cfg.eval.scalings)} scaling(s)")
+
+@dataclasses.dataclass(frozen=True)
+class Latents:
+    """The held-out latents to evaluate, and what training says about each grid point.
+
+    Attributes:
+      points: the grid points, in the run axis' order.
+      final: (R, N_test, D) after the last epoch.
+      untrained: (S, N_test, D) each seed's initial encoder (``cfg.seeds`` order), or None.
+      along: epoch -> (R, N_test, D) for each ``eval.at_epochs`` strictly inside training.
+      missing_epochs: ``eval.at_epochs`` whose latents could not be made.
+      loss_curves: per point, the loss of every epoch.
+      diverged: per point, why its numbers are not a result (:func:`icrst_jax.faults.divergence`), or None.
+    """
+
+    points: Sequence[GridPoint]
+    final: np.ndarray
+    untrained: np.ndarray | None
+    along: Mapping[int, np.ndarray]
+    missing_epochs: Sequence[int]
+    loss_curves: Sequence[Sequence[float]]
+    diverged: Sequence[str | None]
+
+
+def collect_latents(cfg: StudyConfig, dataset, trained: Trained, say: Callable[[str], None] = lambda line: None
+                    ) -> Latents:
+    """The final, untrained and along-training latents, and each point's divergence.
+
+    Raises:
+      icrst_jax.faults.NonFiniteLoss: a point's final latents are not finite.
+    """
+    from icrst_jax.train import encode
+
+    result = trained.result
+    points = list(result.points)
+    mean, std = dataset.preprocessing.encoder_mean_std()
     if result.missed_epochs:
         say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
             f"this run resumed from")
-    # The engine keeps the jitted encoder of the snapshots above: no second compilation.
-    feats = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
+    # The engine keeps the jitted encoder of the snapshots: no second compilation.
+    final = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
     loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
-    diverged = [faults.divergence(loss_curves[i], feats[i]) for i in range(len(points))]
+    diverged = [faults.divergence(loss_curves[i], final[i]) for i in range(len(points))]
     if any(d == faults.NON_FINITE_LATENTS for d in diverged):
         bad = [pt for pt, d in zip(points, diverged) if d == faults.NON_FINITE_LATENTS]
         raise faults.NonFiniteLoss(
@@ -299,230 +388,288 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
     for pt, d in zip(points, diverged):
         if d:
             say(f"warning: {pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}): its scores are not a result")
-    for i, pt in enumerate(points if primary else ()):  # only process 0 writes files
-        np.savez_compressed(
-            latents_path(out, pt.mode, pt.p, pt.seed),
-            features=feats[i], labels=dataset.y_test, mode=pt.mode, p=pt.p, seed=pt.seed, split="test",
-        )
-    seeds = list(cfg.seeds)
-    # The untrained encoder of seed s: its initial parameters depend on the seed
-    # only, so any point of that seed holds them at epoch 0.
     untrained = None
     if cfg.eval.untrained:
-        first = [next(i for i, pt in enumerate(points) if pt.seed == s) for s in seeds]
-        untrained = snapshots[0][first]
-        for s, f in zip(seeds if primary else (), untrained):
-            np.savez_compressed(untrained_latents_path(out, s), features=f, labels=dataset.y_test, mode="untrained",
-                                seed=s, epoch=0, split="test")
-    mid_epochs = sorted(e for e in cfg.eval.at_epochs if 0 < e < cfg.train.epochs and e in snapshots)
-    for e in mid_epochs if primary else ():
-        np.savez_compressed(epoch_latents_path(out, e), features=snapshots[e], labels=dataset.y_test, epoch=e,
-                            points=np.array([pt.tag for pt in points]), split="test")
+        # The untrained encoder of seed s: its initial parameters depend on the seed
+        # only, so any point of that seed holds them at epoch 0.
+        first = [next(i for i, pt in enumerate(points) if pt.seed == s) for s in cfg.seeds]
+        untrained = trained.snapshots[0][first]
+    inside = sorted(e for e in cfg.eval.at_epochs if 0 < e < cfg.train.epochs)
+    along = {e: trained.snapshots[e] for e in inside if e in trained.snapshots}
+    return Latents(points=points, final=final, untrained=untrained, along=along,
+                   missing_epochs=[e for e in inside if e not in along], loss_curves=loss_curves, diverged=diverged)
 
+
+@dataclasses.dataclass(frozen=True)
+class SetScores:
+    """The measures of one latent set: ``classifiers`` by scaling
+    (``{scaling: evaluate_classifiers result}``), MI, kNN purity, latent spread."""
+
+    classifiers: Mapping[str, Mapping]
+    mi: Mapping | None
+    purity: Mapping | None
+    latent_spread: float
+
+    def only(self, names: Sequence[str]) -> SetScores:
+        """These scores with only the classifiers ``names`` kept."""
+        kept = {sc: {n: r[n] for n in names} for sc, r in self.classifiers.items()}
+        return dataclasses.replace(self, classifiers=kept)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluated:
+    """The evaluate stage's output: per point (``final``), per seed
+    (``untrained``) and per along-training epoch and point (``along``)."""
+
+    final: Sequence[SetScores]
+    untrained: Sequence[SetScores]
+    along: Mapping[int, Sequence[SetScores]]
+
+
+def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], None] = lambda line: None
+             ) -> Evaluated:
+    """Classifiers (each scaling), MI and purity of every latent set, in two pools of workers:
+    the final and untrained latents with ``eval.classifiers``, the along-training
+    ones with ``eval.epoch_classifiers``."""
     ev = cfg.eval
+    points, seeds = latents.points, list(cfg.seeds)
+    say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
+        f"{len(points)} x {ev.n_folds} folds x {len(ev.classifiers)} classifiers"
+        f" x {len(ev.scalings)} scaling(s)")
+    sets = [(latents.final[i], pt.seed) for i, pt in enumerate(points)]
+    if latents.untrained is not None:
+        sets += list(zip(latents.untrained, seeds))
+    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say)
+    along = {}
+    if latents.along:
+        epochs = sorted(latents.along)
+        say(f"== evaluating the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
+        mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
+        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say)
+        along = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
+    return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along)
+
+
+def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None]) -> list[SetScores]:
+    """:class:`SetScores` of each ``(features (N, D), seed)`` in ``sets``.
+
+    All sets x scalings x classifiers x folds go to one pool of workers. The
+    MI of section 7 is an image measure (per channel over pixels): tabular
+    data (``x_test`` not 4-D) skips it.
+    """
+    images = x_test if ev.mi and x_test.ndim == 4 else None
     n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
-    # Table 2 is an image measure (per channel over pixels); tabular rows skip it.
-    images = dataset.x_test if ev.mi and dataset.x_test.ndim == 4 else None
-    sets = [(feats[i], pt.seed) for i, pt in enumerate(points)]
-    sets += [(f, s) for f, s in zip(untrained, seeds)] if untrained is not None else []
-    evals = _evaluate_sets(sets, dataset.y_test, ev, ev.classifiers, images, n_jobs, say)
-    final_evals, untrained_evals = evals[: len(points)], evals[len(points):]
-    mid_evals = {}
-    if mid_epochs:
-        say(f"== evaluating the latents after epochs {mid_epochs} ({', '.join(ev.epoch_classifiers)})")
-        mid_sets = [(snapshots[e][i], pt.seed) for e in mid_epochs for i, pt in enumerate(points)]
-        flat = _evaluate_sets(mid_sets, dataset.y_test, ev, ev.epoch_classifiers, images, n_jobs, say)
-        mid_evals = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(mid_epochs)}
+    jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
+    flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
+                                    progress=lambda line: say("   " + line), fold_lines=False)
+    n_sc = len(ev.scalings)
+    return [
+        SetScores(
+            classifiers=dict(zip(ev.scalings, flat[j * n_sc:(j + 1) * n_sc])),
+            mi=evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
+                                             seed=s, baselines=ev.mi_baselines) if images is not None else None,
+            purity=evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1)) if ev.purity else None,
+            latent_spread=evaluation.latent_spread(f),
+        )
+        for j, (f, s) in enumerate(sets)
+    ]
 
+
+def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, evaluated: Evaluated, *,
+              command: str | None = None, say: Callable[[str], None] = lambda line: None) -> StudyResult:
+    """The study's typed results: a :class:`Record` per configuration (the
+    untrained encoder first), a :class:`PointRecord` per grid point, and the
+    report's warnings. No files, no figures, no timing yet."""
+    ev = cfg.eval
+    metric = reporting.primary_metric(cfg.data.name)
+    points, diverged = latents.points, latents.diverged
+    result = trained.result
     final_loss = result.final_loss.tolist()
-    point_records = []
-    for i, pt in enumerate(points):
-        point_records.append({
-            **dataclasses.asdict(pt),
-            **_pooled(final_evals[i:i + 1], ev.scalings),
-            "final_loss": final_loss[i] if final_loss else None,
-            "loss_curve": loss_curves[i],
-            "latents": latents_path(out, pt.mode, pt.p, pt.seed).name,
-            "diverged": diverged[i],
-        })
-
+    seeds = list(cfg.seeds)
+    point_records = [
+        PointRecord(mode=pt.mode, p=pt.p, seed=pt.seed, scores=pooled(evaluated.final[i:i + 1], ev.scalings),
+                    final_loss=final_loss[i] if final_loss else None, loss_curve=latents.loss_curves[i],
+                    latents=latents_path(Path(), pt.mode, pt.p, pt.seed).name, diverged=diverged[i])
+        for i, pt in enumerate(points)
+    ]
     records = []
-    tsne_panels = {}
-    if untrained is not None:
-        records.append({"mode": "untrained", "p": None, "seeds": seeds, "epoch": 0,
-                        **_pooled(untrained_evals, ev.scalings),
-                        "latents": [untrained_latents_path(out, s).name for s in seeds]})
-        say("   untrained encoder: " + _summary_line(records[-1], metric))
-        tsne_panels[reporting.MODE_LABELS["untrained"]] = (untrained[0], dataset.y_test)
-    for mode, p in cfg.runs():
+    if latents.untrained is not None:
+        records.append(Record(mode="untrained", p=None, seeds=tuple(seeds), epoch=0,
+                              scores=pooled(evaluated.untrained, ev.scalings),
+                              latents=tuple(untrained_latents_path(Path(), s).name for s in seeds)))
+        say("   untrained encoder: " + _summary_line(records[-1].to_dict(), metric))
+    for mode, p in cfg.configurations():
         idx = [i for i, pt in enumerate(points) if (pt.mode, pt.p) == (mode, p)]
-        record = {
-            "mode": mode,
-            "p": p,
-            "seeds": [points[i].seed for i in idx],
-            "epoch": cfg.train.epochs,
-            **_pooled([final_evals[i] for i in idx], ev.scalings),
-            "final_loss": [final_loss[i] for i in idx] if final_loss else [],
-            "latents": [point_records[i]["latents"] for i in idx],
-        }
-        if any(diverged[i] for i in idx):
-            record["diverged"] = [f"seed {points[i].seed}: {diverged[i]}" for i in idx if diverged[i]]
-        if mode == "dae":
-            record["dae_sigma"] = cfg.train.dae_sigma
+        trajectory = ()
         if ev.at_epochs:
             # Epoch 0 is the untrained encoder of the same seeds; the last epoch the record itself.
             steps = []
-            if untrained is not None:
-                steps.append((0, [untrained_evals[seeds.index(points[i].seed)] for i in idx]))
-            steps += [(e, [mid_evals[e][i] for i in idx]) for e in mid_epochs]
-            steps.append((cfg.train.epochs, [final_evals[i] for i in idx]))
-            record["trajectory"] = [
-                {"epoch": e, **_pooled(_only(es, ev.epoch_classifiers), ev.scalings, per_sample=False)} for e, es in steps
-            ]
-        records.append(record)
-        label = mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
-        say(f"   {label}: " + _summary_line(record, metric))
-        # t-SNE: one panel per mode, at the largest p (the paper shows p = 1).
-        key = reporting.MODE_LABELS[mode]
-        if mode not in P_MODES or p == max(cfg.p_values):
-            tsne_panels[key if mode not in P_MODES else f"{key} (p={p_tag(p)})"] = (feats[idx[0]], dataset.y_test)
-
-    figures = []
-    if cfg.eval.tsne and primary:
-        say("t-SNE of the test latents ...")
-        figures.append(
-            str(reporting.plot_tsne(tsne_panels, out / "tsne.png", seed=cfg.seeds[0], max_points=cfg.eval.tsne_points,
-                                    title=f"{cfg.data.name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
-        )
-    if len(cfg.p_values) > 1 and primary:
-        for mode in P_MODES:
-            if mode in cfg.modes:
-                curves = reporting.curves_from_records(records, metric=metric, mode=mode)
-                figures.append(str(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode)))
-    if ev.at_epochs and primary:
-        figures.append(str(reporting.plot_vs_epochs(
-            records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=ev.epoch_classifiers[0],
-            title=f"{cfg.data.name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[ev.epoch_classifiers[0]]})")))
-    # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
-    for stale in (set(out.glob("*.png")) - {Path(f) for f in figures}) if primary else ():
-        stale.unlink()
-    t_done = time.perf_counter()
-
-    # Where the study's wall time went: the epoch program's compilation, the
-    # epochs themselves, and everything after training (latents, fits, MI, figures).
-    timing = {
-        "wall_s": t_done - t_start,
-        "loading_s": t_loaded - t_start,
-        "compiling_s": result.compile_seconds,
-        "training_s": epochs_s,
-        "setup_s": (t_trained - t_loaded) - result.compile_seconds - epochs_s,  # init, transfers, checkpoints
-        "evaluation_s": t_done - t_trained,
-    }
-    payload = {
-        "dataset": cfg.data.name,
-        "dataset_summary": dataset.summary(),
-        "split": dataset.split,
-        "metric": metric,
-        "config": cfg.to_dict(),
-        "model": dataclasses.asdict(cfg.train.model),
-        "batch_size": result.engine.batch_size,  # the global batch used (batch_size None: the paper's)
-        "scalings": list(ev.scalings),
-        "seeds": list(cfg.seeds),
-        "records": records,
-        "points": point_records,
-        "history": result.history,
-        "figures": [Path(f).name for f in figures],
-        "preprocessing": dataset.preprocessing.to_dict(),
-        "versions": versions(),
-        "timing": timing,
-        "wall_seconds": timing["wall_s"],
-        "command": command if command is not None else " ".join(sys.argv),
-        "fingerprint": run_identity.short_hash(run_identity.fingerprint(cfg)),
-        "diverged": [{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
-        # Where compiled programs were loaded from / stored (None: no persistent cache).
-        "compilation_cache_dir": _compilation_cache_dir(),
-    }
-    if not primary:
-        return payload
-    reporting.write_results_json(out / "results.json", payload)
+            if latents.untrained is not None:
+                steps.append((0, [evaluated.untrained[seeds.index(points[i].seed)] for i in idx]))
+            steps += [(e, [evaluated.along[e][i] for i in idx]) for e in sorted(evaluated.along)]
+            steps.append((cfg.train.epochs, [evaluated.final[i] for i in idx]))
+            trajectory = tuple(
+                EpochScores(e, pooled([s.only(ev.epoch_classifiers) for s in ss], ev.scalings, per_sample=False))
+                for e, ss in steps
+            )
+        records.append(Record(
+            mode=mode, p=p, seeds=tuple(points[i].seed for i in idx), epoch=cfg.train.epochs,
+            scores=pooled([evaluated.final[i] for i in idx], ev.scalings),
+            final_loss=tuple(final_loss[i] for i in idx) if final_loss else (),
+            latents=tuple(point_records[i].latents for i in idx),
+            diverged=tuple(f"seed {points[i].seed}: {diverged[i]}" for i in idx if diverged[i]),
+            dae_sigma=cfg.train.dae_sigma if mode == "dae" else None,
+            trajectory=trajectory,
+        ))
+        say(f"   {_label(mode, p)}: " + _summary_line(records[-1].to_dict(), metric))
     warnings = [
         f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."
         for pt, d in zip(points, diverged) if d
     ]
-    reporting.render_report(records, dataset=cfg.data.name, out_path=out / "report.md", metric=metric,
-                            figures=[Path(f).name for f in figures], warnings=warnings)
-    say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
-    say(timing_line(timing))
-    return payload
+    return StudyResult(
+        dataset=cfg.data.name,
+        dataset_summary=dataset.summary(),
+        split=dataset.split,
+        metric=metric,
+        config=cfg.to_dict(),
+        model=dataclasses.asdict(cfg.train.model),
+        batch_size=result.engine.batch_size,
+        scalings=list(ev.scalings),
+        seeds=seeds,
+        records=records,
+        points=point_records,
+        history=result.history,
+        preprocessing=dataset.preprocessing.to_dict(),
+        versions=versions(),
+        command=command if command is not None else " ".join(sys.argv),
+        fingerprint=run_identity.short_hash(run_identity.fingerprint(cfg)),
+        diverged=[{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
+        compilation_cache_dir=_compilation_cache_dir(),
+        warnings=warnings,
+    )
+
+
+def tsne_panels(cfg: StudyConfig, latents: Latents, labels: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The t-SNE figure's panels: the untrained encoder, then one per mode at
+    its largest p (the paper shows p = 1); the first seed's latents."""
+    panels = {}
+    if latents.untrained is not None:
+        panels[reporting.MODE_LABELS["untrained"]] = (latents.untrained[0], labels)
+    for mode, p in cfg.configurations():
+        if mode in P_MODES and p != max(cfg.p_values):
+            continue
+        i = next(i for i, pt in enumerate(latents.points) if (pt.mode, pt.p) == (mode, p))
+        key = reporting.MODE_LABELS[mode]
+        panels[f"{key} (p={p_tag(p)})" if mode in P_MODES else key] = (latents.final[i], labels)
+    return panels
+
+
+def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResult, out: Path,
+                  say: Callable[[str], None] = lambda line: None) -> StudyResult:
+    """Writes the latents, the figures and report.md (process 0 only); returns
+    ``study`` with its figures. results.json follows, once the run is timed."""
+    y = dataset.y_test
+    for i, pt in enumerate(latents.points):
+        np.savez_compressed(latents_path(out, pt.mode, pt.p, pt.seed), features=latents.final[i], labels=y,
+                            mode=pt.mode, p=pt.p, seed=pt.seed, split="test")
+    if latents.untrained is not None:
+        for s, f in zip(cfg.seeds, latents.untrained):
+            np.savez_compressed(untrained_latents_path(out, s), features=f, labels=y, mode="untrained", seed=s,
+                                epoch=0, split="test")
+    for e, f in latents.along.items():
+        np.savez_compressed(epoch_latents_path(out, e), features=f, labels=y, epoch=e,
+                            points=np.array([pt.tag for pt in latents.points]), split="test")
+    figures = _draw_figures(cfg, latents, y, study, out, say)
+    # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
+    for stale in set(out.glob("*.png")) - {out / f for f in figures}:
+        stale.unlink()
+    study = dataclasses.replace(study, figures=figures)
+    reporting.atomic_write_text(out / "report.md", reporting.render_report(study))
+    return study
+
+
+def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say) -> list[str]:
+    """The study's PNG figures; returns their names."""
+    ev, metric, name = cfg.eval, study.metric, cfg.data.name
+    figures = []
+    if ev.tsne:
+        say("t-SNE of the test latents ...")
+        figures.append(reporting.plot_tsne(
+            tsne_panels(cfg, latents, labels), out / "tsne.png",
+            seed=cfg.seeds[0], max_points=ev.tsne_points,
+            title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
+    if len(cfg.p_values) > 1:
+        for mode in (m for m in P_MODES if m in cfg.modes):
+            curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
+            figures.append(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric,
+                                                        mode=mode))
+    if ev.at_epochs:
+        clf = ev.epoch_classifiers[0]
+        figures.append(reporting.plot_vs_epochs(
+            study.records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=clf,
+            title=f"{name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[clf]})"))
+    return [Path(f).name for f in figures]
+
+
+# ---------------------------------------------------------------------------
+# Helpers of the stages
+# ---------------------------------------------------------------------------
+
+
+def pooled(scores: Sequence[SetScores], scalings: Sequence[str], *, per_sample: bool = True) -> Scores:
+    """The :class:`Scores` of one configuration's seeds, pooled.
+
+    ``classifiers`` is the first scaling's (the main table), ``other_scalings``
+    the rest by name. ``per_sample=False`` drops the MI's per-sample values.
+    """
+    by_scaling = {
+        sc: scores[0].classifiers[sc] if len(scores) == 1 else evaluation.pool_results([s.classifiers[sc] for s in scores])
+        for sc in scalings
+    }
+    mi = [s.mi for s in scores if s.mi is not None]
+    mi = evaluation.pool_mi(mi) if mi else None
+    if mi is not None and not per_sample:
+        mi = {k: ({kk: vv for kk, vv in v.items() if kk != "per_sample"} if isinstance(v, dict) else v)
+              for k, v in mi.items() if k not in ("per_sample", "indices")}
+    purity = [s.purity for s in scores if s.purity is not None]
+    return Scores(
+        scaling=scalings[0],
+        classifiers=by_scaling[scalings[0]],
+        other_scalings={sc: by_scaling[sc] for sc in scalings[1:]},
+        mi=mi,
+        purity=evaluation.pool_purity(purity) if purity else None,
+        latent_spread=[s.latent_spread for s in scores],
+    )
+
+
+def _label(mode: str, p: float) -> str:
+    """``standard``, ``icrst p=0.5``: a configuration in the log."""
+    return mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
+
+
+def _timing(clock: dict, result, done: float) -> Timing:
+    """Where the study's wall time went: the epoch program's compilation, the
+    epochs themselves, and everything after training (latents, fits, MI, figures)."""
+    epochs_s = sum(h["seconds"] for h in result.history)
+    return Timing(
+        wall_s=done - clock["start"],
+        loading_s=clock["loaded"] - clock["start"],
+        compiling_s=result.compile_seconds,
+        training_s=epochs_s,
+        setup_s=(clock["trained"] - clock["loaded"]) - result.compile_seconds - epochs_s,
+        evaluation_s=done - clock["trained"],
+    )
 
 
 def timing_line(timing: dict) -> str:
-    """``study 95 s: training 40 s, compiling 30 s, evaluation 20 s, ...``"""
-    t = timing
-    return (
-        f"study {t['wall_s']:.0f} s: training {t['training_s']:.1f} s, compiling {t['compiling_s']:.1f} s, "
-        f"evaluation {t['evaluation_s']:.1f} s, loading {t['loading_s']:.1f} s, other {t['setup_s']:.1f} s"
-    )
+    """``study 95 s: training 40 s, compiling 30 s, evaluation 20 s, ...`` of a results.json ``timing``."""
+    return Timing(**timing).line()
 
 
 def _compilation_cache_dir() -> str | None:
     import jax
 
     return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
-
-
-def _evaluate_sets(sets, labels, ev, classifiers, images, n_jobs, say) -> list[dict]:
-    """Classifiers (each scaling), MI, purity and spread of each ``(features, seed)``.
-
-    All sets x scalings x classifiers x folds go to one pool of workers.
-    Returns per set ``{"classifiers": {scaling: result}, "mi", "purity", "latent_spread"}``.
-    """
-    jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
-    flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False)
-    n_sc = len(ev.scalings)
-    out = []
-    for j, (f, s) in enumerate(sets):
-        out.append({
-            "classifiers": dict(zip(ev.scalings, flat[j * n_sc:(j + 1) * n_sc])),
-            "mi": evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
-                                                seed=s, baselines=ev.mi_baselines) if images is not None else None,
-            "purity": evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1)) if ev.purity else None,
-            "latent_spread": evaluation.latent_spread(f),
-        })
-    return out
-
-
-def _only(evals: Sequence[dict], classifiers: Sequence[str]) -> list[dict]:
-    """``evals`` with only ``classifiers`` kept (the trajectory's classifiers)."""
-    return [{**e, "classifiers": {sc: {n: r[n] for n in classifiers} for sc, r in e["classifiers"].items()}}
-            for e in evals]
-
-
-def _pooled(evals: Sequence[dict], scalings: Sequence[str], *, per_sample: bool = True) -> dict:
-    """Record fields from the evaluations of one configuration's seeds, pooled.
-
-    ``classifiers`` is the first scaling's (the main table), ``other_scalings``
-    the rest by name. ``per_sample=False`` drops the MI's per-sample values.
-    """
-    by_scaling = {
-        sc: evals[0]["classifiers"][sc] if len(evals) == 1 else evaluation.pool_results([e["classifiers"][sc] for e in evals])
-        for sc in scalings
-    }
-    mi = [e["mi"] for e in evals if e["mi"] is not None]
-    mi = evaluation.pool_mi(mi) if mi else None
-    if mi is not None and not per_sample:
-        mi = {k: ({kk: vv for kk, vv in v.items() if kk != "per_sample"} if isinstance(v, dict) else v)
-              for k, v in mi.items() if k not in ("per_sample", "indices")}
-    purity = [e["purity"] for e in evals if e["purity"] is not None]
-    return {
-        "scaling": scalings[0],
-        "classifiers": by_scaling[scalings[0]],
-        "other_scalings": {sc: by_scaling[sc] for sc in scalings[1:]},
-        "mi": mi,
-        "purity": evaluation.pool_purity(purity) if purity else None,
-        "latent_spread": [e["latent_spread"] for e in evals],
-    }
 
 
 def _summary_line(record: dict, metric: str) -> str:

@@ -2,7 +2,8 @@
 
 Structure (after PureJaxRL and big_vision):
 
-* :func:`make_epoch_fn` returns a pure ``epoch(state, data) -> (state, metrics)``.
+* :func:`make_engine` builds a pure ``epoch(state, data) -> (state, metrics)``
+  (``Engine.epoch_fn``; :func:`compile_epoch` compiles it over the run axis).
   Inside it the epoch's shuffle (``jax.random.permutation``), the pairing
   (:func:`icrst_jax.pairing.pair_indices`), the Bernoulli mixing and all the
   optimizer steps (a ``lax.scan``) run on the device: the host dispatches once
@@ -23,6 +24,13 @@ Structure (after PureJaxRL and big_vision):
   and every step has one compiled shape.
 * Per-step keys come from ``jax.random.fold_in(seed_key, epoch)`` and the
   step number, so a run resumed from a checkpoint continues exactly.
+* Between epochs, on the host, small hook objects do one duty each (after
+  CLU's periodic actions): the progress line, the non-finite guard, snapshots
+  at chosen epochs, checkpoints, stopping on a signal (:class:`EpochHook`).
+
+Words: a *run* is one model on the state's leading run axis (a seed, or a grid
+point of a study); a *configuration* is a (mode, p) pair, a grid point one
+configuration with one seed.
 """
 
 from __future__ import annotations
@@ -327,22 +335,22 @@ def _mean_std(x, mean, std):
     return mean, std
 
 
-def grid_points(config: TrainConfig, runs: Sequence[int | GridPoint]) -> list[GridPoint]:
-    """Grid points of ``runs``: a bare seed ``s`` is ``GridPoint(config.mode, config.p, s)``."""
-    if len(runs) == 0:
+def grid_points(config: TrainConfig, points: Sequence[int | GridPoint]) -> list[GridPoint]:
+    """The runs' grid points: a bare seed ``s`` is ``GridPoint(config.mode, config.p, s)``."""
+    if len(points) == 0:
         raise ValueError("at least one run (a seed or a grid point) is needed")
-    return [r if isinstance(r, GridPoint) else GridPoint(config.mode, config.p, int(r)) for r in runs]
+    return [r if isinstance(r, GridPoint) else GridPoint(config.mode, config.p, int(r)) for r in points]
 
 
-def init_state(engine: Engine, runs: Sequence[int | GridPoint]) -> TrainState:
+def init_state(engine: Engine, points: Sequence[int | GridPoint]) -> TrainState:
     """Stacked initial state of the runs, replicated over the mesh.
 
     Args:
-      runs: seeds (mode and p from ``engine.config``) or :class:`GridPoint`s.
+      points: one per run: seeds (mode and p from ``engine.config``) or :class:`GridPoint`s.
         A point's initial parameters depend on its seed only, as in a
         separate run of that point.
     """
-    points = grid_points(engine.config, runs)
+    points = grid_points(engine.config, points)
     if not engine.noise and any(pt.mode == "dae" for pt in points):
         raise ValueError("a dae run needs an engine that draws input noise: make_engine(..., noise=True)")
     replicated = NamedSharding(engine.mesh, P())
@@ -465,6 +473,7 @@ def fit(
     stop_after_epoch: int | None = None,
     at_epochs: Sequence[int] = (),
     on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
+    hooks: Sequence["EpochHook"] = (),
     engine: Engine | None = None,
 ) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
@@ -500,6 +509,8 @@ def fit(
         buffers; e.g. to encode held-out latents along training without
         retraining. The state at epoch E is the state a run of E epochs ends
         with.
+      hooks: more :class:`EpochHook` duties after each epoch, called after the
+        snapshots and before the checkpoint (e.g. a test's simulated interrupt).
       engine: the engine of an earlier :func:`fit` (``result.engine``) to
         reuse its compiled programs; ``config`` may differ from the engine's
         only in what is not part of the program (mode, p, epochs,
@@ -547,8 +558,8 @@ def fit(
     manager = None
     resumed_from = None
     earlier = []
-    meta = None
     try:
+        checkpointer = None
         if checkpoint_dir is not None:
             from icrst_jax import checkpoint as ckpt
             from icrst_jax.run_identity import train_fingerprint
@@ -569,6 +580,7 @@ def fit(
                 state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
                 earlier = stored_meta.get("history", [])[:resumed_from]
                 say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+            checkpointer = Checkpointer(manager, meta, config.checkpoint_every, earlier)
 
         compiled, compile_s = compile_epoch(engine, state, data)
         n_dev = engine.mesh.devices.size
@@ -583,16 +595,23 @@ def fit(
             f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
             f"(compiled in {compile_s:.1f}s)"
         )
-        history = []
         start = int(np.asarray(state.epoch)[0])
         missed = [e for e in at_epochs if 0 < e < start]
         if start > 0 and start in at_epochs:
             on_epoch(start, engine, state)
-        snapshot = (lambda e, st: on_epoch(e, engine, st) if e in at_epochs else None) if at_epochs else None
+        duties = [
+            ProgressLine(say, config.epochs, len(points)),
+            NonFiniteGuard(points),
+            *([Snapshots(at_epochs, lambda e, st: on_epoch(e, engine, st))] if at_epochs else []),
+            *hooks,
+            *([checkpointer] if checkpointer is not None else []),
+            StopOnSignal(say, checkpointed=checkpointer is not None),
+        ]
+        history = []
         # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
         with faults.deferred():
-            state = _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history,
-                                  say, start, stop_after_epoch, snapshot)
+            state = train_epochs(engine, compiled, state, data, epochs=config.epochs, hooks=duties,
+                                 history=history, stop_after_epoch=stop_after_epoch)
     finally:
         if manager is not None:
             manager.close()
@@ -619,13 +638,122 @@ def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> N
         raise ValueError("a dae run needs an engine that draws input noise: make_engine(..., noise=True)")
 
 
-def _train_epochs(config, engine, compiled, state, data, points, manager, meta, earlier, history, say, start,
-                  stop_after_epoch, snapshot=None):
-    """The epoch loop of :func:`fit`: appends each epoch to ``history``, returns the final state.
+# ---------------------------------------------------------------------------
+# The epoch loop and its hooks
+# ---------------------------------------------------------------------------
 
-    ``snapshot(epoch, state)`` sees each epoch's state before the next epoch donates its buffers.
+
+@dataclasses.dataclass(frozen=True)
+class EpochEnd:
+    """What the hooks see after an epoch.
+
+    Attributes:
+      epoch: epochs done (1 after the first).
+      state: the stacked state after it; valid until the next epoch donates its buffers.
+      loss: (R,) the epoch's sample-weighted mean loss per run.
+      seconds: the epoch's wall time; samples_per_s: training samples x runs per second.
+      history: every epoch of this call so far, this one last (``FitResult.history``'s entries).
+      last: no epoch follows in this call (the final one, or ``stop_after_epoch``).
     """
-    for epoch in range(start, config.epochs):
+
+    epoch: int
+    state: TrainState
+    loss: np.ndarray
+    seconds: float
+    samples_per_s: float
+    history: list
+    last: bool
+
+
+class EpochHook:
+    """One duty after each epoch, called with an :class:`EpochEnd`; it may raise to end training.
+
+    :func:`fit` calls, in order: :class:`ProgressLine`, :class:`NonFiniteGuard`,
+    :class:`Snapshots`, the caller's ``hooks``, :class:`Checkpointer`, :class:`StopOnSignal`.
+    """
+
+    def __call__(self, end: EpochEnd) -> None:
+        raise NotImplementedError
+
+
+class ProgressLine(EpochHook):
+    """``epoch   3/50  loss 0.01234 (runs 0.01..0.02)  12,345 samples/s  0.10s``."""
+
+    def __init__(self, say: Callable[[str], None], epochs: int, n_runs: int):
+        self.say, self.epochs, self.n_runs = say, epochs, n_runs
+
+    def __call__(self, end: EpochEnd) -> None:
+        loss = end.loss
+        self.say(
+            f"epoch {end.epoch:>3}/{self.epochs}  loss {float(loss.mean()):.5f}"
+            + (f" (runs {loss.min():.5f}..{loss.max():.5f})" if self.n_runs > 1 else "")
+            + f"  {end.samples_per_s:,.0f} samples/s  {end.seconds:.2f}s"
+        )
+
+
+class NonFiniteGuard(EpochHook):
+    """Raises :class:`icrst_jax.faults.NonFiniteLoss` naming the runs whose loss is NaN or infinite."""
+
+    def __init__(self, points: Sequence[GridPoint]):
+        self.points = points
+
+    def __call__(self, end: EpochEnd) -> None:
+        if not np.all(np.isfinite(end.loss)):
+            raise faults.NonFiniteLoss(faults.non_finite_message(end.epoch, end.loss, self.points))
+
+
+class Snapshots(EpochHook):
+    """``snapshot(epoch, state)`` after each epoch in ``at_epochs``, before the next epoch reuses the state's buffers."""
+
+    def __init__(self, at_epochs: Sequence[int], snapshot: Callable[[int, TrainState], None]):
+        self.at_epochs, self.snapshot = frozenset(at_epochs), snapshot
+
+    def __call__(self, end: EpochEnd) -> None:
+        if end.epoch in self.at_epochs:
+            self.snapshot(end.epoch, end.state)
+
+
+class Checkpointer(EpochHook):
+    """Saves the state every ``every`` epochs, after the last one and before a stop on a signal.
+
+    The checkpoint's metadata carries the loss curve of the whole run
+    (``earlier``: the epochs restored from a checkpoint), so that a resumed run
+    knows it; the per-step losses stay out (they would grow the JSON by the step count).
+    """
+
+    def __init__(self, manager, meta: dict, every: int | None, earlier: Sequence[dict]):
+        self.manager, self.meta, self.every, self.earlier = manager, meta, every, list(earlier)
+
+    def __call__(self, end: EpochEnd) -> None:
+        if end.last or faults.stop_requested() or (self.every and end.epoch % self.every == 0):
+            self.meta["history"] = [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in self.earlier + end.history]
+            self.manager.save(end.epoch, end.state, self.meta)
+
+
+class StopOnSignal(EpochHook):
+    """Ends training with :class:`icrst_jax.faults.Interrupted` after the epoch a signal arrived in."""
+
+    def __init__(self, say: Callable[[str], None], *, checkpointed: bool):
+        self.say, self.checkpointed = say, checkpointed
+
+    def __call__(self, end: EpochEnd) -> None:
+        if faults.stop_requested():
+            self.say(f"stopped after epoch {end.epoch}" + (", checkpoint saved" if self.checkpointed else ""))
+            faults.raise_if_requested()
+
+
+def train_epochs(engine: Engine, compiled, state: TrainState, data: TrainData, *, epochs: int,
+                 hooks: Sequence[EpochHook] = (), history: list | None = None,
+                 stop_after_epoch: int | None = None) -> TrainState:
+    """Runs the compiled epoch from ``state``'s epoch up to ``epochs``; returns the final state.
+
+    Appends one entry per epoch to ``history`` (epoch, loss and step_loss per
+    run, seconds, samples_per_s) and calls each hook after each epoch, in order.
+    ``stop_after_epoch`` ends the loop after that epoch (its ``last`` is True).
+    """
+    history = [] if history is None else history
+    n_runs = int(np.asarray(state.epoch).shape[0])
+    for epoch in range(int(np.asarray(state.epoch)[0]), epochs):
         t0 = time.perf_counter()
         # Catch hidden host round trips: inside the epoch nothing may move
         # between host and device implicitly.
@@ -634,37 +762,19 @@ def _train_epochs(config, engine, compiled, state, data, points, manager, meta, 
         metrics = to_host(metrics)
         loss = np.asarray(metrics["loss"])
         dt = time.perf_counter() - t0
-        rate = engine.num_samples * len(points) / dt
-        if snapshot is not None:
-            snapshot(epoch + 1, state)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": loss.tolist(),
-                "step_loss": np.asarray(metrics["step_loss"]).tolist(),  # (runs, steps)
-                "seconds": dt,
-                "samples_per_s": rate,
-            }
-        )
-        say(
-            f"epoch {epoch + 1:>3}/{config.epochs}  loss {float(loss.mean()):.5f}"
-            + (f" (runs {loss.min():.5f}..{loss.max():.5f})" if len(points) > 1 else "")
-            + f"  {rate:,.0f} samples/s  {dt:.2f}s"
-        )
-        if not np.all(np.isfinite(loss)):
-            raise faults.NonFiniteLoss(faults.non_finite_message(epoch + 1, loss, points))
-        done = epoch + 1 == config.epochs
+        rate = engine.num_samples * n_runs / dt
+        history.append({
+            "epoch": epoch + 1,
+            "loss": loss.tolist(),
+            "step_loss": np.asarray(metrics["step_loss"]).tolist(),  # (runs, steps)
+            "seconds": dt,
+            "samples_per_s": rate,
+        })
         stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
-        interrupted = faults.stop_requested()
-        if manager is not None and (
-            done or stop or interrupted or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)
-        ):
-            # The loss curve so far (without the per-step losses, which would grow the JSON by the step count).
-            meta["history"] = [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in earlier + history]
-            manager.save(epoch + 1, state, meta)
-        if interrupted:
-            say(f"stopped after epoch {epoch + 1}" + (", checkpoint saved" if manager else ""))
-            faults.raise_if_requested()
+        end = EpochEnd(epoch=epoch + 1, state=state, loss=loss, seconds=dt, samples_per_s=rate, history=history,
+                       last=stop or epoch + 1 == epochs)
+        for hook in hooks:
+            hook(end)
         if stop:
             break
     return state
@@ -749,10 +859,9 @@ def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_s
 
 
 def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
-    """Inference-mode reconstructions of ``x`` for every run of ``state``: numpy (R, N, ...)."""
-    return _batched_apply(make_reconstruct_fn(engine.model), engine, state, x, mean, std, batch_size)
+    """Inference-mode reconstructions of ``x`` for every run of ``state``: numpy (R, N, ...).
 
-
-def select_seed(state: TrainState, i: int) -> TrainState:
-    """The i-th model of a stacked (vmapped) state, still with a leading axis of 1."""
-    return jax.tree_util.tree_map(lambda a: a[i : i + 1], state)
+    The jitted reconstruction is kept in the engine, like :func:`encode`'s."""
+    if "reconstruct" not in engine.programs:
+        engine.programs["reconstruct"] = make_reconstruct_fn(engine.model)
+    return _batched_apply(engine.programs["reconstruct"], engine, state, x, mean, std, batch_size)

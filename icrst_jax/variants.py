@@ -28,6 +28,8 @@ import numpy as np
 
 from icrst_jax import distributed, reporting, run_identity
 from icrst_jax.config import StudyConfig
+from icrst_jax.reporting.markdown import format_score, markdown_table
+from icrst_jax.reporting.rows import plain_row_label
 
 RESULTS = "results.json"
 TABLE = "latent_sizes.md"
@@ -110,7 +112,7 @@ def side_by_side(payloads: Sequence[Mapping], latent_sizes: Sequence[int]) -> di
 
 def _label(by_size: Mapping) -> str:
     """The row label (mode, p) of one row of :func:`side_by_side`."""
-    return reporting._plain_row_label(next(iter(by_size.values())))
+    return plain_row_label(next(iter(by_size.values())))
 
 
 def _loss_cell(rec: Mapping | None) -> str:
@@ -155,8 +157,8 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
              f"[95% percentile interval over folds and seeds].", ""]
     for name in classifiers:
         lines += [f"## {reporting.CLASSIFIER_LABELS.get(name, name)}", ""]
-        lines += reporting._table(head, [
-            [_label(by)] + [reporting._fmt(by[s]["classifiers"].get(name, {}).get(metric)) if s in by else "—"
+        lines += markdown_table(head, [
+            [_label(by)] + [format_score(by[s]["classifiers"].get(name, {}).get(metric)) if s in by else "—"
                                 for s in sizes]
             for key, by in rows.items()
         ])
@@ -165,12 +167,12 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
     lines += ["## Final training loss", "",
               "MSE against the training targets in the last epoch, mean ± standard deviation over seeds "
               "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]
-    lines += reporting._table(head, [[_label(by)] + [_loss_cell(by.get(s)) for s in sizes] for k, by in trained.items()])
+    lines += markdown_table(head, [[_label(by)] + [_loss_cell(by.get(s)) for s in sizes] for k, by in trained.items()])
     lines.append("")
     for title, field, value in (("Mutual information (section 7)", "mi", "mi"), ("kNN purity", "purity", "purity")):
         if any((r or {}).get(field) for by in rows.values() for r in by.values()):
             lines += [f"## {title}", ""]
-            lines += reporting._table(head, [
+            lines += markdown_table(head, [
                 [_label(by)] + [f"{by[s][field][value]:.3f}" if s in by and by[s].get(field) else "—" for s in sizes]
                 for k, by in rows.items()
             ])
@@ -179,7 +181,7 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
                                  title=f"{dataset}: held-out {reporting.METRIC_LABELS.get(metric, metric)} "
                                        f"against latent size")
     lines += [f"![{metric} against latent size]({figure.name})", ""]
-    reporting._atomic_write_text(out / TABLE, "\n".join(lines))
+    reporting.atomic_write_text(out / TABLE, "\n".join(lines))
     records = [{**rec, "latent_size": s} for s, p in zip(sizes, payloads) for rec in p["records"]]
     combined = {
         "dataset": dataset,
@@ -198,7 +200,7 @@ def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequen
                         *, title: str) -> Path:
     """One panel per classifier: score against latent size (log scale), a line
     per mode and p with its interval shaded; the untrained encoder dashed."""
-    fig = reporting._new_figure((4.2 * len(classifiers), 3.8))
+    fig = reporting.new_figure((4.2 * len(classifiers), 3.8))
     axes = np.atleast_1d(fig.subplots(1, len(classifiers), sharey=True))
     for ax, name in zip(axes, classifiers):
         for key, by in rows.items():
@@ -219,4 +221,4 @@ def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequen
     axes[0].set_ylabel(reporting.METRIC_LABELS.get(metric, metric))
     axes[-1].legend(fontsize="small")
     fig.suptitle(title, fontsize="medium")
-    return reporting._save_png(fig, path)
+    return reporting.save_png(fig, path)

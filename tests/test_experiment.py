@@ -125,3 +125,61 @@ def test_training_split_latents_would_leak_labels():
     test_acc = evaluate_classifiers(encode(result.engine, result.state, x[n:])[0], y[n:], ("rf",), n_folds=5)["rf"]["accuracy"]["mean"]
     assert train_acc > 0.3, train_acc  # chance is 0.1
     assert test_acc < 0.2, test_acc
+
+
+# ---------------------------------------------------------------------------
+# The stages that do no I/O, on hand-made inputs
+# ---------------------------------------------------------------------------
+
+
+def _scores(acc, spread=1.0):
+    from icrst_jax.experiment import SetScores
+
+    summary = {"mean": acc, "low": acc - 0.1, "high": acc + 0.1, "std": 0.05, "n": 2}
+    clf = {"nb": {"accuracy": summary, "f1_macro": summary}, "rf": {"accuracy": summary, "f1_macro": summary}}
+    return SetScores(classifiers={"none": clf}, mi=None, purity=None, latent_spread=spread)
+
+
+def test_pooled_scores_and_the_trajectory_classifiers():
+    from icrst_jax.experiment import pooled
+
+    one = pooled([_scores(0.8, 2.0)], ("none",))
+    assert one.classifiers["nb"]["accuracy"]["mean"] == 0.8 and one.latent_spread == [2.0]
+    assert one.other_scalings == {} and one.mi is None and one.purity is None
+    only = _scores(0.8).only(("nb",))
+    assert list(only.classifiers["none"]) == ["nb"]
+    assert list(_scores(0.8).classifiers["none"]) == ["nb", "rf"]  # frozen: the original is kept
+
+
+def test_record_to_dict_is_the_results_json_form():
+    from icrst_jax.experiment import pooled
+    from icrst_jax.reporting import EpochScores, Record
+
+    scores = pooled([_scores(0.8)], ("none",))
+    untrained = Record(mode="untrained", p=None, seeds=(0,), epoch=0, scores=scores, latents=("u0.npz",))
+    assert list(untrained.to_dict()) == ["mode", "p", "seeds", "epoch", "scaling", "classifiers", "other_scalings",
+                                         "mi", "purity", "latent_spread", "latents"]
+    trained = Record(mode="dae", p=0.0, seeds=(0, 1), epoch=3, scores=scores, latents=("a", "b"), final_loss=(0.1, 0.2),
+                     diverged=("seed 1: loss rose",), dae_sigma=0.5, trajectory=(EpochScores(0, scores),))
+    d = trained.to_dict()
+    assert list(d)[-5:] == ["final_loss", "latents", "diverged", "dae_sigma", "trajectory"]
+    assert d["seeds"] == [0, 1] and d["trajectory"][0]["epoch"] == 0 and d["trajectory"][0]["classifiers"] == scores.classifiers
+
+
+def test_tsne_panels_show_the_untrained_encoder_and_each_mode_at_its_largest_p():
+    from icrst_jax.config import GridPoint, StudyConfig
+    from icrst_jax.experiment import Latents, tsne_panels
+
+    cfg = StudyConfig(modes=("standard", "icrst"), p_values=(0.5, 1.0), seeds=(3,))
+    points = cfg.grid()
+    assert points == [GridPoint("standard", 0.0, 3), GridPoint("icrst", 0.5, 3), GridPoint("icrst", 1.0, 3)]
+    final = np.arange(3 * 5 * 2, dtype=np.float32).reshape(3, 5, 2)
+    untrained = -np.ones((1, 5, 2), np.float32)
+    latents = Latents(points=points, final=final, untrained=untrained, along={}, missing_epochs=(),
+                      loss_curves=[[1.0]] * 3, diverged=[None] * 3)
+    y = np.arange(5)
+    panels = tsne_panels(cfg, latents, y)
+    assert list(panels) == ["Untrained", "Standard", "ICRST (p=1)"]
+    np.testing.assert_array_equal(panels["Untrained"][0], untrained[0])
+    np.testing.assert_array_equal(panels["ICRST (p=1)"][0], final[2])
+    assert panels["Standard"][1] is y

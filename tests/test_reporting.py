@@ -15,6 +15,7 @@ from icrst_jax.reporting import (
     plot_accuracy_vs_p,
     plot_tsne,
     primary_metric,
+    StudyResult,
     render_report,
     to_jsonable,
     write_results_json,
@@ -184,8 +185,8 @@ def test_report_has_paper_column_for_paper_dataset(tmp_path):
             _record("icrst", 0.5, 0.85), _record("dae", None, 0.82)]
     recs[-1]["dae_sigma"] = 0.5
     fig = plot_accuracy_vs_p(recs, tmp_path / "figs" / "p.png")
-    path = render_report(recs, dataset="mnist", out_path=tmp_path / "report.md", figures=[fig])
-    text = path.read_text()
+    text = render_report(StudyResult(dataset="mnist", metric="accuracy", records=recs,
+                                     figures=[fig.relative_to(tmp_path).as_posix()]))
     assert "# Results: MNIST" in text
     assert "paper MLP (accuracy)" in text
     assert "0.85 ± 0.02 (T1) / 0.86 ± 0.02 (T3)" in text  # Standard row
@@ -203,22 +204,22 @@ def test_report_has_paper_column_for_paper_dataset(tmp_path):
     assert "![p](figs/p.png)" in text
 
 
-def test_report_without_paper_numbers_for_digits(tmp_path):
+def test_report_without_paper_numbers_for_digits():
     recs = [_record("standard", 1.0, 0.8), _record("trst", 1.0, 0.7)]
-    text = render_report(recs, dataset="digits", out_path=tmp_path / "report.md").read_text()
+    text = render_report(StudyResult(dataset="digits", metric="accuracy", records=recs))
     assert "paper MLP" not in text and "paper MI" not in text and "(T1)" not in text
     assert "The paper reports no numbers for `digits`" in text
     assert "TRST (p=1)" in text
     assert "Mutual information" not in text  # no record has MI
 
 
-def test_caltech_report_uses_macro_f1_and_table_values(tmp_path):
+def test_caltech_report_uses_macro_f1_and_table_values():
     recs = [_record("standard", 1.0, 0.3), _record("icrst", 1.0, 0.45)]
-    text = render_report(recs, dataset="caltech101", out_path=tmp_path / "r.md").read_text()
+    text = render_report(StudyResult(dataset="caltech101", metric=primary_metric("caltech101"), records=recs))
     assert text.index("## Classification: macro F1") < text.index("## Secondary metric: accuracy")
     assert "paper MLP (macro F1)" in text and "0.40 ± 0.01 (T1)" in text
     # Asking for accuracy on Caltech101: no paper column (the paper's number is F1).
-    text = render_report(recs, dataset="caltech101", out_path=tmp_path / "a.md", metric="accuracy").read_text()
+    text = render_report(StudyResult(dataset="caltech101", metric="accuracy", records=recs))
     assert "paper MLP" not in text and "Paper column omitted" in text
     # The header and every row have the same number of cells.
     for table in re.split(r"\n\n", text):

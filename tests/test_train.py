@@ -376,3 +376,38 @@ def test_points_and_seeds_are_exclusive(cancer):
     engine = make_engine(mlp_config(mode="standard"), x.shape[1:], x.shape[0])
     with pytest.raises(ValueError, match="noise=True"):
         init_state(engine, [GridPoint("dae", 0.0, 0)])
+
+
+def test_epoch_hooks_guard_snapshot_and_checkpoint():
+    """The loop's duties, each alone, on hand-made epoch ends (no compilation)."""
+    from icrst_jax import faults
+    from icrst_jax.train import Checkpointer, EpochEnd, NonFiniteGuard, Snapshots
+
+    def end(epoch, loss=(0.5, 0.4), last=False, start=0):
+        history = [{"epoch": e, "loss": [0.5, 0.4], "step_loss": [[0.5], [0.4]], "seconds": 1.0, "samples_per_s": 9.0}
+                   for e in range(start + 1, epoch + 1)]
+        return EpochEnd(epoch=epoch, state=f"state{epoch}", loss=np.asarray(loss), seconds=1.0, samples_per_s=9.0,
+                        history=history, last=last)
+
+    points = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 1)]
+    NonFiniteGuard(points)(end(1))
+    with pytest.raises(faults.NonFiniteLoss, match="at epoch 2 for icrst p=1 seed 1"):
+        NonFiniteGuard(points)(end(2, loss=(0.5, np.nan)))
+    seen = []
+    snap = Snapshots([2, 4], lambda e, st: seen.append((e, st)))
+    for e in range(1, 5):
+        snap(end(e))
+    assert seen == [(2, "state2"), (4, "state4")]
+
+    class Manager:
+        saved = []
+
+        def save(self, epoch, state, meta):
+            self.saved.append((epoch, state, [h["epoch"] for h in meta["history"]]))
+
+    earlier = [{"epoch": 1, "loss": [0.6, 0.5], "seconds": 1.0, "samples_per_s": 9.0}]
+    ckpt = Checkpointer(Manager(), {}, 3, earlier)  # resumed after epoch 1
+    for e in (2, 3, 4):
+        ckpt(end(e, last=e == 4, start=1))
+    # Every third epoch and the last, each with the whole curve (the restored epoch 1 first).
+    assert Manager.saved == [(3, "state3", [1, 2, 3]), (4, "state4", [1, 2, 3, 4])]

@@ -1,0 +1,348 @@
+"""Figures: Fig. 5 (score vs the Bernoulli probability p), Figs. 6-7 (t-SNE of the
+latent space) and the held-out measures along training.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas,
+never through ``pyplot``: nothing here switches the backend of the calling
+process (a notebook keeps its own), no global figure list grows, and it works
+headless. matplotlib is imported inside the functions so that importing this
+module stays cheap. Other scripts draw through :func:`new_figure` and
+:func:`save_png` for the same reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from icrst_jax.evaluation import CLASSIFIERS
+from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING_SHORT
+from icrst_jax.reporting.records import as_dict
+from icrst_jax.reporting.rows import p_of, record_scalings, row_label, scaled_classifiers, sort_key
+
+# Panels up to this many points use t-SNE's exact method (see plot_tsne).
+_TSNE_EXACT_MAX = 500
+
+
+def new_figure(figsize, layout: str | None = "constrained"):
+    """A ``Figure`` on its own Agg canvas (no pyplot); ``layout`` as ``Figure``'s."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig, path) -> Path:
+    """Writes ``fig`` as a 120 dpi PNG (parent folders created); returns ``Path(path)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120)
+    return path
+
+
+def plot_tsne(
+    panels: Mapping[str, tuple],
+    path,
+    *,
+    seed: int = 0,
+    max_points: int = 2000,
+    max_iter: int = 1000,
+    title: str | None = None,
+) -> Path:
+    """t-SNE of latent spaces, one panel per training mode (Figs. 6 and 7).
+
+    Each panel is subsampled to ``max_points`` points (uniformly without
+    replacement, ``np.random.default_rng(seed)``), projected to 2-D with
+    ``sklearn.manifold.TSNE(init="pca", random_state=seed)`` and coloured by
+    class. The perplexity is scikit-learn's default 30, lowered to
+    ``(n - 1) / 3`` for panels with fewer than 91 points (it must be below the
+    number of points). Panels of at most 500 points use the exact t-SNE
+    gradient, larger ones Barnes-Hut (scikit-learn's default). Up to 20 classes get a shared legend; more (Caltech101)
+    get a colorbar.
+
+    Args:
+      panels: ordered mapping ``label -> (features (N, D), labels (N,))``.
+      path: PNG file to write.
+      seed: subsampling and t-SNE seed.
+      max_points: points per panel after subsampling.
+      max_iter: t-SNE optimisation steps (scikit-learn's default 1000; at
+        least 250).
+      title: figure title.
+
+    Returns:
+      ``Path(path)``.
+
+    Example:
+      >>> plot_tsne({"Standard": (z0, y), "ICRST p=1": (z1, y)}, "tsne.png")  # doctest: +SKIP
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.lines import Line2D
+    from sklearn.manifold import TSNE
+
+    if not panels:
+        raise ValueError("plot_tsne needs at least one panel")
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for label, (feats, labs) in panels.items():
+        feats = np.asarray(feats, dtype=np.float64)
+        labs = np.asarray(labs)
+        if feats.ndim != 2 or labs.shape != (feats.shape[0],):
+            raise ValueError(
+                f"panel {label!r}: need features (N, D) and labels (N,), "
+                f"got {feats.shape} and {labs.shape}"
+            )
+        if feats.shape[0] < 4:
+            raise ValueError(f"panel {label!r}: t-SNE needs at least 4 points, got {feats.shape[0]}")
+        if feats.shape[0] > max_points:
+            keep = np.sort(rng.choice(feats.shape[0], size=max_points, replace=False))
+            feats, labs = feats[keep], labs[keep]
+        prepared.append((label, feats, labs))
+
+    classes = np.unique(np.concatenate([labs for _, _, labs in prepared]))
+    n_cls = len(classes)
+    if n_cls <= 20:
+        # Qualitative palette, one discrete colour per class.
+        colors = colormaps["tab10" if n_cls <= 10 else "tab20"](np.arange(n_cls))
+        cmap = ListedColormap(colors)
+        norm = BoundaryNorm(np.arange(n_cls + 1) - 0.5, n_cls)
+    else:
+        # Too many classes to tell apart by legend: a continuous map and a colorbar.
+        cmap = colormaps["turbo"]
+        norm = Normalize(vmin=0, vmax=n_cls - 1)
+
+    n_pan = len(prepared)
+    fig = new_figure((4.2 * n_pan + (1.6 if n_cls <= 20 else 0.8), 4.4))
+    axes = fig.subplots(1, n_pan, squeeze=False)[0]
+    for ax, (label, feats, labs) in zip(axes, prepared):
+        n = feats.shape[0]
+        perplexity = min(30.0, (n - 1) / 3.0)
+        # Exact gradients for small panels: cheaper than building Barnes-Hut
+        # trees at that size and free of its approximation.
+        method = "exact" if n <= _TSNE_EXACT_MAX else "barnes_hut"
+        emb = TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            max_iter=max_iter,
+            method=method,
+            random_state=seed,
+        ).fit_transform(feats)
+        idx = np.searchsorted(classes, labs)
+        sc = ax.scatter(emb[:, 0], emb[:, 1], c=idx, cmap=cmap, norm=norm, s=4, linewidths=0)
+        ax.set_title(f"{label} (n={n})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if n_cls <= 20:
+        handles = [
+            Line2D([], [], marker="o", linestyle="", color=colors[i], label=str(c))
+            for i, c in enumerate(classes)
+        ]
+        fig.legend(handles=handles, loc="outside right center", title="class", fontsize="small")
+    else:
+        cbar = fig.colorbar(sc, ax=list(axes), shrink=0.9)
+        cbar.locator = MaxNLocator(integer=True)
+        cbar.update_ticks()
+        cbar.set_label(f"class index (0-{n_cls - 1}, sorted labels)")
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def curves_from_records(
+    records: Sequence[Mapping], *, metric: str = "accuracy", mode: str = "icrst"
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Fig. 5 curves from run records: score vs p for one mode.
+
+    Records of ``mode`` contribute at their ``p``; ``standard`` records are
+    placed at ``p = 0`` (section 6: "when p = 0.0, the autoencoder is trained
+    in the standard way") unless a record of ``mode`` with ``p = 0`` exists.
+
+    Args:
+      records: run records (see module docstring).
+      metric: ``"accuracy"`` or ``"f1_macro"``.
+      mode: ``"icrst"`` or ``"trst"``.
+
+    Returns:
+      ``{classifier: [(p, mean, low, high), ...]}`` sorted by p, classifiers
+      in ``CLASSIFIERS`` order.
+
+    Example:
+      >>> rec = {"mode": "icrst", "p": 0.5,
+      ...        "classifiers": {"nb": {"accuracy": {"mean": 0.9, "low": 0.8, "high": 1.0}}}}
+      >>> curves_from_records([rec])
+      {'nb': [(0.5, 0.9, 0.8, 1.0)]}
+    """
+    records = [as_dict(r) for r in records]
+    by_p: dict[float, Mapping] = {}
+    for rec in records:
+        if rec.get("mode") == "standard" and rec.get("classifiers"):
+            by_p.setdefault(0.0, rec)
+    for rec in records:
+        if rec.get("mode") != mode or not rec.get("classifiers"):
+            continue
+        p = p_of(rec)
+        if p in by_p and by_p[p].get("mode") == mode:
+            raise ValueError(f"two {mode} records with p={p}; pool their seeds into one record")
+        by_p[p] = rec
+    curves: dict[str, list] = {}
+    names = {n for rec in by_p.values() for n in rec["classifiers"]}
+    for name in [c for c in CLASSIFIERS if c in names] + sorted(names - set(CLASSIFIERS)):
+        pts = []
+        for p in sorted(by_p):
+            s = by_p[p]["classifiers"].get(name, {}).get(metric)
+            if s is not None:
+                pts.append((p, float(s["mean"]), float(s["low"]), float(s["high"])))
+        if pts:
+            curves[name] = pts
+    return curves
+
+
+def plot_accuracy_vs_p(
+    curves,
+    path,
+    *,
+    metric: str = "accuracy",
+    mode: str = "icrst",
+    title: str | None = None,
+) -> Path:
+    """Score vs the Bernoulli probability p, one line per classifier (Fig. 5).
+
+    The shaded band is the percentile interval ``[low, high]`` of each point.
+
+    Args:
+      curves: ``{classifier: [(p, mean, low, high), ...]}``, or a sequence of
+        run records, converted with ``curves_from_records(records,
+        metric=metric, mode=mode)``.
+      path: PNG file to write.
+      metric: score name for the y label (and for record selection).
+      mode: training mode of the records (ignored for explicit curves).
+      title: axes title.
+
+    Returns:
+      ``Path(path)``.
+
+    Example:
+      >>> plot_accuracy_vs_p({"mlp": [(0, .85, .83, .87), (1, .97, .96, .98)]}, "p.png")  # doctest: +SKIP
+    """
+    if not isinstance(curves, Mapping):
+        curves = curves_from_records(curves, metric=metric, mode=mode)
+    if not curves:
+        raise ValueError("no points to plot")
+    fig = new_figure((6.0, 4.2))
+    ax = fig.subplots()
+    for name, pts in curves.items():
+        arr = np.asarray(sorted(pts), dtype=np.float64).reshape(-1, 4)
+        line = ax.plot(arr[:, 0], arr[:, 1], marker="o", label=CLASSIFIER_LABELS.get(name, name))[0]
+        ax.fill_between(arr[:, 0], arr[:, 2], arr[:, 3], color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("p (probability of a random target)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return save_png(fig, path)
+
+
+def _trajectory_series(rec: Mapping, value) -> np.ndarray:
+    """(epoch, mean, low, high) rows of one record's trajectory where ``value(entry)`` gives a triple."""
+    rows = []
+    for t in rec.get("trajectory") or []:
+        v = value(t)
+        if v is not None:
+            rows.append((float(t["epoch"]), *map(float, v)))
+    return np.asarray(sorted(rows), dtype=np.float64).reshape(-1, 4)
+
+
+def plot_vs_epochs(
+    records: Sequence[Mapping],
+    path,
+    *,
+    metric: str = "accuracy",
+    classifier: str = "mlp",
+    title: str | None = None,
+) -> Path:
+    """Held-out measures against training epochs, one line per trained configuration.
+
+    Panels: the classifier's score for each feature scaling (band: the 95%
+    percentile interval over folds and seeds), the kNN label purity (band:
+    lowest to highest seed; dotted: chance), the corrected MI where the
+    records have it (band: percentiles over samples) and the latent spread
+    (log scale; band: lowest to highest seed). Epoch 0 is the untrained
+    encoder, the same for every mode of a seed.
+
+    Args:
+      records: run records with a ``trajectory`` (see module docstring).
+      path: PNG file to write.
+      metric: ``accuracy`` or ``f1_macro``.
+      classifier: which classifier's score to draw.
+      title: figure title.
+
+    Returns:
+      ``Path(path)``.
+    """
+    from matplotlib import colormaps
+
+    recs = sorted((r for r in map(as_dict, records) if r.get("trajectory")), key=sort_key)
+    if not recs:
+        raise ValueError("no record has a trajectory (set eval.at_epochs)")
+    entries = [t for r in recs for t in r["trajectory"]]
+    panels = []
+    for sc in record_scalings(entries):
+        def acc(t, sc=sc):
+            s = (scaled_classifiers(t, sc) or {}).get(classifier, {}).get(metric)
+            return None if s is None else (s["mean"], s["low"], s["high"])
+        panels.append((f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}, "
+                       f"{SCALING_SHORT.get(sc, sc)} latents", acc, False))
+    if any(t.get("purity") for t in entries):
+        def pur(t):
+            p = t.get("purity")
+            if not p:
+                return None
+            seeds = p.get("per_seed") or [p["purity"]]
+            return p["purity"], min(seeds), max(seeds)
+        panels.append((f"kNN label purity (k = {next(t['purity']['k'] for t in entries if t.get('purity'))})", pur, False))
+    if any((t.get("mi") or {}).get("corrected") for t in entries):
+        def mi(t):
+            c = (t.get("mi") or {}).get("corrected")
+            return None if c is None else (c["mi"], c["low"], c["high"])
+        panels.append(("MI, corrected (nats)", mi, False))
+    if any(t.get("latent_spread") for t in entries):
+        def spread(t):
+            v = t.get("latent_spread")
+            return None if not v else (float(np.mean(v)), min(v), max(v))
+        panels.append(("latent spread (mean std per dim)", spread, True))
+
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = new_figure((4.0 * ncols, 3.2 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = colormaps["tab10"](np.arange(10))
+    for ax, (label, value, log) in zip(axes, panels):
+        for j, r in enumerate(recs):
+            arr = _trajectory_series(r, value)
+            if not len(arr):
+                continue
+            c = colors[j % 10]
+            ax.plot(arr[:, 0], arr[:, 1], marker="o", ms=3, color=c, label=row_label(r))
+            ax.fill_between(arr[:, 0], arr[:, 2], arr[:, 3], color=c, alpha=0.15, linewidth=0)
+        if label.startswith("kNN"):
+            chance = next(t["purity"]["chance"] for t in entries if t.get("purity"))
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, path)
