@@ -244,6 +244,9 @@ CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifier
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.
 SCALINGS: tuple[str, ...] = ("none", "standard")
+# Who fits the classifiers: "auto" = compiled JAX programs where they are faithful
+# (MLP, Gaussian NB), scikit-learn for the rest; "sklearn" = scikit-learn for all.
+EVAL_BACKENDS: tuple[str, ...] = ("auto", "sklearn")
 # Modes whose training depends on p; the others run once, recorded at p = 0
 # (the point where ICRST/TRST reduce to standard training).
 P_MODES: tuple[str, ...] = ("icrst", "trst")
@@ -315,6 +318,10 @@ class EvalConfig:
       tsne, tsne_points: the t-SNE figure (Figs. 6-7) and its point budget.
       n_jobs: parallel workers for the fits over grid points x folds x
         classifiers (None: every core; 1: serial).
+      backend: ``auto`` (MLP and Gaussian NB as compiled JAX programs over
+        all fits, SVM and random forest by scikit-learn; see
+        ``evaluation.evaluate_many``) or ``sklearn`` (every fit by
+        scikit-learn, the reference).
     """
 
     classifiers: tuple[str, ...] = CLASSIFIERS
@@ -333,8 +340,11 @@ class EvalConfig:
     tsne: bool = True
     tsne_points: int = 2000
     n_jobs: int | None = None
+    backend: str = "auto"
 
     def __post_init__(self):
+        if self.backend not in EVAL_BACKENDS:
+            raise ValueError(f"unknown eval.backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")
         if not self.classifiers:
             raise ValueError("at least one classifier is needed")
         for c in self.classifiers + self.epoch_classifiers:

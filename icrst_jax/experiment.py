@@ -482,7 +482,7 @@ def _evaluate_sets(sets, labels, ev, classifiers, images, n_jobs, say) -> list[d
     """
     jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
     flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False)
+                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend)
     n_sc = len(ev.scalings)
     out = []
     for j, (f, s) in enumerate(sets):

@@ -43,6 +43,21 @@ MLP_NO_CHANGE = 10
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 NB_VAR_SMOOTHING = 1e-9
 
+# The classifiers that stay with scikit-learn under eval.backend="auto".
+SKLEARN_ONLY: tuple[str, ...] = ("svm", "rf")
+
+
+def fit_key(seed: int, fold: int) -> np.ndarray:
+    """The raw PRNG key ``(2,) uint32`` of one fit: the job's seed, folded with its fold."""
+    return np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), fold)))
+
+
+def fits_per_chunk(n: int, d: int) -> int:
+    """Fits per program call so that a chunk's per-fit copies of an (n, d) float64 set stay
+    within 1 GiB on a CPU backend and 16 GiB on an accelerator."""
+    budget = 2**30 if jax.default_backend() == "cpu" else 2**34
+    return max(1, budget // (8 * n * max(d, MLP_HIDDEN)))
+
 
 # ---------------------------------------------------------------------------
 # In-fold standard scaling
