@@ -501,46 +501,54 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress):
 def _jax_fits(prepared, tasks, progress) -> dict:
     """``{(job, classifier, fold): _fit_fold-like output}`` of the JAX classifiers, one program per group.
 
-    A group is the jobs of one classifier, scaling and data shape (N, D, classes).
+    A group is the jobs of one classifier and data shape (N, D, classes); their
+    scalings are per-fit data of the same program.
     """
     from icrst_jax import jax_classifiers as jc
 
     wanted = sorted({name for _, name, _ in tasks if name not in jc.SKLEARN_ONLY})
     groups: dict[tuple, list[int]] = {}
-    for j, (x, y, _, _, _, scaling) in enumerate(prepared):
-        groups.setdefault((x.shape, len(np.unique(y)), scaling), []).append(j)
+    for j, (x, y, *_) in enumerate(prepared):
+        groups.setdefault((x.shape, len(np.unique(y))), []).append(j)
     out = {}
     for name in wanted:
-        for (shape, n_classes, scaling), members in groups.items():
+        for (shape, n_classes), members in groups.items():
             members = [j for j in members if any(t[0] == j and t[1] == name for t in tasks)]
             if not members:
                 continue
             labels = [np.unique(prepared[j][1], return_inverse=True) for j in members]
-            x_sets = np.stack([prepared[j][0] for j in members])
-            y_sets = np.stack([inv for _, inv in labels])
-            fits = [(s, j, f) for s, j in enumerate(members) for f in range(prepared[j][3])]
-            set_idx = np.array([s for s, _, _ in fits])
+            # One copy of each distinct (features, labels): its scalings are fits, not sets.
+            set_of: dict[tuple, int] = {}
+            for m, j in enumerate(members):
+                set_of.setdefault((id(prepared[j][0]), id(prepared[j][1])), m)
+            set_rows = sorted(set_of.values())
+            x_sets = np.stack([prepared[members[m]][0] for m in set_rows])
+            y_sets = np.stack([labels[m][1] for m in set_rows])
+            set_pos = {key: set_rows.index(m) for key, m in set_of.items()}
+            fits = [(m, j, f) for m, j in enumerate(members) for f in range(prepared[j][3])]
+            set_idx = np.array([set_pos[(id(prepared[j][0]), id(prepared[j][1]))] for _, j, _ in fits])
+            scaled = np.array([prepared[j][5] == "standard" for _, j, _ in fits])
             train_mask = np.zeros((len(fits), shape[0]), bool)
             for g, (_, j, f) in enumerate(fits):
                 train_mask[g, prepared[j][4][f][0]] = True
             t0 = time.perf_counter()
             chunk = jc.fits_per_chunk(shape[0], shape[1])
             if name == "nb":
-                pred = jc.gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes,
-                                      scaled=scaling == "standard", chunk=chunk)[0]
+                pred = jc.gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                                      chunk=chunk)[0]
                 warned = np.zeros(len(fits), bool)
             else:
                 keys = np.stack([jc.fit_key(prepared[j][2], f) for _, j, f in fits])
-                res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes,
-                             scaled=scaling == "standard", chunk=chunk)
+                res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,
+                             chunk=chunk)
                 pred = res.pred
                 warned = (res.n_iter >= jc.MLP_MAX_ITER) & ~res.converged
             elapsed = time.perf_counter() - t0
             if progress is not None:
-                progress(f"[{name}] {len(fits)} fits ({len(members)} sets x folds, {scaling}) as one JAX program: "
-                         f"{elapsed:.1f}s")
-            for g, (s, j, f) in enumerate(fits):
-                classes, _ = labels[s]
+                progress(f"[{name}] {len(fits)} fits ({len(members)} feature sets and scalings x folds) as one "
+                         f"JAX program: {elapsed:.1f}s")
+            for g, (m, j, f) in enumerate(fits):
+                classes, _ = labels[m]
                 test = prepared[j][4][f][1]
                 scores = _fold_scores(prepared[j][1][test], classes[pred[g, test]])
                 out[(j, name, f)] = (scores, elapsed / len(fits), int(warned[g]), [])

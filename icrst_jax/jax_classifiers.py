@@ -85,14 +85,13 @@ def fold_standard_stats(x: jax.Array, train_mask: jax.Array) -> tuple[jax.Array,
     return mean, jnp.where(constant, 1.0, jnp.sqrt(var)).astype(x.dtype)
 
 
-def identity_stats(x: jax.Array, train_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The ``(mean, scale)`` of no scaling: ``(0, 1)`` per feature."""
-    del train_mask
-    return jnp.zeros(x.shape[1], x.dtype), jnp.ones(x.shape[1], x.dtype)
+def fit_stats(x: jax.Array, train_mask: jax.Array, scaled: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The ``(mean, scale)`` a fit applies: :func:`fold_standard_stats` if ``scaled``, else ``(0, 1)``.
 
-
-def _stats(scaled: bool):
-    return fold_standard_stats if scaled else identity_stats
+    ``scaled`` is data (a bool per fit), so both scalings share one program.
+    """
+    mean, scale = fold_standard_stats(x, train_mask)
+    return jnp.where(scaled, mean, 0.0).astype(x.dtype), jnp.where(scaled, scale, 1.0).astype(x.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -133,20 +132,20 @@ def gaussian_nb_joint_log_likelihood(params: GaussianNBParams, x: jax.Array) -> 
     return params.log_prior + n_ij - 0.5 * quad
 
 
-@functools.partial(jax.jit, static_argnames=("n_classes", "scaled"))
-def _nb_program(x_sets, y_sets, set_idx, train_mask, *, n_classes, scaled):
-    def one(s, mask):
+@functools.partial(jax.jit, static_argnames=("n_classes",))
+def _nb_program(x_sets, y_sets, set_idx, train_mask, scaled, *, n_classes):
+    def one(s, mask, sc):
         x, y = x_sets[s], y_sets[s]
-        mean, scale = _stats(scaled)(x, mask)
+        mean, scale = fit_stats(x, mask, sc)
         xs = (x - mean) / scale
         params = gaussian_nb_fit(xs, jax.nn.one_hot(y, n_classes, dtype=xs.dtype), mask)
         jll = gaussian_nb_joint_log_likelihood(params, xs)
         return jnp.argmax(jll, axis=1), jax.nn.log_softmax(jll, axis=1)
 
-    return jax.vmap(one)(set_idx, train_mask)
+    return jax.vmap(one)(set_idx, train_mask, scaled)
 
 
-def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled: bool, chunk: int | None = None):
+def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk: int | None = None):
     """Fit ``GaussianNB()`` per fit and predict every row, in float64.
 
     Args:
@@ -155,7 +154,8 @@ def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled: 
       set_idx: ``(G,)`` the set of each fit.
       train_mask: ``(G, N)`` bool, each fit's training rows.
       n_classes: K.
-      scaled: standardise with each fit's training-fold statistics first.
+      scaled: bool, or ``(G,)`` bools: standardise with the fit's training-fold
+        statistics first (data, not a compile-time switch: one program for both).
       chunk: fits per program call (bounds memory; default all).
 
     Returns:
@@ -165,8 +165,9 @@ def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled: 
     with jax.enable_x64(True):
         x = jnp.asarray(np.asarray(x_sets, np.float64))
         y = jnp.asarray(np.asarray(y_sets, np.int32))
-        return _chunked(lambda s, m: _nb_program(x, y, s, m, n_classes=n_classes, scaled=scaled),
-                        np.asarray(set_idx), np.asarray(train_mask), chunk)
+        scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
+        return _chunked(lambda s, m, sc: _nb_program(x, y, s, m, sc, n_classes=n_classes),
+                        np.asarray(set_idx), np.asarray(train_mask), chunk, scaled)
 
 
 def _chunked(program, set_idx, train_mask, chunk, *extra):
@@ -382,14 +383,14 @@ def mlp_targets(y: jax.Array, n_classes: int, dtype=jnp.float32) -> jax.Array:
     return jax.nn.one_hot(y, n_classes, dtype=dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("n_classes", "scaled", "n_max", "max_iter", "alpha", "early_stop"))
-def _mlp_program(x_sets, y_sets, set_idx, train_mask, keys, init=None, orders=None, *, n_classes, scaled, n_max,
+@functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
+def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init=None, orders=None, *, n_classes, n_max,
                  max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
     n_out = 1 if n_classes == 2 else n_classes
 
-    def one(s, mask, key, params0, order):
+    def one(s, mask, sc, key, params0, order):
         x, y = x_sets[s], y_sets[s]
-        mean, scale = _stats(scaled)(x, mask)
+        mean, scale = fit_stats(x, mask, sc)
         # The training rows first, in row order (scikit-learn's X_train), then padding.
         train_idx = jnp.argsort(~mask, stable=True)[:n_max]
         n_train = mask.sum()
@@ -400,10 +401,10 @@ def _mlp_program(x_sets, y_sets, set_idx, train_mask, keys, init=None, orders=No
             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
         return MLPResult(mlp_predict(params, (x - mean) / scale), n_iter, curve, stopped)
 
-    return jax.vmap(one)(set_idx, train_mask, keys, init, orders)
+    return jax.vmap(one)(set_idx, train_mask, scaled, keys, init, orders)
 
 
-def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled: bool, chunk: int | None = None,
+def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, chunk: int | None = None,
         init: MLPParams | None = None, orders=None, max_iter: int = MLP_MAX_ITER, alpha: float = MLP_ALPHA,
         early_stop: bool = True, dtype=np.float32) -> MLPResult:
     """Fit ``MLPClassifier()`` per fit and predict every row.
@@ -430,17 +431,17 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled: bo
     y = jnp.asarray(np.asarray(y_sets, np.int32))
     train_mask = np.asarray(train_mask)
     n_max = int(train_mask.sum(1).max())
-    extra = [np.asarray(keys)]
+    extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), np.asarray(keys)]
     if init is not None:
         extra.append(init)
     if orders is not None:
         extra.append(np.asarray(orders))
 
-    def program(s, m, k, *rest):
+    def program(s, m, sc, k, *rest):
         rest = list(rest)
         p0 = rest.pop(0) if init is not None else None
         order = rest.pop(0) if orders is not None else None
-        return _mlp_program(x, y, s, m, k, p0, order, n_classes=n_classes, scaled=scaled, n_max=n_max,
+        return _mlp_program(x, y, s, m, sc, k, p0, order, n_classes=n_classes, n_max=n_max,
                             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 
     return _chunked(program, np.asarray(set_idx), train_mask, chunk, *extra)
