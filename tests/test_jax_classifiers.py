@@ -8,7 +8,7 @@
 * With its own random numbers, the MLP's fold-mean accuracy must lie within
   scikit-learn's spread over 5 ``random_state``s on the same folds (+-0.01), with
   no bias over the sets. To stay affordable in CI the spread is measured on 5
-  folds and on a stratified half of digits (the 10-fold full-data comparison is
+  folds and on a stratified third of digits (the 10-fold full-data comparison is
   in ``benchmarks/bench_evaluation.py --offline`` and docs/evaluation.md).
 
 scikit-learn runs with one BLAS thread: on a shared 2-core machine its threaded
@@ -43,9 +43,9 @@ def breast_cancer():
 
 
 @pytest.fixture(scope="module")
-def digits_half():
+def digits_third():
     x, y = load_digits(return_X_y=True)
-    x, _, y, _ = train_test_split(x, y, train_size=0.5, stratify=y, random_state=0)
+    x, _, y, _ = train_test_split(x, y, train_size=1 / 3, stratify=y, random_state=0)
     return x, y
 
 
@@ -165,11 +165,11 @@ def _sklearn_fold_means(x, y, scaling, seeds):
 
 
 @pytest.fixture(scope="module")
-def spread(breast_cancer, digits_half):
+def spread(breast_cancer, digits_third):
     """Per set: (our fold-mean accuracy through evaluate_many(backend="auto"), scikit-learn's 5 fold-means)."""
     out = {}
     for name, (x, y), scaling in (("breast_cancer scaled", breast_cancer, "standard"),
-                                  ("digits pixels", digits_half, "none")):
+                                  ("digits pixels", digits_third, "none")):
         ours = evaluation.evaluate_many([(x, y, 0, scaling)], ["mlp"], n_folds=SPREAD_FOLDS, backend="auto")[0]
         out[name] = (ours["mlp"]["accuracy"]["mean"], _sklearn_fold_means(x, y, scaling, range(SPREAD_SEEDS)))
     return out
