@@ -344,6 +344,10 @@ CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.
 Scaling = Literal["none", "standard"]
 SCALINGS: tuple[str, ...] = typing.get_args(Scaling)
+# Who fits the classifiers: "auto" = compiled JAX programs where they are faithful
+# (MLP, Gaussian NB), scikit-learn for the rest; "sklearn" = scikit-learn for all.
+EvalBackend = Literal["auto", "sklearn"]
+EVAL_BACKENDS: tuple[str, ...] = typing.get_args(EvalBackend)
 # Modes whose training depends on p; the others run once, recorded at p = 0
 # (the point where ICRST/TRST reduce to standard training).
 P_MODES: tuple[str, ...] = ("icrst", "trst")
@@ -421,6 +425,10 @@ class EvalConfig:
       tsne, tsne_points: the t-SNE figure (Figs. 6-7) and its point budget.
       n_jobs: parallel workers for the fits over grid points x folds x
         classifiers (None: every core; 1: serial).
+      backend: ``auto`` (MLP and Gaussian NB as compiled JAX programs over
+        all fits, SVM and random forest by scikit-learn; see
+        ``evaluation.evaluate_many``) or ``sklearn`` (every fit by
+        scikit-learn, the reference).
     """
 
     _PATH: ClassVar[str] = "eval."
@@ -441,9 +449,12 @@ class EvalConfig:
     tsne: bool = True
     tsne_points: int = 2000
     n_jobs: int | None = None
+    backend: EvalBackend = "auto"
 
     def __post_init__(self):
         _check_types(self)
+        if self.backend not in EVAL_BACKENDS:
+            raise ValueError(f"unknown eval.backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")
         if not self.classifiers:
             raise ValueError("at least one classifier is needed")
         for c in self.classifiers + self.epoch_classifiers:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax.config import CLASSIFIERS, SCALINGS  # declared once, with the study config
+from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS, SCALINGS  # declared once, with the study config
 
 METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 
@@ -201,6 +201,8 @@ def pool_results(results_per_seed: Sequence[Mapping], level: float = 0.95) -> di
         if len(scalings) > 1:
             raise ValueError(f"cannot pool results of different feature scalings: {sorted(scalings)}")
         out["scaling"] = scalings.pop()
+        fitted_on = {e.get("fitted_on", out["scaling"]) for e in entries}
+        out["fitted_on"] = fitted_on.pop() if len(fitted_on) == 1 else out["scaling"]
         pooled[name] = out
     return pooled
 
@@ -218,7 +220,6 @@ def _fit_fold(name, seed, scaling, x, y, train, test):
     parent because warning filters do not reach joblib's worker processes.
     """
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, f1_score
 
     clf = make_classifier(name, seed, scaling)
     t0 = time.perf_counter()
@@ -231,11 +232,7 @@ def _fit_fold(name, seed, scaling, x, y, train, test):
     others = [
         (w.category, str(w.message)) for w in caught if not issubclass(w.category, ConvergenceWarning)
     ]
-    scores = {
-        "accuracy": float(accuracy_score(y[test], pred)),
-        "f1_macro": float(f1_score(y[test], pred, average="macro", zero_division=0)),
-    }
-    return scores, elapsed, n_conv, others
+    return _fold_scores(y[test], pred), elapsed, n_conv, others
 
 
 def _check_folds(labels: np.ndarray, n_folds: int, progress) -> int:
@@ -275,6 +272,7 @@ def evaluate_classifiers(
     progress: Callable[[str], None] | None = None,
     level: float = 0.95,
     scaling: str = "none",
+    backend: str = "sklearn",
 ) -> dict[str, dict]:
     """Stratified k-fold cross-validation of the paper's classifiers on latent features.
 
@@ -306,6 +304,7 @@ def evaluate_classifiers(
         line per classifier.
       level: coverage of the percentile interval.
       scaling: ``"none"`` or ``"standard"`` (see :func:`make_classifier`).
+      backend: ``"sklearn"`` or ``"auto"`` (see :func:`evaluate_many`).
 
     Returns:
       ``{name: {"accuracy": {...}, "f1_macro": {...}, "fit_time": (n_folds,),
@@ -320,7 +319,7 @@ def evaluate_classifiers(
       1.0
     """
     return evaluate_many([(features, labels, seed, scaling)], classifiers, n_folds=n_folds, n_jobs=n_jobs,
-                         progress=progress, level=level)[0]
+                         progress=progress, level=level, backend=backend)[0]
 
 
 def _features_and_labels(features, labels=None, dtype=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -345,6 +344,7 @@ def evaluate_many(
     progress: Callable[[str], None] | None = None,
     level: float = 0.95,
     fold_lines: bool = True,
+    backend: str = "sklearn",
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -352,21 +352,35 @@ def evaluate_many(
     of them to one joblib pool keeps every worker busy to the end, where one
     pool per point idles while its slowest fit (the SVM, the MLP) finishes.
 
+    ``backend="auto"`` fits the MLP and Gaussian NB of every job and fold as
+    compiled JAX programs (:mod:`icrst_jax.jax_classifiers`, one per
+    classifier and data shape) while scikit-learn's SVM and random forest run
+    in the joblib pool beside them. The random forest does not depend on the
+    feature scale (its splits are per-feature thresholds, invariant to the
+    affine per-feature map of standardisation), so under ``auto`` it is fitted
+    once per feature set and seed and that result is reported under each of
+    the set's scalings, with ``"fitted_on"`` naming the scaling it saw.
+    NB and the MLP see each scaling (NB depends on it through
+    ``var_smoothing``). The folds are the same as with ``sklearn``.
+
     Args:
       jobs: ``(features, labels, seed)`` or ``(features, labels, seed,
         scaling)`` per feature set; the seed decides its folds and classifier
         seeds exactly as in :func:`evaluate_classifiers`, the scaling (default
         ``"none"``) what the classifiers see.
       fold_lines: send one progress line per fit (False: per classifier only).
+      backend: ``"sklearn"`` (every fit by scikit-learn) or ``"auto"``.
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
       One :func:`evaluate_classifiers` result per job, in order; the same
-      numbers as evaluating each job alone.
+      numbers as evaluating each job alone. Each entry also has
+      ``"fitted_on"``: the scaling of the features the classifier was fitted on.
     """
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.utils.parallel import Parallel, delayed
 
+    if backend not in EVAL_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(EVAL_BACKENDS)}")
     names = list(classifiers)
     for name in names:
         if name not in CLASSIFIERS:
@@ -386,11 +400,11 @@ def evaluate_many(
         prepared.append((x, y, seed, folds_used, splits, scaling))
 
     tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in names for f in range(folds_used)]
-    runner = Parallel(n_jobs=n_jobs, return_as="generator")
-    outputs = runner(
-        delayed(_fit_fold)(name, prepared[j][2], prepared[j][5], prepared[j][0], prepared[j][1], *prepared[j][4][f])
-        for j, name, f in tasks
-    )
+    if backend == "sklearn":
+        outputs = _sklearn_fits(prepared, tasks, n_jobs)
+        fitted_on = {(j, name): prepared[j][5] for j, name, _ in tasks}
+    else:
+        outputs, fitted_on = _auto_fits(prepared, tasks, jobs, n_jobs, progress)
 
     per_clf: dict[tuple, list] = {}
     results: list[dict[str, dict]] = [{} for _ in prepared]
@@ -415,6 +429,7 @@ def evaluate_many(
             entry["n_folds"] = folds_used
             entry["convergence_warnings"] = int(sum(c for _, _, c in done))
             entry["scaling"] = prepared[j][5]
+            entry["fitted_on"] = fitted_on[(j, name)]
             results[j][name] = entry
             if progress is not None:
                 acc, f1 = entry["accuracy"], entry["f1_macro"]
@@ -427,6 +442,117 @@ def evaluate_many(
                 )
     # Classifier order as given, whatever order the fits finished in.
     return [{name: res[name] for name in names} for res in results]
+
+
+def _sklearn_fits(prepared, tasks, n_jobs):
+    """``_fit_fold`` of each ``(job, classifier, fold)`` task in one joblib pool, lazily, in task order."""
+    from sklearn.utils.parallel import Parallel, delayed
+
+    runner = Parallel(n_jobs=n_jobs, return_as="generator")
+    return runner(
+        delayed(_fit_fold)(name, prepared[j][2], prepared[j][5], prepared[j][0], prepared[j][1], *prepared[j][4][f])
+        for j, name, f in tasks
+    )
+
+
+def _fold_scores(y_test, pred) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": float(accuracy_score(y_test, pred)),
+        "f1_macro": float(f1_score(y_test, pred, average="macro", zero_division=0)),
+    }
+
+
+def _auto_fits(prepared, tasks, jobs, n_jobs, progress):
+    """The ``auto`` backend: (outputs in task order, fitted_on per (job, classifier)).
+
+    scikit-learn's fits (SVM; random forest once per feature set) start in a
+    joblib pool on a background thread; the JAX programs run meanwhile.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from icrst_jax import jax_classifiers as jc
+
+    # Random forest: one fit per (feature array, seed), whatever the scaling.
+    rf_owner: dict[tuple, int] = {}
+    for j, job in enumerate(jobs):
+        rf_owner.setdefault((id(job[0]), prepared[j][2]), j)
+    owner_of = {j: rf_owner[(id(jobs[j][0]), prepared[j][2])] for j in range(len(prepared))}
+    host = [(j, name, f) for j, name, f in tasks
+            if name in jc.SKLEARN_ONLY and (name != "rf" or owner_of[j] == j)]
+    with ThreadPoolExecutor(1) as pool:
+        host_future = pool.submit(lambda: list(_sklearn_fits(prepared, host, n_jobs)) if host else [])
+        device = _jax_fits(prepared, tasks, progress)
+        host_out = dict(zip(host, host_future.result()))
+    outputs = []
+    fitted_on = {}
+    for j, name, f in tasks:
+        if name in jc.SKLEARN_ONLY:
+            src = owner_of[j] if name == "rf" else j
+            outputs.append(host_out[(src, name, f)])
+            fitted_on[(j, name)] = prepared[src][5]
+        else:
+            outputs.append(device[(j, name, f)])
+            fitted_on[(j, name)] = prepared[j][5]
+    return outputs, fitted_on
+
+
+def _jax_fits(prepared, tasks, progress) -> dict:
+    """``{(job, classifier, fold): _fit_fold-like output}`` of the JAX classifiers, one program per group.
+
+    A group is the jobs of one classifier and data shape (N, D, classes); their
+    scalings are per-fit data of the same program.
+    """
+    from icrst_jax import jax_classifiers as jc
+
+    wanted = sorted({name for _, name, _ in tasks if name not in jc.SKLEARN_ONLY})
+    groups: dict[tuple, list[int]] = {}
+    for j, (x, y, *_) in enumerate(prepared):
+        groups.setdefault((x.shape, len(np.unique(y))), []).append(j)
+    out = {}
+    for name in wanted:
+        for (shape, n_classes), members in groups.items():
+            members = [j for j in members if any(t[0] == j and t[1] == name for t in tasks)]
+            if not members:
+                continue
+            labels = [np.unique(prepared[j][1], return_inverse=True) for j in members]
+            # One copy of each distinct (features, labels): its scalings are fits, not sets.
+            set_of: dict[tuple, int] = {}
+            for m, j in enumerate(members):
+                set_of.setdefault((id(prepared[j][0]), id(prepared[j][1])), m)
+            set_rows = sorted(set_of.values())
+            x_sets = np.stack([prepared[members[m]][0] for m in set_rows])
+            y_sets = np.stack([labels[m][1] for m in set_rows])
+            set_pos = {key: set_rows.index(m) for key, m in set_of.items()}
+            fits = [(m, j, f) for m, j in enumerate(members) for f in range(prepared[j][3])]
+            set_idx = np.array([set_pos[(id(prepared[j][0]), id(prepared[j][1]))] for _, j, _ in fits])
+            scaled = np.array([prepared[j][5] == "standard" for _, j, _ in fits])
+            train_mask = np.zeros((len(fits), shape[0]), bool)
+            for g, (_, j, f) in enumerate(fits):
+                train_mask[g, prepared[j][4][f][0]] = True
+            t0 = time.perf_counter()
+            chunk = jc.fits_per_chunk(shape[0], shape[1])
+            if name == "nb":
+                pred = jc.gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                                      chunk=chunk)[0]
+                warned = np.zeros(len(fits), bool)
+            else:
+                keys = np.stack([jc.fit_key(prepared[j][2], f) for _, j, f in fits])
+                res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,
+                             chunk=chunk)
+                pred = res.pred
+                warned = (res.n_iter >= jc.MLP_MAX_ITER) & ~res.converged
+            elapsed = time.perf_counter() - t0
+            if progress is not None:
+                progress(f"[{name}] {len(fits)} fits ({len(members)} feature sets and scalings x folds) as one "
+                         f"JAX program: {elapsed:.1f}s")
+            for g, (m, j, f) in enumerate(fits):
+                classes, _ = labels[m]
+                test = prepared[j][4][f][1]
+                scores = _fold_scores(prepared[j][1][test], classes[pred[g, test]])
+                out[(j, name, f)] = (scores, elapsed / len(fits), int(warned[g]), [])
+    return out
 
 
 # ---------------------------------------------------------------------------

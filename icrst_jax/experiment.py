@@ -461,7 +461,7 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
     jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
     flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False)
+                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend)
     n_sc = len(ev.scalings)
     return [
         SetScores(
