@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         except faults.Interrupted as e:
             print(_interrupted_line(e, cfg), file=sys.stderr)
             return e.exit_status
-        except faults.NonFiniteLoss as e:  # a ValueError, but the input was fine: the run failed
+        except (faults.NonFiniteLoss, faults.MissingResults) as e:  # ValueErrors, but the input was fine: the run failed
             print(f"error: {e}", file=sys.stderr)
             return 1
         except ValueError as e:  # refused before training: another study's folder, a busy one, data not found

@@ -203,6 +203,15 @@ def run_experiment(
       icrst_jax.run_identity.RunMismatch, FolderBusy: the folder holds another
         study, or another run is writing into it.
       icrst_jax.faults.NonFiniteLoss: training or its latents became NaN / infinite.
+      icrst_jax.faults.MissingResults: after writing every other result (and
+        saying so in report.md): the latents after an ``eval.at_epochs`` epoch
+        could neither be made (this run resumed from a later checkpoint) nor
+        found in the folder.
+
+    A rerun or a resumed run reports every result of the study: the latents
+    along training are saved as they are made (``latents_epoch<E>.npz``) and
+    read back for the epochs that a resumed run does not train again; the loss
+    curve of the restored epochs comes from the checkpoint.
 
     In a multi-process run (:mod:`icrst_jax.distributed`) every process runs
     all of it and computes the same payload; only process 0 locks and checks the
@@ -226,16 +235,13 @@ def run_experiment(
         clock["loaded"] = time.perf_counter()
         trained = train(cfg, dataset, out, say, hooks=hooks)
         clock["trained"] = time.perf_counter()
-        latents = collect_latents(cfg, dataset, trained, say)
+        latents = collect_latents(cfg, dataset, trained, out, say)
         evaluated = evaluate(cfg, dataset, latents, say)
         study = summarise(cfg, dataset, trained, latents, evaluated, command=command, say=say)
-        if distributed.is_primary():  # only process 0 writes files
-            study = write_outputs(cfg, dataset, latents, study, out, say)
-        study = dataclasses.replace(study, timing=_timing(clock, trained.result, time.perf_counter()))
-        if distributed.is_primary():
-            reporting.write_results_json(out / "results.json", study.to_dict())
-            say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(study.figures)} figure(s)")
-            say(study.timing.line())
+        study = write_outputs(cfg, dataset, latents, study, out, say,
+                              timer=lambda: _timing(clock, trained.result, time.perf_counter()))
+    if latents.missing_epochs:
+        raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
 
 
@@ -299,7 +305,8 @@ class Trained:
 def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lambda line: None, *,
           hooks: Sequence = ()) -> Trained:
     """Trains every grid point in one program, encoding the held-out latents at
-    ``eval.at_epochs`` (and epoch 0 for the untrained row) along the way."""
+    ``eval.at_epochs`` (and epoch 0 for the untrained row) along the way; those
+    strictly inside training are saved at once (process 0), as ``latents_epoch<E>.npz``."""
     from icrst_jax.train import encode, fit
 
     mean, std = dataset.preprocessing.encoder_mean_std()
@@ -312,6 +319,10 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
 
     def on_epoch(epoch, engine, state):
         snapshots[epoch] = encode(engine, state, dataset.x_test, mean=mean, std=std)
+        if 0 < epoch < cfg.train.epochs and epoch in cfg.eval.at_epochs and distributed.is_primary():
+            # Saved now, not with the other outputs: an interrupted run keeps it, and a
+            # resumed one (which cannot encode the epochs before its checkpoint) reads it back.
+            _save_epoch_latents(out, epoch, snapshots[epoch], dataset.y_test, points)
 
     say(f"== training {len(points)} grid points ({', '.join(f'{m} p={p_tag(p)}' for m, p in cfg.configurations())}; "
         f"seeds {list(cfg.seeds)}) for {cfg.train.epochs} epochs in one program")
@@ -360,9 +371,13 @@ class Latents:
     diverged: Sequence[str | None]
 
 
-def collect_latents(cfg: StudyConfig, dataset, trained: Trained, say: Callable[[str], None] = lambda line: None
-                    ) -> Latents:
+def collect_latents(cfg: StudyConfig, dataset, trained: Trained, out: Path,
+                    say: Callable[[str], None] = lambda line: None) -> Latents:
     """The final, untrained and along-training latents, and each point's divergence.
+
+    The latents after an ``eval.at_epochs`` epoch that training did not pass
+    through (it resumed from a later checkpoint) are read back from their file
+    in ``out``, if it holds this grid's latents; else they are missing.
 
     Raises:
       icrst_jax.faults.NonFiniteLoss: a point's final latents are not finite.
@@ -372,9 +387,6 @@ def collect_latents(cfg: StudyConfig, dataset, trained: Trained, say: Callable[[
     result = trained.result
     points = list(result.points)
     mean, std = dataset.preprocessing.encoder_mean_std()
-    if result.missed_epochs:
-        say(f"warning: no latents at epochs {result.missed_epochs}: they were trained before the checkpoint "
-            f"this run resumed from")
     # The engine keeps the jitted encoder of the snapshots: no second compilation.
     final = encode(result.engine, result.state, dataset.x_test, mean=mean, std=std)  # (R, N, D)
     loss_curves = [[h["loss"][i] for h in result.full_history] for i in range(len(points))]
@@ -396,6 +408,13 @@ def collect_latents(cfg: StudyConfig, dataset, trained: Trained, say: Callable[[
         untrained = trained.snapshots[0][first]
     inside = sorted(e for e in cfg.eval.at_epochs if 0 < e < cfg.train.epochs)
     along = {e: trained.snapshots[e] for e in inside if e in trained.snapshots}
+    for e in inside:
+        if e not in along:
+            found = _read_epoch_latents(out, e, final.shape, dataset.y_test, points)
+            if found is not None:
+                along[e] = found
+    if len(along) < len(inside):
+        say(f"warning: {_missing_message([e for e in inside if e not in along], result.resumed_from, out)}")
     return Latents(points=points, final=final, untrained=untrained, along=along,
                    missing_epochs=[e for e in inside if e not in along], loss_curves=loss_curves, diverged=diverged)
 
@@ -480,6 +499,8 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
     """The study's typed results: a :class:`Record` per configuration (the
     untrained encoder first), a :class:`PointRecord` per grid point, and the
     report's warnings. No files, no figures, no timing yet."""
+    from icrst_jax.train import loss_curve
+
     ev = cfg.eval
     metric = reporting.primary_metric(cfg.data.name)
     points, diverged = latents.points, latents.diverged
@@ -526,6 +547,8 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
         f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."
         for pt, d in zip(points, diverged) if d
     ]
+    if latents.missing_epochs:
+        warnings.append(_missing_message(latents.missing_epochs, result.resumed_from, None))
     return StudyResult(
         dataset=cfg.data.name,
         dataset_summary=dataset.summary(),
@@ -538,7 +561,8 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
         seeds=seeds,
         records=records,
         points=point_records,
-        history=result.history,
+        history=loss_curve(result.full_history),
+        missing_epochs=list(latents.missing_epochs),
         preprocessing=dataset.preprocessing.to_dict(),
         versions=versions(),
         command=command if command is not None else " ".join(sys.argv),
@@ -565,9 +589,14 @@ def tsne_panels(cfg: StudyConfig, latents: Latents, labels: np.ndarray) -> dict[
 
 
 def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResult, out: Path,
-                  say: Callable[[str], None] = lambda line: None) -> StudyResult:
-    """Writes the latents, the figures and report.md (process 0 only); returns
-    ``study`` with its figures. results.json follows, once the run is timed."""
+                  say: Callable[[str], None] = lambda line: None, *, timer: Callable[[], Timing] | None = None
+                  ) -> StudyResult:
+    """Writes the final and untrained latents, the figures, report.md and
+    results.json (the latents along training were saved as they were made);
+    returns ``study`` with its figures and its ``timer()``. Only process 0
+    writes: the others return ``study`` timed, without figures."""
+    if not distributed.is_primary():
+        return dataclasses.replace(study, timing=timer() if timer else None)
     y = dataset.y_test
     for i, pt in enumerate(latents.points):
         np.savez_compressed(latents_path(out, pt.mode, pt.p, pt.seed), features=latents.final[i], labels=y,
@@ -576,15 +605,17 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
         for s, f in zip(cfg.seeds, latents.untrained):
             np.savez_compressed(untrained_latents_path(out, s), features=f, labels=y, mode="untrained", seed=s,
                                 epoch=0, split="test")
-    for e, f in latents.along.items():
-        np.savez_compressed(epoch_latents_path(out, e), features=f, labels=y, epoch=e,
-                            points=np.array([pt.tag for pt in latents.points]), split="test")
     figures = _draw_figures(cfg, latents, y, study, out, say)
     # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
     for stale in set(out.glob("*.png")) - {out / f for f in figures}:
         stale.unlink()
     study = dataclasses.replace(study, figures=figures)
     reporting.atomic_write_text(out / "report.md", reporting.render_report(study))
+    study = dataclasses.replace(study, timing=timer() if timer else None)
+    reporting.write_results_json(out / "results.json", study.to_dict())
+    say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
+    if study.timing:
+        say(study.timing.line())
     return study
 
 
@@ -642,6 +673,39 @@ def pooled(scores: Sequence[SetScores], scalings: Sequence[str], *, per_sample: 
     )
 
 
+def _save_epoch_latents(out: Path, epoch: int, features: np.ndarray, labels: np.ndarray,
+                        points: Sequence[GridPoint]) -> None:
+    np.savez_compressed(epoch_latents_path(out, epoch), features=features, labels=labels, epoch=epoch,
+                        points=np.array([pt.tag for pt in points]), split="test")
+
+
+def _read_epoch_latents(out: Path, epoch: int, shape, labels: np.ndarray, points: Sequence[GridPoint]
+                        ) -> np.ndarray | None:
+    """The (R, N, D) latents after ``epoch`` saved by an earlier run of this study, or None
+    if there is no such file or it holds another grid, split or latent size."""
+    path = epoch_latents_path(out, epoch)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            same = (int(z["epoch"]) == epoch and list(z["points"]) == [pt.tag for pt in points]
+                    and z["features"].shape == tuple(shape) and np.array_equal(z["labels"], labels))
+            return z["features"] if same else None
+    except (OSError, ValueError, KeyError):  # a truncated or foreign file: as if absent
+        return None
+
+
+def _missing_message(epochs: Sequence[int], resumed_from: int | None, out: Path | None) -> str:
+    """One line: which along-training results are missing, why, and how to get them."""
+    where = f"in {out}" if out is not None else "in the run folder"
+    why = (f"this run resumed from the checkpoint at epoch {resumed_from}" if resumed_from
+           else "training did not pass through them")
+    files = ", ".join(epoch_latents_path(Path(), e).name for e in epochs)
+    return (f"no held-out latents after epoch(s) {', '.join(map(str, epochs))}: {why} and {files} is not {where}; "
+            f"every other result is reported; to get these, delete the folder's checkpoints and rerun "
+            f"(training starts again)")
+
+
 def _label(mode: str, p: float) -> str:
     """``standard``, ``icrst p=0.5``: a configuration in the log."""
     return mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
@@ -659,11 +723,6 @@ def _timing(clock: dict, result, done: float) -> Timing:
         setup_s=(clock["trained"] - clock["loaded"]) - result.compile_seconds - epochs_s,
         evaluation_s=done - clock["trained"],
     )
-
-
-def timing_line(timing: dict) -> str:
-    """``study 95 s: training 40 s, compiling 30 s, evaluation 20 s, ...`` of a results.json ``timing``."""
-    return Timing(**timing).line()
 
 
 def _compilation_cache_dir() -> str | None:

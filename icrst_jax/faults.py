@@ -46,6 +46,10 @@ class NonFiniteLoss(ValueError):
     """Training produced a NaN or infinite loss; the message is the one line to show."""
 
 
+class MissingResults(ValueError):
+    """Results the config asks for could not be made; everything else was written. The message is one line."""
+
+
 class _State:
     installed = False
     signum: int | None = None

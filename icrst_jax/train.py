@@ -449,7 +449,8 @@ class FitResult:
 
     @property
     def full_history(self) -> list:
-        """Every epoch of the run, resumed ones included (``epoch`` and ``loss`` per run)."""
+        """Every epoch of the run, resumed ones included (``epoch``, ``loss`` per run and
+        ``seconds``; the per-step losses only for the epochs of this call)."""
         return self.earlier_history + self.history
 
     @property
@@ -726,8 +727,14 @@ class Checkpointer(EpochHook):
 
     def __call__(self, end: EpochEnd) -> None:
         if end.last or faults.stop_requested() or (self.every and end.epoch % self.every == 0):
-            self.meta["history"] = [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in self.earlier + end.history]
+            self.meta["history"] = loss_curve(self.earlier + end.history)
             self.manager.save(end.epoch, end.state, self.meta)
+
+
+def loss_curve(history: Sequence[dict]) -> list[dict]:
+    """``epoch``, ``loss`` (per run) and ``seconds`` of each epoch: what a
+    checkpoint keeps of the history, so what a resumed run knows of its earlier epochs."""
+    return [{k: h[k] for k in ("epoch", "loss", "seconds")} for h in history]
 
 
 class StopOnSignal(EpochHook):

@@ -1,18 +1,22 @@
-"""The reference row (untrained encoder), feature scalings and latents along training, end to end.
+"""The reference row (untrained encoder), feature scalings and latents along training, end to end;
+reruns and resumed runs that report every result.
 
 Breast Cancer and the MLP only: they compile in seconds.
 """
 
 import json
+import os
+import shutil
+import signal
 
 import numpy as np
 import pytest
 
 from icrst_jax import data as data_lib
-from icrst_jax import reporting
+from icrst_jax import faults, reporting, run_identity
 from icrst_jax.config import DataConfig, EvalConfig, GridPoint, ModelConfig, StudyConfig, TrainConfig
 from icrst_jax.experiment import run_experiment
-from icrst_jax.train import encode, fit, init_state, make_engine
+from icrst_jax.train import EpochHook, encode, fit, init_state, make_engine
 
 TRAIN = TrainConfig(epochs=3, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
 
@@ -115,3 +119,84 @@ def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_pa
     assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
     whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False)
     np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))
+
+
+# ---------------------------------------------------------------------------
+# A rerun never loses a result
+# ---------------------------------------------------------------------------
+
+RERUN = StudyConfig(
+    data=DataConfig(name="breast_cancer"),
+    train=TRAIN.replace(epochs=4),
+    modes=("standard", "icrst"),
+    p_values=(1.0,),
+    seeds=(0,),
+    eval=EvalConfig(classifiers=("nb",), n_folds=2, n_jobs=1, at_epochs=(0, 1, 3), epoch_classifiers=("nb",),
+                    tsne=False),
+)
+# What differs between two runs of the same study: wall times (of the study, the epochs, the classifiers' fits).
+TIMING = {"timing", "wall_seconds", "seconds", "fit_time", "score_time"}
+
+
+def _without_timing(tree):
+    if isinstance(tree, dict):
+        return {k: _without_timing(v) for k, v in tree.items() if k not in TIMING}
+    return [_without_timing(v) for v in tree] if isinstance(tree, list) else tree
+
+
+def _outputs(out):
+    """results.json without its timing and folder, and report.md."""
+    results = _without_timing(json.loads((out / "results.json").read_text()))
+    results["config"].pop("out")
+    return results, (out / "report.md").read_text()
+
+
+class _InterruptAfter(EpochHook):
+    """Sends this process a SIGINT after ``epoch``: the real signal path of a Ctrl-C."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def __call__(self, end):
+        if end.epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, breast_cancer):
+    out = tmp_path_factory.mktemp("rerun") / "run"
+    run_experiment(RERUN.replace(out=str(out)), dataset=breast_cancer)
+    return out
+
+
+def test_a_rerun_keeps_every_result(first_run, breast_cancer):
+    before = _outputs(first_run)
+    results = before[0]
+    assert [h["epoch"] for h in results["history"]] == [1, 2, 3, 4]
+    assert all([t["epoch"] for t in r["trajectory"]] == [0, 1, 3, 4] for r in results["records"][1:])
+    assert "| method | epoch 0 | epoch 1 | epoch 3 | epoch 4 |" in before[1] and "Warning" not in before[1]
+    # The rerun resumes the finished checkpoint: no epoch trained, epochs 1 and 3 come back from their files.
+    run_experiment(RERUN.replace(out=str(first_run)), dataset=breast_cancer)
+    assert _outputs(first_run) == before
+
+
+def test_an_interrupted_run_resumes_to_the_same_results(first_run, breast_cancer, tmp_path):
+    out = tmp_path / "run"
+    cfg = RERUN.replace(out=str(out))
+    with faults.handle_interrupts(), pytest.raises(faults.Interrupted):
+        run_experiment(cfg, dataset=breast_cancer, hooks=[_InterruptAfter(2)])
+    assert run_identity.checkpoint_steps(out)[-1] == 2 and (out / "latents_epoch1.npz").exists()
+    run_experiment(cfg, dataset=breast_cancer)  # resumes at epoch 2: epoch 1's latents come from its file
+    assert _outputs(out) == _outputs(first_run)
+
+
+def test_a_result_that_cannot_be_made_is_reported_and_fails_the_run(first_run, breast_cancer, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(first_run, out)
+    (out / "latents_epoch1.npz").unlink()
+    with pytest.raises(faults.MissingResults, match=r"after epoch\(s\) 1: this run resumed from the checkpoint at epoch 4 and latents_epoch1.npz is not in"):
+        run_experiment(RERUN.replace(out=str(out)), dataset=breast_cancer)
+    results, report = _outputs(out)
+    assert results["missing_epochs"] == [1]
+    assert "## Warning" in report and "after epoch(s) 1:" in report.split("## Warning")[1].split("##")[0]
+    assert all([t["epoch"] for t in r["trajectory"]] == [0, 3, 4] for r in results["records"][1:])
