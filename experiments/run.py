@@ -7,8 +7,9 @@
 
 A study (modes x p values x seeds) is one typed config (:class:`icrst_jax.config.StudyConfig`):
 a ``configs/*.py`` file whose ``get_config()`` returns it, or the defaults. ``--set KEY=VALUE``
-overrides any field by its dotted path; the flags below are shorthands for the same fields,
-applied before ``--set``. Every grid point trains in one compiled program.
+overrides any field by its dotted path; the flags below are shorthands for the same fields.
+Flags and ``--set`` make one set of changes (``--set`` wins over a flag for the same field),
+from which the config is built once. Every grid point trains in one compiled program.
 
 Compiled XLA programs are cached on disk (``~/.cache/icrst_jax/xla``; move it with
 ``--compilation-cache DIR`` or ``$ICRST_JAX_CACHE_DIR``, turn it off with
@@ -58,7 +59,7 @@ def _p_list(text: str) -> list[float]:
 
 
 # Shorthand flags: (flag, config key, argparse options, help). A flag given on
-# the command line becomes ``key=value`` before the --set overrides; its
+# the command line becomes ``key=value``, joined by the --set overrides; its
 # default is the config's (printed in --help from StudyConfig, declared only there).
 SHORTHANDS = [
     ("--epochs", "train.epochs", dict(type=int), "training epochs (paper: 50)"),
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="study config: a Python file whose get_config() returns a StudyConfig (see configs/)")
     ap.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                     help="override a config field by its dotted path, e.g. train.epochs=20, modes=standard,icrst, "
-                         "p_values=0,0.5,1, eval.n_folds=5; repeatable, applied after the other flags")
+                         "p_values=0,0.5,1, eval.n_folds=5; repeatable; wins over the other flags")
     ap.add_argument("--dry-run", action="store_true",
                     help="check the config (model shapes, batch) without data or training, print the grid and exit")
     ap.add_argument("--dataset", default=None, choices=DATASETS,
