@@ -20,7 +20,6 @@ MODES: tuple[str, ...] = typing.get_args(Mode)
 ModelName = Literal["conv", "conv_strided", "mlp"]
 MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 Dtype = Literal["float32", "bfloat16"]
-DTYPES: tuple[str, ...] = typing.get_args(Dtype)
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
 # "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
 # icrst_jax.cpu_conv, "matmul" im2col patches times the kernel matrix (vmapped
@@ -187,7 +186,7 @@ class ModelConfig:
                 raise ValueError(f"latent_size applies to the mlp model only, not {self.name!r}")
             if isinstance(self.latent_size, bool) or int(self.latent_size) != self.latent_size or self.latent_size < 1:
                 raise ValueError(f"latent_size must be a positive integer or None, got {self.latent_size!r}")
-        if self.dtype not in DTYPES:
+        if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         if self.conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown conv_impl {self.conv_impl!r}; known: {', '.join(CONV_IMPLS)}")
