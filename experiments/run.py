@@ -78,7 +78,7 @@ SHORTHANDS = [
     ("--folds", "eval.n_folds", dict(type=int), "stratified cross-validation folds"),
     ("--mi-samples", "eval.mi_samples", dict(type=int), "MI: sampled observations (paper: 150)"),
     ("--mi-k", "eval.mi_k", dict(type=int), "MI: latent-space neighbours (paper: 20)"),
-    ("--data-dir", "data.data_dir", dict(), "TFDS data_dir or folder with the original files"),
+    ("--data-dir", "data.data_dir", dict(), "folder with the original files, downloaded there when missing [default: ~/.cache/icrst_jax/data], or TFDS data_dir"),
     ("--image-size", "data.image_size", dict(type=int), "resize images to this side (digits: 28, caltech101: 64)"),
     ("--test-fraction", "data.test_fraction", dict(type=float), "held-out fraction for sets without an official split"),
     ("--input-scheme", "data.input_scheme", dict(choices=INPUT_SCHEMES),
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-mi", action="store_true", help="skip the section 7 mutual information (eval.mi=false)")
     ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure (eval.tsne=false)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (checkpoints=false)")
+    ap.add_argument("--no-download", action="store_true",
+                    help="never fetch a data set's original files; read only what --data-dir (or the cache "
+                         "~/.cache/icrst_jax/data) and TFDS hold (data.download=false)")
     cache = ap.add_mutually_exclusive_group()
     cache.add_argument("--compilation-cache", metavar="DIR", default=None,
                        help="persistent XLA compilation cache: a repeated run loads compiled programs "
@@ -194,6 +197,8 @@ def flagged_overrides(args) -> list[tuple[str, str]]:
         sets.append(("--no-tsne", "eval.tsne=false"))
     if args.no_checkpoints:
         sets.append(("--no-checkpoints", "checkpoints=false"))
+    if args.no_download:
+        sets.append(("--no-download", "data.download=false"))
     return sets
 
 

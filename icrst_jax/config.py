@@ -13,11 +13,15 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Sequence
 
+from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 - re-exported
+
 # The names a field accepts are its Literal type; the tuples below are those
-# names for loops and messages, read from the types (declared once).
+# names for loops and messages, read from the types (declared once). Data set
+# names and input schemes are the data registry's (icrst_jax.data).
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
-ModelName = Literal["conv", "conv_strided", "mlp"]
+# The Table D1 models, and the authors' own network (their code's ``AE2``).
+ModelName = Literal["conv", "conv_strided", "mlp", "authors_ae2"]
 MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 Dtype = Literal["float32", "bfloat16"]
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
@@ -36,10 +40,13 @@ CONV_IMPLS: tuple[str, ...] = typing.get_args(ConvImpl)
 MIN_IMAGE_SIZE = 11
 STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
-InputScheme = Literal["standardized", "unit"]
-INPUT_SCHEMES: tuple[str, ...] = typing.get_args(InputScheme)
+InputScheme = Literal[INPUT_SCHEMES]
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
-PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
+# authors_ae2: the batch of the authors' configs/config.yaml.
+PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256}
+# Dropout rates when ModelConfig.dropout is None: Table D1's 0.2, and the
+# authors' code's nn.Dropout() default of 0.5 for their network.
+DEFAULT_DROPOUT: dict[str, float] = {"conv": 0.2, "conv_strided": 0.2, "mlp": 0.2, "authors_ae2": 0.5}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 
@@ -119,6 +126,11 @@ def _check_finite(name: str, value) -> None:
         raise ValueError(f"{name} must be a finite number, got {value}")
 
 
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _check_seed(name: str, value) -> None:
     if isinstance(value, bool) or int(value) != value or not 0 <= value <= MAX_SEED:
         raise ValueError(f"{name} must be an integer in 0..{MAX_SEED}, got {value!r}")
@@ -126,27 +138,38 @@ def _check_seed(name: str, value) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Architecture knobs (Table D1).
+    """Architecture knobs (Table D1, and the authors' network).
 
     Attributes:
       name: ``conv`` (MNIST / Fashion-MNIST), ``conv_strided`` (CIFAR-10 /
-        Caltech101) or ``mlp`` (Breast Cancer).
+        Caltech101), ``mlp`` (Breast Cancer), or ``authors_ae2``: the network
+        of the authors' code (``src/models/AE2.py`` with their
+        ``configs/config.yaml``: three unpadded 3x3 conv blocks [32, 64, 128],
+        a mirrored transposed decoder, a global-average-pooled latent).
       width: channel / unit multiplier; 1.0 is the paper's size. A width that
         rounds a layer to zero channels is an error.
       negative_slope: LeakyReLU slope. Table D1 only says "LeakyRelu"; the
         authors' code uses PyTorch's default, 0.01.
-      dropout: dropout rate. Table D1 says 0.2 (the authors' code uses 0.5).
+      dropout: dropout rate; None (default) is the model's own
+        (:data:`DEFAULT_DROPOUT`): Table D1's 0.2, and 0.5 for ``authors_ae2``
+        (their ``nn.Dropout()``). :attr:`dropout_rate` resolves it.
       batch_norm: Table D1 uses BatchNorm in both conv models.
       latent_activation: ``mlp`` only: apply the LeakyReLU to the 8-unit
         bottleneck too. Table D1 lists the layers [64, 8, 8, 64] and "LeakyRelu"
         without saying whether the bottleneck has one; the default (False) keeps
         the latent linear, the usual choice.
-      latent_size: ``mlp`` only: units of the bottleneck, overriding
-        ``round(8 * width)`` while the hidden layers keep ``round(64 * width)``.
-        None (default) is Table D1's scaling. It lets a small model have a
-        bottleneck narrower than its input, e.g. 1 unit for 2-D toy data
-        (``experiments.toy``), where width alone cannot give a 1-unit latent
-        without also shrinking the hidden layers to 8 units.
+      latent_size: the width of the bottleneck, apart from ``width``; None
+        (default) is the model's own scaled by ``width``. For ``mlp`` the units
+        of the bottleneck layer (Table D1: 8), the hidden layers keeping
+        ``round(64 * width)``; it lets a small model have a bottleneck narrower
+        than its input, e.g. 1 unit for 2-D toy data (``experiments.toy``).
+        For the conv models the channels of the last encoder block, which the
+        global average pool returns as the latent (``conv`` 512,
+        ``conv_strided`` 256, ``authors_ae2`` 128), and of the decoder's first
+        block, which mirrors it. The decoder of a conv model reads the
+        encoder's unpooled feature map, so what passes to it is
+        ``latent_size`` channels times the last map's pixels. A study sweeps it
+        with ``StudyConfig.latent_sizes``.
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
       conv_impl: how the convolutions are computed (``CONV_IMPLS``):
@@ -160,7 +183,7 @@ class ModelConfig:
     name: ModelName = "conv"
     width: float = 1.0
     negative_slope: float = 0.01
-    dropout: float = 0.2
+    dropout: float | None = None
     batch_norm: bool = True
     latent_activation: bool = False
     latent_size: int | None = None
@@ -179,17 +202,19 @@ class ModelConfig:
         # amplifies negative inputs), which Table D1 does not mean.
         if not 0.0 <= self.negative_slope <= 1.0:
             raise ValueError(f"negative_slope must be in [0, 1], got {self.negative_slope}")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.latent_size is not None:
-            if self.name != "mlp":
-                raise ValueError(f"latent_size applies to the mlp model only, not {self.name!r}")
-            if isinstance(self.latent_size, bool) or int(self.latent_size) != self.latent_size or self.latent_size < 1:
-                raise ValueError(f"latent_size must be a positive integer or None, got {self.latent_size!r}")
+            _check_positive_int("latent_size", self.latent_size)
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         if self.conv_impl not in CONV_IMPLS:
             raise ValueError(f"unknown conv_impl {self.conv_impl!r}; known: {', '.join(CONV_IMPLS)}")
+
+    @property
+    def dropout_rate(self) -> float:
+        """``dropout``, or the model's own rate (:data:`DEFAULT_DROPOUT`) when it is None."""
+        return DEFAULT_DROPOUT[self.name] if self.dropout is None else self.dropout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,23 +333,14 @@ class GridPoint:
 
 
 # The paper's per-dataset choices (Table D1, section 6).
-PAPER_MODEL_FOR_DATASET = {
-    "mnist": "conv",
-    "fashion_mnist": "conv",
-    "mnist5k": "conv",
-    "digits": "conv",
-    "cifar10": "conv_strided",
-    "caltech101": "conv_strided",
-    "breast_cancer": "mlp",
-}
+PAPER_MODEL_FOR_DATASET = {name: spec.model for name, spec in DATASET_SPECS.items()}
 
 
 # ---------------------------------------------------------------------------
 # Studies: the paper's grid (modes x p x seeds) as one typed config
 # ---------------------------------------------------------------------------
 
-DatasetName = Literal["breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101"]
-DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
+DatasetName = Literal[DATASETS]
 Classifier = Literal["svm", "rf", "mlp", "nb"]  # the four classifiers of section 6
 CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
@@ -342,15 +358,17 @@ class DataConfig:
 
     Attributes:
       name: one of ``DATASETS``. breast_cancer, digits and mnist5k ship with
-        packages (offline); the others read TFDS-prepared data or the original
-        files in ``data_dir``.
-      data_dir: TFDS data_dir or folder with the original files.
+        packages (offline); the others read the original files in
+        ``data_dir`` or TFDS-prepared data, and fetch the files when neither is there.
+      data_dir: folder with the original files (downloads go there) or TFDS data_dir.
       image_size: resize images to this side (None: digits 28, caltech101 64,
         the native size otherwise).
       test_fraction, split_seed: stratified hold-out of the sets without an
         official split.
       input_scheme: encoder input ``standardized`` (paper) or ``unit``; the
         target is always unit scale.
+      download: fetch the original files into ``data_dir`` (default
+        ``~/.cache/icrst_jax/data``) when neither they nor TFDS data are found.
     """
 
     _PATH: ClassVar[str] = "data."
@@ -361,6 +379,7 @@ class DataConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     input_scheme: InputScheme = "standardized"
+    download: bool = True
 
     def __post_init__(self):
         _check_types(self)
@@ -481,6 +500,12 @@ class StudyConfig:
       modes: training modes (``standard``, ``icrst``, ``trst``, ``dae``).
       p_values: swap probabilities of the p-dependent modes (icrst, trst).
       seeds: seeds of every (mode, p).
+      latent_sizes: the bottleneck as a study axis: each size is a variant of
+        the study with ``train.model.latent_size`` set to it, trained (one
+        compiled program per variant) and reported in a subfolder
+        ``latent_size<L>``, then compared side by side in the study's folder
+        (:mod:`icrst_jax.variants`). Empty (default): one study, the model's
+        own bottleneck.
       eval: how the latents are judged.
       checkpoints: write an orbax checkpoint of the study (at the end, and
         every ``train.checkpoint_every`` epochs).
@@ -495,6 +520,7 @@ class StudyConfig:
     modes: tuple[Mode, ...] = ("standard", "icrst", "trst")
     p_values: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
+    latent_sizes: tuple[int, ...] = ()
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     checkpoints: bool = True
     out: str | None = None
@@ -523,6 +549,13 @@ class StudyConfig:
             _check_seed("seeds", seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
+        for size in self.latent_sizes:
+            _check_positive_int("latent_sizes", size)
+        if len(set(self.latent_sizes)) != len(self.latent_sizes):
+            raise ValueError(f"latent_sizes must be distinct, got {list(self.latent_sizes)}")
+        if self.latent_sizes and self.train.model.latent_size is not None:
+            raise ValueError(f"latent_sizes sweeps train.model.latent_size: set that to none "
+                             f"(it is {self.train.model.latent_size})")
         # Across sections: every change of a command line is applied at once
         # (apply_overrides), so no legitimate config is mixed half-way.
         self.check_model_fits_data()

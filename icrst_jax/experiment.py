@@ -39,20 +39,12 @@ import numpy as np
 
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, StudyConfig
+from icrst_jax.data.registry import DATASET_SPECS
 from icrst_jax.models import check_widths, make_model
 
 # Sample shape and training-split size of each data set at its default image
-# size, for the dry check of a study config without its data (the sizes of the
-# official training splits; 80% of the whole set where the loader holds out 20%).
-DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "breast_cancer": ((30,), 455),
-    "digits": ((28, 28, 1), 1437),
-    "mnist5k": ((28, 28, 1), 4000),
-    "mnist": ((28, 28, 1), 60000),
-    "fashion_mnist": ((28, 28, 1), 60000),
-    "cifar10": ((32, 32, 3), 50000),
-    "caltech101": ((64, 64, 3), 3060),  # TFDS caltech101 train split
-}
+# size, for the dry check of a study config without its data.
+DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {n: (s.shape, s.train_size) for n, s in DATASET_SPECS.items()}
 
 
 def p_tag(p: float) -> str:
@@ -207,6 +199,10 @@ def run_experiment(
     all of it and computes the same payload; only process 0 locks and checks the
     folder and writes files (its payload alone lists the figures).
     """
+    if cfg.latent_sizes:  # the bottleneck axis: this function once per latent size, then a side-by-side report
+        from icrst_jax.variants import run_variants
+
+        return run_variants(cfg, progress=progress, dataset=dataset, command=command)
     from icrst_jax.train import make_mesh
 
     out = run_identity.out_dir(cfg)
@@ -238,6 +234,8 @@ def _run_locked(cfg: StudyConfig, out: Path, *, progress, dataset, command) -> d
             test_fraction=cfg.data.test_fraction,
             split_seed=cfg.data.split_seed,
             input_scheme=cfg.data.input_scheme,
+            download=cfg.data.download,
+            say=say,
         )
     say(dataset.summary())
     # Check the model fits the data before spending time on anything.
@@ -552,6 +550,7 @@ def comparison_table(payload: dict) -> str:
     lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval])", head]
     for r in recs:
         label = r["mode"] + (f" p={p_tag(r['p'])}" if r["mode"] in P_MODES else "")
+        label += f" L={r['latent_size']}" if "latent_size" in r else ""  # a study over latent sizes
         cells = "".join(
             f"{r['classifiers'][n][metric]['mean']:>8.3f} [{r['classifiers'][n][metric]['low']:.2f},{r['classifiers'][n][metric]['high']:.2f}]"
             for n in names

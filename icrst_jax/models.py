@@ -1,4 +1,4 @@
-"""The paper's autoencoders (Table D1), in Flax Linen.
+"""The paper's autoencoders (Table D1) and the authors' own network, in Flax Linen.
 
 * ``conv`` (MNIST, Fashion-MNIST): five unpadded 3x3 stride-1 convolutions
   [32, 64, 128, 256, 512] shrink 28x28 to 18x18; five unpadded 3x3 stride-1
@@ -13,6 +13,22 @@
 * ``mlp`` (Breast Cancer): [64, 8] encoder, [8 -> 64, 64 -> D] decoder,
   LeakyReLU, sigmoid output; the latent is the 8-unit bottleneck
   (``ModelConfig.latent_size`` sets its size apart from the width).
+* ``authors_ae2`` (the authors' code, GabMartino/icrst_trst_autoencoder,
+  ``src/models/AE2.py`` built from their ``configs/config.yaml``: hidden_dims
+  [32, 64, 128], kernels 3, strides 1, ``pooling: False``): three unpadded
+  3x3 stride-1 convolutions [32, 64, 128]; three unpadded 3x3 stride-1
+  transposed convolutions [128, 64, 32] (their decoder's first block repeats
+  the encoder's last width); a 1x1 convolution to the input channels, then a
+  sigmoid. Every block is conv -> BatchNorm -> LeakyReLU -> Dropout
+  (``nn.Dropout()``: rate 0.5, the default of ``ModelConfig.dropout`` for this
+  model), the latent the global average pool of the encoder's output (their
+  ``getLatentVector``), and the decoder reads the unpooled map, as in their
+  ``forward``. Their unused ``latent_space_size: 512`` sets nothing. Inputs
+  must be at least 7x7.
+
+``ModelConfig.latent_size`` replaces the bottleneck's width in every model:
+the MLP's bottleneck units, or a conv model's last encoder block and the
+decoder's first block that mirrors it (see :func:`layer_channels`).
 
 Every hidden conv layer is conv -> BatchNorm -> LeakyReLU -> Dropout, as in
 Table D1. The latent feature of a conv model is the global average pool of the
@@ -45,6 +61,12 @@ STRIDED_STRIDES = (2, 1, 2, 1, 2)
 STRIDED_DECODER = ((256, True), (128, False), (128, True), (64, False), (None, True))
 MLP_ENCODER = (64, 8)
 MLP_DECODER = (64,)
+# The authors' AE2 (see the module docstring): decoder_hidden_dims = hidden_dims
+# + [hidden_dims[-1]], reversed, gives transposed blocks 128->128, 128->64, 64->32.
+AUTHORS_ENCODER = (32, 64, 128)
+AUTHORS_DECODER = (128, 64, 32)
+# Unpadded 3x3 layers remove two pixels each: the smallest side that leaves one.
+AUTHORS_MIN_IMAGE_SIZE = 2 * len(AUTHORS_ENCODER) + 1
 
 
 def scaled_channels(channels: int, width: float, where: str) -> int:
@@ -208,8 +230,8 @@ class Block(nn.Module):
                 use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=jnp.float32, param_dtype=jnp.float32
             )(x, mask=mask)
         x = nn.leaky_relu(x, self.config.negative_slope)
-        if self.config.dropout > 0:
-            x = Dropout(self.config.dropout, deterministic=not train)(x)
+        if self.config.dropout_rate > 0:
+            x = Dropout(self.config.dropout_rate, deterministic=not train)(x)
         return x.astype(_dtype(self.config))
 
 
@@ -218,12 +240,13 @@ def _dtype(cfg: ModelConfig):
 
 
 class AutoEncoder(nn.Module):
-    """A Table D1 autoencoder.
+    """A Table D1 autoencoder, or the authors' ``AE2``.
 
     ``__call__(x, train=..., mask=None)`` returns ``(reconstruction, latent)``:
     the reconstruction has the input's shape (float32, in (0, 1) from the
-    sigmoid); the latent is (B, D) (D = 512*width for ``conv``, 256*width for
-    ``conv_strided``, 8*width for ``mlp``). ``mask`` (B,) marks the real rows
+    sigmoid); the latent is (B, D) with D = :func:`latent_dim` (512*width for
+    ``conv``, 256*width for ``conv_strided``, 8*width for ``mlp``, 128*width
+    for ``authors_ae2``, or ``latent_size``). ``mask`` (B,) marks the real rows
     of a padded batch for BatchNorm statistics.
 
     Example:
@@ -237,33 +260,24 @@ class AutoEncoder(nn.Module):
 
     def setup(self):
         cfg, dt = self.config, _dtype(self.config)
-        w = cfg.width
         out_ch = self.input_shape[-1]
-        if cfg.name == "conv":
-            self.enc = [
-                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg)
-                for i, c in enumerate(CONV_ENCODER)
-            ]
-            self.dec = [
-                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True)
-                for i, c in enumerate(CONV_DECODER)
-            ]
+        enc, dec = layer_channels(cfg)
+        if cfg.name in ("conv", "authors_ae2"):
+            self.enc = [Block(c, cfg) for c in enc]
+            self.dec = [Block(c, cfg, transpose=True) for c in dec]
             self.head = Conv(out_ch, cfg, kernel_size=1)
         elif cfg.name == "conv_strided":
-            self.enc = [
-                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg, stride=s, padding=1)
-                for i, (c, s) in enumerate(zip(STRIDED_ENCODER, STRIDED_STRIDES))
-            ]
+            self.enc = [Block(c, cfg, stride=s, padding=1) for c, s in zip(enc, STRIDED_STRIDES)]
             self.dec = [
-                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, stride=s, padding=1, transpose=t)
-                for i, ((c, t), s) in enumerate(zip(STRIDED_DECODER[:-1], STRIDED_STRIDES[:-1]))
+                Block(c, cfg, stride=s, padding=1, transpose=t)
+                for c, (_, t), s in zip(dec, STRIDED_DECODER[:-1], STRIDED_STRIDES[:-1])
             ]
             # The last transposed layer maps to the input channels and meets the
             # sigmoid directly (no BatchNorm / activation / dropout).
             self.head = Conv(out_ch, cfg, stride=2, padding=1, transpose=True, output_padding=1)
         else:  # mlp
-            self.enc = [Dense(n, dtype=dt) for n in mlp_encoder_sizes(cfg)]
-            self.dec = [Dense(scaled_channels(c, w, f"decoder layer {i}"), dtype=dt) for i, c in enumerate(MLP_DECODER)]
+            self.enc = [Dense(n, dtype=dt) for n in enc]
+            self.dec = [Dense(n, dtype=dt) for n in dec]
             self.head = Dense(out_ch, dtype=dt)
 
     def _run(self, layers: Sequence[nn.Module], x, train, mask, *, linear_last: bool = False):
@@ -307,19 +321,22 @@ class AutoEncoder(nn.Module):
 
 
 def make_model(config: ModelConfig, input_shape: Sequence[int]) -> AutoEncoder:
-    """Builds a Table D1 autoencoder for per-sample ``input_shape`` (no batch axis).
+    """Builds the autoencoder ``config.name`` for per-sample ``input_shape`` (no batch axis).
 
     Checks the input fits the architecture: ``conv`` needs at least 11x11
-    images, ``conv_strided`` sizes divisible by 8, ``mlp`` a flat vector.
+    images, ``authors_ae2`` 7x7, ``conv_strided`` sizes divisible by 8, ``mlp``
+    a flat vector.
     """
     input_shape = tuple(int(s) for s in input_shape)
-    if config.name in ("conv", "conv_strided"):
+    if config.name != "mlp":
         if len(input_shape) != 3:
             raise ValueError(f"model {config.name!r} needs images (H, W, C), got per-sample shape {input_shape}")
         h, wd, _ = input_shape
-        if config.name == "conv" and min(h, wd) < MIN_IMAGE_SIZE:
-            raise ValueError(f"model 'conv' stacks five unpadded 3x3 convolutions and needs inputs of at least "
-                             f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}, got {h}x{wd}")
+        unpadded = {"conv": (len(CONV_ENCODER), MIN_IMAGE_SIZE), "authors_ae2": (len(AUTHORS_ENCODER), AUTHORS_MIN_IMAGE_SIZE)}
+        if config.name in unpadded and min(h, wd) < unpadded[config.name][1]:
+            n, least = unpadded[config.name]
+            raise ValueError(f"model {config.name!r} stacks {n} unpadded 3x3 convolutions and needs inputs of at least "
+                             f"{least}x{least}, got {h}x{wd}")
         if config.name == "conv_strided" and (h % STRIDED_MULTIPLE or wd % STRIDED_MULTIPLE):
             raise ValueError(f"model 'conv_strided' downsamples by {STRIDED_MULTIPLE} and needs sizes divisible by "
                              f"{STRIDED_MULTIPLE}, got {h}x{wd}")
@@ -331,31 +348,46 @@ def make_model(config: ModelConfig, input_shape: Sequence[int]) -> AutoEncoder:
     return model
 
 
-def mlp_encoder_sizes(cfg: ModelConfig) -> tuple[int, ...]:
-    """Units of the ``mlp`` encoder's layers: Table D1's [64, 8] scaled by the
-    width, the bottleneck replaced by ``cfg.latent_size`` when that is set."""
-    sizes = [scaled_channels(c, cfg.width, f"encoder layer {i}") for i, c in enumerate(MLP_ENCODER[:-1])]
-    if cfg.latent_size is None:
-        sizes.append(scaled_channels(MLP_ENCODER[-1], cfg.width, f"encoder layer {len(MLP_ENCODER) - 1}"))
-    else:
-        sizes.append(int(cfg.latent_size))
-    return tuple(sizes)
+def layer_channels(cfg: ModelConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Output channels (units for ``mlp``) of the encoder's and the decoder's
+    hidden layers, before the head that maps back to the input's channels.
+
+    The architecture's widths times ``cfg.width``, rounded; a set
+    ``cfg.latent_size`` replaces the bottleneck: the encoder's last layer and,
+    in the conv models, the decoder's first, which mirrors it (the MLP's
+    decoder starts from the bottleneck units themselves).
+
+    Raises:
+      ValueError: the width rounds a layer to zero channels.
+
+    Example:
+      >>> layer_channels(ModelConfig(name="authors_ae2", width=0.25, latent_size=4))
+      ((8, 16, 4), (4, 16, 8))
+    """
+    enc, dec = {
+        "conv": (CONV_ENCODER, CONV_DECODER),
+        "conv_strided": (STRIDED_ENCODER, tuple(c for c, _ in STRIDED_DECODER[:-1])),
+        "mlp": (MLP_ENCODER, MLP_DECODER),
+        "authors_ae2": (AUTHORS_ENCODER, AUTHORS_DECODER),
+    }[cfg.name]
+    latent = cfg.latent_size
+    enc_out = tuple(
+        int(latent) if latent is not None and i == len(enc) - 1 else scaled_channels(c, cfg.width, f"encoder layer {i}")
+        for i, c in enumerate(enc)
+    )
+    mirrors = cfg.name != "mlp"
+    dec_out = tuple(
+        int(latent) if latent is not None and mirrors and i == 0 else scaled_channels(c, cfg.width, f"decoder layer {i}")
+        for i, c in enumerate(dec)
+    )
+    return enc_out, dec_out
 
 
 def check_widths(cfg: ModelConfig):
-    layers = {
-        "conv": CONV_ENCODER + CONV_DECODER,
-        "conv_strided": STRIDED_ENCODER + tuple(c for c, _ in STRIDED_DECODER if c),
-        # A set latent_size replaces the scaled bottleneck (not checked here).
-        "mlp": (MLP_ENCODER if cfg.latent_size is None else MLP_ENCODER[:-1]) + MLP_DECODER,
-    }[cfg.name]
-    for i, c in enumerate(layers):
-        scaled_channels(c, cfg.width, f"layer {i}")
+    """Raises ``ValueError`` when ``cfg.width`` rounds a layer to zero channels."""
+    layer_channels(cfg)
 
 
 def latent_dim(config: ModelConfig) -> int:
-    """Size of the latent feature vector."""
-    if config.name == "mlp":
-        return mlp_encoder_sizes(config)[-1]
-    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1]}[config.name]
-    return scaled_channels(last, config.width, "the latent layer")
+    """Size of the latent feature vector: the bottleneck's width."""
+    return layer_channels(config)[0][-1]

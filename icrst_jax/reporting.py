@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from icrst_jax.data.registry import DATASET_SPECS
 from icrst_jax.evaluation import CLASSIFIERS
 from icrst_jax.jsonable import to_jsonable
 
@@ -49,13 +50,7 @@ SCALING_LABELS = {"none": "raw latents (the paper's protocol)", "standard": "lat
 SCALING_SHORT = {"none": "raw", "standard": "scaled"}
 CLASSIFIER_LABELS = {"svm": "SVM (RBF)", "rf": "Random Forest", "mlp": "MLP", "nb": "Gaussian NB"}
 METRIC_LABELS = {"accuracy": "accuracy", "f1_macro": "macro F1"}
-DATASET_LABELS = {
-    "mnist": "MNIST",
-    "fashion_mnist": "Fashion-MNIST",
-    "cifar10": "CIFAR-10",
-    "caltech101": "Caltech101",
-    "breast_cancer": "Breast Cancer",
-}
+DATASET_LABELS = {name: spec.label for name, spec in DATASET_SPECS.items()}
 
 # The paper's numbers, "mean ± x" as printed ("95% percentile confidence
 # intervals ... after 10-cross-fold-validation"). Table 1 and Table 3 are MLP
@@ -97,7 +92,7 @@ PAPER_RESULTS: dict[str, dict] = {
         },
     },
 }
-PAPER_DATASETS: tuple[str, ...] = tuple(PAPER_RESULTS["table1"]["values"])
+PAPER_DATASETS: tuple[str, ...] = tuple(n for n, spec in DATASET_SPECS.items() if spec.paper_tables)
 
 # Panels up to this many points use t-SNE's exact method (see plot_tsne).
 _TSNE_EXACT_MAX = 500
@@ -105,7 +100,7 @@ _TSNE_EXACT_MAX = 500
 
 def primary_metric(dataset: str) -> str:
     """The paper's headline metric: macro F1 for Caltech101, accuracy otherwise (section 6)."""
-    return "f1_macro" if dataset == "caltech101" else "accuracy"
+    return DATASET_SPECS[dataset].metric if dataset in DATASET_SPECS else "accuracy"
 
 
 def paper_values(dataset: str, mode: str, quantity: str = "mlp") -> list[tuple[str, float, float]]:

