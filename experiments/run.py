@@ -231,6 +231,10 @@ def main(argv=None) -> int:
             cfg = config_from_args(args)
             from icrst_jax import distributed
 
+            multi = args.distributed == "auto" or any(
+                v is not None for v in (args.coordinator_address, args.num_processes, args.process_id))
+            if multi and not args.dry_run:
+                _fetch_before_joining(cfg, say)
             # Before JAX touches a device: a multi-process run must be joined first.
             distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
                                    auto=args.distributed == "auto", join_timeout=args.join_timeout, say=say)
@@ -280,6 +284,16 @@ def main(argv=None) -> int:
     print(comparison_table(payload))
     print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
     return 0
+
+
+def _fetch_before_joining(cfg: StudyConfig, say) -> None:
+    """A multi-process run finds (or downloads) its data before the processes join: a
+    download can take longer than the join and heartbeat timeouts allow, and a data set
+    that is missing is one line before anyone waits for anyone."""
+    from icrst_jax.data import DATASET_SPECS, locate
+
+    if not DATASET_SPECS[cfg.data.name].builtin:
+        locate(cfg.data.name, cfg.data.data_dir, download=cfg.data.download, say=say or (lambda line: None))
 
 
 def _interrupted_line(e, cfg) -> str:
