@@ -332,11 +332,11 @@ def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch)
                                 "(checkpoints written so far are kept)")]
     with faults.handle_interrupts():
         with faults.exit_on_signal("while joining"):
-            with pytest.raises(faults.Interrupted):  # here the main thread is free; in a join it is not
+            with pytest.raises(faults.Interrupted):  # hard_exit only records here: the handler goes on
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(5)
-            wait_for(2)
-    assert exits[1] == (130, "interrupted by SIGINT while joining")
+            wait_for(3)  # the handler in the main thread and the watcher: whichever comes first ends it
+    assert exits[1:] == [(130, "interrupted by SIGINT while joining")] * 2
     # Left: the handlers and the wakeup fd are the ones from before.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.set_wakeup_fd(-1) == -1
