@@ -7,8 +7,9 @@
 
 A study (modes x p values x seeds) is one typed config (:class:`icrst_jax.config.StudyConfig`):
 a ``configs/*.py`` file whose ``get_config()`` returns it, or the defaults. ``--set KEY=VALUE``
-overrides any field by its dotted path; the flags below are shorthands for the same fields,
-applied before ``--set``. Every grid point trains in one compiled program.
+overrides any field by its dotted path; the flags below are shorthands for the same fields.
+Flags and ``--set`` make one set of changes (``--set`` wins over a flag for the same field),
+from which the config is built once. Every grid point trains in one compiled program.
 
 Compiled XLA programs are cached on disk (``~/.cache/icrst_jax/xla``; move it with
 ``--compilation-cache DIR`` or ``$ICRST_JAX_CACHE_DIR``, turn it off with
@@ -58,7 +59,7 @@ def _p_list(text: str) -> list[float]:
 
 
 # Shorthand flags: (flag, config key, argparse options, help). A flag given on
-# the command line becomes ``key=value`` before the --set overrides; its
+# the command line becomes ``key=value``, joined by the --set overrides; its
 # default is the config's (printed in --help from StudyConfig, declared only there).
 SHORTHANDS = [
     ("--epochs", "train.epochs", dict(type=int), "training epochs (paper: 50)"),
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="study config: a Python file whose get_config() returns a StudyConfig (see configs/)")
     ap.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                     help="override a config field by its dotted path, e.g. train.epochs=20, modes=standard,icrst, "
-                         "p_values=0,0.5,1, eval.n_folds=5; repeatable, applied after the other flags")
+                         "p_values=0,0.5,1, eval.n_folds=5; repeatable; wins over the other flags")
     ap.add_argument("--dry-run", action="store_true",
                     help="check the config (model shapes, batch) without data or training, print the grid and exit")
     ap.add_argument("--dataset", default=None, choices=DATASETS,
@@ -230,6 +231,10 @@ def main(argv=None) -> int:
             cfg = config_from_args(args)
             from icrst_jax import distributed
 
+            multi = args.distributed == "auto" or any(
+                v is not None for v in (args.coordinator_address, args.num_processes, args.process_id))
+            if multi and not args.dry_run:
+                _fetch_before_joining(cfg, say)
             # Before JAX touches a device: a multi-process run must be joined first.
             distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
                                    auto=args.distributed == "auto", join_timeout=args.join_timeout, say=say)
@@ -279,6 +284,16 @@ def main(argv=None) -> int:
     print(comparison_table(payload))
     print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
     return 0
+
+
+def _fetch_before_joining(cfg: StudyConfig, say) -> None:
+    """A multi-process run finds (or downloads) its data before the processes join: a
+    download can take longer than the join and heartbeat timeouts allow, and a data set
+    that is missing is one line before anyone waits for anyone."""
+    from icrst_jax.data import DATASET_SPECS, locate
+
+    if not DATASET_SPECS[cfg.data.name].builtin:
+        locate(cfg.data.name, cfg.data.data_dir, download=cfg.data.download, say=say or (lambda line: None))
 
 
 def _interrupted_line(e, cfg) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from typing import Any, ClassVar, Literal, Sequence
@@ -69,8 +70,8 @@ def _type_name(typ) -> str:
 def _conform(value, typ):
     """``value`` as the field type ``typ`` wants it, or ``_WRONG``.
 
-    A list becomes a tuple and an integer a float where the field says so
-    (what a config file naturally writes); a bool is not a number, a string
+    A list becomes a tuple, an integer a float and a Path a string where the
+    field says so (what a config file naturally writes); a bool is not a number, a string
     not a number, a number not a string.
     """
     origin = typing.get_origin(typ)
@@ -94,6 +95,8 @@ def _conform(value, typ):
         return float(value) if ok else _WRONG
     if typ is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
+    if typ is str and isinstance(value, os.PathLike):  # a folder field given as a Path
+        return os.fspath(value)
     if typ in (str, bool):
         return value if isinstance(value, typ) else _WRONG
     return value  # a nested config: checked by its own __post_init__

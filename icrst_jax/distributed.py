@@ -312,7 +312,8 @@ def _gather_json(obj) -> list:
 
     data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
     sizes = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int32))).reshape(-1)
-    padded = np.zeros(int(sizes.max()), np.uint8)
+    # Rounded up, so that gathers of similar sizes share one compiled program.
+    padded = np.zeros(-(-int(sizes.max()) // 1024) * 1024, np.uint8)
     padded[: data.size] = data
     rows = np.asarray(multihost_utils.process_allgather(padded))
     return [json.loads(bytes(row[:n]).decode()) for row, n in zip(rows, sizes)]

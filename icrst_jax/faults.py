@@ -65,6 +65,8 @@ SECOND_SIGNAL_GRACE_S = 2.0
 
 
 def _handler(signum, frame):
+    if _state.exit_now is not None:  # the watcher thread does the same; whichever comes first
+        hard_exit(128 + signum, f"interrupted by {signal.Signals(signum).name} {_state.exit_now}")
     first = _state.signum is None
     _state.signum = signum
     if _state.deferring and first:
@@ -72,9 +74,14 @@ def _handler(signum, frame):
     raise Interrupted(signum)
 
 
+_exiting = threading.Lock()
+
+
 def hard_exit(status: int, line: str) -> None:
     """Writes ``line`` to stderr and ends the process with ``status`` at once, from any
-    thread, whatever the main thread is blocked in (no cleanup, no Python buffers)."""
+    thread, whatever the main thread is blocked in (no cleanup, no Python buffers).
+    The first caller wins: a second one waits for the end."""
+    _exiting.acquire()
     os.write(2, (line.rstrip("\n") + "\n").encode(errors="replace"))
     os._exit(status)
 

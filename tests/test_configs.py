@@ -140,6 +140,7 @@ def test_config_files_normalise_lists_and_integers():
     assert cfg.modes == ("standard",) and cfg.p_values == (0.0, 1.0) and cfg.seeds == (3,)
     assert all(type(p) is float for p in cfg.p_values) and hash(cfg)
     assert cfg == StudyConfig(modes=("standard",), p_values=(0.0, 1.0), seeds=(3,))
+    assert StudyConfig(out=Path("runs/x")).out == "runs/x"
     with pytest.raises(ValueError, match=r"^seeds must be a tuple of integers, got \[1.5\] \(list\)$"):
         StudyConfig(seeds=[1.5])
 

@@ -342,6 +342,17 @@ def test_incomplete_or_inconsistent_options_are_refused():
     assert not jax.distributed.is_initialized()
 
 
+def test_data_is_found_before_the_processes_join(tmp_path, capsys):
+    """A data set that is missing ends a multi-process run in one line before it joins
+    (the coordinator below does not exist: joining would wait)."""
+    argv = ["--dataset", "mnist", "--data-dir", str(tmp_path), "--set", "data.download=false",
+            "--coordinator-address", "127.0.0.1:9", "--num-processes", "2", "--process-id", "1", "--quiet"]
+    assert cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: mnist: no original files in {tmp_path}/mnist"), lines
+    assert not jax.distributed.is_initialized()
+
+
 def test_cli_distributed_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["--process-id", "1", "--out", str(tmp_path / "no")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()

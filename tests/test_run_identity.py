@@ -1,4 +1,3 @@
-import dataclasses
 """Run identity and faults: a folder holds one study, faults end in one line.
 
 CLI behaviour (interrupts, exit codes, refusals) runs the command line; the
@@ -46,9 +45,9 @@ TINY = ["--dataset", "breast_cancer", "--mode", "standard", "--classifiers", "nb
 def test_fingerprint_is_every_deciding_config_field():
     cfg = StudyConfig()
     fields = run_identity.fingerprint(cfg)
-    # latent_sizes joins only when the axis is used: a study without it keeps its earlier fingerprint.
+    # An empty latent-size axis is left out, so that studies keep the fingerprints they had before it.
     assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING) - {"latent_sizes"}
-    assert "latent_sizes" in run_identity.fingerprint(dataclasses.replace(cfg, latent_sizes=(4, 8)))
+    assert "latent_sizes" in run_identity.fingerprint(apply_override(cfg, "latent_sizes=4,8"))
     # The issue's cases: data set, split and image size all change the fingerprint and the folder.
     for changes in (["data.name=digits", "train.model.name=conv"], ["data.test_fraction=0.5"], ["data.split_seed=1"],
                     ["data.input_scheme=unit"], ["train.model.width=0.5"], ["seeds=0,1"], ["p_values=0.5"],
@@ -251,8 +250,7 @@ def test_run_files_rerun_refusals_and_divergence(tmp_path, capsys):
     assert cli.main(argv) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["points"][0]["loss_curve"] == results["points"][0]["loss_curve"]
-    assert len(again["points"][0]["loss_curve"]) == 3 and [h["epoch"] for h in again["history"]] == [1, 2, 3]
-    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in results["history"]]
+    assert len(again["points"][0]["loss_curve"]) == 3 and again["history"] == []
 
 
 def test_non_finite_loss_stops_in_one_line(tmp_path, capsys):
@@ -305,8 +303,7 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
         assert cli.main([*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]) == 0  # in-process
         assert not (out / ".lock").exists()
         results = json.loads((out / "results.json").read_text())
-        assert len(results["points"][0]["loss_curve"]) == epoch
-        assert [h["epoch"] for h in results["history"]] == list(range(1, epoch + 1))  # from the checkpoint
+        assert len(results["points"][0]["loss_curve"]) == epoch and results["history"] == []
 
 
 def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch):
@@ -335,11 +332,11 @@ def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch)
                                 "(checkpoints written so far are kept)")]
     with faults.handle_interrupts():
         with faults.exit_on_signal("while joining"):
-            with pytest.raises(faults.Interrupted):  # here the main thread is free; in a join it is not
+            with pytest.raises(faults.Interrupted):  # hard_exit only records here: the handler goes on
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(5)
-            wait_for(2)
-    assert exits[1] == (130, "interrupted by SIGINT while joining")
+            wait_for(3)  # the handler in the main thread and the watcher: whichever comes first ends it
+    assert exits[1:] == [(130, "interrupted by SIGINT while joining")] * 2
     # Left: the handlers and the wakeup fd are the ones from before.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.set_wakeup_fd(-1) == -1
