@@ -14,6 +14,11 @@ Compiled XLA programs are cached on disk (``~/.cache/icrst_jax/xla``; move it wi
 ``--compilation-cache DIR`` or ``$ICRST_JAX_CACHE_DIR``, turn it off with
 ``--no-compilation-cache``), so a repeated run skips compilation.
 
+Exit status: 0 done; 2 bad input (options, config file, environment, an output
+folder that holds another study or is busy), found before any work; 1 a run
+that failed (a NaN loss, processes that never joined, a file that could not be
+written); 130 / 143 interrupted by SIGINT / SIGTERM. Every error is one line.
+
 The logic lives in :mod:`icrst_jax.experiment`; this file only parses options.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -33,9 +39,10 @@ from icrst_jax.config import (
     MODES,
     PAPER_MODEL_FOR_DATASET,
     StudyConfig,
-    apply_override,
+    apply_overrides,
     load_config,
 )
+from icrst_jax.distributed import DEFAULT_JOIN_TIMEOUT_S
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="address of process 0 and a free port on it, the same in every process")
     dist.add_argument("--num-processes", type=int, default=None, help="number of processes N")
     dist.add_argument("--process-id", type=int, default=None, help="this process's number, 0..N-1")
+    dist.add_argument("--join-timeout", type=float, default=DEFAULT_JOIN_TIMEOUT_S, metavar="SECONDS",
+                      help="how long a process waits for all the others to join; a process still alone then "
+                           "exits in one line, and one that stops answering later is declared dead after as "
+                           f"long [default: {DEFAULT_JOIN_TIMEOUT_S}]")
     dist.add_argument("--distributed", choices=("auto",), default=None,
                       help="auto: read what the three options above leave out from the cluster launcher's "
                            "environment (SLURM, Open MPI, Cloud TPU)")
@@ -185,41 +196,41 @@ def flagged_overrides(args) -> list[tuple[str, str]]:
     return sets
 
 
-def shorthand_overrides(args) -> list[str]:
-    """The ``key=value`` assignments that the given shorthand flags stand for."""
-    return [assignment for _, assignment in flagged_overrides(args)]
-
-
 def config_from_args(args) -> StudyConfig:
-    """The config file (or the defaults), then the shorthand flags, then --set.
+    """The config file (or the defaults) with the shorthand flags and --set applied at once.
+
+    The flags and the ``--set`` assignments (in that order: a later one of
+    the same key wins) are one set of changes, and the config is constructed
+    once from them (:func:`icrst_jax.config.apply_overrides`).
 
     Raises:
       ValueError: one line that starts with the flag (or ``--set key=value``) that made the config invalid.
     """
-    cfg = load_config(args.config) if args.config else StudyConfig()
-    for flag, assignment in flagged_overrides(args) + [(f"--set {a}", a) for a in args.overrides]:
-        try:
-            cfg = apply_override(cfg, assignment)
-        except ValueError as e:
-            raise ValueError(f"{flag}: {e}") from None
-    return cfg
+    base = load_config(args.config) if args.config else StudyConfig()
+    changes = flagged_overrides(args) + [(f"--set {a}", a) for a in args.overrides]
+    return apply_overrides(base, [a for _, a in changes], labels=[flag for flag, _ in changes])
 
 
 def main(argv=None) -> int:
+    """The command line; returns the exit status (0 done, 1 the run failed, 2 bad input, 130/143 interrupted)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "experiments.run", *argv])
     from icrst_jax import faults
 
     cfg = None
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     with faults.handle_interrupts():
-        try:
+        try:  # bad input, found before any work: exit 2
             cfg = config_from_args(args)
             from icrst_jax import distributed
 
             # Before JAX touches a device: a multi-process run must be joined first.
             distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
-                                   auto=args.distributed == "auto")
+                                   auto=args.distributed == "auto", join_timeout=args.join_timeout, say=say)
+            from icrst_jax import runtime
+
+            runtime.check_platform()
             from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
 
             check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
@@ -229,21 +240,33 @@ def main(argv=None) -> int:
             if args.dry_run:
                 print(json.dumps(check, indent=1))
                 return 0
-            progress = None if args.quiet else distributed.tag_progress(
-                lambda line: print(line, file=sys.stderr, flush=True))
-            # Before anything compiles: programs compiled earlier would bypass the cache.
-            setup_compilation_cache(args.compilation_cache, enabled=not args.no_compilation_cache, progress=progress)
+            progress = None if say is None else distributed.tag_progress(say)
+            # Before anything compiles: programs compiled earlier would bypass the cache. A directory
+            # named by the environment is as explicit as one named by the flag: both must be usable.
+            cache = args.compilation_cache
+            if cache is None:
+                cache = os.environ.get(runtime.CACHE_ENV_VAR)
+            setup_compilation_cache(cache, enabled=not args.no_compilation_cache, progress=progress)
+        except faults.Interrupted as e:
+            print(_interrupted_line(e, cfg), file=sys.stderr)
+            return e.exit_status
+        except (ValueError, OSError) as e:  # config, flags, environment, output folder, cache directory
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        try:
             payload = run_experiment(cfg, progress=progress, command=command)
         except faults.Interrupted as e:
             print(_interrupted_line(e, cfg), file=sys.stderr)
             return e.exit_status
-        except faults.NonFiniteLoss as e:
+        except faults.NonFiniteLoss as e:  # a ValueError, but the input was fine: the run failed
             print(f"error: {e}", file=sys.stderr)
             return 1
-        except (ValueError, OSError) as e:  # DatasetError and config errors are ValueErrors; OSError: files, cache dir
+        except ValueError as e:  # refused before training: another study's folder, a busy one, data not found
             print(f"error: {e}", file=sys.stderr)
             return 2
-    from icrst_jax import distributed
+        except OSError as e:  # the run failed: a file could not be read or written
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     from icrst_jax.run_identity import out_dir
 
     if not distributed.is_primary():

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+import types
+import typing
+from typing import Any, ClassVar, Literal, Sequence
 
+# The names a field accepts are its Literal type; the tuples below are those
+# names for loops and messages, read from the types (declared once).
 Mode = Literal["standard", "icrst", "trst", "dae"]
-MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
+MODES: tuple[str, ...] = typing.get_args(Mode)
 # The Table D1 models, and the authors' own network (their code's ``AE2``).
-MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp", "authors_ae2")
+ModelName = Literal["conv", "conv_strided", "mlp", "authors_ae2"]
+MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
+Dtype = Literal["float32", "bfloat16"]
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
 # "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
 # icrst_jax.cpu_conv, "matmul" im2col patches times the kernel matrix (vmapped
@@ -21,7 +27,8 @@ MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp", "authors_ae2")
 # becomes a grouped convolution), "auto" the one for the backend. Another
 # implementation is one more name here and one more branch in
 # icrst_jax.conv.convolution.
-CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu", "matmul")
+ConvImpl = Literal["auto", "xla", "cpu", "matmul"]
+CONV_IMPLS: tuple[str, ...] = typing.get_args(ConvImpl)
 # Input sizes the conv models accept (checked by data loading and by
 # models.make_model): the conv model's encoder stacks five unpadded 3x3
 # convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
@@ -29,7 +36,8 @@ CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "cpu", "matmul")
 MIN_IMAGE_SIZE = 11
 STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
-INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
+InputScheme = Literal["standardized", "unit"]
+INPUT_SCHEMES: tuple[str, ...] = typing.get_args(InputScheme)
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 # authors_ae2: the batch of the authors' configs/config.yaml.
 PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256}
@@ -38,6 +46,73 @@ PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512,
 DEFAULT_DROPOUT: dict[str, float] = {"conv": 0.2, "conv_strided": 0.2, "mlp": 0.2, "authors_ae2": 0.5}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
+
+
+def _type_name(typ) -> str:
+    """How a field type reads in a message: ``an integer``, ``a tuple of numbers``, ``one of a, b``."""
+    origin = typing.get_origin(typ)
+    if origin is Literal:
+        return "one of " + ", ".join(typing.get_args(typ))
+    if origin is tuple:
+        item = typing.get_args(typ)[0]
+        if typing.get_origin(item) is Literal:
+            return "a tuple of names among " + ", ".join(typing.get_args(item))
+        return f"a tuple of {_type_name(item).split(' ', 1)[1]}s"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(typ)).replace("NoneType", "None")
+    return {int: "an integer", float: "a number", str: "a string", bool: "a bool (True or False)",
+            type(None): "None"}.get(typ, str(typ))
+
+
+def _conform(value, typ):
+    """``value`` as the field type ``typ`` wants it, or ``_WRONG``.
+
+    A list becomes a tuple and an integer a float where the field says so
+    (what a config file naturally writes); a bool is not a number, a string
+    not a number, a number not a string.
+    """
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(typ):
+            got = _conform(value, arg)
+            if got is not _WRONG:
+                return got
+        return _WRONG
+    if origin is Literal:  # the field's own check names the unknown value and the known ones
+        return value if isinstance(value, str) else _WRONG
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return _WRONG
+        items = [_conform(v, typing.get_args(typ)[0]) for v in value]
+        return _WRONG if any(v is _WRONG for v in items) else tuple(items)
+    if typ is type(None):
+        return value if value is None else _WRONG
+    if typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if ok else _WRONG
+    if typ is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
+    if typ in (str, bool):
+        return value if isinstance(value, typ) else _WRONG
+    return value  # a nested config: checked by its own __post_init__
+
+
+_WRONG = object()
+
+
+def _check_types(cfg) -> None:
+    """Every field of a config dataclass holds a value of its declared type: a one-line
+    ``ValueError`` naming the field (by its dotted path), the type and the value otherwise.
+    Lists become tuples and integers floats where the field says so."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        got = _conform(value, hints[f.name])
+        if got is _WRONG:
+            raise ValueError(f"{cfg._PATH}{f.name} must be {_type_name(hints[f.name])}, got {value!r} "
+                            f"({type(value).__name__})")
+        if got is not value:
+            object.__setattr__(cfg, f.name, got)  # frozen: the one place a field is normalised
 
 
 def _check_finite(name: str, value) -> None:
@@ -98,17 +173,20 @@ class ModelConfig:
         fingerprint.
     """
 
-    name: str = "conv"
+    _PATH: ClassVar[str] = "train.model."
+
+    name: ModelName = "conv"
     width: float = 1.0
     negative_slope: float = 0.01
     dropout: float | None = None
     batch_norm: bool = True
     latent_activation: bool = False
     latent_size: int | None = None
-    dtype: str = "float32"
-    conv_impl: str = "auto"
+    dtype: Dtype = "float32"
+    conv_impl: ConvImpl = "auto"
 
     def __post_init__(self):
+        _check_types(self)
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; known: {', '.join(MODEL_NAMES)}")
         _check_finite("width", self.width)
@@ -162,12 +240,14 @@ class TrainConfig:
         (``lax.map`` with ``batch_size=b``); b >= K vmaps all K at once, best
         where one seed leaves the device idle (GPU/TPU, tiny models). None
         (default) picks: 1 for the conv models on a CPU, where one seed
-        already keeps the cores busy and 8 vmapped seeds measured 1.8x slower
-        than chunks of one (BENCHMARKS.md, seeds), all seeds vmapped otherwise.
+        already keeps the cores busy and vmapped seeds measured slower than
+        chunks of one (BENCHMARKS.md, seeds), all seeds vmapped otherwise.
         Results do not depend on it.
     """
 
-    mode: str = "standard"
+    _PATH: ClassVar[str] = "train."
+
+    mode: Mode = "standard"
     p: float = 1.0
     epochs: int = 50
     batch_size: int | None = None
@@ -180,6 +260,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
     def __post_init__(self):
+        _check_types(self)
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
         if not 0.0 <= self.p <= 1.0:
@@ -229,7 +310,7 @@ class GridPoint:
     it alone.
     """
 
-    mode: str
+    mode: Mode
     p: float
     seed: int
 
@@ -262,11 +343,14 @@ PAPER_MODEL_FOR_DATASET = {
 # Studies: the paper's grid (modes x p x seeds) as one typed config
 # ---------------------------------------------------------------------------
 
-DATASETS: tuple[str, ...] = ("breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101")
-CLASSIFIERS: tuple[str, ...] = ("svm", "rf", "mlp", "nb")  # the four classifiers of section 6
+DatasetName = Literal["breast_cancer", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "caltech101"]
+DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
+Classifier = Literal["svm", "rf", "mlp", "nb"]  # the four classifiers of section 6
+CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.
-SCALINGS: tuple[str, ...] = ("none", "standard")
+Scaling = Literal["none", "standard"]
+SCALINGS: tuple[str, ...] = typing.get_args(Scaling)
 # Modes whose training depends on p; the others run once, recorded at p = 0
 # (the point where ICRST/TRST reduce to standard training).
 P_MODES: tuple[str, ...] = ("icrst", "trst")
@@ -289,14 +373,17 @@ class DataConfig:
         target is always unit scale.
     """
 
-    name: str = "breast_cancer"
+    _PATH: ClassVar[str] = "data."
+
+    name: DatasetName = "breast_cancer"
     data_dir: str | None = None
     image_size: int | None = None
     test_fraction: float = 0.2
     split_seed: int = 0
-    input_scheme: str = "standardized"
+    input_scheme: InputScheme = "standardized"
 
     def __post_init__(self):
+        _check_types(self)
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
         if not 0.0 < self.test_fraction < 1.0:
@@ -340,7 +427,9 @@ class EvalConfig:
         classifiers (None: every core; 1: serial).
     """
 
-    classifiers: tuple[str, ...] = CLASSIFIERS
+    _PATH: ClassVar[str] = "eval."
+
+    classifiers: tuple[Classifier, ...] = CLASSIFIERS
     n_folds: int = 10
     mi: bool = True
     mi_samples: int = 150
@@ -349,15 +438,16 @@ class EvalConfig:
     mi_baselines: bool = True
     purity: bool = True
     purity_k: int = 20
-    scalings: tuple[str, ...] = ("none",)
+    scalings: tuple[Scaling, ...] = ("none",)
     untrained: bool = True
     at_epochs: tuple[int, ...] = ()
-    epoch_classifiers: tuple[str, ...] = ("mlp",)
+    epoch_classifiers: tuple[Classifier, ...] = ("mlp",)
     tsne: bool = True
     tsne_points: int = 2000
     n_jobs: int | None = None
 
     def __post_init__(self):
+        _check_types(self)
         if not self.classifiers:
             raise ValueError("at least one classifier is needed")
         for c in self.classifiers + self.epoch_classifiers:
@@ -376,6 +466,14 @@ class EvalConfig:
             raise ValueError(f"eval.at_epochs must be distinct epochs >= 0, got {list(self.at_epochs)}")
         if self.at_epochs and not self.epoch_classifiers:
             raise ValueError("eval.at_epochs needs at least one eval.epoch_classifiers")
+        missing = [c for c in self.epoch_classifiers if c not in self.classifiers]
+        if self.at_epochs and missing:
+            # The along-training rows are read from the classifiers' own evaluation.
+            raise ValueError(
+                f"eval.epoch_classifiers {list(self.epoch_classifiers)} must be among eval.classifiers "
+                f"{list(self.classifiers)} when eval.at_epochs is set: add {' '.join(missing)} to --classifiers, "
+                f"or --set eval.epoch_classifiers={','.join(self.classifiers)}, or --set eval.at_epochs= for none"
+            )
         if self.purity_k < 1:
             raise ValueError(f"purity_k must be >= 1, got {self.purity_k}")
         # mi_k must also stay below the test split's size: checked once the data is loaded.
@@ -418,7 +516,9 @@ class StudyConfig:
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(model=ModelConfig(name="mlp")))
-    modes: tuple[str, ...] = ("standard", "icrst", "trst")
+    _PATH: ClassVar[str] = ""
+
+    modes: tuple[Mode, ...] = ("standard", "icrst", "trst")
     p_values: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
     latent_sizes: tuple[int, ...] = ()
@@ -427,6 +527,9 @@ class StudyConfig:
     out: str | None = None
 
     def __post_init__(self):
+        _check_types(self)
+        if self.out is not None and not self.out.strip():
+            raise ValueError("out must name a folder (or be none for runs/<dataset>-<fingerprint>), got ''")
         if not self.modes:
             raise ValueError("at least one mode is needed")
         for m in self.modes:
@@ -454,23 +557,23 @@ class StudyConfig:
         if self.latent_sizes and self.train.model.latent_size is not None:
             raise ValueError(f"latent_sizes sweeps train.model.latent_size: set that to none "
                              f"(it is {self.train.model.latent_size})")
+        # Across sections: every change of a command line is applied at once
+        # (apply_overrides), so no legitimate config is mixed half-way.
+        self.check_model_fits_data()
+        self.check_eval_epochs()
 
     def check_eval_epochs(self) -> None:
-        """``eval.at_epochs`` lie within training: a one-line error otherwise.
-
-        Not part of ``__post_init__`` for the same reason as
-        :meth:`check_model_fits_data`: ``--set`` applies one field at a time.
-        """
+        """``eval.at_epochs`` lie within training: a one-line error that says how to cut them otherwise."""
         late = [e for e in self.eval.at_epochs if e > self.train.epochs]
         if late:
-            raise ValueError(f"eval.at_epochs {late} lie beyond train.epochs={self.train.epochs}")
+            kept = ",".join(str(e) for e in self.eval.at_epochs if e <= self.train.epochs)
+            raise ValueError(
+                f"eval.at_epochs {late} lie beyond train.epochs={self.train.epochs}; "
+                f"cut them with --set eval.at_epochs={kept}" + ("" if kept else " (none)")
+            )
 
     def check_model_fits_data(self) -> None:
-        """The MLP takes tabular rows, the conv models images: a one-line error otherwise.
-
-        Not part of ``__post_init__``: switching data set and model takes two
-        ``--set`` overrides, and the config between them is legitimately mixed.
-        """
+        """The MLP takes tabular rows, the conv models images: a one-line error otherwise."""
         tabular = self.data.name == "breast_cancer"
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]
@@ -498,7 +601,7 @@ class StudyConfig:
 
 
 # Fields that a study's grid decides: setting them would be silently ignored.
-_GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
+GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
 
 
 # Section 6 and Fig. 5: the modes the paper compares and the swap probabilities it sweeps.
@@ -548,7 +651,7 @@ def config_paths(cfg) -> dict[str, type]:
             path = prefix + f.name
             if dataclasses.is_dataclass(value):
                 walk(value, path + ".")
-            elif path not in _GRID_DECIDED:
+            elif path not in GRID_DECIDED:
                 out[path] = hints[f.name]
 
     walk(cfg, "")
@@ -577,6 +680,8 @@ def _parse_value(text: str, typ, path: str):
         if low in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"{path} takes true or false, got {text!r}")
+    if typing.get_origin(typ) is Literal:
+        return text.strip()  # the field's own check names the known values
     if typ in (int, float, str):
         try:
             return typ(text.strip())
@@ -585,63 +690,173 @@ def _parse_value(text: str, typ, path: str):
     raise ValueError(f"{path} has a type ({typ}) that --set cannot parse")
 
 
-def _replace_path(cfg, parts: list[str], value):
-    if len(parts) == 1:
-        return dataclasses.replace(cfg, **{parts[0]: value})
-    child = getattr(cfg, parts[0])
-    return dataclasses.replace(cfg, **{parts[0]: _replace_path(child, parts[1:], value)})
+def _with_changes(cfg, changes: dict):
+    """``cfg`` rebuilt with ``changes`` (``{field: value or nested dict}``), each dataclass constructed once."""
+    kwargs = {}
+    for name, value in changes.items():
+        kwargs[name] = _with_changes(getattr(cfg, name), value) if isinstance(value, dict) else value
+    return dataclasses.replace(cfg, **kwargs)
+
+
+def _near_keys(key: str, paths) -> list[str]:
+    """Up to three known paths that ``key`` was probably meant to be.
+
+    Matched on the last component first (``lr`` -> ``learning_rate`` by its
+    initials, ``epoch`` -> ``epochs`` as a prefix, a bare ``epochs`` ->
+    ``train.epochs``), candidates in the key's own section before the others;
+    else the closest whole paths.
+    """
+    import difflib
+
+    section, _, last = key.rpartition(".")
+    lasts = {p: p.rpartition(".")[2] for p in paths}
+    initials = {p: "".join(w[0] for w in name.split("_") if w) for p, name in lasts.items()}
+    close = set(difflib.get_close_matches(last, set(lasts.values()), n=5, cutoff=0.75))
+    hits = [p for p in paths if lasts[p] == last or initials[p] == last
+            or (len(last) >= 3 and lasts[p].startswith(last)) or lasts[p] in close]
+    hits.sort(key=lambda p: p.rpartition(".")[0] != section)  # stable: field order within each group
+    return (hits or difflib.get_close_matches(key, list(paths), n=3, cutoff=0.6))[:3]
+
+
+def _parse_assignment(assignment: str, paths: dict) -> tuple[str, Any]:
+    """``key=value`` -> ``(key, typed value)``, or a one-line ``ValueError``."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set takes key=value, got {assignment!r}")
+    if key in GRID_DECIDED:
+        raise ValueError(f"{key} is decided by the study's grid; set {GRID_DECIDED[key]} instead")
+    if key not in paths:
+        near = _near_keys(key, paths)
+        hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
+        raise ValueError(f"unknown config key {key!r}{hint}")
+    return key, _parse_value(text, paths[key], key)
+
+
+def apply_overrides(cfg, assignments: Sequence[str], *, labels: Sequence[str] | None = None):
+    """``cfg`` with every ``key=value`` applied at once; the key is a dotted field path.
+
+    Values are parsed by the field's declared type (tuples: comma-separated;
+    ``none`` for an optional field); a later assignment of a key wins. The
+    changes are merged into one nested set and each config constructed once,
+    so its checks (``__post_init__``, across sections too) see the final
+    values, never a half-changed config.
+
+    Args:
+      cfg: the base config (a config file's, or the defaults).
+      assignments: ``key=value`` strings, in order.
+      labels: what to call each assignment in an error (the command line's
+        flag); an error then starts with the label of the assignment that
+        caused it.
+
+    Raises:
+      ValueError: one line: an unknown key (with the near matches), a value
+        of the wrong type, or a config its checks refuse.
+
+    Example:
+      >>> apply_overrides(StudyConfig(), ["train.epochs=20", "eval.at_epochs=0,10"]).train.epochs
+      20
+    """
+    labels = list(labels) if labels is not None else [None] * len(assignments)
+
+    def labelled(i, message):
+        return message if labels[i] is None else f"{labels[i]}: {message}"
+
+    paths = config_paths(cfg)
+    parsed = []
+    for i, assignment in enumerate(assignments):
+        try:
+            parsed.append(_parse_assignment(assignment, paths))
+        except ValueError as e:
+            raise ValueError(labelled(i, str(e))) from None
+
+    def build(upto):
+        changes: dict = {}
+        for key, value in parsed[:upto]:
+            *parents, name = key.split(".")
+            node = changes
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[name] = value
+        return _with_changes(cfg, changes)
+
+    try:
+        return build(len(parsed))
+    except ValueError as e:
+        # Name the assignment that made the config invalid: the first after which it fails the same way.
+        for i in range(len(parsed)):
+            try:
+                build(i + 1)
+            except ValueError as partial:
+                if str(partial) == str(e):
+                    raise ValueError(labelled(i, str(e))) from None
+        raise ValueError(str(e)) from None
 
 
 def apply_override(cfg, assignment: str):
-    """``cfg`` with one ``key=value`` applied; the key is a dotted field path.
-
-    The value is parsed by the field's declared type (tuples: comma-separated;
-    ``none`` for an optional field), and the new config is validated as a
-    whole. An unknown key is a one-line ``ValueError`` naming the near matches.
+    """``cfg`` with one ``key=value`` applied (:func:`apply_overrides`).
 
     Example:
       >>> apply_override(StudyConfig(), "train.epochs=20").train.epochs
       20
     """
-    import difflib
-
-    key, sep, text = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ValueError(f"--set takes key=value, got {assignment!r}")
-    paths = config_paths(cfg)
-    if key in _GRID_DECIDED:
-        raise ValueError(f"{key} is decided by the study's grid; set {_GRID_DECIDED[key]} instead")
-    if key not in paths:
-        near = difflib.get_close_matches(key, list(paths), n=3, cutoff=0.6)
-        if not near:  # a bare field name: suggest the full paths that end with it
-            near = [p for p in paths if p.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]][:3]
-        hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
-        raise ValueError(f"unknown config key {key!r}{hint}")
-    return _replace_path(cfg, key.split("."), _parse_value(text, paths[key], key))
+    return apply_overrides(cfg, [assignment])
 
 
-def apply_overrides(cfg, assignments) -> Any:
-    """Applies ``key=value`` overrides in order (later ones win)."""
-    for a in assignments:
-        cfg = apply_override(cfg, a)
-    return cfg
+class ConfigFileError(ValueError):
+    """A config file that cannot give a study; the message is the one line to show."""
 
 
 def load_config(path) -> StudyConfig:
-    """Runs a config file's ``get_config()`` and returns its :class:`StudyConfig`."""
+    """Runs a config file's ``get_config()`` and returns its :class:`StudyConfig`.
+
+    Raises:
+      ConfigFileError: one line for every way a file can fail: missing, a
+        folder or not a ``.py`` file (with the config files nearby), a syntax
+        error (file, line, the offending text), an exception while running it
+        or ``get_config()`` (its message and the line of the file it came
+        from), a field of the wrong type, or a result that is no StudyConfig.
+    """
     import importlib.util
+    import traceback
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.py"))
+        hint = f": give one of its files, e.g. {path / inside[0]}" if inside else ""
+        raise ConfigFileError(f"config {str(path)!r} is a folder, not a config file{hint}")
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist")
+        raise ConfigFileError(f"config file {str(path)!r} does not exist")
+    if path.suffix != ".py":
+        raise ConfigFileError(f"config file {str(path)!r} is not a Python file (.py) whose get_config() "
+                              "returns a StudyConfig (see configs/)")
     spec = importlib.util.spec_from_file_location(f"_icrst_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+
+    def where(e: BaseException) -> str:
+        """``file:line`` of the deepest frame of the traceback inside the config file."""
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+        return f"{path}:{frames[-1].lineno}" if frames else str(path)
+
+    def first_line(e: BaseException) -> str:
+        text = str(e).strip().splitlines()
+        return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        text = (e.text or "").strip()
+        raise ConfigFileError(f"{e.filename or path}:{e.lineno}: syntax error ({e.msg})"
+                              + (f": {text}" if text else "")) from None
+    except Exception as e:
+        raise ConfigFileError(f"{where(e)}: the config file failed: {first_line(e)}") from None
     if not hasattr(module, "get_config"):
-        raise ValueError(f"{path} defines no get_config()")
-    cfg = module.get_config()
+        raise ConfigFileError(f"{path} defines no get_config()")
+    try:
+        cfg = module.get_config()
+    except Exception as e:
+        raise ConfigFileError(f"{where(e)}: get_config() failed: {first_line(e)}") from None
     if not isinstance(cfg, StudyConfig):
-        raise ValueError(f"{path}: get_config() returned {type(cfg).__name__}, not a StudyConfig")
+        raise ConfigFileError(f"{path}: get_config() returned {type(cfg).__name__}, not a StudyConfig")
     return cfg

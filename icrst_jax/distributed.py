@@ -19,13 +19,23 @@ commit.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import re
 from typing import Any, Callable
 
 #: Values of ``--distributed``.
 DISTRIBUTED_CHOICES = ("auto",)
 
-_ADDRESS = re.compile(r"^\[?[^\s\[\]]+\]?:\d{1,5}$")
+_ADDRESS = re.compile(r"^\[?[^\s\[\]]+\]?:(\d{1,5})$")
+#: How long a process waits for all the others to join (``--join-timeout``) by default.
+DEFAULT_JOIN_TIMEOUT_S = 120
+# Seconds between two "waiting" lines while processes join.
+_WAIT_LINE_EVERY_S = 10
+# JAX's own join deadline lies this far behind ours, so ours ends the wait in
+# one line before JAX aborts the process with a native stack trace.
+_JAX_DEADLINE_MARGIN_S = 15
 
 
 def initialize(
@@ -34,6 +44,8 @@ def initialize(
     process_id: int | None = None,
     *,
     auto: bool = False,
+    join_timeout: float = DEFAULT_JOIN_TIMEOUT_S,
+    say: Callable[[str], None] | None = None,
 ) -> bool:
     """Joins a multi-process run; call before any JAX work.
 
@@ -45,12 +57,22 @@ def initialize(
     not given from the environment of a cluster launcher it knows (SLURM,
     Open MPI, Cloud TPU, ...).
 
+    While the processes join, ``say`` gets a line naming the coordinator and
+    the seconds left, every few seconds; a process still alone after
+    ``join_timeout`` seconds prints one line and exits with status 1 (JAX's
+    own deadline, which would abort with a native stack trace, lies behind
+    it). Once joined, a process that stops answering is declared dead after
+    ``join_timeout`` seconds too (JAX's heartbeat timeout), which ends the
+    others instead of leaving them waiting in a collective. A signal while
+    waiting ends the process at once (exit 130 / 143).
+
     Returns:
       True when this process joined a multi-process run, False when nothing
       was done.
 
     Raises:
-      ValueError: an incomplete or inconsistent set of options (one line).
+      ValueError: an incomplete or inconsistent set of options, a port out of
+        range or already in use on process 0's host (one line).
       RuntimeError: JAX already used a device in this process.
     """
     given = {
@@ -69,8 +91,12 @@ def initialize(
                 "--coordinator-address, --num-processes and --process-id (or --distributed auto under a "
                 "cluster launcher such as SLURM)"
             )
-    if coordinator_address is not None and not _ADDRESS.match(coordinator_address):
-        raise ValueError(f"--coordinator-address must be HOST:PORT, got {coordinator_address!r}")
+    if coordinator_address is not None:
+        match = _ADDRESS.match(coordinator_address)
+        if not match:
+            raise ValueError(f"--coordinator-address must be HOST:PORT, got {coordinator_address!r}")
+        if not 1 <= int(match.group(1)) <= 65535:
+            raise ValueError(f"--coordinator-address: the port must be in 1..65535, got {match.group(1)}")
     if num_processes is not None and num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
     if process_id is not None:
@@ -78,6 +104,10 @@ def initialize(
             raise ValueError(f"--process-id must be >= 0, got {process_id}")
         if num_processes is not None and process_id >= num_processes:
             raise ValueError(f"--process-id must be below --num-processes ({num_processes}), got {process_id}")
+    if not join_timeout > 0:
+        raise ValueError(f"--join-timeout must be > 0 seconds, got {join_timeout}")
+    if process_id == 0 and coordinator_address is not None:
+        _check_port_free(coordinator_address)
 
     import jax
 
@@ -88,8 +118,23 @@ def initialize(
     # JAX_CPU_COLLECTIVES_IMPLEMENTATION is kept.) GPUs use NCCL regardless.
     if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # JAX's preemption service installs its own SIGTERM handler, which would
+    # take SIGTERM away from icrst_jax.faults (stop at an epoch boundary with
+    # a checkpoint); this package does not use the service.
+    jax.config.update("jax_enable_preemption_service", False)
+    from icrst_jax import faults
+
+    who = f"process {process_id}/{num_processes}" if process_id is not None else "this process"
+    where = coordinator_address or "the address from the cluster environment"
+    seconds = int(math.ceil(join_timeout))
     try:
-        jax.distributed.initialize(coordinator_address, num_processes, process_id)
+        with faults.exit_on_signal(f"while {who} waited for the others to join at {where}"), \
+                _JoinWatch(who, where, num_processes, join_timeout, say or (lambda line: None)):
+            jax.distributed.initialize(
+                coordinator_address, num_processes, process_id,
+                initialization_timeout=seconds + _JAX_DEADLINE_MARGIN_S,
+                heartbeat_timeout_seconds=seconds,
+            )
     except ValueError as e:
         if auto:
             raise ValueError(
@@ -109,6 +154,68 @@ def initialize(
     return True
 
 
+def _check_port_free(coordinator_address: str) -> None:
+    """Process 0 is about to listen on the coordinator's port (on the host and port of
+    ``JAX_COORDINATOR_BIND_ADDRESS`` if set): a port already in use is one line now."""
+    import errno
+    import os
+    import socket
+
+    bind = os.environ.get("JAX_COORDINATOR_BIND_ADDRESS") or f"0.0.0.0:{coordinator_address.rsplit(':', 1)[1]}"
+    host, port = bind.rsplit(":", 1)
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC's listener does
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ValueError(f"--coordinator-address: port {port} is already in use on this host "
+                                 f"(process 0 listens there); pick another free port") from None
+
+
+class _JoinWatch:
+    """While the ``with`` body joins: a "waiting" line every few seconds with the
+    time left, and at the deadline one line and exit status 1 (from a thread:
+    the main thread is blocked inside JAX)."""
+
+    def __init__(self, who, where, num_processes, timeout, say):
+        import threading
+
+        self.done = threading.Event()
+        self.who, self.where, self.n, self.timeout, self.say = who, where, num_processes, timeout, say
+        self.thread = threading.Thread(target=self._watch, name="icrst-join-watch", daemon=True)
+
+    def _watch(self):
+        import time
+
+        from icrst_jax import faults
+
+        deadline = time.monotonic() + self.timeout
+        count = f"all {self.n} processes" if self.n else "the other processes"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                faults.hard_exit(1, (
+                    f"error: {self.who}: not {count} joined at {self.where} within {self.timeout:g} s "
+                    f"(--join-timeout): start every process with the same --coordinator-address and "
+                    f"--num-processes, process 0 on that host, and check that the port is reachable"))
+                return
+            self.say(f"[{self.who}] waiting for {count} to join at {self.where} ({left:.0f} s left)")
+            if self.done.wait(min(_WAIT_LINE_EVERY_S, left)):
+                return
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        return False
+
+
 def _open_collectives() -> None:
     """Runs one all-reduce and one all-gather over all devices of all processes."""
     import jax
@@ -123,6 +230,92 @@ def _open_collectives() -> None:
     total, gathered = jax.jit(lambda v: (jnp.sum(v), v), out_shardings=(replicated, replicated))(x)
     if float(total) != len(ones) or not np.all(np.asarray(gathered) == 1):
         raise RuntimeError(f"a cross-process sum over {len(ones)} devices gave {float(total)}")
+
+
+def check_same_study(cfg) -> None:
+    """Collective, before any training: the processes run one study into one folder.
+
+    Every process sends its whole config and output folder; a field that
+    differs between processes (as when they were started with different
+    options, or on hosts whose default folders differ) ends every process
+    with the same line naming the field and the processes. Process 0 also
+    checks that the folder can take the run (not another study's, not busy).
+    With checkpoints on, every process writes its part of each checkpoint
+    into that folder, so process 0 leaves a token there and every other
+    process must read it back: a folder that is not on a filesystem they
+    share is refused in one line. Nothing happens in a one-process run.
+
+    Raises:
+      ValueError: the same one line on every process.
+    """
+    if process_count() == 1:
+        return
+    import operator
+    import secrets
+    from pathlib import Path
+
+    from icrst_jax import run_identity
+    from icrst_jax.config import config_paths
+    from icrst_jax.jsonable import to_jsonable
+
+    out = run_identity.out_dir(cfg)
+    primary = is_primary()
+    fields = to_jsonable({k: operator.attrgetter(k)(cfg) for k in config_paths(cfg) if k != "out"})
+    problem, token, created = None, None, False
+    if primary:
+        try:
+            run_identity.check_can_claim(out, cfg)
+            if cfg.checkpoints:
+                created = not out.exists()
+                out.mkdir(parents=True, exist_ok=True)
+                token = secrets.token_hex(8)
+                probe = out / f".shared-{token}"
+                probe.write_text(token)
+        except (ValueError, OSError) as e:
+            problem = str(e)
+    mine = {"fields": fields, "out": str(out), "problem": problem, "token": token}
+    every = _gather_json(mine)
+    try:
+        first = every[0]
+        if first["problem"]:
+            raise ValueError(first["problem"])
+        for key in ["out", *first["fields"]]:
+            values = [p["out"] if key == "out" else p["fields"].get(key) for p in every]
+            if any(v != values[0] for v in values):
+                differ = ", ".join(f"process {i} has {json.dumps(v)}" for i, v in enumerate(values) if v != values[0])
+                what = "the output folder (--out)" if key == "out" else key
+                raise ValueError(
+                    f"the processes disagree on {what}: process 0 has {json.dumps(values[0])}, {differ}; "
+                    f"start every process with the same options")
+        if cfg.checkpoints:
+            token = first["token"]
+            mine_probe = out / f".shared-{token}"
+            sees = primary or (mine_probe.is_file() and mine_probe.read_text() == token)
+            blind = [i for i, ok in enumerate(_gather_json(bool(sees))) if not ok]
+            if blind:
+                raise ValueError(
+                    f"process {', '.join(map(str, blind))} cannot see process 0's output folder {out}: every "
+                    f"process writes its part of each checkpoint there, so it must be on a filesystem they all "
+                    f"share (give --out a shared path, or --no-checkpoints)")
+    finally:
+        if primary and token:
+            probe.unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):
+                    Path(out).rmdir()
+
+
+def _gather_json(obj) -> list:
+    """Every process's ``obj`` (JSON-able), in process order; a collective."""
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int32))).reshape(-1)
+    padded = np.zeros(int(sizes.max()), np.uint8)
+    padded[: data.size] = data
+    rows = np.asarray(multihost_utils.process_allgather(padded))
+    return [json.loads(bytes(row[:n]).decode()) for row, n in zip(rows, sizes)]
 
 
 def process_index() -> int:

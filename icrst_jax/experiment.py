@@ -211,17 +211,16 @@ def run_experiment(
         from icrst_jax.variants import run_variants
 
         return run_variants(cfg, progress=progress, dataset=dataset, command=command)
+    from icrst_jax.train import make_mesh
+
     out = run_identity.out_dir(cfg)
-    cfg.check_model_fits_data()
-    cfg.check_eval_epochs()
     check_widths(cfg.train.model)
+    make_mesh(cfg.train.num_devices)  # a device count this machine lacks: refused before any file or data
+    distributed.check_same_study(cfg)  # a multi-process run: one study, one folder that all processes see
     if not distributed.is_primary():
         # Process 0 owns the folder: it alone locks, checks and writes it.
         return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
-    run_identity.check_out_path(out)
-    with run_identity.FolderLock(out):
-        run_identity.check_folder(out, cfg)
-        run_identity.write_identity(out, cfg)
+    with run_identity.claim_folder(out, cfg):
         return _run_locked(cfg, out, progress=progress, dataset=dataset, command=command)
 
 

@@ -5,8 +5,9 @@ SIGTERM into a request that training honours at the next epoch boundary (an
 epoch is one compiled program: the finest point where the state is whole),
 after saving a checkpoint. Outside :func:`deferred` sections (loading,
 compiling, evaluating) the signal raises :class:`Interrupted` at once, and a
-second signal always does: a user who presses Ctrl-C twice wants out now.
-Without the handler, nothing here changes how a signal behaves.
+second signal always ends the process, even one blocked in native code (a
+collective waiting for a partner): a user who presses Ctrl-C twice wants out
+now. Without the handler, nothing here changes how a signal behaves.
 
 Divergence. :func:`divergence` names what is wrong with a grid point whose
 training ran to the end but whose numbers should not be read as a result.
@@ -15,7 +16,9 @@ training ran to the end but whose numbers should not be read as a result.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 
 import numpy as np
 
@@ -47,9 +50,14 @@ class _State:
     installed = False
     signum: int | None = None
     deferring = 0
+    received = 0  # signals seen by the watcher thread (it sees every one, blocked main thread or not)
+    exit_now: str | None = None  # set by exit_on_signal: what the process is blocked in
 
 
 _state = _State()
+# How long the main thread gets to act on a second signal itself (raise
+# Interrupted, print where the checkpoint is) before the watcher ends the process.
+SECOND_SIGNAL_GRACE_S = 2.0
 
 
 def _handler(signum, frame):
@@ -60,17 +68,82 @@ def _handler(signum, frame):
     raise Interrupted(signum)
 
 
+def hard_exit(status: int, line: str) -> None:
+    """Writes ``line`` to stderr and ends the process with ``status`` at once, from any
+    thread, whatever the main thread is blocked in (no cleanup, no Python buffers)."""
+    os.write(2, (line.rstrip("\n") + "\n").encode(errors="replace"))
+    os._exit(status)
+
+
+def _watch(read_fd: int, done: threading.Event) -> None:
+    """Reads the signal numbers that Python's C-level handler writes to the wakeup fd.
+
+    Python runs signal handlers in the main thread between bytecodes, so a
+    main thread blocked in native code (joining processes, waiting in a
+    collective for a partner that never comes) never runs them. This thread
+    does not depend on it: a signal while :func:`exit_on_signal` is active,
+    or a second signal that the main thread has not acted on within
+    :data:`SECOND_SIGNAL_GRACE_S`, ends the process with 128 + signal.
+    """
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except OSError:
+            return
+        for signum in data:
+            if signum == 0 or done.is_set():  # 0: handle_interrupts is leaving
+                return
+            if signum not in (signal.SIGINT, signal.SIGTERM):
+                continue
+            _state.received += 1
+            name = signal.Signals(signum).name
+            if _state.exit_now is not None:
+                hard_exit(128 + signum, f"interrupted by {name} {_state.exit_now}")
+            elif _state.received >= 2 and not done.wait(SECOND_SIGNAL_GRACE_S):
+                hard_exit(128 + signum, f"interrupted by {name} a second time: stopped at once "
+                                        f"(checkpoints written so far are kept)")
+
+
 @contextlib.contextmanager
 def handle_interrupts():
-    """Installs the SIGINT / SIGTERM handlers for the ``with`` body (main thread only)."""
+    """Installs the SIGINT / SIGTERM handlers for the ``with`` body (main thread only).
+
+    A first signal stops the run at the next epoch boundary (or at once
+    outside :func:`deferred` sections); a second one always ends the process,
+    even when the main thread is blocked in native code (see :func:`_watch`).
+    """
     old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    _state.installed, _state.signum = True, None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)  # the wakeup fd must never block the signal handler
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(read_fd, done), name="icrst-signal-watch", daemon=True)
+    _state.installed, _state.signum, _state.received = True, None, 0
+    watcher.start()
     try:
         yield
     finally:
+        done.set()
+        signal.set_wakeup_fd(old_wakeup)
+        os.write(write_fd, b"\0")
+        watcher.join()
+        os.close(read_fd)
+        os.close(write_fd)
         for s, h in old.items():
             signal.signal(s, h)
-        _state.installed, _state.signum = False, None
+        _state.installed, _state.signum, _state.received = False, None, 0
+
+
+@contextlib.contextmanager
+def exit_on_signal(what: str):
+    """A section blocked in native code with nothing to save (joining processes): a
+    signal ends the process at once, with one line ``interrupted by SIG... <what>``.
+    Only under :func:`handle_interrupts`; without it signals behave as usual."""
+    _state.exit_now = what
+    try:
+        yield
+    finally:
+        _state.exit_now = None
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ same command finds its own folder again (to resume).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from icrst_jax.config import StudyConfig, TrainConfig, config_paths
+from icrst_jax.config import GRID_DECIDED, StudyConfig, TrainConfig, config_paths
 from icrst_jax.jsonable import to_jsonable
 
 # Fields that say where and how the work is done, not what it computes: the
@@ -74,8 +75,10 @@ def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
     """The fingerprint of a bare :func:`icrst_jax.train.fit` call: its training
     fields (as ``train.*``) and its grid points; the mode, p and seed of the
     config are those of the points."""
-    study = StudyConfig(train=config)
-    fields = {k: v for k, v in fingerprint(study).items() if k.startswith("train.")}
+    fields = {f"train.{path}": operator.attrgetter(path)(config) for path in config_paths(config)}
+    fields = {k: v for k, v in fields.items() if k not in NOT_DECIDING and k not in GRID_DECIDED}
+    fields["train.batch_size"] = config.global_batch_size  # as in fingerprint
+    fields["train.model.dropout"] = config.model.dropout_rate  # as in fingerprint
     fields["grid"] = [dataclasses.asdict(pt) for pt in points]
     return to_jsonable(fields)  # tuples become lists, as in a stored file
 
@@ -184,10 +187,14 @@ def write_identity(out: Path, cfg: StudyConfig) -> None:
 
 
 class FolderLock:
-    """An exclusive ``flock`` on ``out/.lock`` for the life of a run.
+    """An exclusive ``flock`` on ``out/.lock`` for the life of a run; the file goes with it.
 
     The kernel drops the lock when the process ends, however it ends (kill -9
-    included), so a crashed run never leaves the folder locked.
+    included), so a crashed run never leaves the folder locked (only, after a
+    kill, the file). The holder removes the file before unlocking; a process
+    that locked the file just as it was removed sees that its file is no
+    longer the one at the path and locks again, so two runs never both hold
+    the folder.
 
     Example:
       >>> with FolderLock("runs/x"):
@@ -202,15 +209,23 @@ class FolderLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise FolderBusy(
-                f"{self.path.parent} is in use by another run (pid {holder}); wait for it to finish or use another --out"
-            ) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise FolderBusy(
+                    f"{self.path.parent} is in use by another run (pid {holder}); wait for it to finish or use another --out"
+                ) from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # locked a file its holder had just removed: lock the new one
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -220,7 +235,50 @@ class FolderLock:
         import fcntl
 
         if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while still locked: see the class docstring
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
         return False
+
+
+def check_can_claim(out, cfg: StudyConfig) -> None:
+    """What :func:`claim_folder` checks, without claiming or creating anything: ``out``
+    is a folder or nothing, no run holds it, and it holds this study or nothing.
+
+    Raises:
+      RunMismatch, FolderBusy: as :func:`check_folder` and :class:`FolderLock`.
+    """
+    out = Path(out)
+    check_out_path(out)
+    if out.is_dir():
+        with FolderLock(out):
+            check_folder(out, cfg)
+
+
+@contextlib.contextmanager
+def claim_folder(out, cfg: StudyConfig):
+    """Holds the study's folder for one run (process 0's part of a run).
+
+    Checks it (:func:`check_folder`), locks it (:class:`FolderLock`) and
+    records the study (``run.json``) for the ``with`` body. An attempt that
+    fails in a folder it created, before writing anything but ``run.json``,
+    removes the folder again: a failed start leaves no empty folder behind.
+
+    Raises:
+      RunMismatch, FolderBusy: another study's folder, or a busy one.
+    """
+    out = Path(out)
+    check_out_path(out)
+    created = not out.exists()
+    try:
+        with FolderLock(out):
+            check_folder(out, cfg)
+            write_identity(out, cfg)
+            yield out
+    except BaseException:
+        if created and out.is_dir() and {p.name for p in out.iterdir()} <= {IDENTITY_FILE}:
+            (out / IDENTITY_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a file another process put there meanwhile keeps it
+                out.rmdir()
+        raise

@@ -1,8 +1,8 @@
-"""Process-wide JAX settings of the command line: the persistent compilation cache.
+"""Process-wide JAX settings of the command line: the platform check and the persistent compilation cache.
 
-XLA compilation is a large share of a short run's wall time on a CPU (the
-Breast Cancer MLP's epoch program compiles in about a second, longer than its
-50 epochs take; a conv model's in tens of seconds). A repeated run compiles
+XLA compilation is a large share of a short run's wall time on a CPU (for
+the Breast Cancer MLP, longer than its 50 epochs take: BENCHMARKS.md, "Cold
+start"). A repeated run compiles
 exactly the same programs again, and so does a study of another size or a
 single run of one of its points: the mode and ``p`` are traced *data* of the
 epoch program (``TrainState.run``), not constants baked into it. JAX's persistent compilation cache stores every compiled executable on disk
@@ -24,6 +24,42 @@ from pathlib import Path
 CACHE_ENV_VAR = "ICRST_JAX_CACHE_DIR"
 #: Values of the argument / environment variable that disable the cache.
 OFF_VALUES = ("off", "")
+
+
+class PlatformError(ValueError):
+    """JAX cannot start the platform it was asked for; the message is the one line to show."""
+
+
+def check_platform() -> None:
+    """Starts JAX's backends: a platform it cannot start is one line naming it and what is available.
+
+    ``JAX_PLATFORMS=cuda`` on a machine without a GPU (or without JAX's CUDA
+    plugin) ends in a bare ``AssertionError`` or a long ``RuntimeError``
+    from inside JAX; this names the platform asked for, JAX's reason, and
+    the platforms JAX can start here. Call after :func:`icrst_jax.distributed.initialize`
+    (which must precede the backends) and before any other JAX work.
+
+    Raises:
+      PlatformError: the one line.
+    """
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as e:  # RuntimeError for a plugin that fails, AssertionError for one that is missing
+        wanted = jax.config.jax_platforms
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else "JAX has no plugin for it installed"
+        from jax.extend import backend
+
+        jax.config.update("jax_platforms", None)  # let JAX start whatever it can, to say what that is
+        try:
+            available = ", ".join(sorted(backend.backends())) or "none"
+        except Exception:
+            available = "none"
+        raise PlatformError(
+            f"JAX cannot start platform {wanted!r} (JAX_PLATFORMS): {reason}; platforms available here: "
+            f"{available}; set JAX_PLATFORMS to one of them, or unset it"
+        ) from None
 
 
 def default_cache_dir() -> Path:
@@ -70,7 +106,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     ``ICRST_JAX_CACHE_DIR``; else ``~/.cache/icrst_jax/xla`` (under
     ``$XDG_CACHE_HOME`` if set). The value ``"off"`` (or ``""``) disables the
     cache, also one configured earlier in this process, and returns None. The
-    directory is created if missing.
+    directory is created if missing, and must be writable (``OSError`` otherwise).
 
     Settings: besides ``jax_compilation_cache_dir`` this sets
     ``jax_persistent_cache_min_compile_time_secs = 0`` (JAX's default of 1 s
@@ -123,6 +159,14 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     # (``mode`` applies only to a directory that does not exist yet; an
     # existing one keeps the permissions its owner gave it).
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # JAX reports a cache it cannot write to in multi-line warnings at every
+    # compilation, long after saying the cache is in use: find out now.
+    probe = directory / f".probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"{directory} is not writable ({e.strerror})") from None
     target = str(directory)
     if current != target:
         jax.config.update("jax_compilation_cache_dir", target)

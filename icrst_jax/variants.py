@@ -63,7 +63,6 @@ def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = N
     out = run_identity.out_dir(cfg)
     variants = [variant_config(cfg, size, out) for size in cfg.latent_sizes]
     for v in variants:  # every width is checked before the first variant trains
-        v.check_model_fits_data()
         check_widths(v.train.model)
 
     def run_all() -> dict:
@@ -78,10 +77,7 @@ def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = N
 
     if not distributed.is_primary():
         return run_all()
-    run_identity.check_out_path(out)
-    with run_identity.FolderLock(out):
-        run_identity.check_folder(out, cfg)
-        run_identity.write_identity(out, cfg)
+    with run_identity.claim_folder(out, cfg):
         return run_all()
 
 

@@ -11,7 +11,9 @@ the same runs in one process. The runs themselves are defined here
 Jobs:
   first: the MLP on Breast Cancer, stopped after epoch 1 of 2 with a
     checkpoint in DIR/mlp_ckpt; the narrow conv on digits images, 2 epochs.
-  resume: the MLP again from DIR/mlp_ckpt (epoch 2), in new processes.
+  resume: the MLP again from DIR/mlp_ckpt (epoch 2), in new processes; then
+    the checks that the processes run one study into one shared folder
+    (:func:`agreement_cases`), on the same pair.
 """
 
 from __future__ import annotations
@@ -76,6 +78,39 @@ def outputs(result, x_encode, mean, std) -> dict:
     return out
 
 
+def agreement_cases(work: Path, process_id: int) -> list[str]:
+    """``distributed.check_same_study`` on cases every process runs in step:
+    the error line of each ("" when it passed)."""
+    import os
+
+    from icrst_jax.config import StudyConfig, apply_override
+    from icrst_jax.distributed import check_same_study
+
+    base = StudyConfig(out=str(work / "agreed"))
+    (work / "a_file").write_text("x")
+    cwd = Path.cwd()
+    own = work / f"cwd{process_id}"  # a relative --out resolved in folders the processes do not share
+    own.mkdir(exist_ok=True)
+    cases = {
+        "same": lambda: base,
+        "epochs": lambda: apply_override(base, f"train.epochs={3 + process_id}"),
+        "out": lambda: base.replace(out=str(work / f"out{process_id}")),
+        "unshared": lambda: base.replace(out="relative_out"),
+        "unshared_without_checkpoints": lambda: base.replace(out="relative_out", checkpoints=False),
+        "out_is_a_file": lambda: base.replace(out=str(work / "a_file")),
+    }
+    lines = []
+    for name, make in cases.items():
+        os.chdir(own if name.startswith("unshared") else cwd)
+        try:
+            check_same_study(make())
+            lines.append("")
+        except ValueError as e:
+            lines.append(str(e))
+    os.chdir(cwd)
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--coordinator-address", required=True)
@@ -114,6 +149,8 @@ def main(argv=None) -> int:
         conv = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, progress=say)
         saved["conv_mesh_size"] = conv.engine.mesh.devices.size
         saved.update({f"conv_{k}": v for k, v in outputs(conv, x_enc, mean, std).items()})
+    else:
+        saved["agreement"] = np.array(agreement_cases(work, args.process_id))
     np.savez(work / f"{args.job}_process{args.process_id}.npz", **saved)
     say("done")
     return 0

@@ -1,7 +1,5 @@
 """Study configs: the shipped files pass a dry check (no data), and --set overrides are typed and validated."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +7,8 @@ import pytest
 from experiments import run as cli
 from icrst_jax.config import (
     CLASSIFIERS,
+    ConfigFileError,
+    TrainConfig,
     GridPoint,
     StudyConfig,
     apply_override,
@@ -85,6 +85,9 @@ def test_set_overrides_are_typed():
     [
         ("train.epoch=3", "unknown config key 'train.epoch'; did you mean train.epochs"),
         ("epochs=3", "did you mean train.epochs"),
+        ("train.lr=0.1", "unknown config key 'train.lr'; did you mean train.learning_rate?"),
+        ("out=", "out must name a folder"),
+        ("data.name=digits", "model mlp does not fit digits (images); set train.model.name=conv"),
         ("train.mode=trst", "decided by the study's grid; set modes"),
         ("train.epochs=three", "train.epochs takes an integer"),
         ("eval.mi=maybe", "true or false"),
@@ -100,13 +103,45 @@ def test_set_rejects_bad_keys_and_values(assignment, message):
     assert "\n" not in str(err.value)
 
 
-def test_dry_check_catches_a_model_that_does_not_fit_the_data():
-    cfg = apply_override(StudyConfig(), "data.name=digits")  # still the MLP: legitimately mixed mid-way
+def test_changes_are_applied_at_once_and_checked_across_sections():
+    """A data set and its model switched together are valid; either alone is not, and the
+    config is never built half-way (a check across sections sees the final values)."""
+    cfg = apply_overrides(StudyConfig(), ["data.name=digits", "train.model.name=conv"])
+    assert (cfg.data.name, cfg.train.model.name) == ("digits", "conv")
     with pytest.raises(ValueError, match="does not fit digits .images.; set train.model.name=conv"):
-        dry_check(cfg)
+        StudyConfig(data=cfg.data)
     cfg = apply_override(cfg, "train.model.name=conv_strided")  # 28x28 is not a multiple of 8
     with pytest.raises(ValueError):
         dry_check(cfg)
+    # The error names the assignment that made the config invalid.
+    with pytest.raises(ValueError, match=r"^--b: eval.epoch_classifiers \['mlp'\] must be among eval.classifiers \['nb'\]"):
+        apply_overrides(StudyConfig(), ["eval.at_epochs=0,5", "eval.classifiers=nb"], labels=["--a", "--b"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(epochs="3"), "train.epochs must be an integer, got '3' (str)"),
+        (dict(learning_rate="fast"), "train.learning_rate must be a number, got 'fast' (str)"),
+        (dict(epochs=True), "train.epochs must be an integer, got True (bool)"),
+        (dict(batch_size=1.5), "train.batch_size must be an integer or None, got 1.5 (float)"),
+        (dict(mode=3), "train.mode must be one of standard, icrst, trst, dae, got 3 (int)"),
+    ],
+)
+def test_fields_of_the_wrong_type_are_named(kwargs, message):
+    with pytest.raises(ValueError) as e:
+        TrainConfig(**kwargs)
+    assert str(e.value) == message
+
+
+def test_config_files_normalise_lists_and_integers():
+    """What a config file naturally writes: lists for tuples, integers for numbers."""
+    cfg = StudyConfig(modes=["standard"], p_values=[0, 1], seeds=[3])
+    assert cfg.modes == ("standard",) and cfg.p_values == (0.0, 1.0) and cfg.seeds == (3,)
+    assert all(type(p) is float for p in cfg.p_values) and hash(cfg)
+    assert cfg == StudyConfig(modes=("standard",), p_values=(0.0, 1.0), seeds=(3,))
+    with pytest.raises(ValueError, match=r"^seeds must be a tuple of integers, got \[1.5\] \(list\)$"):
+        StudyConfig(seeds=[1.5])
 
 
 def test_every_field_is_settable_and_every_default_declared_once():
@@ -157,23 +192,75 @@ def test_eval_options_are_validated():
         apply_override(StudyConfig(), "eval.scalings=none,minmax")
     with pytest.raises(ValueError, match="distinct epochs"):
         apply_override(StudyConfig(), "eval.at_epochs=5,5")
-    cfg = apply_overrides(StudyConfig(), ["eval.at_epochs=0,10,60", "train.epochs=50"])
-    with pytest.raises(ValueError, match=r"eval.at_epochs \[60\] lie beyond train.epochs=50"):
-        dry_check(cfg)
-    assert apply_override(cfg, "train.epochs=60").eval.at_epochs == (0, 10, 60)
+    with pytest.raises(ValueError, match=r"eval.at_epochs \[60\] lie beyond train.epochs=50; "
+                                         r"cut them with --set eval.at_epochs=0,10$"):
+        apply_overrides(StudyConfig(), ["eval.at_epochs=0,10,60", "train.epochs=50"])
+    assert apply_overrides(StudyConfig(), ["eval.at_epochs=0,10,60", "train.epochs=60"]).eval.at_epochs == (0, 10, 60)
+
+
+def config_file(tmp_path, body: str) -> Path:
+    path = tmp_path / "study.py"
+    path.write_text("from icrst_jax.config import *\n" + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("def get_config():\n    return StudyConfig(seeds=(0,)\n", "study.py:3: syntax error ('(' was never closed): "
+                                                                    "return StudyConfig(seeds=(0,)"),
+        ("def get_config():\n    raise RuntimeError('no such data')\n",
+         "study.py:3: get_config() failed: RuntimeError: no such data"),
+        ("def get_config():\n    return StudyConfig(train=TrainConfig(epochs='3'))\n",
+         "study.py:3: get_config() failed: ValueError: train.epochs must be an integer, got '3' (str)"),
+        ("import nonexistent_module_xyz\n", "study.py:2: the config file failed: ModuleNotFoundError: "
+                                              "No module named 'nonexistent_module_xyz'"),
+        ("def get_config():\n    return TrainConfig()\n", "get_config() returned TrainConfig, not a StudyConfig"),
+        ("x = 1\n", "defines no get_config()"),
+    ],
+)
+def test_config_file_mistakes_are_one_line(tmp_path, body, message):
+    path = config_file(tmp_path, body)
+    with pytest.raises(ConfigFileError) as e:
+        load_config(path)
+    assert "\n" not in str(e.value) and str(e.value).endswith(message) and str(path) in str(e.value), str(e.value)
+
+
+def test_config_paths_that_are_no_config_file(tmp_path):
+    (tmp_path / "a.py").write_text("")
+    with pytest.raises(ConfigFileError, match=f"is a folder, not a config file: give one of its files, e.g. {tmp_path}/a.py"):
+        load_config(tmp_path)
+    (tmp_path / "study.yaml").write_text("train: {}")
+    with pytest.raises(ConfigFileError, match="is not a Python file"):
+        load_config(tmp_path / "study.yaml")
+    with pytest.raises(ConfigFileError, match="does not exist"):
+        load_config(tmp_path / "nope.py")
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--set", "train.epoch=3"], "did you mean train.epochs"),
+        (["--set", "train.epoch=3"], "--set train.epoch=3: unknown config key 'train.epoch'; did you mean train.epochs"),
         (["--config", "configs/nope.py"], "does not exist"),
+        (["--config", "configs"], "is a folder"),
         (["--config", "configs/paper_mnist.py", "--set", "train.model.width=0.001"], "channels"),
+        (["--config", "configs/cpu_breast_cancer.py", "--set", "train.epochs=2"],
+         "--set train.epochs=2: eval.at_epochs [10, 25] lie beyond train.epochs=2; cut them with --set eval.at_epochs=0"),
+        (["--dataset", "breast_cancer", "--classifiers", "nb", "--set", "eval.at_epochs=0,5"],
+         "--set eval.at_epochs=0,5: eval.epoch_classifiers ['mlp'] must be among eval.classifiers ['nb']"),
+        (["--out", ""], "--out: out must name a folder"),
+        (["--set", "train.lr=0.1"], "did you mean train.learning_rate?"),
     ],
 )
-def test_cli_config_errors_are_one_line(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv, "--dry-run"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 2, proc.stderr
-    lines = [l for l in proc.stderr.strip().splitlines() if l]
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+def test_cli_config_errors_are_one_line(argv, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main([*argv, "--dry-run"]) == 2
+    lines = [l for l in capsys.readouterr().err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_cli_reports_a_config_file_mistake_in_one_line(tmp_path, capsys):
+    path = config_file(tmp_path, "def get_config():\n    return StudyConfig(seeds='0')\n")
+    assert cli.main(["--config", str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"error: {path}:3: get_config() failed: ValueError: seeds must be a tuple "
+                                       f"of integers, got '0' (str)\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import numpy as np
 import pytest
 
 from conftest import FORCE_FLAG, child_env
+from experiments import run as cli
 from icrst_jax import distributed
 from icrst_jax.train import fit
 from multiprocess_child import SEEDS, conv_run, mlp_run, outputs
@@ -192,6 +194,62 @@ def test_two_process_mlp_resumed_from_its_checkpoint_equals_one_process(runs):
     assert_matches(resumed, "mlp_", runs["ref"]["mlp"], step_loss)
 
 
+def test_processes_refuse_different_studies_and_an_unshared_folder(runs):
+    """Checked by the resume pair once joined (``multiprocess_child.agreement_cases``):
+    every process ends with the same line, naming the field and the processes."""
+    work = runs["work"]
+    p0, p1 = (list(p["agreement"]) for p in runs["resume"])
+    assert p0 == p1
+    same, epochs, out, unshared, unshared_ok, a_file = p0
+    assert same == "" and unshared_ok == ""
+    assert epochs == ("the processes disagree on train.epochs: process 0 has 3, process 1 has 4; "
+                      "start every process with the same options")
+    assert out.startswith(f'the processes disagree on the output folder (--out): process 0 has "{work}/out0", '
+                          f'process 1 has "{work}/out1"')
+    assert unshared.startswith("process 1 cannot see process 0's output folder relative_out: ")
+    assert "filesystem they all share" in unshared and "--no-checkpoints" in unshared
+    assert a_file == f"--out {work}/a_file is a file, not a folder"
+    # Process 0 leaves nothing behind: no probe, no folder it made for the check.
+    assert not (work / "agreed").exists() and not (work / "cwd0" / "relative_out").exists()
+
+
+def lonely(process_id: int, port: int, *extra: str) -> subprocess.Popen:
+    """The command line as one process of two whose partner never comes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.run", "--coordinator-address", f"127.0.0.1:{port}", "--num-processes",
+         "2", "--process-id", str(process_id), "--dry-run", *extra],
+        cwd=ROOT, env=pair_env(1, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_lonely_processes_end_in_one_line():
+    """Side by side: process 1 alone ends at its join limit (3 s); process 0 alone ends at once on SIGTERM,
+    though blocked inside JAX's join. Both print where they wait first; neither a traceback
+    nor JAX's native abort reaches the terminal. And --distributed auto without a cluster."""
+    timed_out = lonely(1, free_port(), "--join-timeout", "3")
+    # No cluster to detect: --distributed auto must say so (a fresh process: JAX's detection runs before its backends).
+    auto = subprocess.Popen([sys.executable, "-m", "experiments.run", "--distributed", "auto", "--dry-run"], cwd=ROOT,
+                            env=pair_env(1, free_port()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = free_port()
+    signalled = lonely(0, port, "--join-timeout", "60")
+    first = signalled.stderr.readline()
+    assert first.startswith(f"[process 0/2] waiting for all 2 processes to join at 127.0.0.1:{port} ("), first
+    signalled.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    _, rest = signalled.communicate(timeout=30)
+    assert signalled.returncode == 143 and time.monotonic() - t0 < 10
+    assert rest == f"interrupted by SIGTERM while process 0/2 waited for the others to join at 127.0.0.1:{port}\n"
+    _, err = timed_out.communicate(timeout=60)
+    assert timed_out.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("[process 1/2] waiting for all 2 processes to join at 127.0.0.1:")
+    assert lines[-1].startswith("error: process 1/2: not all 2 processes joined at 127.0.0.1:") and \
+        "within 3 s (--join-timeout)" in lines[-1]
+    assert all(l.startswith("[process 1/2] waiting") for l in lines[:-1]), err
+    _, err = auto.communicate(timeout=60)
+    assert auto.returncode == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("error: --distributed auto: "), err
+
+
 def numbers(payload: dict) -> dict:
     """Every number of results.json's records except timings, by path."""
     skip = {"train_seconds", "compile_seconds", "seconds", "samples_per_s", "latents"}
@@ -234,7 +292,7 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp
         envs.append(pair_env(1, port, **slurm))
     run_pair("cli", [[sys.executable, *args, "--distributed", "auto"]] * 2, envs, cwds, tmp_path)
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
-        [".lock", "run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+        ["run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
                                           for s in (0, 1)]
         + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()
@@ -269,20 +327,23 @@ def test_incomplete_or_inconsistent_options_are_refused():
         distributed.initialize("127.0.0.1:1234", 2, 2)
     with pytest.raises(ValueError, match=">= 1"):
         distributed.initialize("127.0.0.1:1234", 0, 0)
+    with pytest.raises(ValueError, match="the port must be in 1..65535, got 99999"):
+        distributed.initialize("127.0.0.1:99999", 2, 0)
+    with pytest.raises(ValueError, match="--join-timeout must be > 0"):
+        distributed.initialize("127.0.0.1:1234", 2, 1, join_timeout=0)
+    with socket.socket() as busy:  # process 0 would listen on a port that is taken
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=f"port {port} is already in use on this host"):
+            distributed.initialize(f"127.0.0.1:{port}", 2, 0)
     # None of the options: a one-process run, nothing happens.
     assert distributed.initialize() is False
     assert not jax.distributed.is_initialized()
 
 
-def test_cli_distributed_errors_are_one_line(tmp_path):
-    env = pair_env(1, free_port())
-    for argv, message in [
-        (["--process-id", "1"], "--process-id given without"),
-        (["--distributed", "auto"], "--distributed auto: "),
-    ]:
-        proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv, "--out", str(tmp_path / "no")],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2, proc.stderr
-        lines = [l for l in proc.stderr.strip().splitlines() if l]
-        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+def test_cli_distributed_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["--process-id", "1", "--out", str(tmp_path / "no")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --process-id given without"), lines
     assert not (tmp_path / "no").exists()

@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from conftest import child_env
 from experiments import run as cli
 from icrst_jax import faults, run_identity
 from icrst_jax.checkpoint import NoIntactCheckpoint
-from icrst_jax.config import GridPoint, ModelConfig, StudyConfig, TrainConfig, apply_override, config_paths
+from icrst_jax.config import (GridPoint, ModelConfig, StudyConfig, TrainConfig, apply_override, apply_overrides,
+                              config_paths)
 from icrst_jax.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +47,13 @@ def test_fingerprint_is_every_deciding_config_field():
     fields = run_identity.fingerprint(cfg)
     assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING)
     # The issue's cases: data set, split and image size all change the fingerprint and the folder.
-    for change in ("data.name=digits", "data.test_fraction=0.5", "data.split_seed=1", "data.input_scheme=unit",
-                   "train.model.width=0.5", "seeds=0,1", "p_values=0.5", "train.learning_rate=0.01"):
-        other = apply_override(cfg, change)
-        key = change.split("=")[0]
-        assert run_identity.first_difference(fields, run_identity.fingerprint(other))[0] == key, change
-        assert run_identity.default_out(other) != run_identity.default_out(cfg), change
+    for changes in (["data.name=digits", "train.model.name=conv"], ["data.test_fraction=0.5"], ["data.split_seed=1"],
+                    ["data.input_scheme=unit"], ["train.model.width=0.5"], ["seeds=0,1"], ["p_values=0.5"],
+                    ["train.learning_rate=0.01"]):
+        other = apply_overrides(cfg, changes)
+        key = changes[0].split("=")[0]
+        assert run_identity.first_difference(fields, run_identity.fingerprint(other))[0] == key, changes
+        assert run_identity.default_out(other) != run_identity.default_out(cfg), changes
     # Where and how it runs does not.
     same = apply_override(apply_override(cfg, "train.num_devices=2"), "train.seed_batch=1")
     assert run_identity.default_out(same) == run_identity.default_out(cfg)
@@ -116,19 +119,45 @@ def test_folder_of_another_study_is_refused_naming_the_field(tmp_path):
         run_identity.check_folder(tmp_path / "f", cfg)
 
 
-def test_second_run_into_a_locked_folder_refuses_at_once(tmp_path):
+def test_second_run_into_a_locked_folder_refuses_at_once(tmp_path, capsys):
     with run_identity.FolderLock(tmp_path):
         with pytest.raises(run_identity.FolderBusy, match=f"in use by another run .pid {os.getpid()}"):
             with run_identity.FolderLock(tmp_path):
                 pass
-        # Another process (the command line) refuses in one line, before loading anything.
-        proc = subprocess.run([sys.executable, "-m", "experiments.run", *TINY, "--out", str(tmp_path), "--quiet"],
-                              capture_output=True, text=True, timeout=120, cwd=ROOT, env=child_env())
-        assert proc.returncode == 2
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error:") and "in use by another run" in lines[0], proc.stderr
+        # The command line refuses in one line, before loading anything (flock is per open
+        # file, so this process's second open of the lock conflicts like another process's).
+        assert cli.main([*TINY, "--out", str(tmp_path), "--quiet"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "in use by another run" in lines[0], lines
     with run_identity.FolderLock(tmp_path):  # released
-        pass
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert not (tmp_path / ".lock").exists()  # the lock file goes with the lock
+
+
+def test_a_failed_start_leaves_no_folder_and_a_run_no_lock_file(tmp_path):
+    cfg = StudyConfig()
+    out = tmp_path / "runs" / "study"
+    with pytest.raises(RuntimeError, match="data not found"):
+        with run_identity.claim_folder(out, cfg):
+            assert json.loads((out / "run.json").read_text())["fields"] == run_identity.fingerprint(cfg)
+            raise RuntimeError("data not found")
+    assert not out.exists()
+    # A folder that existed before, or that holds results, stays.
+    out.mkdir()
+    with pytest.raises(RuntimeError):
+        with run_identity.claim_folder(out, cfg):
+            raise RuntimeError("data not found")
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+    with run_identity.claim_folder(out, cfg):
+        (out / "results.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "run.json"]
+
+
+def test_device_count_is_refused_before_any_file(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert cli.main([*TINY, "--num-devices", "5", "--out", str(out), "--quiet"]) == 2  # the session has 4 devices
+    assert capsys.readouterr().err.strip() == "error: num_devices=5 but 4 devices are available"
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------
@@ -222,13 +251,10 @@ def test_run_files_rerun_refusals_and_divergence(tmp_path, capsys):
     assert len(again["points"][0]["loss_curve"]) == 3 and again["history"] == []
 
 
-def test_non_finite_loss_stops_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *TINY, "--lr", "1e30", "--epochs", "5",
-                           "--out", str(tmp_path / "nan"), "--quiet"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=child_env())
-    assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+def test_non_finite_loss_stops_in_one_line(tmp_path, capsys):
+    assert cli.main([*TINY, "--lr", "1e30", "--epochs", "5", "--out", str(tmp_path / "nan"), "--quiet"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
     assert "training loss became" in lines[0] and "at epoch" in lines[0] and "standard p=0 seed 0" in lines[0]
     assert "--lr" in lines[0]
     assert not (tmp_path / "nan" / "results.json").exists()
@@ -272,12 +298,46 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
                     f"{out}/checkpoints: rerun the same command to resume")
     assert not list(out.rglob("*tmp*")), list(out.rglob("*tmp*"))
     if signum == signal.SIGINT:  # a rerun resumes it (asked for just those epochs: the test stays short)
-        rerun = [*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]
-        proc = subprocess.run([sys.executable, "-m", "experiments.run", *rerun],
-                              capture_output=True, text=True, timeout=300, cwd=ROOT, env=child_env())
-        assert proc.returncode == 0, proc.stderr
+        assert cli.main([*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]) == 0  # in-process
+        assert not (out / ".lock").exists()
         results = json.loads((out / "results.json").read_text())
         assert len(results["points"][0]["loss_curve"]) == epoch and results["history"] == []
+
+
+def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch):
+    """The watcher thread ends the process (here: records the exit) when the main thread
+    does not act on a second signal in time, as when blocked in a collective, and at the
+    first signal inside an exit_on_signal section (joining processes)."""
+    exits = []
+    monkeypatch.setattr(faults, "hard_exit", lambda status, line: exits.append((status, line)))
+    monkeypatch.setattr(faults, "SECOND_SIGNAL_GRACE_S", 0.2)
+
+    def wait_for(n):
+        deadline = time.monotonic() + 10
+        while len(exits) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    with faults.handle_interrupts():
+        with faults.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)  # first: honoured at the next epoch boundary
+            time.sleep(0.5)
+            assert faults.stop_requested() and exits == []
+            with pytest.raises(faults.Interrupted):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            wait_for(1)  # still inside after the grace: the main thread did not get out
+        assert exits == [(143, "interrupted by SIGTERM a second time: stopped at once "
+                                "(checkpoints written so far are kept)")]
+    with faults.handle_interrupts():
+        with faults.exit_on_signal("while joining"):
+            with pytest.raises(faults.Interrupted):  # here the main thread is free; in a join it is not
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            wait_for(2)
+    assert exits[1] == (130, "interrupted by SIGINT while joining")
+    # Left: the handlers and the wakeup fd are the ones from before.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.set_wakeup_fd(-1) == -1
 
 
 # ---------------------------------------------------------------------------

@@ -150,6 +150,40 @@ def test_cli_cache_options_are_exclusive(capsys):
     assert "not allowed with" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("through", ["flag", "environment"])
+def test_an_unusable_cache_directory_is_one_line_from_flag_or_environment(through, tmp_path, capsys, monkeypatch):
+    """A cache directory named by --compilation-cache or by $ICRST_JAX_CACHE_DIR is checked
+    the same way, before anything compiles: exit 2 and one line (no run that claims a cache
+    while JAX prints permission errors at every compilation)."""
+    from experiments import run as cli
+
+    (tmp_path / "a_file").write_text("x")
+    bad = tmp_path / "a_file" / "xla"  # cannot be created
+    argv = ["--epochs", "1", "--out", str(tmp_path / "never"), "--quiet"]
+    if through == "flag":
+        argv += ["--compilation-cache", str(bad)]
+    else:
+        monkeypatch.setenv(runtime.CACHE_ENV_VAR, str(bad))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot use compilation cache directory '{bad}': ") and err.count("\n") == 1, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_directory_that_cannot_be_written_is_refused():
+    # /proc exists, and nobody (root included) can create a file in it: a stand-in for a read-only folder.
+    before = jax_cache_dir()
+    with pytest.raises(OSError, match="^/proc is not writable"):
+        runtime.enable_compilation_cache("/proc")
+    assert jax_cache_dir() == before  # nothing configured
+
+
+def jax_cache_dir():
+    import jax
+
+    return jax.config.jax_compilation_cache_dir
+
+
 def test_cli_p_sweep_shares_one_cached_epoch(tmp_path):
     """The command line enables the cache, names it, records it; a p sweep compiles one epoch program."""
     cache, out = tmp_path / "xla", tmp_path / "run"
