@@ -78,6 +78,7 @@ def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
     fields = {f"train.{path}": operator.attrgetter(path)(config) for path in config_paths(config)}
     fields = {k: v for k, v in fields.items() if k not in NOT_DECIDING and k not in GRID_DECIDED}
     fields["train.batch_size"] = config.global_batch_size  # as in fingerprint
+    fields["train.model.dropout"] = config.model.dropout_rate  # as in fingerprint
     fields["grid"] = [dataclasses.asdict(pt) for pt in points]
     return to_jsonable(fields)  # tuples become lists, as in a stored file
 

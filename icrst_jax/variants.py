@@ -26,7 +26,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax import distributed, reporting, run_identity
+from icrst_jax import distributed, evaluation, reporting, run_identity
 from icrst_jax.config import StudyConfig
 from icrst_jax.reporting.markdown import format_score, markdown_table
 from icrst_jax.reporting.rows import plain_row_label
@@ -65,7 +65,6 @@ def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = N
     out = run_identity.out_dir(cfg)
     variants = [variant_config(cfg, size, out) for size in cfg.latent_sizes]
     for v in variants:  # every width is checked before the first variant trains
-        v.check_model_fits_data()
         check_widths(v.train.model)
 
     def run_all() -> dict:
@@ -80,10 +79,7 @@ def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = N
 
     if not distributed.is_primary():
         return run_all()
-    run_identity.check_out_path(out)
-    with run_identity.FolderLock(out):
-        run_identity.check_folder(out, cfg)
-        run_identity.write_identity(out, cfg)
+    with run_identity.claim_folder(out, cfg):
         return run_all()
 
 
@@ -115,6 +111,18 @@ def _label(by_size: Mapping) -> str:
     return plain_row_label(next(iter(by_size.values())))
 
 
+def _difference_cell(rec: Mapping | None, standard: Mapping | None, classifier: str, metric: str) -> str:
+    """Paired ``rec - standard`` over their seed x fold scores (the same seeds, in order)."""
+    if rec is None or standard is None or rec.get("seeds") != standard.get("seeds"):
+        return "—"
+    a = rec["classifiers"][classifier][metric]["folds"]
+    b = standard["classifiers"][classifier][metric]["folds"]
+    if len(a) != len(b):
+        return "—"
+    mean, low, high = evaluation.percentile_interval(np.subtract(a, b))
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def _loss_cell(rec: Mapping | None) -> str:
     losses = [x for x in (rec or {}).get("final_loss") or [] if x is not None]
     if not losses:
@@ -130,7 +138,8 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
     Writes ``latent_sizes.md`` (per classifier: score mean ± half-width
     [interval] per mode and p against latent size; then the final training
     loss (mean ± standard deviation over seeds; ICRST / TRST against their
-    swapped targets), the section 7 MI and the kNN purity), the figure
+    swapped targets), each mode's score minus Standard's paired over seeds and
+    folds, the section 7 MI and the kNN purity), the figure
     ``<metric>_vs_latent_size.png`` (one panel per classifier, one line per
     mode and p, the interval shaded) and ``results.json``.
 
@@ -164,6 +173,16 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
         ])
         lines.append("")
     trained = {k: by for k, by in rows.items() if k[0] != "untrained"}
+    if ("standard", 0.0) in rows:
+        lines += ["## Difference to Standard, paired", "",
+                  "Score minus Standard's at the same latent size, over the same seeds' cross-validation folds "
+                  "(a seed's folds are the same for every mode): mean [95% percentile interval] of the "
+                  "seed x fold differences.", ""]
+        for name in classifiers:
+            cells = [[f"{reporting.CLASSIFIER_LABELS.get(name, name)}: {_label(by)}"]
+                     + [_difference_cell(by.get(s), rows[("standard", 0.0)].get(s), name, metric) for s in sizes]
+                     for k, by in trained.items() if k != ("standard", 0.0)]
+            lines += reporting._table(head, cells) + [""]
     lines += ["## Final training loss", "",
               "MSE against the training targets in the last epoch, mean ± standard deviation over seeds "
               "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]

@@ -319,13 +319,17 @@ def test_dropout_none_keeps_fingerprints():
     """A None dropout is the model's rate in a study's fingerprint, so folders
     of studies written when the field defaulted to 0.2 stay theirs."""
     from icrst_jax.config import DataConfig, StudyConfig
-    from icrst_jax.run_identity import fingerprint
+    from icrst_jax.run_identity import fingerprint, train_fingerprint
 
     study = StudyConfig(data=DataConfig(name="digits"), train=TrainConfig(model=ModelConfig(name="conv")))
     explicit = study.replace(train=TrainConfig(model=ModelConfig(name="conv", dropout=0.2)))
     assert fingerprint(study) == fingerprint(explicit) and fingerprint(study)["train.model.dropout"] == 0.2
     authors = study.replace(train=TrainConfig(model=ModelConfig(name="authors_ae2")))
     assert fingerprint(authors)["train.model.dropout"] == 0.5
+    # And a bare fit's fingerprint (checkpoint metadata) the same way.
+    points = [GridPoint("standard", 0.0, 0)]
+    assert (train_fingerprint(TrainConfig(model=ModelConfig(name="conv")), points)
+            == train_fingerprint(TrainConfig(model=ModelConfig(name="conv", dropout=0.2)), points))
 
 
 def test_authors_ae2_matches_pytorch_module():

@@ -65,6 +65,14 @@ def test_combined_report_holds_the_variants_numbers(swept):
         assert cell.startswith(f"{acc['mean']:.3f} ± ") and f"[{acc['low']:.3f}, {acc['high']:.3f}]" in cell
         losses = rec["final_loss"]
         assert f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1):.4f}" in table
+    # TRST minus Standard, paired over each seed's folds (the same folds for every mode of a seed).
+    recs = {r["mode"]: r for r in json.loads((variants.variant_dir(out, 4) / "results.json").read_text())["records"]}
+    diff = np.subtract(recs["trst"]["classifiers"]["nb"]["accuracy"]["folds"],
+                       recs["standard"]["classifiers"]["nb"]["accuracy"]["folds"])
+    assert len(diff) == 2 * 3
+    row = next(line for line in table.splitlines() if line.startswith("| Gaussian NB: TRST (p=1)"))
+    low, high = np.percentile(diff, [2.5, 97.5])
+    assert row.split(" | ")[2].rstrip(" |") == f"{diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
     assert (out / "accuracy_vs_latent_size.png").read_bytes().startswith(b"\x89PNG")
     assert "trst p=1 L=4" in comparison_table(combined)
     # Wider bottleneck, more information kept: the 4-unit standard AE's latents
