@@ -250,7 +250,8 @@ def test_run_files_rerun_refusals_and_divergence(tmp_path, capsys):
     assert cli.main(argv) == 0
     again = json.loads((out / "results.json").read_text())
     assert again["points"][0]["loss_curve"] == results["points"][0]["loss_curve"]
-    assert len(again["points"][0]["loss_curve"]) == 3 and again["history"] == []
+    assert len(again["points"][0]["loss_curve"]) == 3 and [h["epoch"] for h in again["history"]] == [1, 2, 3]
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in results["history"]]
 
 
 def test_non_finite_loss_stops_in_one_line(tmp_path, capsys):
@@ -303,7 +304,8 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
         assert cli.main([*TINY, "--epochs", str(epoch), "--out", str(out), "--quiet"]) == 0  # in-process
         assert not (out / ".lock").exists()
         results = json.loads((out / "results.json").read_text())
-        assert len(results["points"][0]["loss_curve"]) == epoch and results["history"] == []
+        assert len(results["points"][0]["loss_curve"]) == epoch
+        assert [h["epoch"] for h in results["history"]] == list(range(1, epoch + 1))  # from the checkpoint
 
 
 def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch):
