@@ -207,6 +207,10 @@ def run_experiment(
     all of it and computes the same payload; only process 0 locks and checks the
     folder and writes files (its payload alone lists the figures).
     """
+    if cfg.data.target is not None:  # an unsupervised domain-adaptation study: its own loop and report
+        from icrst_jax.adaptation import run_adaptation_study
+
+        return run_adaptation_study(cfg, progress=progress, command=command)
     out = run_identity.out_dir(cfg)
     cfg.check_model_fits_data()
     cfg.check_eval_epochs()

