@@ -145,10 +145,11 @@ def train_adaptation(
       config: training settings (mode, p and seed come from ``points``).
       adapt: the pseudo-label settings of cross_icrst.
       points: grid points; modes ``standard``, ``icrst``, ``cross_icrst``.
-      x_source: (N_s, H, W, C) unit-scale source training images; y_source: (N_s,) labels.
-      x_target: (N_t, H, W, C) unit-scale target training images (no labels).
+      x_source: (N_s, ...) unit-scale source training samples (images, or
+        flattened images for the mlp); y_source: (N_s,) labels.
+      x_target: (N_t, ...) unit-scale target training samples (no labels).
       mean, std: encoder-input statistics.
-      encode_sets: ``{name: (N, H, W, C)}`` images whose latents are returned
+      encode_sets: ``{name: (N, ...)}`` samples whose latents are returned
         before and after training.
     """
     from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
@@ -316,19 +317,57 @@ def mean_std(cfg: StudyConfig, x_source, x_target):
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-6).astype(np.float32)
 
 
+def model_input(cfg: StudyConfig, images) -> np.ndarray:
+    """Images as the model takes them: as they are for the conv models, flattened (N, H*W*C) for the mlp."""
+    images = np.asarray(images, np.float32)
+    return images.reshape(images.shape[0], -1) if cfg.train.model.name == "mlp" else images
+
+
+def dry_check(cfg: StudyConfig) -> dict:
+    """What the study would run, checked without its data: the model on the pair's sample shape."""
+    import jax.numpy as jnp
+
+    from icrst_jax.experiment import DATASET_SHAPES
+    from icrst_jax.models import check_widths, make_model
+
+    check_widths(cfg.train.model)
+    shapes = []
+    for name in (cfg.data.name, cfg.data.target):
+        shape, _ = DATASET_SHAPES[name]
+        side = cfg.data.image_size
+        shapes.append((side, side, shape[2]) if side is not None else tuple(shape))
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"{cfg.data.name} and {cfg.data.target} images differ in shape ({shapes[0]} vs {shapes[1]}): "
+                         "set data.image_size")
+    shape = model_input(cfg, np.zeros((1, *shapes[0]))).shape[1:]
+    model = make_model(cfg.train.model, shape)
+    x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
+    variables = jax.eval_shape(lambda k, xs: model.init({"params": k}, xs, train=False), jax.random.key(0), x)
+    recon, latent = jax.eval_shape(lambda v, xs: model.apply(v, xs, train=False), variables, x)
+    return {"adaptation": f"{cfg.data.name} -> {cfg.data.target}", "grid_points": len(cfg.grid()),
+            "runs": [f"{m} p={p:g}" for m, p in cfg.runs()], "seeds": list(cfg.seeds), "sample_shape": list(shape),
+            "latent_shape": list(latent.shape[1:]),
+            "params": sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(variables["params"]))}
+
+
 def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str], None] = lambda line: None) -> dict:
     """Trains and evaluates an adaptation study on loaded data sets; returns the results payload.
 
-    ``target.y_train`` is never read; ``target.y_test`` only by the evaluation.
+    ``target.y_train`` is never read by training; ``target.y_test`` only by the
+    evaluation (and ``target.y_train`` to score the recorded pseudo-labels afterwards).
     """
     ev = cfg.eval
     points = cfg.grid()
     mean, std = mean_std(cfg, source.x_train, target.x_train)
-    x_source_all = np.concatenate([source.x_train, source.x_test])
+    if cfg.train.model.name == "mlp":  # per-feature statistics of the flattened (H, W, C) images
+        pixels = int(np.prod(source.x_train.shape[1:-1]))
+        mean, std = np.tile(mean, pixels), np.tile(std, pixels)
+    x_source_all = model_input(cfg, np.concatenate([source.x_train, source.x_test]))
     y_source_all = np.concatenate([source.y_train, source.y_test])
-    sets = {"source": x_source_all, "target_test": target.x_test}
-    training = train_adaptation(cfg.train, cfg.adapt, points, source.x_train, source.y_train, target.x_train,
-                                mean=mean, std=std, encode_sets=sets, progress=progress)
+    sets = {"source": x_source_all, "target_test": model_input(cfg, target.x_test)}
+    training = train_adaptation(cfg.train, cfg.adapt, points, model_input(cfg, source.x_train), source.y_train,
+                                model_input(cfg, target.x_train), mean=mean, std=std, encode_sets=sets,
+                                progress=progress)
     classifiers = tuple(ev.classifiers)
     records = []
     for r, pt in enumerate(points):

@@ -478,6 +478,8 @@ class StudyConfig:
         Not part of ``__post_init__``: switching data set and model takes two
         ``--set`` overrides, and the config between them is legitimately mixed.
         """
+        if self.data.target is not None:
+            return  # adaptation studies (two image sets) flatten the images for the mlp
         tabular = self.data.name == "breast_cancer"
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]

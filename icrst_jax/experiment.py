@@ -85,6 +85,10 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
       ValueError: a width that empties a layer, or a model that does not fit
         the data (image side, channels).
     """
+    if cfg.data.target is not None:  # an adaptation study: two data sets, the mlp on flattened images
+        from icrst_jax.adaptation import dry_check as adaptation_dry_check
+
+        return adaptation_dry_check(cfg)
     import math
 
     import jax
