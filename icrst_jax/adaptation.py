@@ -323,17 +323,23 @@ def model_input(cfg: StudyConfig, images) -> np.ndarray:
     return images.reshape(images.shape[0], -1) if cfg.train.model.name == "mlp" else images
 
 
-def dry_check(cfg: StudyConfig) -> dict:
-    """What the study would run, checked without its data: the model on the pair's sample shape."""
+def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
+    """What the study would run, checked without its data: the model on the pair's sample shape
+    (the keys of :func:`icrst_jax.experiment.dry_check`, plus ``adaptation``)."""
+    import math
+
     import jax.numpy as jnp
 
     from icrst_jax.experiment import DATASET_SHAPES
     from icrst_jax.models import check_widths, make_model
+    from icrst_jax.train import effective_batch_size
 
     check_widths(cfg.train.model)
     shapes = []
+    n_train = 0
     for name in (cfg.data.name, cfg.data.target):
-        shape, _ = DATASET_SHAPES[name]
+        shape, n = DATASET_SHAPES[name]
+        n_train += n
         side = cfg.data.image_size
         shapes.append((side, side, shape[2]) if side is not None else tuple(shape))
     if shapes[0] != shapes[1]:
@@ -346,7 +352,9 @@ def dry_check(cfg: StudyConfig) -> dict:
     recon, latent = jax.eval_shape(lambda v, xs: model.apply(v, xs, train=False), variables, x)
     return {"adaptation": f"{cfg.data.name} -> {cfg.data.target}", "grid_points": len(cfg.grid()),
             "runs": [f"{m} p={p:g}" for m, p in cfg.runs()], "seeds": list(cfg.seeds), "sample_shape": list(shape),
-            "latent_shape": list(latent.shape[1:]),
+            "latent_shape": list(latent.shape[1:]), "train_samples": n_train,
+            "batch": (batch := effective_batch_size(cfg.train, n_train, num_devices or cfg.train.num_devices or 1)),
+            "steps_per_epoch": math.ceil(n_train / batch),
             "params": sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(variables["params"]))}
 
 

@@ -88,7 +88,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     if cfg.data.target is not None:  # an adaptation study: two data sets, the mlp on flattened images
         from icrst_jax.adaptation import dry_check as adaptation_dry_check
 
-        return adaptation_dry_check(cfg)
+        return adaptation_dry_check(cfg, num_devices=num_devices)
     import math
 
     import jax
