@@ -25,7 +25,11 @@ latents (train and test split) with their labels, scored on the target's test
 latents; beside it the untrained encoder, a target-only reference
 (cross-validated on the target's test latents), the domain invariance
 (cross-validated accuracy of a source-vs-target classifier on balanced test
-latents; chance 0.5) and the target's kNN purity.
+latents; chance 0.5) and the target's kNN purity. Of ``eval`` it reads
+``classifiers`` (the first one also judges the domains), ``n_folds``,
+``purity_k`` and ``untrained``; an adaptation study writes no checkpoints,
+mutual information or figures (``checkpoints``, ``mi``, ``tsne``,
+``scalings`` and ``at_epochs`` are not used).
 """
 
 from __future__ import annotations
