@@ -142,6 +142,7 @@ def train_adaptation(
     std,
     encode_sets: dict | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    engine=None,
 ) -> AdaptTraining:
     """Trains every grid point on source + target images; target labels are not an input.
 
@@ -155,6 +156,8 @@ def train_adaptation(
       mean, std: encoder-input statistics.
       encode_sets: ``{name: (N, ...)}`` samples whose latents are returned
         before and after training.
+      engine: an earlier call's ``engine`` (same config and data shapes), to
+        reuse its compiled programs.
     """
     from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
     from icrst_jax.distributed import to_host
@@ -167,7 +170,8 @@ def train_adaptation(
     class_values = np.unique(y_source)
     encode_sets = encode_sets or {}
     t0 = time.perf_counter()
-    engine = make_engine(config, x.shape[1:], x.shape[0], noise=False)
+    if engine is None:
+        engine = make_engine(config, x.shape[1:], x.shape[0], noise=False)
     state = init_state(engine, list(points))
     enc = lambda st, images: encode(engine, st, images, mean=mean, std=std)  # noqa: E731
     initial = {name: enc(state, images) for name, images in encode_sets.items()}
