@@ -281,6 +281,8 @@ def main(argv=None) -> int:
 
     if not distributed.is_primary():
         return 0
+    if cfg.data.target is not None:  # an adaptation study (icrst_jax.adaptation) has its own table
+        from icrst_jax.adaptation import adaptation_table as comparison_table
     print(comparison_table(payload))
     print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
     return 0

@@ -20,6 +20,12 @@ from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 
 # names and input schemes are the data registry's (icrst_jax.data).
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
+# Unsupervised domain adaptation (section 8, icrst_jax.adaptation): ICRST whose
+# partner is of the anchor's class in the other domain (target classes are
+# pseudo-labels). A mode of adaptation studies only (data.target set).
+CROSS_ICRST = "cross_icrst"
+StudyMode = Literal["standard", "icrst", "trst", "dae", "cross_icrst"]
+ADAPT_MODES: tuple[str, ...] = ("standard", "icrst", CROSS_ICRST)
 # The Table D1 models, and the authors' own network (their code's ``AE2``).
 ModelName = Literal["conv", "conv_strided", "mlp", "authors_ae2"]
 MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
@@ -320,8 +326,8 @@ class GridPoint:
     seed: int
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
+        if self.mode not in MODES + (CROSS_ICRST,):
+            raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES + (CROSS_ICRST,))}")
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
         _check_seed("seed", self.seed)
@@ -373,6 +379,10 @@ class DataConfig:
         target is always unit scale.
       download: fetch the original files into ``data_dir`` (default
         ``~/.cache/icrst_jax/data``) when neither they nor TFDS data are found.
+      target: a second image data set with the same classes: the study is then
+        an unsupervised domain adaptation (:mod:`icrst_jax.adaptation`) from
+        ``name`` (source, labels used) to ``target`` (labels used only to
+        evaluate), both read with the settings above.
     """
 
     _PATH: ClassVar[str] = "data."
@@ -384,6 +394,7 @@ class DataConfig:
     split_seed: int = 0
     input_scheme: InputScheme = "standardized"
     download: bool = True
+    target: DatasetName | None = None
 
     def __post_init__(self):
         _check_types(self)
@@ -398,6 +409,10 @@ class DataConfig:
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         _check_seed("split_seed", self.split_seed)
+        if self.target is not None and self.target not in DATASETS:
+            raise ValueError(f"unknown target dataset {self.target!r}; known: {', '.join(DATASETS)}")
+        if self.target is not None and (self.target == self.name or "breast_cancer" in (self.name, self.target)):
+            raise ValueError(f"data.target must be another image data set than {self.name!r}, got {self.target!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -495,6 +510,35 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    """The pseudo-labels of cross-domain ICRST (used when ``data.target`` is set).
+
+    Attributes:
+      refresh_every: k: the target's pseudo-labels are refit every k epochs
+        (and before the first), from each grid point's current latents.
+      threshold: a target sample is paired only if the classifier's max
+        posterior reaches this; the others reconstruct themselves.
+      classifier: ``nb`` (Gaussian naive Bayes) or ``logistic`` (logistic
+        regression), fitted on the source latents and labels.
+    """
+
+    _PATH: ClassVar[str] = "adapt."
+
+    refresh_every: int = 2
+    threshold: float = 0.9
+    classifier: Literal["nb", "logistic"] = "nb"
+
+    def __post_init__(self):
+        _check_types(self)
+        if self.refresh_every < 1:
+            raise ValueError(f"adapt.refresh_every must be >= 1, got {self.refresh_every}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"adapt.threshold must be in [0, 1], got {self.threshold}")
+        if self.classifier not in ("nb", "logistic"):
+            raise ValueError(f"adapt.classifier must be nb or logistic, got {self.classifier!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class StudyConfig:
     """A study: one data set, one training setup, a grid of modes x p x seeds.
 
@@ -522,19 +566,21 @@ class StudyConfig:
         every ``train.checkpoint_every`` epochs).
       out: output folder; None (default) is ``runs/<dataset>-<fingerprint>``,
         a folder of this study's own (:func:`icrst_jax.run_identity.default_out`).
+      adapt: cross-domain ICRST's pseudo-labels (adaptation studies only).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(model=ModelConfig(name="mlp")))
     _PATH: ClassVar[str] = ""
 
-    modes: tuple[Mode, ...] = ("standard", "icrst", "trst")
+    modes: tuple[StudyMode, ...] = ("standard", "icrst", "trst")
     p_values: tuple[float, ...] = (1.0,)
     seeds: tuple[int, ...] = (0,)
     latent_sizes: tuple[int, ...] = ()
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     checkpoints: bool = True
     out: str | None = None
+    adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
 
     def __post_init__(self):
         _check_types(self)
@@ -542,9 +588,11 @@ class StudyConfig:
             raise ValueError("out must name a folder (or be none for runs/<dataset>-<fingerprint>), got ''")
         if not self.modes:
             raise ValueError("at least one mode is needed")
+        known = ADAPT_MODES if self.data.target is not None else MODES
         for m in self.modes:
-            if m not in MODES:
-                raise ValueError(f"unknown mode {m!r}; known: {', '.join(MODES)}")
+            if m not in known:
+                raise ValueError(f"unknown mode {m!r}; known: {', '.join(known)}"
+                                 + (" (cross_icrst needs data.target)" if m == CROSS_ICRST else ""))
         if len(set(self.modes)) != len(self.modes):
             raise ValueError(f"modes must be distinct, got {list(self.modes)}")
         if not self.p_values:
@@ -584,6 +632,8 @@ class StudyConfig:
 
     def check_model_fits_data(self) -> None:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise."""
+        if self.data.target is not None:
+            return  # adaptation studies (two image sets) flatten the images for the mlp
         tabular = self.data.name == "breast_cancer"
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]
@@ -598,7 +648,7 @@ class StudyConfig:
         A configuration is a row of the report; with each seed it is a grid point."""
         out = []
         for m in self.modes:
-            out += [(m, float(p)) for p in self.p_values] if m in P_MODES else [(m, 0.0)]
+            out += [(m, float(p)) for p in self.p_values] if m in P_MODES + (CROSS_ICRST,) else [(m, 0.0)]
         return out
 
     def grid(self) -> list[GridPoint]:

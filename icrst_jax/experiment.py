@@ -80,6 +80,10 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
       ValueError: a width that empties a layer, or a model that does not fit
         the data (image side, channels).
     """
+    if cfg.data.target is not None:  # an adaptation study: two data sets, the mlp on flattened images
+        from icrst_jax.adaptation import dry_check as adaptation_dry_check
+
+        return adaptation_dry_check(cfg, num_devices=num_devices)
     import math
 
     import jax
@@ -217,6 +221,10 @@ def run_experiment(
     all of it and computes the same payload; only process 0 locks and checks the
     folder and writes files (its payload alone lists the figures).
     """
+    if cfg.data.target is not None:  # an unsupervised domain-adaptation study: its own loop and report
+        from icrst_jax.adaptation import run_adaptation_study
+
+        return run_adaptation_study(cfg, progress=progress, command=command)
     if cfg.latent_sizes:  # the bottleneck axis: this function once per latent size, then a side-by-side report
         from icrst_jax.variants import run_variants
 

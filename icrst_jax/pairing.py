@@ -16,6 +16,14 @@ pairing is a handful of gathers on the accelerator:
 A partner is drawn uniformly from the *whole* class, the anchor included, as
 the authors' ``np.random.choice`` over the class list does; a class with a
 single sample therefore pairs with itself.
+
+Domains (unsupervised domain adaptation, paper section 8,
+:mod:`icrst_jax.adaptation`): a table may split every class by domain, so a
+group is (class, domain). In-class pairing then stays inside the anchor's
+domain, and cross-domain pairing (``cross_icrst``) draws from the anchor's
+class in the other domain. A sample of unknown class (an unlabelled target
+sample, or one whose pseudo-label is not confident) and an anchor whose group
+is empty pair with themselves. With one domain (the default) groups are classes.
 """
 
 from __future__ import annotations
@@ -26,18 +34,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icrst_jax.config import MODES
+from icrst_jax.config import CROSS_ICRST, MODES
 
 
 class PairingTable(NamedTuple):
     """Label-sorted index table (a pytree of device arrays).
 
+    A group is (class id ``c``, domain ``d``), numbered ``c * D + d`` for D
+    domains; with one domain a group is a class.
+
     Attributes:
-      sorted_indices: (N,) int32, sample indices sorted by class id (stable).
-      class_start: (M,) int32, where class ``c`` begins in ``sorted_indices``.
-      class_count: (M,) int32, how many samples class ``c`` has.
-      sample_class: (N,) int32, the class id (0..M-1) of every sample.
+      sorted_indices: (N,) int32, sample indices sorted by group (stable);
+        samples of unknown class come last, in no group.
+      class_start: (M * D,) int32, where group ``g`` begins in ``sorted_indices``.
+      class_count: (M * D,) int32, how many samples group ``g`` has.
+      sample_class: (N,) int32, the class id (0..M-1) of every sample; -1 for
+        a sample of unknown class (it pairs with itself).
       class_values: (M,) int32, the original label value of every class id.
+      sample_domain: (N,) int32, the domain (0..D-1) of every sample.
     """
 
     sorted_indices: jax.Array
@@ -45,6 +59,7 @@ class PairingTable(NamedTuple):
     class_count: jax.Array
     sample_class: jax.Array
     class_values: jax.Array
+    sample_domain: jax.Array
 
     @property
     def num_samples(self) -> int:
@@ -54,12 +69,25 @@ class PairingTable(NamedTuple):
     def num_classes(self) -> int:
         return self.class_values.shape[-1]
 
+    @property
+    def num_domains(self) -> int:
+        return self.class_count.shape[-1] // self.class_values.shape[-1]
 
-def build_pairing_table(labels) -> PairingTable:
+
+def build_pairing_table(labels, domains=None, *, known=None, class_values=None, num_domains: int | None = None
+                        ) -> PairingTable:
     """Builds the label-sorted index table used by :func:`pair_indices`.
 
     Args:
       labels: (N,) integer labels with any values (they need not be 0..M-1).
+      domains: (N,) domain of every sample, 0..D-1; None: one domain.
+      known: (N,) bool, whose labels are known (the others pair with
+        themselves, their labels are ignored); None: all.
+      class_values: the label values of the classes; None: those of the known
+        labels. Fixing them (and ``num_domains``) keeps the table's shapes the
+        same when the known labels change (pseudo-labels refreshed during
+        training), so the compiled epoch is reused.
+      num_domains: D; None: ``max(domains) + 1``.
 
     Returns:
       A :class:`PairingTable` of int32 device arrays.
@@ -77,11 +105,28 @@ def build_pairing_table(labels) -> PairingTable:
             labels = labels.astype(np.int64)
         else:
             raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    class_values, sample_class = np.unique(labels, return_inverse=True)
-    sample_class = sample_class.reshape(-1)
-    counts = np.bincount(sample_class, minlength=len(class_values))
+    n = labels.size
+    known = np.ones(n, bool) if known is None else np.asarray(known, bool)
+    domains = np.zeros(n, np.int64) if domains is None else np.asarray(domains).astype(np.int64)
+    if known.shape != (n,) or domains.shape != (n,):
+        raise ValueError(f"known and domains must be shaped like labels ({n},), got {known.shape} and {domains.shape}")
+    num_domains = int(domains.max()) + 1 if num_domains is None else int(num_domains)
+    if domains.min() < 0 or domains.max() >= num_domains:
+        raise ValueError(f"domains must be in 0..{num_domains - 1}, got {domains.min()}..{domains.max()}")
+    if class_values is None:
+        if not known.any():
+            raise ValueError("no known label: give class_values")
+        class_values = np.unique(labels[known])
+    class_values = np.asarray(class_values)
+    sample_class = np.searchsorted(class_values, labels).clip(0, len(class_values) - 1)
+    if (class_values[sample_class][known] != labels[known]).any():
+        raise ValueError(f"known labels outside class_values {class_values.tolist()}")
+    sample_class = np.where(known, sample_class, -1)
+    num_groups = len(class_values) * num_domains
+    group = np.where(known, sample_class * num_domains + domains, num_groups)  # unknown: after every group
+    counts = np.bincount(group, minlength=num_groups + 1)[:num_groups]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    sorted_indices = np.argsort(sample_class, kind="stable")
+    sorted_indices = np.argsort(group, kind="stable")
     as_i32 = lambda a: jnp.asarray(np.asarray(a, dtype=np.int32))  # noqa: E731
     return PairingTable(
         sorted_indices=as_i32(sorted_indices),
@@ -89,20 +134,23 @@ def build_pairing_table(labels) -> PairingTable:
         class_count=as_i32(counts),
         sample_class=as_i32(sample_class),
         class_values=as_i32(class_values),
+        sample_domain=as_i32(domains),
     )
 
 
 # How a mode picks the reconstruction target: the partner kind of
 # :func:`pair_indices` as an integer, so that the mode can be a traced value (one
 # compiled program trains standard, ICRST, TRST and DAE runs side by side).
-PARTNER_SELF, PARTNER_IN_CLASS, PARTNER_WHOLE_SET = 0, 1, 2
-PARTNER_OF_MODE = {"standard": PARTNER_SELF, "dae": PARTNER_SELF, "icrst": PARTNER_IN_CLASS, "trst": PARTNER_WHOLE_SET}
+PARTNER_SELF, PARTNER_IN_CLASS, PARTNER_WHOLE_SET, PARTNER_OTHER_DOMAIN = 0, 1, 2, 3
+PARTNER_OF_MODE = {"standard": PARTNER_SELF, "dae": PARTNER_SELF, "icrst": PARTNER_IN_CLASS, "trst": PARTNER_WHOLE_SET,
+                   CROSS_ICRST: PARTNER_OTHER_DOMAIN}
 
 
 def partner_code(mode: str) -> int:
-    """The partner kind of a mode: 0 the anchor itself, 1 in-class, 2 whole set."""
+    """The partner kind of a mode: 0 the anchor itself, 1 in-class, 2 whole set,
+    3 the anchor's class in the other domain."""
     if mode not in PARTNER_OF_MODE:
-        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES + (CROSS_ICRST,))}")
     return PARTNER_OF_MODE[mode]
 
 
@@ -111,8 +159,11 @@ def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mod
 
     With probability ``p`` (one Bernoulli draw per sample, section 6) the target
     is swapped for a partner: a uniform sample of the anchor's class (``icrst``,
-    eq. 7) or of the whole training set (``trst``, eq. 9); otherwise it is the
-    anchor itself. ``standard`` and ``dae`` always return ``indices``.
+    eq. 7; in the anchor's domain), of the whole training set (``trst``, eq. 9)
+    or of the anchor's class in the other domain (``cross_icrst``, domain
+    ``(d + 1) % D``); otherwise it is the anchor itself. ``standard`` and
+    ``dae`` always return ``indices``, and an anchor of unknown class (or whose
+    group is empty) pairs with itself in ``icrst`` and ``cross_icrst``.
 
     ``mode`` may also be data: an integer scalar (traced or not) from
     :func:`partner_code`. Both partners are then drawn from the same key and
@@ -153,21 +204,30 @@ def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mod
     k_swap, k_partner = jax.random.split(key)
     swap = jax.random.bernoulli(k_swap, p, indices.shape)
 
-    def in_class():
+    def in_group(domain_shift: int):
         cls = table.sample_class[indices]
-        count = table.class_count[cls]
-        # A per-sample uniform offset inside the anchor's class: randint with an
+        d = table.num_domains
+        group = jnp.maximum(cls, 0) * d + (table.sample_domain[indices] + domain_shift) % d
+        count = jnp.where(cls >= 0, table.class_count[group], 0)
+        # A per-sample uniform offset inside the anchor's group: randint with an
         # array-valued maxval is exact-uniform up to JAX's 2x32-bit reduction.
         offset = jax.random.randint(k_partner, indices.shape, 0, count, dtype=jnp.int32)
-        return table.sorted_indices[table.class_start[cls] + offset]
+        return jnp.where(count > 0, table.sorted_indices[table.class_start[group] + offset], indices)
+
+    def in_class():
+        return in_group(0)
+
+    def other_domain():
+        return in_group(1)
 
     def whole_set():  # trst: uniform over the whole training set.
         return jax.random.randint(k_partner, indices.shape, 0, table.num_samples, dtype=jnp.int32)
 
     if static:
-        partner = in_class() if code == PARTNER_IN_CLASS else whole_set()
+        partner = {PARTNER_IN_CLASS: in_class, PARTNER_WHOLE_SET: whole_set, PARTNER_OTHER_DOMAIN: other_domain}[code]()
     else:
-        # Both draws cost O(batch) integer work; selecting keeps one program.
-        partner = jnp.where(code == PARTNER_IN_CLASS, in_class(), whole_set())
+        # Each draw costs O(batch) integer work; selecting keeps one program.
+        partner = jnp.select([code == PARTNER_IN_CLASS, code == PARTNER_OTHER_DOMAIN],
+                             [in_class(), other_domain()], whole_set())
         swap = swap & (code != PARTNER_SELF)
     return jnp.where(swap, partner, indices)

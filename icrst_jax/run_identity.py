@@ -63,6 +63,13 @@ def fingerprint(cfg: StudyConfig) -> dict:
     # A study without the latent-size axis is the study it was before the axis existed.
     if not fields.get("latent_sizes"):
         fields.pop("latent_sizes", None)
+    # A study that is not a domain adaptation, or whose classifiers scikit-learn fits (the only
+    # backend before the JAX one), is the study it was before those fields existed.
+    if fields.get("data.target") is None:
+        for path in [p for p in fields if p == "data.target" or p.startswith("adapt.")]:
+            fields.pop(path)
+    if fields.get("eval.backend") == "sklearn":
+        fields.pop("eval.backend")
     # A None dropout is the model's own rate (earlier folders recorded 0.2 for the Table D1 models).
     if "train.model.dropout" in fields:
         fields["train.model.dropout"] = cfg.train.model.dropout_rate

@@ -376,7 +376,7 @@ def _on_cpu(engine: Engine) -> bool:
     return engine.mesh.devices.flat[0].platform == "cpu"
 
 
-def seed_parallel(engine: Engine, state: TrainState) -> Callable:
+def seed_parallel(engine: Engine, state: TrainState, per_run_table: bool = False) -> Callable:
     """``epoch(stacked_state, data)`` over the state's leading run axis.
 
     All R runs (grid points, seeds included) vmapped at once, or, with
@@ -384,15 +384,22 @@ def seed_parallel(engine: Engine, state: TrainState) -> Callable:
     the same program (``lax.map(..., batch_size=b)``): the same function, a
     different schedule. ``seed_batch=None`` is 1 for the conv models on a CPU,
     all runs otherwise.
+
+    ``per_run_table``: the data's pairing table has a leading run axis (one
+    table per run: the per-run pseudo-labels of :mod:`icrst_jax.adaptation`)
+    and is mapped with the state.
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
     if b is None and engine.config.model.name != "mlp" and _on_cpu(engine):
         b = 1
     if b is None or b >= k:
-        return jax.vmap(engine.epoch_fn, in_axes=(0, None))
+        return jax.vmap(engine.epoch_fn, in_axes=(0, TrainData(None, 0, None, None) if per_run_table else None))
 
     def chunked(st, data):
+        if per_run_table:
+            return jax.lax.map(lambda s_t: engine.epoch_fn(s_t[0], data._replace(table=s_t[1])), (st, data.table),
+                               batch_size=b)
         return jax.lax.map(lambda s: engine.epoch_fn(s, data), st, batch_size=b)
 
     return chunked
@@ -410,7 +417,7 @@ def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
                  tuple((a.shape, a.dtype, getattr(a, "sharding", None)) for a in leaves))
     if signature in engine.programs:
         return engine.programs[signature], 0.0
-    fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
+    fn = jax.jit(seed_parallel(engine, state, per_run_table=data.table.sorted_indices.ndim == 2), donate_argnums=(0,))
     t0 = time.perf_counter()
     compiled = fn.lower(state, data).compile()
     engine.programs[signature] = compiled

@@ -182,7 +182,7 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
             cells = [[f"{reporting.CLASSIFIER_LABELS.get(name, name)}: {_label(by)}"]
                      + [_difference_cell(by.get(s), rows[("standard", 0.0)].get(s), name, metric) for s in sizes]
                      for k, by in trained.items() if k != ("standard", 0.0)]
-            lines += reporting._table(head, cells) + [""]
+            lines += markdown_table(head, cells) + [""]
     lines += ["## Final training loss", "",
               "MSE against the training targets in the last epoch, mean ± standard deviation over seeds "
               "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]

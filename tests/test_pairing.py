@@ -189,3 +189,91 @@ def test_mode_as_data_equals_static_mode():
         partner_code("bogus")
     with pytest.raises(ValueError, match="scalar partner code"):
         pair_indices(keys[0], t, idx, mode=jnp.array([1, 2]), p=0.5)
+
+
+# --- Domains (unsupervised domain adaptation, icrst_jax.adaptation) ---------------------------
+
+
+def _two_domains(seed=0):
+    """Two domains of 3 classes; in domain 1 a third of the samples have no known class."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, 900)
+    domains = np.r_[np.zeros(400, int), np.ones(500, int)]
+    known = np.r_[np.ones(400, bool), rng.random(500) > 1 / 3]
+    return labels, domains, known
+
+
+def _draw_table(table, code, p, n_draws, seed=0):
+    keys = jax.random.split(jax.random.key(seed), n_draws)
+    idx = jnp.arange(table.num_samples, dtype=jnp.int32)
+    f = jax.jit(jax.vmap(lambda k, q: pair_indices(k, table, idx, mode=code, p=q), in_axes=(0, None)))
+    return np.asarray(f(keys, jnp.float32(p)))
+
+
+def test_cross_domain_partner_is_of_the_anchors_class_in_the_other_domain():
+    labels, domains, known = _two_domains()
+    t = build_pairing_table(labels, domains, known=known)
+    assert t.num_domains == 2 and t.num_classes == 3 and t.class_count.shape == (6,)
+    partners = _draw_table(t, partner_code("cross_icrst"), 1.0, 30)
+    anchors = np.broadcast_to(np.arange(labels.size), partners.shape)
+    paired = known[anchors]
+    assert (labels[partners][paired] == labels[anchors][paired]).all()
+    assert (domains[partners][paired] != domains[anchors][paired]).all()
+    # ... and only known partners: an unknown sample is in no group.
+    assert known[partners[paired]].all()
+    # Unknown anchors reconstruct themselves.
+    assert (partners[~paired] == anchors[~paired]).all()
+    # Within the other domain's class the draw is uniform (chi-square over the partners of class 0 anchors).
+    members = np.flatnonzero(known & (labels == 0) & (domains == 1))
+    chosen = partners[(labels[anchors] == 0) & (domains[anchors] == 0)]
+    assert stats.chisquare(np.bincount(np.searchsorted(members, chosen), minlength=members.size))[1] > 1e-3
+    # The traced code draws what the static mode draws with the same key.
+    static = np.asarray(pair_indices(jax.random.key(5), t, jnp.arange(900), mode="cross_icrst", p=1.0))
+    traced = np.asarray(jax.jit(lambda c: pair_indices(jax.random.key(5), t, jnp.arange(900), mode=c, p=1.0))(
+        jnp.int32(partner_code("cross_icrst"))))
+    np.testing.assert_array_equal(static, traced)
+
+
+def test_in_class_stays_in_the_domain_and_unknown_samples_pair_with_themselves():
+    labels, domains, known = _two_domains(1)
+    t = build_pairing_table(labels, domains, known=known)
+    partners = _draw_table(t, partner_code("icrst"), 1.0, 20)
+    anchors = np.broadcast_to(np.arange(labels.size), partners.shape)
+    paired = known[anchors]
+    assert (labels[partners][paired] == labels[anchors][paired]).all()
+    assert (domains[partners] == domains[anchors]).all()
+    assert (partners[~paired] == anchors[~paired]).all()
+
+
+def test_an_empty_group_pairs_with_itself():
+    # Class 1 has no known sample in domain 1: its domain-0 anchors find no cross partner.
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    domains = np.array([0, 0, 1, 1, 1, 1])
+    known = np.array([True, True, True, False, True, False])
+    t = build_pairing_table(labels, domains, known=known)
+    partners = _draw_table(t, partner_code("cross_icrst"), 1.0, 50)
+    assert (partners[:, 1] == 1).all()
+    assert set(partners[:, 0]) == {2, 4} and set(partners[:, 2]) == {0} and (partners[:, 3] == 3).all()
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_cross_domain_swap_fraction_matches_p(p):
+    # A cross-domain partner is never the anchor, so the share of known anchors swapped is p.
+    labels, domains, known = _two_domains(2)
+    t = build_pairing_table(labels, domains, known=known)
+    partners = _draw_table(t, partner_code("cross_icrst"), p, 40)
+    swapped = (partners != np.arange(labels.size))[:, known]
+    tol = 5 * np.sqrt(max(p * (1 - p), 1e-12) / swapped.size) + 1e-9
+    assert abs(swapped.mean() - p) <= tol, (swapped.mean(), p)
+
+
+def test_fixed_class_values_keep_the_shapes_when_the_known_labels_change():
+    labels, domains, known = _two_domains(3)
+    a = build_pairing_table(labels, domains, known=known, class_values=[0, 1, 2], num_domains=2)
+    none_known = np.r_[np.ones(400, bool), np.zeros(500, bool)]
+    b = build_pairing_table(np.where(none_known, labels, 0), domains, known=none_known, class_values=[0, 1, 2],
+                            num_domains=2)
+    assert [x.shape for x in a] == [x.shape for x in b]
+    assert (np.asarray(b.sample_class)[400:] == -1).all() and int(np.asarray(b.class_count)[1::2].sum()) == 0
+    with pytest.raises(ValueError, match="outside class_values"):
+        build_pairing_table(np.array([0, 5]), class_values=[0, 1])

@@ -46,7 +46,14 @@ def test_fingerprint_is_every_deciding_config_field():
     cfg = StudyConfig()
     fields = run_identity.fingerprint(cfg)
     # An empty latent-size axis is left out, so that studies keep the fingerprints they had before it.
-    assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING) - {"latent_sizes"}
+    unused = {"latent_sizes", "data.target"} | {p for p in config_paths(cfg) if p.startswith("adapt.")}
+    assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING) - unused
+    # A study scored by scikit-learn alone keeps the fingerprint it had before eval.backend existed.
+    assert "eval.backend" in fields and "eval.backend" not in run_identity.fingerprint(
+        apply_override(cfg, "eval.backend=sklearn"))
+    adapt = run_identity.fingerprint(apply_overrides(cfg, ["data.name=digits", "data.target=mnist5k",
+                                                           "modes=standard,cross_icrst"]))
+    assert adapt["data.target"] == "mnist5k" and "adapt.threshold" in adapt
     assert "latent_sizes" in run_identity.fingerprint(apply_override(cfg, "latent_sizes=4,8"))
     # The cases: data set, split and image size all change the fingerprint and the folder.
     for changes in (["data.name=digits", "train.model.name=conv"], ["data.test_fraction=0.5"], ["data.split_seed=1"],
