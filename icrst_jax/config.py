@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
-MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
+# conv_tiny is not the paper's: the conv cut to one block each way, for tests
+# (models.TINY_CONV).
+MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp", "conv_tiny")
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
 # "xla" is XLA's own convolution, "cpu" the matrix-product formulation of
 # icrst_jax.cpu_conv, "matmul" im2col patches times the kernel matrix (vmapped
@@ -30,7 +32,7 @@ STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
 INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
-PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512}
+PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "conv_tiny": 512}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 

@@ -45,6 +45,12 @@ STRIDED_STRIDES = (2, 1, 2, 1, 2)
 STRIDED_DECODER = ((256, True), (128, False), (128, True), (64, False), (None, True))
 MLP_ENCODER = (64, 8)
 MLP_DECODER = (64,)
+# ``conv_tiny``, for tests only: the ``conv`` model cut to one block each way
+# (conv -> BatchNorm -> LeakyReLU -> Dropout, its transposed twin, the 1x1 head).
+# It has every kind of layer and state the conv has (BatchNorm statistics,
+# dropout masks, the CPU convolutions) and compiles in a fraction of its time.
+TINY_CONV = ((32,), (32,))
+CONV_LAYERS = {"conv": (CONV_ENCODER, CONV_DECODER), "conv_tiny": TINY_CONV}
 
 
 def scaled_channels(channels: int, width: float, where: str) -> int:
@@ -239,14 +245,11 @@ class AutoEncoder(nn.Module):
         cfg, dt = self.config, _dtype(self.config)
         w = cfg.width
         out_ch = self.input_shape[-1]
-        if cfg.name == "conv":
-            self.enc = [
-                Block(scaled_channels(c, w, f"encoder layer {i}"), cfg)
-                for i, c in enumerate(CONV_ENCODER)
-            ]
+        if cfg.name in CONV_LAYERS:
+            encoder, decoder = CONV_LAYERS[cfg.name]
+            self.enc = [Block(scaled_channels(c, w, f"encoder layer {i}"), cfg) for i, c in enumerate(encoder)]
             self.dec = [
-                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True)
-                for i, c in enumerate(CONV_DECODER)
+                Block(scaled_channels(c, w, f"decoder layer {i}"), cfg, transpose=True) for i, c in enumerate(decoder)
             ]
             self.head = Conv(out_ch, cfg, kernel_size=1)
         elif cfg.name == "conv_strided":
@@ -313,7 +316,7 @@ def make_model(config: ModelConfig, input_shape: Sequence[int]) -> AutoEncoder:
     images, ``conv_strided`` sizes divisible by 8, ``mlp`` a flat vector.
     """
     input_shape = tuple(int(s) for s in input_shape)
-    if config.name in ("conv", "conv_strided"):
+    if config.name != "mlp":
         if len(input_shape) != 3:
             raise ValueError(f"model {config.name!r} needs images (H, W, C), got per-sample shape {input_shape}")
         h, wd, _ = input_shape
@@ -345,6 +348,7 @@ def mlp_encoder_sizes(cfg: ModelConfig) -> tuple[int, ...]:
 def check_widths(cfg: ModelConfig):
     layers = {
         "conv": CONV_ENCODER + CONV_DECODER,
+        "conv_tiny": sum(TINY_CONV, ()),
         "conv_strided": STRIDED_ENCODER + tuple(c for c, _ in STRIDED_DECODER if c),
         # A set latent_size replaces the scaled bottleneck (not checked here).
         "mlp": (MLP_ENCODER if cfg.latent_size is None else MLP_ENCODER[:-1]) + MLP_DECODER,
@@ -357,5 +361,5 @@ def latent_dim(config: ModelConfig) -> int:
     """Size of the latent feature vector."""
     if config.name == "mlp":
         return mlp_encoder_sizes(config)[-1]
-    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1]}[config.name]
+    last = {"conv": CONV_ENCODER[-1], "conv_strided": STRIDED_ENCODER[-1], "conv_tiny": TINY_CONV[0][-1]}[config.name]
     return scaled_channels(last, config.width, "the latent layer")
