@@ -150,23 +150,22 @@ def test_one_vs_four_devices_same_result(cancer, conv_runs, make):
     assert_same_training(r1, r4, params_atol=cfg.learning_rate * n_steps)
 
 
-def test_table_d1_conv_trains_on_four_devices():
+def test_table_d1_conv_trains():
     """The Table D1 conv itself (width 1/8, CPU convolutions, BatchNorm,
-    dropout) in one program on 4 devices with 2 seeds, on 64 digits at 12x12:
-    it compiles once and its reconstruction loss falls steadily (the equality
-    tests above run on ``conv_tiny``, made of the same layers)."""
+    dropout) on 64 digits at 12x12: it compiles once and its reconstruction
+    loss falls steadily. The equality tests above (devices, vmapped seeds) run
+    on ``conv_tiny``, made of the same layers, at a fraction of the compile time."""
     from icrst_jax.data import load_dataset
 
     ds = load_dataset("digits", image_size=12)
     mean, std = ds.preprocessing.encoder_mean_std()
-    cfg = TrainConfig(mode="standard", epochs=20, batch_size=16, learning_rate=3e-3, num_devices=4,
+    cfg = TrainConfig(mode="standard", epochs=20, batch_size=16, learning_rate=3e-3, num_devices=1,
                       model=ModelConfig(name="conv", width=1 / 8, dropout=0.2))
-    r = fit(cfg, ds.x_train[:64], ds.y_train[:64], seeds=[0, 1], mean=mean, std=std, progress=False)
-    assert r.engine.trace_count == [1] and r.engine.mesh.devices.size == 4
-    losses = np.asarray([h["loss"] for h in r.history])  # (epochs, seeds)
-    assert np.all(losses[-1] < 0.6 * losses[0]), losses
-    assert np.all(np.diff(losses[-10:], axis=0) < 0), losses  # still falling: not stuck at an offset
-    assert not np.allclose(losses[:, 0], losses[:, 1], rtol=1e-3)
+    r = fit(cfg, ds.x_train[:64], ds.y_train[:64], seeds=[0], mean=mean, std=std, progress=False)
+    assert r.engine.trace_count == [1]
+    losses = np.asarray([h["loss"][0] for h in r.history])
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert np.all(np.diff(losses[-10:]) < 0), losses  # still falling: not stuck at an offset
 
 
 def test_four_devices_really_split_the_batch(cancer):
