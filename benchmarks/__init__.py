@@ -1,1 +1,2 @@
-"""Speed benchmarks of icrst-jax, and the PyTorch reference they compare against."""
+"""Speed benchmarks of icrst-jax (one module per question), their harness, and the
+baselines they compare against (``benchmarks/baselines/``)."""

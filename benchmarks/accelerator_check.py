@@ -67,11 +67,15 @@ from benchmarks.bench_lib import (  # noqa: E402  (after the environment)
     format_table,
     invert,
     med_range,
+    model_flops_per_sample,
+    peak,
+    profile_run,
     ratio,
     standardisation,
     summarize,
     synthetic_data,
     torch_or_reason,
+    write_json,
 )
 
 SECTIONS = ("peak", "conv_f32", "conv_bf16", "strided_f32", "grid", "grid_matmul", "conv_matmul", "grid_parts", "grid_profile")
@@ -123,8 +127,6 @@ def gpu_info() -> dict:
 
 def jax_throughput(ctx: Context, spec: RunSpec, peaks: dict, *, warmup: int, repeats: int) -> dict:
     """Compile, warm up and time whole epochs of ``spec``; FLOP/s against the dtype's peak."""
-    from benchmarks.bench_utilisation import model_flops_per_sample
-
     r = ctx.run(spec)
     epoch = r.measure(warmup=warmup, repeats=repeats)
     steps = r.engine.steps_per_epoch
@@ -196,8 +198,6 @@ def _measure(ctx: Context, state: dict, p: dict, spec: RunSpec) -> dict:
 
 
 def section_peak(ctx: Context, state: dict) -> tuple[dict, list[list]]:
-    from benchmarks.bench_utilisation import peak
-
     peaks = {dt: peak(ctx, dt) for dt in ("float32", "bfloat16")}
     state["peaks"] = peaks
     rows = [[f"matmul {p['n']}x{p['n']} {dt}", "-", med_range(p["flops_per_s"], 1e-12), "-", "-", "-"]
@@ -337,8 +337,6 @@ def section_grid_profile(ctx: Context, state: dict, spec: RunSpec, p: dict, out_
     """Where the epoch of one run and of K vmapped runs goes, from a device trace."""
     import dataclasses
 
-    from benchmarks.bench_profile import profile_run
-
     k = p["grid_k"]
     ctx.reserve_seeds(spec, k)
     out, rows = {"k": k}, []
@@ -373,8 +371,6 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         ap.exit(2, f"error: cannot create --out {out}: {exc.strerror}\n")
-
-    from benchmarks.run import write_json
 
     t_start = time.perf_counter()
     ctx = Context(quick=args.dry_run, tag="accel ")

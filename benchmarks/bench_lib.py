@@ -13,17 +13,26 @@
   compiled programs instead of compiling the same epoch three times, which on a
   2-core CPU would cost most of the ``--quick`` budget), and a logger that writes
   progress to stderr.
+* :func:`model_flops_per_sample` and :func:`peak` (utilisation) and
+  :func:`profile_run` (op self times from a Perfetto trace) measure a prepared run.
+* :func:`write_json` is the one writer of results files (``icrst_jax.jsonable``).
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as _dt
+import glob
+import gzip
+import json
 import math
 import os
 import platform
+import re
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Sequence
 
@@ -100,7 +109,7 @@ def torch_or_reason():
         import torch  # noqa: F401
     except ImportError:
         return None, "skipped: torch not installed"
-    from benchmarks import torch_reference
+    from benchmarks.baselines import torch_reference
 
     return torch_reference, None
 
@@ -273,6 +282,14 @@ class RunSpec:
                 + ("" if self.batch_norm else " no BN"))
 
 
+# The Breast Cancer MLP as the paper trains it: the 455-sample training split
+# in one batch of 512 (one short step per epoch). Shared by the seeds benchmark
+# and the profile, which reuse its compiled programs.
+BREAST_CANCER_TRAIN = 455
+BREAST_CANCER_MLP = RunSpec("mlp", 1.0, 512, steps=1, num_samples=BREAST_CANCER_TRAIN)
+
+
+@dataclasses.dataclass
 class JaxRun:
     """A compiled epoch of one :class:`RunSpec`, ready to be timed.
 
@@ -434,3 +451,185 @@ def ratio(a: float, b: float) -> float:
         return float(a) / float(b) if b else float("nan")
     except (TypeError, ValueError):
         return float("nan")
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Strict JSON (NaN as null, ``to_jsonable``), written atomically (temporary
+    file + rename) so that a reader never sees half a file."""
+    from icrst_jax.jsonable import to_jsonable
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(to_jsonable(payload), f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | None = None) -> float:
+    """Training flops of one sample for a Table D1 model (direct convolution count),
+    on its data set's sample shape or ``shape`` (square images / features).
+
+    A convolution costs out_h * out_w * k * k * cin * cout multiply-adds, a
+    transposed convolution in_h * in_w * k * k * cin * cout (each input pixel
+    scatters a k x k x cout patch), a dense layer in * out. Training = 3 x forward
+    (the backward pass is an input gradient and a weight gradient of the same
+    size); BatchNorm, activations and Adam are not counted.
+    """
+    from icrst_jax import models as m
+
+    def sc(c):
+        return m.scaled_channels(c, width, "a layer")
+
+    shape = tuple(shape or SAMPLE_SHAPES[model])
+    h, _, cin = shape if model != "mlp" else (0, 0, 0)
+    macs = 0
+    if model in m.CONV_LAYERS:
+        encoder, decoder = m.CONV_LAYERS[model]
+        c = cin
+        for co in encoder:  # 3x3, stride 1, no padding
+            h -= 2
+            macs += h * h * 9 * c * sc(co)
+            c = sc(co)
+        for co in decoder:  # transposed 3x3, stride 1, no padding
+            macs += h * h * 9 * c * sc(co)
+            h += 2
+            c = sc(co)
+        macs += h * h * c * cin  # 1x1 head
+    elif model == "conv_strided":
+        c = cin
+        for co, stride in zip(m.STRIDED_ENCODER, m.STRIDED_STRIDES):  # 3x3, padding 1
+            h //= stride
+            macs += h * h * 9 * c * sc(co)
+            c = sc(co)
+        for (co, transposed), stride in zip(m.STRIDED_DECODER, m.STRIDED_STRIDES):
+            co = cin if co is None else sc(co)
+            if transposed:
+                macs += h * h * 9 * c * co
+                h *= stride
+            else:
+                macs += h * h * 9 * c * co
+            c = co
+    else:
+        sizes = [shape[0], *map(sc, m.MLP_ENCODER), *map(sc, m.MLP_DECODER), shape[0]]
+        macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 2.0 * 3.0 * macs
+
+
+def peak(ctx: Context, dtype: str = "float32") -> dict:
+    """Matmul throughput (flop/s) of this device in ``dtype`` (float32 or bfloat16):
+    a training run is compared with the peak of its own compute dtype."""
+    import jax
+    import jax.numpy as jnp
+
+    n = 8192 if ctx.on_accelerator else (1024 if ctx.quick else 2048)
+    ka, kb = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(ka, (n, n), jnp.float32).astype(dtype)
+    b = jax.random.normal(kb, (n, n), jnp.float32).astype(dtype)
+    t0 = time.perf_counter()
+    f = jax.jit(jnp.dot).lower(a, b).compile()
+    compile_s = time.perf_counter() - t0
+    _, timed = time_repeats(lambda: f(a, b).block_until_ready(), warmup=2, repeats=5 if ctx.quick else 10)
+    flops = 2.0 * n**3
+    return {"n": n, "dtype": dtype, "flops": flops, "compile_s": compile_s, "seconds": summarize(timed),
+            "flops_per_s": invert(summarize(timed), flops)}
+
+
+# An HLO instruction name: "dot.41", "ynn_fusion", "broadcast_add_fusion.15", "custom-call.2".
+_HLO_NAME = re.compile(r"^[a-z][a-z0-9_\-]*(\.\d+)?$")
+_KINDS = (  # first match wins
+    ("matmul/conv", re.compile(r"^(dot|convolution|conv|ynn_fusion|onednn|custom-call|__onednn|matmul|gemm"
+                               r"|cublas|cudnn|cutlass|sm\d+_|triton_gemm)")),
+    ("rng/while loops", re.compile(r"^(while|rng|threefry|call)")),
+    ("sort (shuffle)", re.compile(r"^sort")),
+    ("gather/scatter/slice", re.compile(r"^(gather|scatter|dynamic|slice|pad|concatenate)")),
+    ("copy/transpose", re.compile(r"^(copy|transpose|bitcast|reshape)")),
+    ("reduce", re.compile(r"^reduce")),
+    ("elementwise fusion", re.compile(r"fusion")),
+)
+
+
+def kind_of(name: str) -> str:
+    for kind, pattern in _KINDS:
+        if pattern.search(name):
+            return kind
+    return "other"
+
+
+_DEVICE_PROCESS = re.compile(r"/device:(GPU|TPU)")
+
+
+def op_self_times(trace_path: str) -> tuple[dict[str, float], dict[str, int]]:
+    """Self time (us) and call count of every HLO-op event in a Perfetto trace.
+
+    Events nest per thread (a ``while`` contains its body's ops); a stack per
+    thread subtracts each child's duration from its parent. Where the trace has
+    device processes (``/device:GPU:0``...), only their events count, named by
+    their ``args.hlo_op`` when present (the host's launch events would count
+    every op a second time).
+    """
+    with gzip.open(trace_path) as f:
+        data = json.load(f)
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    device_pids = {e.get("pid") for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
+                   and _DEVICE_PROCESS.search(str((e.get("args") or {}).get("name", "")))}
+    per_thread = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") != "X" or "dur" not in e or (device_pids and e.get("pid") not in device_pids):
+            continue
+        name = str((e.get("args") or {}).get("hlo_op") or e.get("name", "")) if device_pids else str(e.get("name", ""))
+        if _HLO_NAME.match(name):
+            per_thread[(e.get("pid"), e.get("tid"))].append((float(e["ts"]), float(e["dur"]), name))
+    self_us: dict[str, float] = collections.defaultdict(float)
+    calls: dict[str, int] = collections.defaultdict(int)
+    for evs in per_thread.values():
+        evs.sort(key=lambda t: (t[0], -t[1]))
+        stack: list[list] = []  # [end, name]
+        for ts, dur, name in evs:
+            while stack and ts >= stack[-1][0]:
+                stack.pop()
+            if stack:
+                self_us[stack[-1][1]] -= dur
+            self_us[name] += dur
+            calls[name] += 1
+            stack.append([ts + dur, name])
+    return dict(self_us), dict(calls)
+
+
+def profile_run(ctx: Context, run, epochs: int, top: int = 8, keep_trace: str | None = None) -> dict:
+    """Traces ``epochs`` epochs of a compiled run; returns top ops and kinds per epoch.
+
+    ``keep_trace``: a path to copy the Perfetto trace (``.json.gz``) to, for a
+    closer look (ui.perfetto.dev) than the sums here.
+    """
+    import shutil
+
+    import jax
+
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            for _ in range(epochs):
+                walls.append(run.epoch())
+        paths = glob.glob(os.path.join(tmp, "**", "perfetto_trace.json.gz"), recursive=True)
+        if not paths:
+            raise RuntimeError("jax.profiler wrote no perfetto_trace.json.gz")
+        self_us, calls = op_self_times(paths[0])
+        if keep_trace:
+            shutil.copyfile(paths[0], keep_trace)
+    total = sum(self_us.values())
+    kinds: dict[str, float] = collections.defaultdict(float)
+    for name, us in self_us.items():
+        kinds[kind_of(name)] += us
+    ranked = sorted(self_us.items(), key=lambda kv: -kv[1])[:top]
+    wall = sum(walls)
+    return {
+        "epochs": epochs,
+        "wall_s_per_epoch": wall / epochs,
+        "op_s_per_epoch": total / 1e6 / epochs,
+        "op_over_wall": total / 1e6 / wall if wall else float("nan"),
+        "kinds": {k: {"s_per_epoch": v / 1e6 / epochs, "share": v / total if total else float("nan")}
+                  for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+        "top_ops": [{"op": n, "kind": kind_of(n), "calls_per_epoch": calls[n] / epochs,
+                     "s_per_epoch": us / 1e6 / epochs, "share": us / total if total else float("nan")}
+                    for n, us in ranked],
+    }

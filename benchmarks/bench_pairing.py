@@ -5,7 +5,7 @@ MNIST-sized label table (60,000 samples, 10 classes), ``block_until_ready``.
 A second, one-step-sized batch (512 anchors) shows the per-call floor
 (dispatch included), which is what one training step pays.
 
-Host: :func:`benchmarks.host_pairing.host_pairs_per_second`, the authors'
+Host: :func:`benchmarks.baselines.host_pairing.host_pairs_per_second`, the authors'
 ``Dataset.__getitem__`` logic (a scipy Bernoulli draw and ``np.random.choice``
 over a Python list per sample), in the same process and run.
 """
@@ -24,7 +24,7 @@ def run(ctx: Context) -> tuple[dict, str]:
     import jax
     import jax.numpy as jnp
 
-    from benchmarks.host_pairing import host_pairs_per_second
+    from benchmarks.baselines.host_pairing import host_pairs_per_second
     from icrst_jax.pairing import build_pairing_table, pair_indices
 
     quick = ctx.quick

@@ -18,11 +18,10 @@ seeds) on a CPU: with ``--quick`` the MLP alone keeps the smoke test short).
 
 from __future__ import annotations
 
-from benchmarks.bench_lib import Context, RunSpec, format_table, med_range, ratio, summarize
+from benchmarks.bench_lib import BREAST_CANCER_MLP, Context, RunSpec, format_table, med_range, ratio, summarize
 
 TARGET_K = 8
 TARGET_COST = 3.0  # 8 vmapped seeds cost at most 3x one seed
-BREAST_CANCER_TRAIN = 455  # 569 samples, 80 % train split
 
 
 def plan(ctx: Context) -> list[tuple[RunSpec, tuple, int, int]]:
@@ -31,7 +30,7 @@ def plan(ctx: Context) -> list[tuple[RunSpec, tuple, int, int]]:
     A seed count is K (all K seeds vmapped) or (K, b): chunks of b seeds in a
     loop inside the program (``TrainConfig.seed_batch``)."""
     # An MLP epoch is about a millisecond: many interleaved repeats cost little.
-    mlp = (RunSpec("mlp", 1.0, 512, steps=1, num_samples=BREAST_CANCER_TRAIN), (1, 2, 4, 8, (8, 4)),
+    mlp = (BREAST_CANCER_MLP, (1, 2, 4, 8, (8, 4)),
            2, 5 if ctx.quick else 25)
     if ctx.quick:
         # Each conv seed count is another ~20 s compile on a 2-core CPU: the smoke

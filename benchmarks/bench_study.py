@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_lib import Context, format_table, ratio
+from benchmarks.bench_lib import Context, format_table, ratio, write_json
 
 TARGET_SPEEDUP = 3.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,6 +149,4 @@ if __name__ == "__main__":
     result, text = run(Context(args.quick), only=args.grid)
     print(text)
     if args.json:
-        from benchmarks.run import write_json
-
         write_json(args.json, {"benchmarks": {"study": result}})

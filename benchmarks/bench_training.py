@@ -11,7 +11,7 @@ optimizer step of the epoch run in one device program, so
 the two differ only by one dispatch per epoch. Compilation, initialisation and
 the first epoch are reported separately and never enter a throughput.
 
-PyTorch (:mod:`benchmarks.torch_reference`, same model, width and batch):
+PyTorch (:mod:`benchmarks.baselines.torch_reference`, same model, width and batch):
 
 * *per step* = ``step_throughput``: forward, backward and Adam on ready tensors;
 * *end to end* = ``train_torch``: a shuffled ``DataLoader`` over the
@@ -21,6 +21,48 @@ PyTorch (:mod:`benchmarks.torch_reference`, same model, width and batch):
   short probe in the same run (see :func:`pick_threads`).
 
 Ratios are JAX / PyTorch samples per second, medians from the same run.
+
+Two more views of the same compiled runs (benchmarks ``utilisation`` and
+``profile`` of the suite):
+
+**Utilisation** (:func:`run_utilisation`). Peak: a jitted float32 ``jnp.dot`` of two n x n matrices (2 n^3 flops), timed in
+the same run on the same device.
+
+Achieved, two ways, for each configuration of the training benchmark (the
+compiled programs and timings are shared with it), over its steady-state
+median epoch time:
+
+* *XLA flops*: ``compiled.cost_analysis()["flops"]`` of the epoch program. XLA
+  counts the body of a ``while`` loop once, whatever the trip count. The epoch
+  is a ``lax.scan`` over its steps: the suite checks this in the same run (the
+  MLP epoch compiled with one step and with several) and, when the reported
+  flops do not grow with the steps, multiplies by the steps per epoch. Loops
+  *inside* a step (the CPU conv kernels of :mod:`icrst_jax.cpu_conv` use
+  ``fori_loop``) stay under-counted, and Winograd convolutions execute fewer
+  multiplications than a direct convolution: this figure depends on the
+  implementation.
+* *Model flops* (the "MFU" convention): the direct-convolution / dense
+  multiply-adds of the Table D1 layers, x2 (multiply and add) x3 (forward,
+  input gradient, weight gradient), per sample, from the layer shapes alone.
+  Independent of the implementation; an implementation that does fewer
+  multiplications (Winograd) can exceed the matmul peak on this measure.
+
+**Profile** (:func:`run_profile`). Where an epoch's time goes: an op-level profile of compiled training epochs.
+
+Runs a few steady-state epochs of already-compiled runs under
+``jax.profiler.trace(create_perfetto_trace=True)``, reads the Perfetto trace and
+sums the *self* time of every XLA op (HLO instruction: ``dot.41``,
+``convolution.3``, ``sort.0``, ``ynn_fusion.8``...; time spent in ops nested
+inside a ``while`` is charged to them, not to the loop). The result is the
+heaviest ops and a breakdown by kind (matmul/conv, RNG loops, sort = the epoch's
+shuffle, gathers, elementwise fusions, copies), as shares of the total op time.
+
+On the CPU the op events come from XLA's thunk executor; ops that run
+concurrently on different threads each count in full, so shares are of op time,
+and ``op_s / wall_s`` above 1 means ops overlapped. On a GPU or TPU the trace
+also holds the kernels the device ran, in processes named ``/device:GPU:0``
+(and so on): only those count, each under the HLO op that launched it
+(``args.hlo_op``) where the trace names one, else under its kernel name.
 """
 
 from __future__ import annotations
@@ -28,11 +70,15 @@ from __future__ import annotations
 import dataclasses
 
 from benchmarks.bench_lib import (
+    BREAST_CANCER_MLP,
     Context,
     RunSpec,
     format_table,
     invert,
     med_range,
+    model_flops_per_sample,
+    peak,
+    profile_run,
     ratio,
     standardisation,
     summarize,
@@ -240,3 +286,102 @@ def run(ctx: Context) -> tuple[dict, str]:
         table_rows, note + "\n(torch threads: the faster of 1 and the default in a short probe, marked 1t / 2t)",
     )
     return result, text
+
+
+def scan_counted_once(ctx: Context) -> dict:
+    """Whether cost_analysis counts the epoch's scan body once: the training
+    benchmark's MLP epoch (several steps) against the same epoch with one step."""
+    many_spec = next(r.spec for r in plan(ctx) if r.spec.model == "mlp")
+    many = ctx.run(many_spec)
+    one = ctx.run(dataclasses.replace(many_spec, steps=1))
+    f1, fs = one.reported_flops(), many.reported_flops()
+    steps = many.engine.steps_per_epoch
+    return {"flops_1_step": f1, "flops_many_steps": fs, "many_steps": steps,
+            "body_counted_once": fs < 0.5 * (1 + steps) * f1}
+
+
+def run_utilisation(ctx: Context) -> tuple[dict, str]:
+    ctx.log("utilisation: matmul peak")
+    rows_plan = plan(ctx)
+    peaks = {dt: peak(ctx, dt) for dt in sorted({"float32", *(row.spec.dtype for row in rows_plan)})}
+    pk = peaks["float32"]
+    calib = scan_counted_once(ctx)
+    rows, table_rows = [], []
+    for row in rows_plan:
+        spec = row.spec
+        peak_med = peaks[spec.dtype]["flops_per_s"]["median"]
+        ctx.log(f"utilisation {spec.label()}")
+        r = ctx.run(spec)
+        epoch = r.measure(warmup=row.warmup, repeats=row.repeats)
+        reported = r.reported_flops()
+        steps = r.engine.steps_per_epoch
+        flops = reported * steps if calib["body_counted_once"] else reported
+        achieved = invert(epoch, flops)
+        model_sample = model_flops_per_sample(spec.model, spec.width, spec.sample_shape)
+        model_rate = invert(epoch, model_sample * r.samples_per_epoch)
+        out = {
+            "model": spec.model, "width": spec.width, "batch": spec.batch, "dtype": spec.dtype,
+            "peak_dtype": spec.dtype, "steps_per_epoch": steps,
+            "reported_flops": reported, "flops_per_epoch": flops,
+            "flops_per_sample": flops / r.samples_per_epoch,
+            "epoch_s": epoch, "flops_per_s": achieved,
+            "fraction_of_peak": ratio(achieved["median"], peak_med),
+            "model_flops_per_sample": model_sample,
+            "model_flops_per_s": model_rate,
+            "model_fraction_of_peak": ratio(model_rate["median"], peak_med),
+        }
+        rows.append(out)
+        table_rows.append([spec.label(), steps, flops / r.samples_per_epoch / 1e6, med_range(achieved, 1e-9),
+                           out["fraction_of_peak"], model_sample / 1e6, med_range(model_rate, 1e-9),
+                           out["model_fraction_of_peak"]])
+    result = {"peak": pk, "peaks": peaks, "cost_analysis": calib, "rows": rows}
+    other = "".join(f"; {dt} peak {med_range(p['flops_per_s'], 1e-9)} GFLOP/s" for dt, p in peaks.items()
+                    if dt != "float32")
+    text = format_table(
+        "utilisation: epoch FLOP/s vs the matmul peak of its dtype (XLA cost analysis | model flops)",
+        ["config", "steps", "XLA MFLOP/sample", "XLA GFLOP/s med [min, max]", "XLA frac", "model MFLOP/sample",
+         "model GFLOP/s med [min, max]", "model frac"],
+        table_rows,
+        f"peak: {pk['n']}x{pk['n']} f32 matmul {med_range(pk['flops_per_s'], 1e-9)} GFLOP/s{other}; "
+        f"scan body counted once by cost_analysis: {calib['body_counted_once']} "
+        f"(1 step {calib['flops_1_step']:.3g}, {calib['many_steps']} steps {calib['flops_many_steps']:.3g} flops)",
+    )
+    return result, text
+
+
+def profile_plan(ctx: Context) -> list[RunSpec]:
+    """The target rows: the narrow conv of the training benchmark, the Breast Cancer
+    MLP at 1 and at 8 vmapped seeds (what grows with K)."""
+    mlp = BREAST_CANCER_MLP
+    # The conv target row of the training benchmark (absent with --quick).
+    conv = [s for s in (r.spec for r in plan(ctx))
+            if (s.model, s.width, s.batch, s.dtype) == (*TARGET_ROW, "float32")]
+    return [*conv, mlp, dataclasses.replace(mlp, seeds=8, seed_batch=8)]  # the seeds benchmark's run
+
+
+def prepare_profile(ctx: Context) -> None:
+    for spec in profile_plan(ctx):
+        ctx.reserve_seeds(spec, spec.seeds)
+
+
+def run_profile(ctx: Context) -> tuple[dict, str]:
+    rows, table_rows = [], []
+    for spec in profile_plan(ctx):
+        ctx.log(f"profile {spec.label()} K={spec.seeds}")
+        r = ctx.run(spec)
+        # An MLP epoch is ~1 ms: average several; a conv epoch is seconds on a CPU.
+        epochs = 20 if spec.model == "mlp" else (1 if ctx.quick else 3)
+        prof = profile_run(ctx, r, epochs)
+        rows.append({"model": spec.model, "width": spec.width, "batch": spec.batch, "seeds": spec.seeds,
+                     "samples": spec.n, **prof})
+        label = f"{spec.label()} K={spec.seeds}"
+        for k, v in list(prof["kinds"].items())[:5]:
+            table_rows.append([label, "kind", k, v["s_per_epoch"] * 1e3, v["share"]])
+        for op in prof["top_ops"][:5]:
+            table_rows.append([label, "op", f"{op['op']} x{op['calls_per_epoch']:g}", op["s_per_epoch"] * 1e3,
+                               op["share"]])
+        table_rows.append([label, "total", f"ops {prof['op_s_per_epoch'] * 1e3:.2f} ms vs wall "
+                           f"{prof['wall_s_per_epoch'] * 1e3:.2f} ms per epoch", float("nan"), float("nan")])
+    text = format_table("profile: XLA op self time per epoch (Perfetto trace)",
+                        ["run", "level", "op / kind", "ms/epoch", "share of op time"], table_rows)
+    return {"rows": rows}, text

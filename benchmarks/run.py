@@ -32,61 +32,27 @@ exit status is 1 if any benchmark failed (its entry then holds ``error``).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import time
 import traceback
 
-from benchmarks import (
-    bench_devices,
-    bench_e2e,
-    bench_pairing,
-    bench_profile,
-    bench_seeds,
-    bench_study,
-    bench_training,
-    bench_utilisation,
-)
-from benchmarks.bench_lib import Context, environment
+from benchmarks import bench_devices, bench_e2e, bench_pairing, bench_seeds, bench_study, bench_training
+from benchmarks.bench_lib import Context, environment, write_json
 
-# Run order matters only for speed: training compiles the runs that seeds,
-# utilisation and profile reuse; the devices child process goes last.
+# name: (run(ctx) -> (result, text), prepare(ctx) or None). Run order matters only
+# for speed: training compiles the runs that seeds, utilisation and profile
+# reuse; the devices child process goes last.
 BENCHMARKS = {
-    "pairing": bench_pairing,
-    "training": bench_training,
-    "seeds": bench_seeds,
-    "utilisation": bench_utilisation,
-    "profile": bench_profile,
-    "breast_cancer_e2e": bench_e2e,
-    "devices": bench_devices,
-    "study": bench_study,
+    "pairing": (bench_pairing.run, None),
+    "training": (bench_training.run, None),
+    "seeds": (bench_seeds.run, bench_seeds.prepare),
+    "utilisation": (bench_training.run_utilisation, None),
+    "profile": (bench_training.run_profile, bench_training.prepare_profile),
+    "breast_cancer_e2e": (bench_e2e.run, None),
+    "devices": (bench_devices.run, None),
+    "study": (bench_study.run, None),
 }
-
-
-def _json_safe(obj):
-    """NaN and infinities become null: the file stays standard JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return _json_safe(obj.item())
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    return str(obj)
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Atomic write (temporary file + rename), so a reader never sees half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
           f"CPU {meta['cpu']} ({meta['cpu_count']} cores), jax {meta['jax']}, torch {meta['torch']}, "
           f"{meta['date']}", flush=True)
     for name in names:
-        prepare = getattr(BENCHMARKS[name], "prepare", None)
+        prepare = BENCHMARKS[name][1]
         if prepare is not None:
             prepare(ctx)
     failed = []
@@ -115,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.log(f"--- {name}")
         t0 = time.perf_counter()
         try:
-            result, text = BENCHMARKS[name].run(ctx)
+            result, text = BENCHMARKS[name][0](ctx)
         except Exception as exc:  # one broken benchmark must not hide the others' results
             traceback.print_exc(file=sys.stderr)
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}

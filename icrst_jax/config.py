@@ -26,8 +26,10 @@ MODES: tuple[str, ...] = typing.get_args(Mode)
 CROSS_ICRST = "cross_icrst"
 StudyMode = Literal["standard", "icrst", "trst", "dae", "cross_icrst"]
 ADAPT_MODES: tuple[str, ...] = ("standard", "icrst", CROSS_ICRST)
-# The Table D1 models, and the authors' own network (their code's ``AE2``).
-ModelName = Literal["conv", "conv_strided", "mlp", "authors_ae2"]
+# The Table D1 models, the authors' own network (their code's ``AE2``), and
+# conv_tiny, not the paper's: the conv cut to one block each way, for tests
+# (models.TINY_CONV).
+ModelName = Literal["conv", "conv_strided", "mlp", "authors_ae2", "conv_tiny"]
 MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 Dtype = Literal["float32", "bfloat16"]
 # How the conv models' convolutions are computed (ModelConfig.conv_impl):
@@ -49,10 +51,10 @@ STRIDED_MULTIPLE = 8
 InputScheme = Literal[INPUT_SCHEMES]
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
 # authors_ae2: the batch of the authors' configs/config.yaml.
-PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256}
+PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256, "conv_tiny": 512}
 # Dropout rates when ModelConfig.dropout is None: Table D1's 0.2, and the
 # authors' code's nn.Dropout() default of 0.5 for their network.
-DEFAULT_DROPOUT: dict[str, float] = {"conv": 0.2, "conv_strided": 0.2, "mlp": 0.2, "authors_ae2": 0.5}
+DEFAULT_DROPOUT: dict[str, float] = {"conv": 0.2, "conv_strided": 0.2, "mlp": 0.2, "authors_ae2": 0.5, "conv_tiny": 0.2}
 # Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
 MAX_SEED = 2**32 - 1
 

@@ -67,6 +67,14 @@ AUTHORS_ENCODER = (32, 64, 128)
 AUTHORS_DECODER = (128, 64, 32)
 # Unpadded 3x3 layers remove two pixels each: the smallest side that leaves one.
 AUTHORS_MIN_IMAGE_SIZE = 2 * len(AUTHORS_ENCODER) + 1
+# ``conv_tiny``, for tests only: the ``conv`` model cut to one block each way
+# (conv -> BatchNorm -> LeakyReLU -> Dropout, its transposed twin, the 1x1 head).
+# It has every kind of layer and state the conv has (BatchNorm statistics,
+# dropout masks, the CPU convolutions) and compiles in a fraction of its time.
+TINY_CONV = ((32,), (32,))
+# The models built from stride-1 conv blocks: (encoder, decoder) channels at width 1.
+CONV_LAYERS = {"conv": (CONV_ENCODER, CONV_DECODER), "conv_tiny": TINY_CONV,
+               "authors_ae2": (AUTHORS_ENCODER, AUTHORS_DECODER)}
 
 
 def scaled_channels(channels: int, width: float, where: str) -> int:
@@ -262,7 +270,7 @@ class AutoEncoder(nn.Module):
         cfg, dt = self.config, _dtype(self.config)
         out_ch = self.input_shape[-1]
         enc, dec = layer_channels(cfg)
-        if cfg.name in ("conv", "authors_ae2"):
+        if cfg.name in CONV_LAYERS:
             self.enc = [Block(c, cfg) for c in enc]
             self.dec = [Block(c, cfg, transpose=True) for c in dec]
             self.head = Conv(out_ch, cfg, kernel_size=1)
@@ -365,10 +373,9 @@ def layer_channels(cfg: ModelConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
       ((8, 16, 4), (4, 16, 8))
     """
     enc, dec = {
-        "conv": (CONV_ENCODER, CONV_DECODER),
+        **CONV_LAYERS,
         "conv_strided": (STRIDED_ENCODER, tuple(c for c, _ in STRIDED_DECODER[:-1])),
         "mlp": (MLP_ENCODER, MLP_DECODER),
-        "authors_ae2": (AUTHORS_ENCODER, AUTHORS_DECODER),
     }[cfg.name]
     latent = cfg.latent_size
     enc_out = tuple(

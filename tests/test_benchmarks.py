@@ -212,7 +212,7 @@ def test_missing_torch_is_recorded_as_skipped(quick, tmp_path):
 
 def test_model_flops_match_hand_counts():
     """The utilisation benchmark's model-flop counts, checked against layer-by-layer sums."""
-    from benchmarks.bench_utilisation import model_flops_per_sample
+    from benchmarks.bench_lib import model_flops_per_sample
 
     # MLP 30 -> 64 -> 8 -> 64 -> 30: multiply-adds x 2 (mul + add) x 3 (fwd, dgrad, wgrad).
     assert model_flops_per_sample("mlp", 1.0) == 6 * (30 * 64 + 64 * 8 + 8 * 64 + 64 * 30)
@@ -234,7 +234,7 @@ def test_profile_self_time_subtracts_nested_ops(tmp_path):
     """A while loop's own time excludes the ops nested in it; runtime events are ignored."""
     import gzip
 
-    from benchmarks.bench_profile import kind_of, op_self_times
+    from benchmarks.bench_lib import kind_of, op_self_times
 
     events = [
         {"ph": "X", "name": "while.3", "ts": 0, "dur": 100, "pid": 1, "tid": 1},
@@ -259,7 +259,7 @@ def test_profile_of_a_device_trace_counts_device_kernels_by_hlo_op(tmp_path):
     the HLO op that launched them, or under their own name without one."""
     import gzip
 
-    from benchmarks.bench_profile import kind_of, op_self_times
+    from benchmarks.bench_lib import kind_of, op_self_times
 
     events = [
         {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
@@ -277,22 +277,3 @@ def test_profile_of_a_device_trace_counts_device_kernels_by_hlo_op(tmp_path):
     assert calls == {"fusion.3": 2, "sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n": 1}
     assert kind_of("sm90_xmma_gemm_f32f32_tf32f32_f32_nn_n") == "matmul/conv"
     assert kind_of("cudnn_convolution.2") == "matmul/conv" and kind_of("fusion.3") == "elementwise fusion"
-
-
-def test_bench_compile_mlp_writes_its_timings(tmp_path):
-    """``python -m benchmarks.bench_compile`` (cold-start compile times): one
-    round of the MLP case in a fresh child; the JSON holds every timing."""
-    out = tmp_path / "compile.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_compile", "--cases", "mlp", "--repeats", "1", "--epochs", "1",
-         "--json", str(out)],
-        cwd=ROOT, env=child_env(PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    res = strict_load(out)
-    (row,) = res["rows"]
-    for k in ("init_s", "trace_lower_s", "compile_s", "epoch_s", "loss_after"):
-        assert is_number(row[k]) and row[k] > 0, (k, row)
-    (summary,) = res["summary"].values()
-    assert set(summary) == {"init_s", "trace_lower_s", "compile_s", "epoch_s"}
-    assert len(res["meta"]["loadavg_start"]) == 3

@@ -11,7 +11,7 @@ What is compared with one process (the tolerances of the 1-vs-4-device test
 in ``test_train.py``): the step losses, the parameters, the BatchNorm
 statistics and the latents of the MLP on Breast Cancer (interrupted after
 epoch 1, checkpointed, and resumed by a new pair of processes) and of the
-narrow conv on digits images; and the numbers of ``results.json`` of a
+tiny conv (``conv_tiny``) on digits images; and the numbers of ``results.json`` of a
 command-line run started under a (hand-set) SLURM environment with
 ``--distributed auto``.
 """
@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("multiprocess_child.py")
 # Only bounds a hang (a process waiting in a collective for a partner that is
 # stuck); a partner that exits with an error stops the pair at once. Generous:
-# on a CPU shared with other jobs, a pair compiling the narrow conv's epoch
-# concurrently has taken minutes.
+# on a CPU shared with other jobs, a pair compiling a conv epoch concurrently
+# has taken minutes.
 PAIR_TIMEOUT_S = 900
 
 

@@ -7,7 +7,7 @@ The host-pairing tests need numpy/scipy only; every torch test starts with
 import numpy as np
 import pytest
 
-from benchmarks.host_pairing import HostPairing, host_pairs_per_second
+from benchmarks.baselines.host_pairing import HostPairing, host_pairs_per_second
 
 
 def _labels(n=600, classes=5, seed=0):
@@ -70,7 +70,7 @@ def test_pairing_rejects_bad_arguments():
 def test_host_pairs_per_second_times_n_pairs_over_shuffled_anchors(monkeypatch):
     """n calls of ``pair`` between two clock readings, anchors in a shuffled
     order that cycles past the data-set size; the rate is n / elapsed."""
-    import benchmarks.host_pairing as hp
+    import benchmarks.baselines.host_pairing as hp
 
     anchors = []
     real_pair = HostPairing.pair
@@ -132,7 +132,7 @@ def _expected_mlp_params():
 )
 def test_full_width_models(name, shape, latent, params):
     torch = pytest.importorskip("torch")
-    from benchmarks.torch_reference import build_model, count_parameters
+    from benchmarks.baselines.torch_reference import build_model, count_parameters
 
     model = build_model(name)
     assert count_parameters(model) == params
@@ -146,7 +146,7 @@ def test_full_width_models(name, shape, latent, params):
 @pytest.mark.parametrize("name,latent", [("conv", 128), ("conv_strided", 64), ("mlp", 2)])
 def test_width_scales_latent_and_encode_torch(name, latent):
     pytest.importorskip("torch")
-    from benchmarks.torch_reference import INPUT_SHAPES, build_model, encode_torch
+    from benchmarks.baselines.torch_reference import INPUT_SHAPES, build_model, encode_torch
 
     model = build_model(name, width=0.25)
     assert model.latent_dim == latent
@@ -162,7 +162,7 @@ def test_width_scales_latent_and_encode_torch(name, latent):
 
 def test_width_that_vanishes_is_an_error():
     pytest.importorskip("torch")
-    from benchmarks.torch_reference import build_model
+    from benchmarks.baselines.torch_reference import build_model
 
     with pytest.raises(ValueError):
         build_model("conv", width=0.01)  # round(32 * 0.01) == 0
@@ -172,7 +172,7 @@ def test_width_that_vanishes_is_an_error():
 
 def test_paired_dataset_modes():
     torch = pytest.importorskip("torch")
-    from benchmarks.torch_reference import PairedDataset
+    from benchmarks.baselines.torch_reference import PairedDataset
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 10)
@@ -196,7 +196,7 @@ def test_paired_dataset_modes():
 @pytest.mark.parametrize("name,shape", [("conv", (16, 16, 1)), ("mlp", (30,))])
 def test_train_torch_decreases_loss(name, shape):
     pytest.importorskip("torch")
-    from benchmarks.torch_reference import train_torch
+    from benchmarks.baselines.torch_reference import train_torch
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (32, *shape)).astype(np.float32)
@@ -210,7 +210,7 @@ def test_train_torch_decreases_loss(name, shape):
 
 def test_train_torch_icrst_end_to_end():
     pytest.importorskip("torch")
-    from benchmarks.torch_reference import train_torch
+    from benchmarks.baselines.torch_reference import train_torch
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (40, 8)).astype(np.float32)
@@ -222,7 +222,7 @@ def test_train_torch_icrst_end_to_end():
 
 def test_step_throughput_reports_per_step_times():
     pytest.importorskip("torch")
-    from benchmarks.torch_reference import step_throughput
+    from benchmarks.baselines.torch_reference import step_throughput
 
     r = step_throughput("mlp", 64, steps=3, warmup=1)
     assert len(r["per_step_seconds"]) == 3 and r["samples_per_s"] > 0

@@ -5,7 +5,7 @@ and ``src/dataloaders/*``; paper section 6 and Table D1):
 
 * the three Table D1 models in ``torch.nn`` (:func:`build_model`);
 * the per-sample host pairing inside ``Dataset.__getitem__`` (:class:`PairedDataset`,
-  via :class:`benchmarks.host_pairing.HostPairing`), fed by a shuffled ``DataLoader``;
+  via :class:`benchmarks.baselines.host_pairing.HostPairing`), fed by a shuffled ``DataLoader``;
 * Adam, ``MSELoss``, models in train mode (BatchNorm batch statistics, dropout on).
 
 It is a benchmark baseline, not a second implementation: ``icrst_jax`` never imports
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.host_pairing import HostPairing
+from benchmarks.baselines.host_pairing import HostPairing
 
 MODEL_NAMES: tuple[str, ...] = ("conv", "conv_strided", "mlp")
 MODES: tuple[str, ...] = ("standard", "icrst", "trst", "dae")
@@ -497,11 +497,11 @@ def encode_torch(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: 
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    """``python -m benchmarks.torch_reference``: print step throughput and host pairing speed."""
+    """``python -m benchmarks.baselines.torch_reference``: print step throughput and host pairing speed."""
     import argparse
     import json
 
-    from benchmarks.host_pairing import host_pairs_per_second
+    from benchmarks.baselines.host_pairing import host_pairs_per_second
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
