@@ -15,6 +15,7 @@ on a machine without an accelerator.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,22 @@ METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 # Rows of query-vs-dataset distances computed at once in the KNN search: bounds
 # the temporary (n_queries, chunk) matrix without a Python loop per point.
 _KNN_CHUNK = 16384
+
+
+@dataclasses.dataclass
+class EvalSeconds:
+    """Wall seconds of an evaluation, by part, accumulated over calls.
+
+    ``jax_classifiers_s``: the JAX classifier programs, compiling included;
+    ``sklearn_classifiers_s``: scikit-learn's pool of fits (under ``auto`` it
+    runs beside the JAX programs, so the two overlap); ``mi_s``, ``purity_s``:
+    :func:`mutual_information` and :func:`knn_purity`.
+    """
+
+    jax_classifiers_s: float = 0.0
+    sklearn_classifiers_s: float = 0.0
+    mi_s: float = 0.0
+    purity_s: float = 0.0
 
 
 def make_classifier(name: str, seed: int = 0, scaling: str = "none"):
@@ -405,6 +422,7 @@ def evaluate_many(
     level: float = 0.95,
     fold_lines: bool = True,
     backend: str = "sklearn",
+    seconds: EvalSeconds | None = None,
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -430,6 +448,7 @@ def evaluate_many(
         ``"none"``) what the classifiers see.
       fold_lines: send one progress line per fit (False: per classifier only).
       backend: ``"sklearn"`` (every fit by scikit-learn) or ``"auto"``.
+      seconds: optional :class:`EvalSeconds` to add this call's classifier time to.
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
@@ -460,11 +479,12 @@ def evaluate_many(
         prepared.append((x, y, seed, folds_used, splits, scaling))
 
     tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in names for f in range(folds_used)]
+    seconds = EvalSeconds() if seconds is None else seconds
     if backend == "sklearn":
-        outputs = _sklearn_fits(prepared, tasks, n_jobs)
+        outputs = _timed(_sklearn_fits(prepared, tasks, n_jobs), seconds)
         fitted_on = {(j, name): prepared[j][5] for j, name, _ in tasks}
     else:
-        outputs, fitted_on = _auto_fits(prepared, tasks, jobs, n_jobs, progress)
+        outputs, fitted_on = _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds)
 
     per_clf: dict[tuple, list] = {}
     results: list[dict[str, dict]] = [{} for _ in prepared]
@@ -515,6 +535,13 @@ def _sklearn_fits(prepared, tasks, n_jobs):
     )
 
 
+def _timed(outputs, seconds: EvalSeconds):
+    """``outputs`` as they come (progress lines stay live), their wall time added to ``seconds``."""
+    t0 = time.perf_counter()
+    yield from outputs
+    seconds.sklearn_classifiers_s += time.perf_counter() - t0
+
+
 def _fold_scores(y_test, pred) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -524,7 +551,7 @@ def _fold_scores(y_test, pred) -> dict:
     }
 
 
-def _auto_fits(prepared, tasks, jobs, n_jobs, progress):
+def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """The ``auto`` backend: (outputs in task order, fitted_on per (job, classifier)).
 
     scikit-learn's fits (SVM; random forest once per feature set) start in a
@@ -545,17 +572,22 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress):
     def host_fits():
         from sklearn.utils.parallel import Parallel, delayed
 
+        t0 = time.perf_counter()
+
         # One worker task per feature set and classifier, not per fold: a fit of the
         # forest is now a few tens of milliseconds, comparable to a pool round trip.
         per_set = Parallel(n_jobs=n_jobs)(
             delayed(_fit_folds_auto)(name, prepared[j][2], prepared[j][5], prepared[j][0], prepared[j][1],
                                      prepared[j][4])
             for j, name in host)
+        seconds.sklearn_classifiers_s += time.perf_counter() - t0
         return {(j, name, f): o for (j, name), outs in zip(host, per_set) for f, o in enumerate(outs)}
 
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
+        t0 = time.perf_counter()
         device = _jax_fits(prepared, tasks, progress)
+        seconds.jax_classifiers_s += time.perf_counter() - t0
         host_out = host_future.result()
     outputs = []
     fitted_on = {}

@@ -239,7 +239,8 @@ def run_experiment(
         evaluated = evaluate(cfg, dataset, latents, say)
         study = summarise(cfg, dataset, trained, latents, evaluated, command=command, say=say)
         study = write_outputs(cfg, dataset, latents, study, out, say,
-                              timer=lambda: _timing(clock, trained.result, time.perf_counter()))
+                              timer=lambda tsne_s: _timing(clock, trained.result, evaluated.seconds, tsne_s,
+                                                           time.perf_counter()))
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
@@ -443,6 +444,7 @@ class Evaluated:
     final: Sequence[SetScores]
     untrained: Sequence[SetScores]
     along: Mapping[int, Sequence[SetScores]]
+    seconds: evaluation.EvalSeconds = dataclasses.field(default_factory=evaluation.EvalSeconds)
 
 
 def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], None] = lambda line: None
@@ -458,18 +460,20 @@ def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], N
     sets = [(latents.final[i], pt.seed) for i, pt in enumerate(points)]
     if latents.untrained is not None:
         sets += list(zip(latents.untrained, seeds))
-    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say)
+    seconds = evaluation.EvalSeconds()
+    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say, seconds)
     along = {}
     if latents.along:
         epochs = sorted(latents.along)
         say(f"== evaluating the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
         mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
-        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say)
+        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say, seconds)
         along = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
-    return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along)
+    return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along, seconds=seconds)
 
 
-def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None]) -> list[SetScores]:
+def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None],
+                  seconds: evaluation.EvalSeconds | None = None) -> list[SetScores]:
     """:class:`SetScores` of each ``(features (N, D), seed)`` in ``sets``.
 
     All sets x scalings x classifiers x folds go to one pool of workers. The
@@ -479,15 +483,30 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     images = x_test if ev.mi and x_test.ndim == 4 else None
     n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
     jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
+    seconds = evaluation.EvalSeconds() if seconds is None else seconds
     flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend)
+                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
+                                    seconds=seconds)
     n_sc = len(ev.scalings)
+
+    def mi(f, s):
+        t0 = time.perf_counter()
+        out = evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
+                                            seed=s, baselines=ev.mi_baselines)
+        seconds.mi_s += time.perf_counter() - t0
+        return out
+
+    def purity(f):
+        t0 = time.perf_counter()
+        out = evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1))
+        seconds.purity_s += time.perf_counter() - t0
+        return out
+
     return [
         SetScores(
             classifiers=dict(zip(ev.scalings, flat[j * n_sc:(j + 1) * n_sc])),
-            mi=evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
-                                             seed=s, baselines=ev.mi_baselines) if images is not None else None,
-            purity=evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1)) if ev.purity else None,
+            mi=mi(f, s) if images is not None else None,
+            purity=purity(f) if ev.purity else None,
             latent_spread=evaluation.latent_spread(f),
         )
         for j, (f, s) in enumerate(sets)
@@ -589,14 +608,14 @@ def tsne_panels(cfg: StudyConfig, latents: Latents, labels: np.ndarray) -> dict[
 
 
 def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResult, out: Path,
-                  say: Callable[[str], None] = lambda line: None, *, timer: Callable[[], Timing] | None = None
-                  ) -> StudyResult:
+                  say: Callable[[str], None] = lambda line: None, *,
+                  timer: Callable[[float], Timing] | None = None) -> StudyResult:
     """Writes the final and untrained latents, the figures, report.md and
     results.json (the latents along training were saved as they were made);
-    returns ``study`` with its figures and its ``timer()``. Only process 0
-    writes: the others return ``study`` timed, without figures."""
+    returns ``study`` with its figures and its ``timer(t-SNE seconds)``. Only
+    process 0 writes: the others return ``study`` timed, without figures."""
     if not distributed.is_primary():
-        return dataclasses.replace(study, timing=timer() if timer else None)
+        return dataclasses.replace(study, timing=timer(0.0) if timer else None)
     y = dataset.y_test
     for i, pt in enumerate(latents.points):
         np.savez_compressed(latents_path(out, pt.mode, pt.p, pt.seed), features=latents.final[i], labels=y,
@@ -605,13 +624,13 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
         for s, f in zip(cfg.seeds, latents.untrained):
             np.savez_compressed(untrained_latents_path(out, s), features=f, labels=y, mode="untrained", seed=s,
                                 epoch=0, split="test")
-    figures = _draw_figures(cfg, latents, y, study, out, say)
+    figures, tsne_s = _draw_figures(cfg, latents, y, study, out, say)
     # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
     for stale in set(out.glob("*.png")) - {out / f for f in figures}:
         stale.unlink()
     study = dataclasses.replace(study, figures=figures)
     reporting.atomic_write_text(out / "report.md", reporting.render_report(study))
-    study = dataclasses.replace(study, timing=timer() if timer else None)
+    study = dataclasses.replace(study, timing=timer(tsne_s) if timer else None)
     reporting.write_results_json(out / "results.json", study.to_dict())
     say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
     if study.timing:
@@ -619,16 +638,19 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
     return study
 
 
-def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say) -> list[str]:
-    """The study's PNG figures; returns their names."""
+def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say
+                  ) -> tuple[list[str], float]:
+    """The study's PNG figures; returns their names and the seconds the t-SNE took."""
     ev, metric, name = cfg.eval, study.metric, cfg.data.name
     figures = []
+    t0 = time.perf_counter()
     if ev.tsne:
         say("t-SNE of the test latents ...")
         figures.append(reporting.plot_tsne(
             tsne_panels(cfg, latents, labels), out / "tsne.png",
             seed=cfg.seeds[0], max_points=ev.tsne_points,
             title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
+    tsne_s = time.perf_counter() - t0
     if len(cfg.p_values) > 1:
         for mode in (m for m in P_MODES if m in cfg.modes):
             curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
@@ -639,7 +661,7 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
         figures.append(reporting.plot_vs_epochs(
             study.records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=clf,
             title=f"{name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[clf]})"))
-    return [Path(f).name for f in figures]
+    return [Path(f).name for f in figures], tsne_s
 
 
 # ---------------------------------------------------------------------------
@@ -711,9 +733,10 @@ def _label(mode: str, p: float) -> str:
     return mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
 
 
-def _timing(clock: dict, result, done: float) -> Timing:
+def _timing(clock: dict, result, seconds: evaluation.EvalSeconds, tsne_s: float, done: float) -> Timing:
     """Where the study's wall time went: the epoch program's compilation, the
-    epochs themselves, and everything after training (latents, fits, MI, figures)."""
+    epochs themselves, and everything after training (latents, fits, MI, figures),
+    the last split by part."""
     epochs_s = sum(h["seconds"] for h in result.history)
     return Timing(
         wall_s=done - clock["start"],
@@ -722,6 +745,11 @@ def _timing(clock: dict, result, done: float) -> Timing:
         training_s=epochs_s,
         setup_s=(clock["trained"] - clock["loaded"]) - result.compile_seconds - epochs_s,
         evaluation_s=done - clock["trained"],
+        jax_classifiers_s=seconds.jax_classifiers_s,
+        sklearn_classifiers_s=seconds.sklearn_classifiers_s,
+        mi_s=seconds.mi_s,
+        purity_s=seconds.purity_s,
+        tsne_s=tsne_s,
     )
 
 
