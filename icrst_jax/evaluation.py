@@ -423,6 +423,7 @@ def evaluate_many(
     fold_lines: bool = True,
     backend: str = "sklearn",
     seconds: EvalSeconds | None = None,
+    job_names: Sequence[str] | None = None,
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -449,6 +450,8 @@ def evaluate_many(
       fold_lines: send one progress line per fit (False: per classifier only).
       backend: ``"sklearn"`` (every fit by scikit-learn) or ``"auto"``.
       seconds: optional :class:`EvalSeconds` to add this call's classifier time to.
+      job_names: optional name of each job for the progress lines (e.g. ``"icrst p=0.5
+        seed 1, standardised"``); by default ``job 3/48``.
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
@@ -488,7 +491,15 @@ def evaluate_many(
 
     per_clf: dict[tuple, list] = {}
     results: list[dict[str, dict]] = [{} for _ in prepared]
-    tag = (lambda j: f"[{j + 1}/{len(prepared)}]") if len(prepared) > 1 else (lambda j: "")
+    if job_names is not None and len(job_names) != len(prepared):
+        raise ValueError(f"job_names has {len(job_names)} names for {len(prepared)} jobs")
+
+    def tag(j):
+        if job_names is not None:
+            return f"[{job_names[j]}]"
+        return f"[job {j + 1}/{len(prepared)}]" if len(prepared) > 1 else ""
+
+    not_converged: dict[str, list[int]] = {}
     for (j, name, f), (scores, elapsed, n_conv, others) in zip(tasks, outputs):
         folds_used = prepared[j][3]
         for category, message in others:
@@ -511,15 +522,21 @@ def evaluate_many(
             entry["scaling"] = prepared[j][5]
             entry["fitted_on"] = fitted_on[(j, name)]
             results[j][name] = entry
+            counts = not_converged.setdefault(name, [0, 0])
+            counts[0] += entry["convergence_warnings"]
+            counts[1] += folds_used
             if progress is not None:
                 acc, f1 = entry["accuracy"], entry["f1_macro"]
-                conv = entry["convergence_warnings"]
                 progress(
                     f"{tag(j)}[{name}] accuracy {acc['mean']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  "
                     f"f1_macro {f1['mean']:.4f} [{f1['low']:.4f}, {f1['high']:.4f}]"
-                    + (f"  ({conv}/{folds_used} folds stopped at the classifier's max_iter before converging; "
-                       "their scores still count)" if conv else "")
                 )
+    if progress is not None:
+        # One line per classifier, not the same sentence on every set's line.
+        for name, (n_warned, n_fits) in not_converged.items():
+            if n_warned:
+                progress(f"[{name}] {n_warned}/{n_fits} fits stopped at the classifier's max_iter before "
+                         "converging (scikit-learn's ConvergenceWarning); their scores count")
     # Classifier order as given, whatever order the fits finished in.
     return [{name: res[name] for name in names} for res in results]
 

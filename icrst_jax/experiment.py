@@ -454,26 +454,31 @@ def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], N
     ones with ``eval.epoch_classifiers``."""
     ev = cfg.eval
     points, seeds = latents.points, list(cfg.seeds)
-    say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
-        f"{len(points)} x {ev.n_folds} folds x {len(ev.classifiers)} classifiers"
-        f" x {len(ev.scalings)} scaling(s)")
     sets = [(latents.final[i], pt.seed) for i, pt in enumerate(points)]
+    names = [f"{_label(pt.mode, pt.p)} seed {pt.seed}" for pt in points]
     if latents.untrained is not None:
         sets += list(zip(latents.untrained, seeds))
+        names += [f"untrained seed {s}" for s in seeds]
+    scaling_names = ", ".join(reporting.SCALING_SHORT.get(sc, sc) for sc in ev.scalings)
+    say(f"== evaluating the test latents ({dataset.x_test.shape[0]} samples): {len(sets)} sets ({len(points)} "
+        f"points{' + the untrained encoder of each seed' if latents.untrained is not None else ''}) x "
+        f"{len(ev.scalings)} scaling(s) ({scaling_names}) x {ev.n_folds} folds x {len(ev.classifiers)} classifiers")
     seconds = evaluation.EvalSeconds()
-    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say, seconds)
+    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say, seconds, names)
     along = {}
     if latents.along:
         epochs = sorted(latents.along)
         say(f"== evaluating the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
         mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
-        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say, seconds)
+        mid_names = [f"epoch {e} {_label(pt.mode, pt.p)} seed {pt.seed}" for e in epochs for pt in points]
+        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say, seconds, mid_names)
         along = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
     return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along, seconds=seconds)
 
 
 def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None],
-                  seconds: evaluation.EvalSeconds | None = None) -> list[SetScores]:
+                  seconds: evaluation.EvalSeconds | None = None, names: Sequence[str] | None = None
+                  ) -> list[SetScores]:
     """:class:`SetScores` of each ``(features (N, D), seed)`` in ``sets``.
 
     All sets x scalings x classifiers x folds go to one pool of workers. The
@@ -483,10 +488,12 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     images = x_test if ev.mi and x_test.ndim == 4 else None
     n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
     jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
+    job_names = None if names is None else [f"{n}, {reporting.SCALING_SHORT.get(sc, sc)}" for n in names
+                                             for sc in ev.scalings]
     seconds = evaluation.EvalSeconds() if seconds is None else seconds
     flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
                                     progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
-                                    seconds=seconds)
+                                    seconds=seconds, job_names=job_names)
     n_sc = len(ev.scalings)
 
     def mi(f, s):
@@ -765,7 +772,8 @@ def _summary_line(record: dict, metric: str) -> str:
         s = res[metric]
         parts.append(f"{name} {s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")
     for sc, clfs in (record.get("other_scalings") or {}).items():
-        parts.append(f"| {sc}: " + "  ".join(f"{n} {r[metric]['mean']:.3f}" for n, r in clfs.items()))
+        parts.append(f"| {reporting.SCALING_SHORT.get(sc, sc)}: "
+                     + "  ".join(f"{n} {r[metric]['mean']:.3f}" for n, r in clfs.items()))
     if record.get("mi"):
         parts.append(f"MI {record['mi']['mi']:.3f}")
         if record["mi"].get("corrected"):
@@ -776,20 +784,35 @@ def _summary_line(record: dict, metric: str) -> str:
 
 
 def comparison_table(payload: dict) -> str:
-    """A plain-text table of the primary metric per mode and classifier (for the terminal)."""
+    """A plain-text table of the primary metric per mode and classifier (for the terminal):
+    each scaling's mean (the first with its 95% interval) and the MI, bias-corrected
+    where the study computed its baselines (the plug-in MI favours noisy latents)."""
     metric = payload["metric"]
     recs = payload["records"]
     names = list(recs[0]["classifiers"]) if recs else []
-    head = f"{'method':<16}" + "".join(f"{n:>22}" for n in names) + ("   MI" if any(r.get("mi") for r in recs) else "")
-    lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval])", head]
+    first = (payload.get("scalings") or ["none"])[0]
+    others = list(recs[0].get("other_scalings") or {}) if recs else []
+    short = reporting.SCALING_SHORT
+    has_mi = any(r.get("mi") for r in recs)
+    corrected = has_mi and all(r["mi"].get("corrected") for r in recs if r.get("mi"))
+    head = f"{'method':<16}" + "".join(
+        f"{n + ' ' + short.get(first, first):>20}" + "".join(f"{n + ' ' + short.get(sc, sc):>18}" for sc in others)
+        for n in names)
+    head += ("  MI corrected" if corrected else "  MI plug-in") if has_mi else ""
+    lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval]); "
+             + ", ".join(f"{short.get(sc, sc)}: {reporting.SCALING_LABELS.get(sc, sc)}" for sc in [first, *others]),
+             head]
     for r in recs:
         label = r["mode"] + (f" p={p_tag(r['p'])}" if r["mode"] in P_MODES else "")
         label += f" L={r['latent_size']}" if "latent_size" in r else ""  # a study over latent sizes
-        cells = "".join(
-            f"{r['classifiers'][n][metric]['mean']:>8.3f} [{r['classifiers'][n][metric]['low']:.2f},{r['classifiers'][n][metric]['high']:.2f}]"
-            for n in names
-        )
-        mi = f"  {r['mi']['mi']:.3f}" if r.get("mi") else ""
+        cells = ""
+        for n in names:
+            m = r["classifiers"][n][metric]
+            cells += f"{m['mean']:>8.3f} [{m['low']:.2f},{m['high']:.2f}]"
+            cells += "".join(f"{r['other_scalings'][sc][n][metric]['mean']:>18.3f}" for sc in others)
+        mi = ""
+        if r.get("mi"):
+            mi = f"  {(r['mi']['corrected'] if corrected else r['mi'])['mi']:>12.3f}"
         lines.append(f"{label:<16}{cells}{mi}" + ("  DIVERGED" if r.get("diverged") else ""))
     if payload.get("diverged"):
         lines.append(f"DIVERGED: {len(payload['diverged'])} grid point(s) diverged (see results.json 'diverged'); "
