@@ -661,8 +661,10 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
     if len(cfg.p_values) > 1:
         for mode in (m for m in P_MODES if m in cfg.modes):
             curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
-            figures.append(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric,
-                                                        mode=mode))
+            scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
+            figures.append(reporting.plot_accuracy_vs_p(
+                curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
+                title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
     if ev.at_epochs:
         clf = ev.epoch_classifiers[0]
         figures.append(reporting.plot_vs_epochs(
