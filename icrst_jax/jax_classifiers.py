@@ -55,14 +55,17 @@ def fit_key(seed: int, fold: int) -> np.ndarray:
 # The fit axis of every program call is padded to this many fits (or fewer where memory
 # demands): the calls of a study (final and untrained sets, then the along-training
 # sets) and every chunk of them then share one compiled program per classifier and shape.
-FIT_CHUNK = 128
+# On a CPU a fit costs the same in chunks of 32 as of 128 (BENCHMARKS.md), and small
+# chunks waste less on the padding of the last one; an accelerator wants wide calls.
+FIT_CHUNK = {"cpu": 32, "accelerator": 1024}
 
 
 def fits_per_chunk(n: int, d: int) -> int:
     """Fits per program call: :data:`FIT_CHUNK`, fewer where a chunk's per-fit copies of an
     (n, d) float64 set would pass 1 GiB on a CPU backend or 16 GiB on an accelerator."""
-    budget = 2**30 if jax.default_backend() == "cpu" else 2**34
-    return int(min(FIT_CHUNK, max(1, budget // (8 * n * max(d, MLP_HIDDEN)))))
+    cpu = jax.default_backend() == "cpu"
+    budget = 2**30 if cpu else 2**34
+    return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // (8 * n * max(d, MLP_HIDDEN)))))
 
 
 # ---------------------------------------------------------------------------
