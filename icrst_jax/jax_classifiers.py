@@ -185,11 +185,11 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
     / ``(chunk, N)``, ``local_idx = arange(chunk)``), so every call has the same
     shapes whatever the number of sets and fits: one compiled program. ``extra``
     are arrays or pytrees with the same leading fit axis; ``chunk=None`` is one
-    chunk of all fits. Fewer fits than ``chunk`` are padded to the next power of
-    two only, so a small evaluation does not pay for a study-sized program.
+    chunk of all fits. Fewer fits than ``chunk`` are one call of their own size
+    (not padded: a small evaluation does not pay for a study-sized chunk).
     """
     g = len(set_idx)
-    size = g if chunk is None else min(chunk, 1 << (g - 1).bit_length())
+    size = g if chunk is None else min(chunk, g)
     local = np.arange(size, dtype=np.int32)
     outs = []
     for start in range(0, g, size):
