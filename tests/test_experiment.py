@@ -70,6 +70,10 @@ def test_cli_end_to_end_files(tmp_path):
     timing = results["timing"]
     for part in ("training_s", "compiling_s", "evaluation_s"):
         assert 0 < timing[part] < timing["wall_s"]
+    # The evaluation by part (auto backend: NB as a JAX program, the forest by scikit-learn; tabular: no MI).
+    for part in ("jax_classifiers_s", "sklearn_classifiers_s", "purity_s"):
+        assert 0 < timing[part] <= timing["evaluation_s"]
+    assert timing["mi_s"] == 0.0
     assert (out / "checkpoints").is_dir() and not (out / "checkpoints" / "icrst_p1").exists()
 
 
