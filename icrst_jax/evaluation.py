@@ -500,7 +500,8 @@ def evaluate_many(
         return f"[job {j + 1}/{len(prepared)}]" if len(prepared) > 1 else ""
 
     not_converged: dict[str, list[int]] = {}
-    for (j, name, f), (scores, elapsed, n_conv, others) in zip(tasks, outputs):
+    # strict: also runs the outputs generator to its end (where _timed adds its seconds).
+    for (j, name, f), (scores, elapsed, n_conv, others) in zip(tasks, outputs, strict=True):
         folds_used = prepared[j][3]
         for category, message in others:
             warnings.warn(f"[{name} fold {f + 1}] {message}", category, stacklevel=2)

@@ -439,3 +439,18 @@ def test_progress_lines_name_their_set_and_say_max_iter_once():
     assert len(summary) == 1 and summary[0].startswith("[mlp] ") and "/6 fits stopped" in summary[0]
     with pytest.raises(ValueError, match="job_names has 1 names for 2 jobs"):
         evaluate_many([(x, y, 0), (x, y, 1)], ["nb"], n_folds=3, job_names=["a"])
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "auto"])
+def test_evaluate_many_counts_its_classifier_seconds(backend):
+    from sklearn.datasets import load_breast_cancer
+
+    from icrst_jax.evaluation import EvalSeconds
+
+    x, y = load_breast_cancer(return_X_y=True)
+    seconds = EvalSeconds()
+    evaluate_many([(x[:120, :4], y[:120], 0)], ["svm", "nb"], n_folds=3, backend=backend, seconds=seconds)
+    if backend == "sklearn":
+        assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s == 0
+    else:
+        assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s > 0
