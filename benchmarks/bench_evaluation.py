@@ -5,13 +5,17 @@ Usage::
     python -m benchmarks.bench_evaluation --out DIR                      # paper scale: 13 points of 10,000 x 512
     python -m benchmarks.bench_evaluation --points 1 --rows 2000 --out DIR  # what a 2-core CPU affords
     python -m benchmarks.bench_evaluation --offline --out DIR            # breast_cancer, digits: both backends
+    python -m benchmarks.bench_evaluation --studies --out DIR            # the two CPU configs, whole studies
 
 Paper scale (default): ``--points`` synthetic latent sets of ``--rows`` x 512 features
 (ten Gaussian classes, float32, as the full-width encoder's latents of the MNIST test
 set), 10 folds, MLP + NB + SVC, one cold ``evaluate_many`` call per backend (compiling
 included: a study pays it once). ``--offline``: the offline data sets (raw features),
 10 folds, every classifier, both backends: fold-mean accuracy side by side (the
-docs/evaluation.md table). Writes ``DIR/bench_evaluation.json`` and prints a table.
+docs/evaluation.md table). ``--studies``: ``configs/cpu_breast_cancer.py`` and
+``configs/cpu_digits.py`` as whole studies (``python -m experiments.run``, t-SNE
+included, no compilation cache), each backend cold in its own process, back to back:
+wall and CPU seconds (the child's user + system) and the study's own timing line. Writes ``DIR/bench_evaluation.json`` and prints a table.
 """
 
 from __future__ import annotations
@@ -78,8 +82,40 @@ def offline(args) -> dict:
     return out
 
 
+STUDY_CONFIGS = ("configs/cpu_breast_cancer.py", "configs/cpu_digits.py")
+
+
+def studies(args) -> dict:
+    """Each config x backend as its own cold ``experiments.run`` process: wall, CPU, timing."""
+    import resource
+    import subprocess
+
+    out = {}
+    for config in STUDY_CONFIGS:
+        out[config] = {}
+        for backend in args.backends:
+            folder = args.out / "studies" / f"{Path(config).stem}_{backend}"
+            cmd = [sys.executable, "-m", "experiments.run", "--config", config, "--set", f"eval.backend={backend}",
+                   "--no-compilation-cache", "--out", str(folder)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            timing = json.loads((folder / "results.json").read_text()).get("timing")
+            out[config][backend] = {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime)
+                                    + (after.ru_stime - before.ru_stime), "timing": timing, "command": " ".join(cmd)}
+            print(f"{config} {backend}: {wall:.1f} s wall", file=sys.stderr)
+    return out
+
+
 def tables(payload: dict) -> str:
     res, args = payload["results"], payload["args"]
+    if args.get("studies"):
+        rows = [[Path(c).stem, b, r["wall_s"], r["cpu_s"], (r["timing"] or {}).get("evaluation_s")]
+                for c, per in res.items() for b, r in per.items()]
+        return format_table("whole studies, cold, one process each", ["config", "backend", "wall s", "CPU s",
+                                                                       "evaluation s"], rows)
     if args["offline"]:
         rows = []
         for data, per in res.items():
@@ -105,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     ap.add_argument("--n-jobs", type=int, default=-1)
     ap.add_argument("--offline", action="store_true", help="breast_cancer and digits, both backends")
+    ap.add_argument("--studies", action="store_true", help="the two CPU configs as whole studies, both backends")
     args = ap.parse_args(argv)
     if args.classifiers is None:
         args.classifiers = ["svm", "rf", "mlp", "nb"] if args.offline else ["mlp", "nb", "svm"]
     meta = environment(sys.argv if argv is None else argv, quick=False)
-    results = offline(args) if args.offline else paper_scale(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = studies(args) if args.studies else offline(args) if args.offline else paper_scale(args)
     payload = {"meta": meta, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "results": results}
     text = tables(payload)

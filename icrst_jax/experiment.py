@@ -247,7 +247,8 @@ def run_experiment(
         evaluated = evaluate(cfg, dataset, latents, say)
         study = summarise(cfg, dataset, trained, latents, evaluated, command=command, say=say)
         study = write_outputs(cfg, dataset, latents, study, out, say,
-                              timer=lambda: _timing(clock, trained.result, time.perf_counter()))
+                              timer=lambda tsne_s: _timing(clock, trained.result, evaluated.seconds, tsne_s,
+                                                           time.perf_counter()))
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
@@ -451,6 +452,7 @@ class Evaluated:
     final: Sequence[SetScores]
     untrained: Sequence[SetScores]
     along: Mapping[int, Sequence[SetScores]]
+    seconds: evaluation.EvalSeconds = dataclasses.field(default_factory=evaluation.EvalSeconds)
 
 
 def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], None] = lambda line: None
@@ -460,24 +462,31 @@ def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], N
     ones with ``eval.epoch_classifiers``."""
     ev = cfg.eval
     points, seeds = latents.points, list(cfg.seeds)
-    say(f"== evaluating: test latents ({dataset.x_test.shape[0]} samples) of {len(points)} points, "
-        f"{len(points)} x {ev.n_folds} folds x {len(ev.classifiers)} classifiers"
-        f" x {len(ev.scalings)} scaling(s)")
     sets = [(latents.final[i], pt.seed) for i, pt in enumerate(points)]
+    names = [f"{_label(pt.mode, pt.p)} seed {pt.seed}" for pt in points]
     if latents.untrained is not None:
         sets += list(zip(latents.untrained, seeds))
-    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say)
+        names += [f"untrained seed {s}" for s in seeds]
+    scaling_names = ", ".join(reporting.SCALING_SHORT.get(sc, sc) for sc in ev.scalings)
+    say(f"== evaluating the test latents ({dataset.x_test.shape[0]} samples): {len(sets)} sets ({len(points)} "
+        f"points{' + the untrained encoder of each seed' if latents.untrained is not None else ''}) x "
+        f"{len(ev.scalings)} scaling(s) ({scaling_names}) x {ev.n_folds} folds x {len(ev.classifiers)} classifiers")
+    seconds = evaluation.EvalSeconds()
+    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say, seconds, names)
     along = {}
     if latents.along:
         epochs = sorted(latents.along)
         say(f"== evaluating the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
         mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
-        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say)
+        mid_names = [f"epoch {e} {_label(pt.mode, pt.p)} seed {pt.seed}" for e in epochs for pt in points]
+        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say, seconds, mid_names)
         along = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
-    return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along)
+    return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along, seconds=seconds)
 
 
-def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None]) -> list[SetScores]:
+def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], None],
+                  seconds: evaluation.EvalSeconds | None = None, names: Sequence[str] | None = None
+                  ) -> list[SetScores]:
     """:class:`SetScores` of each ``(features (N, D), seed)`` in ``sets``.
 
     All sets x scalings x classifiers x folds go to one pool of workers. The
@@ -487,15 +496,32 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     images = x_test if ev.mi and x_test.ndim == 4 else None
     n_jobs = -1 if ev.n_jobs is None else ev.n_jobs
     jobs = [(f, labels, s, sc) for f, s in sets for sc in ev.scalings]
+    job_names = None if names is None else [f"{n}, {reporting.SCALING_SHORT.get(sc, sc)}" for n in names
+                                             for sc in ev.scalings]
+    seconds = evaluation.EvalSeconds() if seconds is None else seconds
     flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend)
+                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
+                                    seconds=seconds, job_names=job_names)
     n_sc = len(ev.scalings)
+
+    def mi(f, s):
+        t0 = time.perf_counter()
+        out = evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
+                                            seed=s, baselines=ev.mi_baselines)
+        seconds.mi_s += time.perf_counter() - t0
+        return out
+
+    def purity(f):
+        t0 = time.perf_counter()
+        out = evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1))
+        seconds.purity_s += time.perf_counter() - t0
+        return out
+
     return [
         SetScores(
             classifiers=dict(zip(ev.scalings, flat[j * n_sc:(j + 1) * n_sc])),
-            mi=evaluation.mutual_information(f, images, n_samples=ev.mi_samples, k=ev.mi_k, bins=ev.mi_bins,
-                                             seed=s, baselines=ev.mi_baselines) if images is not None else None,
-            purity=evaluation.knn_purity(f, labels, k=min(ev.purity_k, len(labels) - 1)) if ev.purity else None,
+            mi=mi(f, s) if images is not None else None,
+            purity=purity(f) if ev.purity else None,
             latent_spread=evaluation.latent_spread(f),
         )
         for j, (f, s) in enumerate(sets)
@@ -597,14 +623,14 @@ def tsne_panels(cfg: StudyConfig, latents: Latents, labels: np.ndarray) -> dict[
 
 
 def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResult, out: Path,
-                  say: Callable[[str], None] = lambda line: None, *, timer: Callable[[], Timing] | None = None
-                  ) -> StudyResult:
+                  say: Callable[[str], None] = lambda line: None, *,
+                  timer: Callable[[float], Timing] | None = None) -> StudyResult:
     """Writes the final and untrained latents, the figures, report.md and
     results.json (the latents along training were saved as they were made);
-    returns ``study`` with its figures and its ``timer()``. Only process 0
-    writes: the others return ``study`` timed, without figures."""
+    returns ``study`` with its figures and its ``timer(t-SNE seconds)``. Only
+    process 0 writes: the others return ``study`` timed, without figures."""
     if not distributed.is_primary():
-        return dataclasses.replace(study, timing=timer() if timer else None)
+        return dataclasses.replace(study, timing=timer(0.0) if timer else None)
     y = dataset.y_test
     for i, pt in enumerate(latents.points):
         np.savez_compressed(latents_path(out, pt.mode, pt.p, pt.seed), features=latents.final[i], labels=y,
@@ -613,13 +639,13 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
         for s, f in zip(cfg.seeds, latents.untrained):
             np.savez_compressed(untrained_latents_path(out, s), features=f, labels=y, mode="untrained", seed=s,
                                 epoch=0, split="test")
-    figures = _draw_figures(cfg, latents, y, study, out, say)
+    figures, tsne_s = _draw_figures(cfg, latents, y, study, out, say)
     # Figures of an earlier run in this folder (a t-SNE before --no-tsne) would sit beside these results.
     for stale in set(out.glob("*.png")) - {out / f for f in figures}:
         stale.unlink()
     study = dataclasses.replace(study, figures=figures)
     reporting.atomic_write_text(out / "report.md", reporting.render_report(study))
-    study = dataclasses.replace(study, timing=timer() if timer else None)
+    study = dataclasses.replace(study, timing=timer(tsne_s) if timer else None)
     reporting.write_results_json(out / "results.json", study.to_dict())
     say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
     if study.timing:
@@ -627,27 +653,32 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
     return study
 
 
-def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say) -> list[str]:
-    """The study's PNG figures; returns their names."""
+def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say
+                  ) -> tuple[list[str], float]:
+    """The study's PNG figures; returns their names and the seconds the t-SNE took."""
     ev, metric, name = cfg.eval, study.metric, cfg.data.name
     figures = []
+    t0 = time.perf_counter()
     if ev.tsne:
         say("t-SNE of the test latents ...")
         figures.append(reporting.plot_tsne(
             tsne_panels(cfg, latents, labels), out / "tsne.png",
             seed=cfg.seeds[0], max_points=ev.tsne_points,
             title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
+    tsne_s = time.perf_counter() - t0
     if len(cfg.p_values) > 1:
         for mode in (m for m in P_MODES if m in cfg.modes):
             curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
-            figures.append(reporting.plot_accuracy_vs_p(curves, out / f"{metric}_vs_p_{mode}.png", metric=metric,
-                                                        mode=mode))
+            scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
+            figures.append(reporting.plot_accuracy_vs_p(
+                curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
+                title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
     if ev.at_epochs:
         clf = ev.epoch_classifiers[0]
         figures.append(reporting.plot_vs_epochs(
             study.records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=clf,
             title=f"{name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[clf]})"))
-    return [Path(f).name for f in figures]
+    return [Path(f).name for f in figures], tsne_s
 
 
 # ---------------------------------------------------------------------------
@@ -719,9 +750,10 @@ def _label(mode: str, p: float) -> str:
     return mode + (f" p={p_tag(p)}" if mode in P_MODES else "")
 
 
-def _timing(clock: dict, result, done: float) -> Timing:
+def _timing(clock: dict, result, seconds: evaluation.EvalSeconds, tsne_s: float, done: float) -> Timing:
     """Where the study's wall time went: the epoch program's compilation, the
-    epochs themselves, and everything after training (latents, fits, MI, figures)."""
+    epochs themselves, and everything after training (latents, fits, MI, figures),
+    the last split by part."""
     epochs_s = sum(h["seconds"] for h in result.history)
     return Timing(
         wall_s=done - clock["start"],
@@ -730,6 +762,11 @@ def _timing(clock: dict, result, done: float) -> Timing:
         training_s=epochs_s,
         setup_s=(clock["trained"] - clock["loaded"]) - result.compile_seconds - epochs_s,
         evaluation_s=done - clock["trained"],
+        jax_classifiers_s=seconds.jax_classifiers_s,
+        sklearn_classifiers_s=seconds.sklearn_classifiers_s,
+        mi_s=seconds.mi_s,
+        purity_s=seconds.purity_s,
+        tsne_s=tsne_s,
     )
 
 
@@ -745,7 +782,8 @@ def _summary_line(record: dict, metric: str) -> str:
         s = res[metric]
         parts.append(f"{name} {s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")
     for sc, clfs in (record.get("other_scalings") or {}).items():
-        parts.append(f"| {sc}: " + "  ".join(f"{n} {r[metric]['mean']:.3f}" for n, r in clfs.items()))
+        parts.append(f"| {reporting.SCALING_SHORT.get(sc, sc)}: "
+                     + "  ".join(f"{n} {r[metric]['mean']:.3f}" for n, r in clfs.items()))
     if record.get("mi"):
         parts.append(f"MI {record['mi']['mi']:.3f}")
         if record["mi"].get("corrected"):
@@ -756,20 +794,35 @@ def _summary_line(record: dict, metric: str) -> str:
 
 
 def comparison_table(payload: dict) -> str:
-    """A plain-text table of the primary metric per mode and classifier (for the terminal)."""
+    """A plain-text table of the primary metric per mode and classifier (for the terminal):
+    each scaling's mean (the first with its 95% interval) and the MI, bias-corrected
+    where the study computed its baselines (the plug-in MI favours noisy latents)."""
     metric = payload["metric"]
     recs = payload["records"]
     names = list(recs[0]["classifiers"]) if recs else []
-    head = f"{'method':<16}" + "".join(f"{n:>22}" for n in names) + ("   MI" if any(r.get("mi") for r in recs) else "")
-    lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval])", head]
+    first = (payload.get("scalings") or ["none"])[0]
+    others = list(recs[0].get("other_scalings") or {}) if recs else []
+    short = reporting.SCALING_SHORT
+    has_mi = any(r.get("mi") for r in recs)
+    corrected = has_mi and all(r["mi"].get("corrected") for r in recs if r.get("mi"))
+    head = f"{'method':<16}" + "".join(
+        f"{n + ' ' + short.get(first, first):>20}" + "".join(f"{n + ' ' + short.get(sc, sc):>18}" for sc in others)
+        for n in names)
+    head += ("  MI corrected" if corrected else "  MI plug-in") if has_mi else ""
+    lines = [f"{payload['dataset']} — {metric} on held-out latents (mean [95% interval]); "
+             + ", ".join(f"{short.get(sc, sc)}: {reporting.SCALING_LABELS.get(sc, sc)}" for sc in [first, *others]),
+             head]
     for r in recs:
         label = r["mode"] + (f" p={p_tag(r['p'])}" if r["mode"] in P_MODES else "")
         label += f" L={r['latent_size']}" if "latent_size" in r else ""  # a study over latent sizes
-        cells = "".join(
-            f"{r['classifiers'][n][metric]['mean']:>8.3f} [{r['classifiers'][n][metric]['low']:.2f},{r['classifiers'][n][metric]['high']:.2f}]"
-            for n in names
-        )
-        mi = f"  {r['mi']['mi']:.3f}" if r.get("mi") else ""
+        cells = ""
+        for n in names:
+            m = r["classifiers"][n][metric]
+            cells += f"{m['mean']:>8.3f} [{m['low']:.2f},{m['high']:.2f}]"
+            cells += "".join(f"{r['other_scalings'][sc][n][metric]['mean']:>18.3f}" for sc in others)
+        mi = ""
+        if r.get("mi"):
+            mi = f"  {(r['mi']['corrected'] if corrected else r['mi'])['mi']:>12.3f}"
         lines.append(f"{label:<16}{cells}{mi}" + ("  DIVERGED" if r.get("diverged") else ""))
     if payload.get("diverged"):
         lines.append(f"DIVERGED: {len(payload['diverged'])} grid point(s) diverged (see results.json 'diverged'); "

@@ -52,11 +52,20 @@ def fit_key(seed: int, fold: int) -> np.ndarray:
     return np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), fold)))
 
 
+# The fit axis of every program call is padded to this many fits (or fewer where memory
+# demands): the calls of a study (final and untrained sets, then the along-training
+# sets) and every chunk of them then share one compiled program per classifier and shape.
+# On a CPU a fit costs the same in chunks of 32 as of 128 (BENCHMARKS.md), and small
+# chunks waste less on the padding of the last one; an accelerator wants wide calls.
+FIT_CHUNK = {"cpu": 32, "accelerator": 1024}
+
+
 def fits_per_chunk(n: int, d: int) -> int:
-    """Fits per program call so that a chunk's per-fit copies of an (n, d) float64 set stay
-    within 1 GiB on a CPU backend and 16 GiB on an accelerator."""
-    budget = 2**30 if jax.default_backend() == "cpu" else 2**34
-    return max(1, budget // (8 * n * max(d, MLP_HIDDEN)))
+    """Fits per program call: :data:`FIT_CHUNK`, fewer where a chunk's per-fit copies of an
+    (n, d) float64 set would pass 1 GiB on a CPU backend or 16 GiB on an accelerator."""
+    cpu = jax.default_backend() == "cpu"
+    budget = 2**30 if cpu else 2**34
+    return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // (8 * n * max(d, MLP_HIDDEN)))))
 
 
 # ---------------------------------------------------------------------------
@@ -163,20 +172,25 @@ def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, 
       scores the test rows).
     """
     with jax.enable_x64(True):
-        x = jnp.asarray(np.asarray(x_sets, np.float64))
-        y = jnp.asarray(np.asarray(y_sets, np.int32))
         scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
-        return _chunked(lambda s, m, sc: _nb_program(x, y, s, m, sc, n_classes=n_classes),
+        return _chunked(lambda x, y, s, m, sc: _nb_program(x, y, s, m, sc, n_classes=n_classes),
+                        np.asarray(x_sets, np.float64), np.asarray(y_sets, np.int32),
                         np.asarray(set_idx), np.asarray(train_mask), chunk, scaled)
 
 
-def _chunked(program, set_idx, train_mask, chunk, *extra):
-    """``program(set_idx, train_mask, *extra)`` over chunks of fits of one size (the last padded).
+def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
+    """``program(x, y, local_idx, train_mask, *extra)`` over chunks of ``chunk`` fits (the last padded).
 
-    ``extra`` are arrays or pytrees with the same leading fit axis.
+    Each chunk gets its fits' own rows of ``x_sets`` / ``y_sets`` (``(chunk, N, D)``
+    / ``(chunk, N)``, ``local_idx = arange(chunk)``), so every call has the same
+    shapes whatever the number of sets and fits: one compiled program. ``extra``
+    are arrays or pytrees with the same leading fit axis; ``chunk=None`` is one
+    chunk of all fits. Fewer fits than ``chunk`` are one call of their own size
+    (not padded: a small evaluation does not pay for a study-sized chunk).
     """
     g = len(set_idx)
     size = g if chunk is None else min(chunk, g)
+    local = np.arange(size, dtype=np.int32)
     outs = []
     for start in range(0, g, size):
         stop = min(start + size, g)
@@ -186,8 +200,8 @@ def _chunked(program, set_idx, train_mask, chunk, *extra):
             a = np.asarray(a)[start:stop]
             return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
-        args = jax.tree.map(take, (set_idx, train_mask, *extra))
-        out = jax.device_get(program(*args))
+        idx, *args = jax.tree.map(take, (set_idx, train_mask, *extra))
+        out = jax.device_get(program(x_sets[idx], y_sets[idx], local, *args))
         outs.append(jax.tree.map(lambda a: a[: size - pad], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
 
@@ -427,8 +441,6 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, ch
     Returns:
       :class:`MLPResult` with a leading ``(G,)`` axis, as numpy arrays.
     """
-    x = jnp.asarray(np.asarray(x_sets, dtype))
-    y = jnp.asarray(np.asarray(y_sets, np.int32))
     train_mask = np.asarray(train_mask)
     n_max = int(train_mask.sum(1).max())
     extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), np.asarray(keys)]
@@ -437,11 +449,12 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, ch
     if orders is not None:
         extra.append(np.asarray(orders))
 
-    def program(s, m, sc, k, *rest):
+    def program(x, y, s, m, sc, k, *rest):
         rest = list(rest)
         p0 = rest.pop(0) if init is not None else None
         order = rest.pop(0) if orders is not None else None
         return _mlp_program(x, y, s, m, sc, k, p0, order, n_classes=n_classes, n_max=n_max,
                             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 
-    return _chunked(program, np.asarray(set_idx), train_mask, chunk, *extra)
+    return _chunked(program, np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32), np.asarray(set_idx),
+                    train_mask, chunk, *extra)

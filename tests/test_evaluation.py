@@ -422,3 +422,35 @@ def test_corrected_mi_stays_large_for_near_copies_and_pools_over_seeds():
     pooled = pool_mi([res, other])
     assert pooled["n_seeds"] == 2 and len(pooled["corrected"]["per_sample"]) == 60
     assert pooled["corrected"]["mi"] == pytest.approx((res["corrected"]["mi"] + other["corrected"]["mi"]) / 2)
+
+
+def test_progress_lines_name_their_set_and_say_max_iter_once():
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    lines = []
+    evaluate_many([(x[:120, :4], y[:120], 0, "none"), (x[:120, :4], y[:120], 0, "standard")], ["mlp"],
+                             n_folds=3, backend="sklearn", fold_lines=False, progress=lines.append,
+                             job_names=["icrst p=0.5 seed 0, raw", "icrst p=0.5 seed 0, standardised"])
+    assert lines[0].startswith("[icrst p=0.5 seed 0, raw][mlp] accuracy")
+    assert lines[1].startswith("[icrst p=0.5 seed 0, standardised][mlp] accuracy")
+    summary = [line for line in lines if "max_iter" in line]
+    # Raw breast cancer features: scikit-learn's MLP does not converge in 200 epochs.
+    assert len(summary) == 1 and summary[0].startswith("[mlp] ") and "/6 fits stopped" in summary[0]
+    with pytest.raises(ValueError, match="job_names has 1 names for 2 jobs"):
+        evaluate_many([(x, y, 0), (x, y, 1)], ["nb"], n_folds=3, job_names=["a"])
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "auto"])
+def test_evaluate_many_counts_its_classifier_seconds(backend):
+    from sklearn.datasets import load_breast_cancer
+
+    from icrst_jax.evaluation import EvalSeconds
+
+    x, y = load_breast_cancer(return_X_y=True)
+    seconds = EvalSeconds()
+    evaluate_many([(x[:120, :4], y[:120], 0)], ["svm", "nb"], n_folds=3, backend=backend, seconds=seconds)
+    if backend == "sklearn":
+        assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s == 0
+    else:
+        assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s > 0

@@ -71,6 +71,10 @@ def test_cli_end_to_end_files(tmp_path):
     timing = results["timing"]
     for part in ("training_s", "compiling_s", "evaluation_s"):
         assert 0 < timing[part] < timing["wall_s"]
+    # The evaluation by part (auto backend: NB as a JAX program, the forest by scikit-learn; tabular: no MI).
+    for part in ("jax_classifiers_s", "sklearn_classifiers_s", "purity_s"):
+        assert 0 < timing[part] <= timing["evaluation_s"]
+    assert timing["mi_s"] == 0.0
     assert (out / "checkpoints").is_dir() and not (out / "checkpoints" / "icrst_p1").exists()
 
 
@@ -185,3 +189,25 @@ def test_tsne_panels_show_the_untrained_encoder_and_each_mode_at_its_largest_p()
     np.testing.assert_array_equal(panels["Untrained"][0], untrained[0])
     np.testing.assert_array_equal(panels["ICRST (p=1)"][0], final[2])
     assert panels["Standard"][1] is y
+
+
+def test_comparison_table_shows_each_scaling_and_the_corrected_mi():
+    """The terminal table: raw and standardised accuracy side by side, and the bias-corrected MI
+    (the plug-in MI ranks the untrained encoder first on digits)."""
+    from icrst_jax.experiment import comparison_table
+
+    def acc(mean):
+        return {"accuracy": {"mean": mean, "low": mean - 0.05, "high": mean + 0.05}}
+
+    def rec(mode, raw, std, mi, corrected):
+        return {"mode": mode, "p": None, "classifiers": {"svm": acc(raw)}, "other_scalings": {"standard": {"svm": acc(std)}},
+                "mi": {"mi": mi, "corrected": {"mi": corrected}}}
+
+    payload = {"dataset": "digits", "metric": "accuracy", "scalings": ["none", "standard"],
+               "records": [rec("untrained", 0.5, 0.6, 0.883, 0.011), rec("standard", 0.7, 0.8, 0.412, 0.123)]}
+    lines = comparison_table(payload).splitlines()
+    assert "svm raw" in lines[1] and "svm standardised" in lines[1] and "MI corrected" in lines[1]
+    assert "standard " not in lines[0].replace("standardised", "")  # a scaling is never called "standard"
+    row = lines[3].split()
+    assert row[0] == "standard" and row[1] == "0.700" and row[3] == "0.800" and row[4] == "0.123"
+    assert "0.883" not in lines[2] and "0.011" in lines[2]

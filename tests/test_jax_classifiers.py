@@ -217,6 +217,19 @@ def test_auto_fits_the_random_forest_once_per_feature_set(breast_cancer):
     assert not np.array_equal(none["nb"]["accuracy"]["folds"], std["nb"]["accuracy"]["folds"])
 
 
+@pytest.mark.parametrize("data", ["breast_cancer", "digits"])
+def test_fast_random_forest_predicts_what_sklearns_forest_predicts(data):
+    """The auto backend's forest is scikit-learn's: same predictions, fold after fold and seed after seed."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = load_breast_cancer(return_X_y=True) if data == "breast_cancer" else load_digits(return_X_y=True)
+    x, y = x[:300], y[:300]
+    splits, _ = _fold_masks(y, 5, 0)
+    for seed, (tr, te) in zip(range(4), splits):
+        ref = RandomForestClassifier(random_state=seed).fit(x[tr], y[tr]).predict(x[te])
+        np.testing.assert_array_equal(evaluation.random_forest_predict(x[tr], y[tr], x[te], seed), ref)
+
+
 def test_unknown_backend_is_a_clear_error(breast_cancer):
     x, y = breast_cancer
     with pytest.raises(ValueError, match="unknown backend 'gpu'; known: auto, sklearn"):
@@ -224,3 +237,42 @@ def test_unknown_backend_is_a_clear_error(breast_cancer):
     with pytest.raises(ValueError, match="unknown eval.backend"):
         EvalConfig(backend="jax")
     assert EvalConfig().backend == "auto"
+
+
+# ---------------------------------------------------------------------------
+# One compiled program per classifier and shape, whatever the number of sets and fits
+# ---------------------------------------------------------------------------
+
+
+def test_a_studys_calls_and_chunks_share_one_nb_program(breast_cancer):
+    """The evaluate stage calls evaluate_many twice (final + untrained sets, then the
+    along-training sets) with different numbers of sets; both, and every chunk, run
+    one compiled program. The same fits in one call or split across calls agree."""
+    x, y = breast_cancer
+    x, y = x[:120, :8], y[:120]
+    before = jc._nb_program._cache_size()
+    first = evaluation.evaluate_many([(x, y, s, sc) for s in range(7) for sc in ("none", "standard")], ["nb"],
+                                     n_folds=10, backend="auto")
+    second = evaluation.evaluate_many([(x + 1.0, y, s, "standard") for s in range(33)], ["nb"], n_folds=10,
+                                      backend="auto")
+    assert jc._nb_program._cache_size() - before == 1
+    alone = evaluation.evaluate_many([(x, y, 3, "standard")], ["nb"], n_folds=10, backend="auto")[0]
+    np.testing.assert_array_equal(first[7]["nb"]["accuracy"]["folds"], alone["nb"]["accuracy"]["folds"])
+    assert len(second) == 33
+
+
+def test_mlp_chunks_of_any_count_share_one_program(breast_cancer):
+    x, y = breast_cancer
+    x, y = x[:100, :6], y[:100]
+    _, mask = _fold_masks(y, 5, 0)
+    before = jc._mlp_program._cache_size()
+    results = []
+    for n_sets in (3, 7):  # 15 and 35 fits in chunks of 8: 2 and 5 calls, the last ones padded
+        x_sets = np.stack([x + s for s in range(n_sets)])
+        set_idx = np.repeat(np.arange(n_sets), 5)
+        keys = np.stack([jc.fit_key(0, f) for f in range(len(set_idx))])
+        results.append(jc.mlp(x_sets, np.stack([y] * n_sets), set_idx, np.tile(mask, (n_sets, 1)), keys,
+                              n_classes=2, scaled=True, chunk=8, max_iter=3))
+    assert jc._mlp_program._cache_size() - before == 1
+    # A fit's result does not depend on the chunk it ran in: same key, data and fold, same loss curve.
+    np.testing.assert_allclose(results[0].loss_curve, results[1].loss_curve[:15], rtol=1e-6)

@@ -234,16 +234,24 @@ def plot_accuracy_vs_p(
         curves = curves_from_records(curves, metric=metric, mode=mode)
     if not curves:
         raise ValueError("no points to plot")
-    fig = new_figure((6.0, 4.2))
+    fig = new_figure((7.4, 4.2))
     ax = fig.subplots()
-    for name, pts in curves.items():
+    ps = sorted({float(pt[0]) for pts in curves.values() for pt in pts})
+    # Each classifier's intervals as error bars shifted sideways by a fraction of the
+    # smallest p step: four overlapping bands would hide one another.
+    step = min(np.diff(ps)) if len(ps) > 1 else 1.0
+    offsets = (np.arange(len(curves)) - (len(curves) - 1) / 2) * 0.06 * step
+    markers = "osD^v<>"
+    for k, (name, pts) in enumerate(curves.items()):
         arr = np.asarray(sorted(pts), dtype=np.float64).reshape(-1, 4)
-        line = ax.plot(arr[:, 0], arr[:, 1], marker="o", label=CLASSIFIER_LABELS.get(name, name))[0]
-        ax.fill_between(arr[:, 0], arr[:, 2], arr[:, 3], color=line.get_color(), alpha=0.2, linewidth=0)
+        x = arr[:, 0] + offsets[k]
+        ax.errorbar(x, arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], marker=markers[k % 7],
+                    capsize=3, linewidth=1.4, elinewidth=1.0, label=CLASSIFIER_LABELS.get(name, name))
+    ax.set_xticks(ps)
     ax.set_xlabel("p (probability of a random target)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric) + " (mean, 95% interval over folds and seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title)
     return save_png(fig, path)
@@ -323,14 +331,23 @@ def plot_vs_epochs(
     fig = new_figure((4.0 * ncols, 3.2 * nrows + 0.6))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = colormaps["tab10"](np.arange(10))
+    # Runs with identical curves (standard = ICRST p=0 = TRST p=0) must stay apart: each run
+    # its own marker and dash, shifted sideways by a little of the epoch span.
+    markers, dashes = "osD^v<>Ph*", ("-", "--", "-.", ":")
+    span = max((float(t["epoch"]) for t in entries), default=1.0) or 1.0
+    shift = (np.arange(len(recs)) - (len(recs) - 1) / 2) * 0.012 * span
     for ax, (label, value, log) in zip(axes, panels):
         for j, r in enumerate(recs):
             arr = _trajectory_series(r, value)
             if not len(arr):
                 continue
             c = colors[j % 10]
-            ax.plot(arr[:, 0], arr[:, 1], marker="o", ms=3, color=c, label=row_label(r))
-            ax.fill_between(arr[:, 0], arr[:, 2], arr[:, 3], color=c, alpha=0.15, linewidth=0)
+            arr[:, 0] += shift[j]
+            ax.plot(arr[:, 0], arr[:, 1], marker=markers[j % len(markers)], ms=4, color=c,
+                    linestyle=dashes[j % len(dashes)], label=row_label(r))
+            # Thin error bars, not bands: seven overlapping bands blend into one block.
+            ax.errorbar(arr[:, 0], arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], fmt="none",
+                        ecolor=c, elinewidth=0.8, capsize=2, alpha=0.7)
         if label.startswith("kNN"):
             chance = next(t["purity"]["chance"] for t in entries if t.get("purity"))
             ax.axhline(chance, color="grey", linestyle=":", linewidth=1)

@@ -127,7 +127,12 @@ class PointRecord:
 @dataclasses.dataclass(frozen=True)
 class Timing:
     """Where the study's wall time went (seconds): the epoch program's compilation, the
-    epochs, everything after training (latents, fits, MI, figures), and the rest."""
+    epochs, everything after training (latents, fits, MI, figures), and the rest.
+
+    The evaluation by part: the JAX classifier programs (compiling included),
+    scikit-learn's fits (under ``eval.backend="auto"`` they run beside the JAX
+    programs, so the two overlap), the MI, the kNN purity and the t-SNE figure.
+    """
 
     wall_s: float
     loading_s: float
@@ -135,6 +140,11 @@ class Timing:
     training_s: float
     setup_s: float  # init, transfers, checkpoints
     evaluation_s: float
+    jax_classifiers_s: float = 0.0
+    sklearn_classifiers_s: float = 0.0
+    mi_s: float = 0.0
+    purity_s: float = 0.0
+    tsne_s: float = 0.0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -143,7 +153,10 @@ class Timing:
         """``study 95 s: training 40 s, compiling 30 s, evaluation 20 s, ...``"""
         return (
             f"study {self.wall_s:.0f} s: training {self.training_s:.1f} s, compiling {self.compiling_s:.1f} s, "
-            f"evaluation {self.evaluation_s:.1f} s, loading {self.loading_s:.1f} s, other {self.setup_s:.1f} s"
+            f"evaluation {self.evaluation_s:.1f} s, loading {self.loading_s:.1f} s, other {self.setup_s:.1f} s\n"
+            f"evaluation {self.evaluation_s:.1f} s: classifiers as JAX programs {self.jax_classifiers_s:.1f} s "
+            f"(compiling included), scikit-learn fits {self.sklearn_classifiers_s:.1f} s (beside them under "
+            f"eval.backend=auto), MI {self.mi_s:.1f} s, purity {self.purity_s:.1f} s, t-SNE {self.tsne_s:.1f} s"
         )
 
 
