@@ -79,7 +79,7 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
     assert "| Untrained encoder (epoch 0) | 0, 1 |" in report
     assert "## Classification: accuracy, raw latents" in report
     assert "## Classification: accuracy, latents standardised inside each fold" in report
-    assert "## Side by side: accuracy, raw / scaled" in report
+    assert "## Side by side: accuracy, raw / standardised" in report
     assert "## Along training" in report and "| method | epoch 0 | epoch 1 | epoch 3 |" in report
     assert "kNN label purity" in report
     assert "accuracy_vs_epochs.png" in results["figures"] and (out / "accuracy_vs_epochs.png").stat().st_size > 20000
