@@ -40,7 +40,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import flax
 import jax
@@ -673,15 +673,14 @@ class EpochEnd:
     last: bool
 
 
-class EpochHook:
+class EpochHook(Protocol):
     """One duty after each epoch, called with an :class:`EpochEnd`; it may raise to end training.
 
     :func:`fit` calls, in order: :class:`ProgressLine`, :class:`NonFiniteGuard`,
     :class:`Snapshots`, the caller's ``hooks``, :class:`Checkpointer`, :class:`StopOnSignal`.
     """
 
-    def __call__(self, end: EpochEnd) -> None:
-        raise NotImplementedError
+    def __call__(self, end: EpochEnd) -> None: ...
 
 
 class ProgressLine(EpochHook):
