@@ -44,6 +44,7 @@ import numpy as np
 
 from icrst_jax.config import CROSS_ICRST, AdaptConfig, GridPoint, StudyConfig, TrainConfig
 from icrst_jax.pairing import build_pairing_table
+from icrst_jax.reporting.markdown import markdown_table
 
 SOURCE, TARGET = 0, 1
 
@@ -440,13 +441,14 @@ def adaptation_table(payload: dict) -> str:
     cls = payload["classifiers"]
     header = ["mode"] + [f"{a['source']}->{a['target']} {c}" for c in cls] + [f"target-only {c}" for c in cls] + [
         "domain acc (0.5 = invariant)", "target kNN purity"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for row in payload["rows"]:
         pooled = row["pooled"]
         label = row["mode"] + (f" p={row['p']:g}" if row["mode"] in ("icrst", CROSS_ICRST) else "")
         cells = [_cell(pooled[f"transfer/{c}"]) for c in cls] + [_cell(pooled[f"target_only/{c}"]) for c in cls]
         cells += [_cell(pooled["domain_accuracy"]), _cell(pooled["target_purity"])]
-        lines.append("| " + " | ".join([label] + cells) + " |")
+        rows.append([label] + cells)
+    lines = markdown_table(header, rows)
     return "\n".join(lines)
 
 
@@ -458,13 +460,14 @@ def render_report(payload: dict) -> str:
            "Transfer: classifier fitted on all source latents, scored on the target's test latents. "
            "Target-only: cross-validated on the target's test latents (a reference, uses target labels). "
            "Domain acc: cross-validated source-vs-target accuracy on balanced latents (chance 0.5).", "",
-           adaptation_table(payload), "", "## Pseudo-label refreshes (cross_icrst)", "",
-           "| run | epoch | threshold | share paired | accuracy of the paired pseudo-labels |", "|---|---|---|---|---|"]
-    for rec in payload["records"]:
-        for f in rec.get("refreshes", []):
-            acc = "-" if f["pseudo_label_accuracy"] is None else f"{f['pseudo_label_accuracy']:.3f}"
-            out.append(f"| {rec['mode']} p={rec['p']:g} seed {rec['seed']} | {f['epoch']} | {f['threshold']:g} | "
-                       f"{f['paired_share']:.3f} | {acc} |")
+           adaptation_table(payload), "", "## Pseudo-label refreshes (cross_icrst)", ""]
+    refreshes = [
+        [f"{rec['mode']} p={rec['p']:g} seed {rec['seed']}", str(f["epoch"]), f"{f['threshold']:g}",
+         f"{f['paired_share']:.3f}", "-" if f["pseudo_label_accuracy"] is None else f"{f['pseudo_label_accuracy']:.3f}"]
+        for rec in payload["records"] for f in rec.get("refreshes", [])
+    ]
+    out += markdown_table(["run", "epoch", "threshold", "share paired", "accuracy of the paired pseudo-labels"],
+                          refreshes)
     out += ["", f"The epoch compiled {payload['compile_count']} time(s); training took {payload['train_seconds']:.0f}s."]
     return "\n".join(out) + "\n"
 
