@@ -342,15 +342,21 @@ def mlp_fit_one(x, y_out, train_idx, n_train, mean, scale, params0, key, orders=
     bs = jnp.minimum(MLP_BATCH, n_train)
     dtype = x.dtype
     pos_pad = jnp.arange(bs_static)
+    # The training rows, scaled once (not once per epoch): (n_max, D) and (n_max, O).
+    x_train = (x[train_idx] - mean) / scale
+    y_train = y_out[train_idx]
 
     def batch_step(carry, b, perm):
         params, adam, acc = carry
         start = b * bs
         pos = start + pos_pad
         valid = (pos_pad < bs) & (pos < n_train)
-        rows = train_idx[perm[jnp.minimum(pos, n_max - 1)]]
-        xb = (x[rows] - mean) / scale
-        loss, grads = mlp_backprop(params, xb, y_out[rows], valid, alpha)
+        if perm is None:
+            xb, yb = x_train, y_train
+        else:
+            rows = perm[jnp.minimum(pos, n_max - 1)]
+            xb, yb = x_train[rows], y_train[rows]
+        loss, grads = mlp_backprop(params, xb, yb, valid, alpha)
         new_params, new_adam = adam_update(params, grads, adam)
         active = start < n_train
         keep = lambda new, old: jax.tree.map(lambda a, b_: jnp.where(active, a, b_), new, old)  # noqa: E731
@@ -359,7 +365,11 @@ def mlp_fit_one(x, y_out, train_idx, n_train, mean, scale, params0, key, orders=
 
     def epoch(s: _EpochState) -> _EpochState:
         key, sub = jax.random.split(s.key)
-        if orders is None:
+        if orders is None and n_batches == 1:
+            # One batch of all training rows: its gradient is a sum over rows, so the
+            # epoch's shuffle changes only the order of a float sum; skip it.
+            perm = None
+        elif orders is None:
             u = jnp.where(jnp.arange(n_max) < n_train, jax.random.uniform(sub, (n_max,)), 2.0)
             perm = jnp.argsort(u)
         else:

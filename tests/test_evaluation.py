@@ -454,3 +454,21 @@ def test_evaluate_many_counts_its_classifier_seconds(backend):
         assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s == 0
     else:
         assert seconds.sklearn_classifiers_s > 0 and seconds.jax_classifiers_s > 0
+
+
+def test_fold_scores_equal_sklearns_accuracy_and_macro_f1():
+    """The counts-based scores equal scikit-learn's, also with classes missing from
+    the truth or the predictions (its label set is their union) and string labels."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from icrst_jax.evaluation import fold_scores
+
+    rng = np.random.default_rng(3)
+    cases = [(rng.integers(0, k, n), rng.integers(0, k2, n)) for k, k2, n in
+             [(2, 2, 12), (10, 10, 57), (10, 7, 40), (3, 5, 9), (101, 101, 300), (1, 1, 5), (1, 2, 6)]]
+    cases.append((np.array(list("aabbc")), np.array(list("abbcc"))))
+    for y, p in cases:
+        got = fold_scores(y, p)
+        assert got["accuracy"] == accuracy_score(y, p)
+        assert abs(got["f1_macro"] - f1_score(y, p, average="macro", zero_division=0)) < 1e-15, (y, p)
+    assert fold_scores([0, 1, 1], [1, 1, 1])["f1_macro"] == 0.4  # class 0: F1 0; class 1: 2*2/(4+1) = 0.8
