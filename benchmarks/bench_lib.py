@@ -1,21 +1,10 @@
-"""Shared machinery of the benchmark suite (``python -m benchmarks.run``).
+"""The one harness of the benchmarks: timing statistics, prepared training runs, the
+run's metadata, model flops, the matmul peak, op profiles, tables and the one JSON
+writer. No benchmark imports another; each imports this.
 
-* :func:`summarize` turns repeated timings into ``{"median", "min", "max", "n"}``:
-  every number the suite reports is a median over repeats with its spread, never
-  a single shot (the machines this runs on are shared and noisy).
-* :class:`JaxRun` prepares one training configuration through the engine's own
-  low-level API (``make_engine`` / ``make_train_data`` / ``init_state`` /
-  ``compile_epoch``) and times whole epochs. Set-up, initialisation and
-  compilation are timed separately from the steady state, so a slow compile never
-  hides in a throughput number and vice versa.
-* :class:`Context` is what every benchmark receives: the ``--quick`` switch, a
-  cache of prepared runs (the training, seeds and utilisation benchmarks share
-  compiled programs instead of compiling the same epoch three times, which on a
-  2-core CPU would cost most of the ``--quick`` budget), and a logger that writes
-  progress to stderr.
-* :func:`model_flops_per_sample` and :func:`peak` (utilisation) and
-  :func:`profile_run` (op self times from a Perfetto trace) measure a prepared run.
-* :func:`write_json` is the one writer of results files (``icrst_jax.jsonable``).
+Every reported figure is a median over repeats with its min and max
+(:func:`summarize`); compilation, initialisation and the first epoch are timed
+apart from the steady state (:class:`JaxRun`).
 """
 
 from __future__ import annotations
@@ -31,6 +20,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,16 +29,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 # Per-sample shapes of the Table D1 data sets, in the JAX layout (NHWC / features).
-SAMPLE_SHAPES: dict[str, tuple[int, ...]] = {
-    "conv": (28, 28, 1),  # MNIST / Fashion-MNIST
-    "conv_strided": (32, 32, 3),  # CIFAR-10 / Caltech101
-    "mlp": (30,),  # Breast Cancer
-}
-NUM_CLASSES = 10
+SAMPLE_SHAPES: dict[str, tuple[int, ...]] = {"conv": (28, 28, 1), "conv_strided": (32, 32, 3), "mlp": (30,)}
 
 
 def summarize(values: Sequence[float]) -> dict:
-    """Median, min, max and count of repeated measurements."""
+    """``{"median", "min", "max", "n"}`` of repeated measurements."""
     vals = [float(v) for v in values]
     if not vals:
         raise ValueError("no measurements to summarize")
@@ -56,55 +41,69 @@ def summarize(values: Sequence[float]) -> dict:
 
 
 def invert(stats: dict, numerator: float) -> dict:
-    """Turns time statistics into rate statistics (``numerator / seconds``).
-
-    The slowest repeat gives the smallest rate, so min and max swap.
-    """
-    return {
-        "median": numerator / stats["median"],
-        "min": numerator / stats["max"],
-        "max": numerator / stats["min"],
-        "n": stats["n"],
-    }
+    """Time statistics as rate statistics (``numerator / seconds``): min and max swap."""
+    return {"median": numerator / stats["median"], "min": numerator / stats["max"],
+            "max": numerator / stats["min"], "n": stats["n"]}
 
 
-def time_repeats(fn: Callable[[], Any], *, warmup: int, repeats: int) -> tuple[list[float], list[float]]:
-    """Calls ``fn`` ``warmup`` times, then ``repeats`` times; returns (warmup, timed) seconds.
+def scale(stats: dict, factor: float) -> dict:
+    """Statistics times ``factor`` (e.g. epoch seconds -> step seconds)."""
+    return {k: (v * factor if k != "n" else v) for k, v in stats.items()}
 
-    ``fn`` must block until its work is done (``block_until_ready`` or a host fetch).
-    """
-    warm, timed = [], []
-    for i in range(warmup + repeats):
+
+def ratio(a: float, b: float) -> float:
+    """``a / b``, nan instead of an error on a missing or zero ``b``."""
+    try:
+        return float(a) / float(b) if b else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def time_repeats(fn: Callable[[], Any], *, warmup: int, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones (``fn`` blocks)."""
+    for _ in range(warmup):
+        fn()
+    timed = []
+    for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        (warm if i < warmup else timed).append(time.perf_counter() - t0)
-    return warm, timed
+        timed.append(time.perf_counter() - t0)
+    return timed
 
 
-def synthetic_data(model: str, n: int, *, seed: int = 0, num_classes: int = NUM_CLASSES,
-                   shape: tuple[int, ...] | None = None):
-    """Random data of a Table D1 data set's shape (or ``shape``): uniform in [0, 1], random labels."""
+def synthetic_data(model: str, n: int, *, shape: tuple[int, ...] | None = None, seed: int = 0):
+    """``n`` samples of a Table D1 data set's shape (or ``shape``): uniform [0, 1], 10 random classes."""
     rng = np.random.default_rng(seed)
-    x = rng.random((n, *(shape or SAMPLE_SHAPES[model])), dtype=np.float32)
-    y = rng.integers(0, num_classes, n)
-    return x, y
+    return rng.random((n, *(shape or SAMPLE_SHAPES[model])), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean/std for images, identity for feature vectors (section 6).
+def synthetic_latents(n: int, d: int, seed: int, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, d)`` float32 latents of ten overlapping Gaussian classes, and their labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    centres = rng.normal(0.0, 0.08, (n_classes, d))
+    return (centres[y] + rng.normal(0.0, 1.0, (n, d))).astype(np.float32), y
 
-    Both implementations get the same statistics; the value does not affect speed.
-    """
-    if x.ndim == 4:
-        return x.mean(axis=(0, 1, 2)).astype(np.float32), np.maximum(x.std(axis=(0, 1, 2)), 1e-8).astype(np.float32)
-    return np.zeros(x.shape[-1], np.float32), np.ones(x.shape[-1], np.float32)
+
+def evaluate_latents(points: int, rows: int, dim: int, classifiers: Sequence[str], backend: str,
+                     n_jobs: int | None = -1, log: Callable[[str], None] | None = None) -> dict:
+    """One cold ``evaluate_many`` over ``points`` synthetic latent sets of ``rows`` x ``dim``,
+    10 folds: wall seconds, its split (``EvalSeconds``) and fold-mean accuracies per classifier."""
+    from icrst_jax import evaluation
+
+    jobs = [(*synthetic_latents(rows, dim, seed), seed) for seed in range(points)]
+    seconds = evaluation.EvalSeconds()
+    t0 = time.perf_counter()
+    res = evaluation.evaluate_many(jobs, classifiers, n_folds=10, n_jobs=n_jobs, backend=backend,
+                                   fold_lines=False, seconds=seconds, progress=log)
+    return {"points": points, "rows": rows, "dim": dim, "backend": backend, "wall_s": time.perf_counter() - t0,
+            "seconds": dataclasses.asdict(seconds),
+            "accuracy": {c: [float(r[c]["accuracy"]["mean"]) for r in res] for c in classifiers},
+            "fit_time_sum_s": {c: float(sum(r[c]["fit_time"].sum() for r in res)) for c in classifiers}}
 
 
 def torch_or_reason():
-    """``(torch_reference module, None)`` or ``(None, "skipped: torch not installed")``.
-
-    Torch is optional: the suite records the skip and carries on without it.
-    """
+    """``(torch_reference module, None)``, or ``(None, "skipped: torch not installed")``."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -114,133 +113,96 @@ def torch_or_reason():
     return torch_reference, None
 
 
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (falls back to ``platform``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def faster_torch_threads(probe: Callable[[int], float]) -> tuple[int, dict]:
+    """The faster of 1 thread and torch's default, by ``probe(threads) -> seconds``.
+
+    On a shared machine torch's OpenMP threads stall whenever another process holds a
+    core (small steps become bimodal and 10-100x slower); one thread is immune.
+    """
+    import torch
+
+    default = torch.get_num_threads()
+    if default == 1:
+        return 1, {}
+    times = {str(th): probe(th) for th in (1, default)}
+    return (1 if times["1"] <= times[str(default)] else default), times
 
 
-def source_state() -> dict:
-    """Which code was measured: the git commit and the uncommitted changes to the
-    engine and the benchmarks (colleagues work in the same checkout)."""
-    import hashlib
-    import subprocess
-
+def _git(*args: str) -> str:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = {}
     try:
-        out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                       text=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", "icrst_jax", "benchmarks"], cwd=root,
-                                capture_output=True, text=True, timeout=10).stdout.splitlines()
-        out["uncommitted"] = [line.strip() for line in status]
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        pass
-    if not out.get("commit"):
-        # A copy without git history (e.g. a device machine's working tree): the
-        # launcher names the commit it sent.
-        out["commit"] = os.environ.get("ICRST_SOURCE_COMMIT", "unknown")
-    digests = {}
-    for rel in ("icrst_jax/cpu_conv.py", "icrst_jax/train.py", "icrst_jax/models.py"):
-        try:
-            with open(os.path.join(root, rel), "rb") as f:
-                digests[rel] = hashlib.sha256(f.read()).hexdigest()[:12]
-        except OSError:
-            digests[rel] = "missing"
-    out["sha256"] = digests
-    return out
+        return ""
 
 
 def environment(argv: Sequence[str], quick: bool) -> dict:
-    """The ``meta`` block of the JSON: device, versions, date, command line."""
+    """The ``meta`` block of a results file: device, versions, date, command, commit, load."""
     import flax
     import jax
-    import jaxlib
     import optax
 
-    devices = jax.devices()
-    torch_version = None
-    torch_threads = None
     try:
         import torch
 
-        torch_version = torch.__version__
-        torch_threads = torch.get_num_threads()
+        torch_version, torch_threads = torch.__version__, torch.get_num_threads()
     except ImportError:
-        pass
+        torch_version, torch_threads = "not installed", None
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    dev = jax.devices()[0]
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": list(argv),
-        "quick": quick,
-        "backend": jax.default_backend(),
-        "device": f"{devices[0].platform}: {getattr(devices[0], 'device_kind', '?')}",
-        "device_count": len(devices),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": np.__version__,
-        "torch": torch_version or "not installed",
-        "torch_threads": torch_threads,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "source": source_state(),
-        # The machine is shared: the load when the run started (and, in run.py,
-        # ended) tells how much of the spread is other people's work.
-        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "argv": list(argv), "quick": quick, "backend": jax.default_backend(),
+        "device": f"{dev.platform}: {getattr(dev, 'device_kind', '?')}", "device_count": jax.device_count(),
+        "cpu": cpu, "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
+        "flax": flax.__version__, "optax": optax.__version__, "numpy": np.__version__,
+        "torch": torch_version, "torch_threads": torch_threads, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        # A copy without git history (a device machine's tree): the launcher names the commit.
+        "source": {"commit": _git("rev-parse", "--short", "HEAD") or os.environ.get("ICRST_SOURCE_COMMIT", "unknown"),
+                   "uncommitted": _git("status", "--porcelain", "--", "icrst_jax", "benchmarks").splitlines()},
+        # The machine is shared: the load tells how much of the spread is other people's work.
+        "loadavg_start": list(os.getloadavg()),
     }
 
 
+def write_json(path, payload: dict) -> None:
+    """The one writer of results files: strict JSON (NaN as null), atomic."""
+    from pathlib import Path
+
+    from icrst_jax.reporting.results_json import write_results_json
+
+    write_results_json(Path(path), payload)
+
+
+def cell(v) -> str:
+    """A table cell: numbers rounded to what a benchmark can resolve, stats as ``median [min, max]``."""
+    if isinstance(v, dict) and "median" in v:
+        return f"{cell(v['median'])} [{cell(v['min'])}, {cell(v['max'])}]"
+    if isinstance(v, (bool, int)) or not isinstance(v, float):
+        return "-" if v is None else str(v)
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    a = abs(v)
+    return f"{v:,.0f}" if a >= 1e5 else f"{v:.0f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3g}"
+
+
 def format_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> str:
-    """A plain-text table (right-aligned numbers) for stdout."""
-
-    def cell(v):
-        if isinstance(v, float):
-            if math.isnan(v):
-                return "nan"
-            a = abs(v)
-            if a >= 1e5:
-                return f"{v:,.0f}"
-            if a >= 100:
-                return f"{v:.0f}"
-            if a >= 1:
-                return f"{v:.2f}"
-            return f"{v:.3g}"
-        return str(v)
-
+    """A plain-text table for stdout (cells through :func:`cell`)."""
     body = [[cell(v) for v in r] for r in rows]
-    widths = [max(len(str(c)), *(len(r[i]) for r in body)) if body else len(str(c)) for i, c in enumerate(columns)]
-    line = "  ".join(str(c).rjust(w) for c, w in zip(columns, widths))
-    out = [f"== {title} ==", line, "-" * len(line)]
-    out += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in body]
-    if note:
-        out.append(note)
-    return "\n".join(out)
-
-
-def med_range(stats: dict, scale: float = 1.0) -> str:
-    """``median [min, max]`` of a stats dict, for table cells."""
-    f = lambda v: format_table("", ["x"], [[v * scale]]).splitlines()[-1].strip()  # noqa: E731
-    return f"{f(stats['median'])} [{f(stats['min'])}, {f(stats['max'])}]"
+    widths = [max([len(c), *(len(r[i]) for r in body)]) for i, c in enumerate(columns)]
+    line = "  ".join(c.rjust(w) for c, w in zip(columns, widths))
+    out = [f"== {title} ==", line, "-" * len(line), *("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in body)]
+    return "\n".join(out + ([note] if note else []))
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One training configuration for :class:`JaxRun`.
-
-    ``steps`` optimizer steps of ``batch`` samples make one epoch: the synthetic
-    training set has ``steps * batch`` samples unless ``num_samples`` is given
-    (e.g. the Breast Cancer split, 455 samples, where a batch of 512 becomes one
-    short step as in the paper).
-    """
+    """One training configuration to time: model, width, batch, steps per epoch and the
+    engine's options. The training set has ``steps * batch`` synthetic samples unless
+    ``num_samples`` is given (the Breast Cancer split: 455 samples, one short batch of 512)."""
 
     model: str
     width: float
@@ -252,17 +214,19 @@ class RunSpec:
     p: float = 1.0
     num_samples: int | None = None
     dtype: str = "float32"
-    seed_batch: int | None = None  # TrainConfig.seed_batch: None = all seeds vmapped
-    conv_impl: str = "auto"  # ModelConfig.conv_impl
-    dropout: float = 0.2  # ModelConfig.dropout (Table D1's rate); 0 to see what dropout costs
-    batch_norm: bool = True  # ModelConfig.batch_norm
-    # Per-sample shape; None = the Table D1 data set's (SAMPLE_SHAPES). Smaller
-    # images let a dry run exercise the same code in seconds.
-    shape: tuple[int, ...] | None = None
+    seed_batch: int | None = None  # TrainConfig.seed_batch: None = the engine's default
+    conv_impl: str = "auto"
+    dropout: float = 0.2  # Table D1's rate; 0 to see what dropout costs
+    batch_norm: bool = True
+    shape: tuple[int, ...] | None = None  # None: the Table D1 data set's sample shape
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return self.shape or SAMPLE_SHAPES[self.model]
+
+    @property
+    def n(self) -> int:
+        return self.num_samples if self.num_samples is not None else self.steps * self.batch
 
     @property
     def schedule(self) -> str:
@@ -271,78 +235,52 @@ class RunSpec:
             return "vmap"
         return "default" if self.seed_batch is None else f"chunks of {self.seed_batch}"
 
-    @property
-    def n(self) -> int:
-        return self.num_samples if self.num_samples is not None else self.steps * self.batch
-
     def label(self) -> str:
         return (f"{self.model} w{self.width:g} b{self.batch}" + ("" if self.dtype == "float32" else " bf16")
                 + ("" if self.conv_impl == "auto" else f" {self.conv_impl}")
                 + ("" if self.dropout == 0.2 else f" dropout {self.dropout:g}")
-                + ("" if self.batch_norm else " no BN"))
+                + ("" if self.batch_norm else " no BN") + ("" if self.seeds == 1 else f" x{self.seeds}"))
 
 
-# The Breast Cancer MLP as the paper trains it: the 455-sample training split
-# in one batch of 512 (one short step per epoch). Shared by the seeds benchmark
-# and the profile, which reuse its compiled programs.
-BREAST_CANCER_TRAIN = 455
-BREAST_CANCER_MLP = RunSpec("mlp", 1.0, 512, steps=1, num_samples=BREAST_CANCER_TRAIN)
+# The Breast Cancer MLP as the paper trains it: 455 samples in one batch of 512.
+BREAST_CANCER_MLP = RunSpec("mlp", 1.0, 512, steps=1, num_samples=455)
+# The one model of --quick (a conv compile alone is 20-60 s on a 2-core CPU), shared
+# by the training, seeds, utilisation, profile and devices benchmarks.
+QUICK_MLP = RunSpec("mlp", 1.0, 64, steps=2)
 
 
-@dataclasses.dataclass
 class JaxRun:
-    """A compiled epoch of one :class:`RunSpec`, ready to be timed.
+    """The compiled epoch of one :class:`RunSpec`, warmed up by one epoch, ready to time.
 
-    Attributes (seconds): ``setup_s`` (engine + data on the device), ``init_s``
-    (``init_state``, which compiles the initialiser), ``compile_s`` (the epoch
-    program, from ``compile_epoch``), ``first_epoch_s`` (the first call, not part
-    of any steady-state figure).
+    Seconds: ``setup_s`` (engine, data on the device), ``init_s`` (``init_state``,
+    compiling the initialiser), ``compile_s`` (the epoch program), ``first_epoch_s``.
     """
 
-    def __init__(self, spec: RunSpec, *, initial_state=None, log: Callable[[str], None] = lambda s: None):
+    def __init__(self, spec: RunSpec, log: Callable[[str], None] = lambda s: None):
         import jax
 
         from icrst_jax.config import ModelConfig, TrainConfig
         from icrst_jax.train import compile_epoch, init_state, make_engine, make_train_data
 
         self.spec = spec
-        cfg = TrainConfig(
-            mode=spec.mode,
-            p=spec.p,
-            epochs=1,
-            batch_size=spec.batch,
-            num_devices=spec.devices,
-            seed_batch=spec.seed_batch,
-            model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype, conv_impl=spec.conv_impl,
-                              dropout=spec.dropout, batch_norm=spec.batch_norm),
-        )
+        cfg = TrainConfig(mode=spec.mode, p=spec.p, epochs=1, batch_size=spec.batch, num_devices=spec.devices,
+                          seed_batch=spec.seed_batch,
+                          model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype,
+                                            conv_impl=spec.conv_impl, dropout=spec.dropout,
+                                            batch_norm=spec.batch_norm))
         x, y = synthetic_data(spec.model, spec.n, shape=spec.sample_shape)
-        mean, std = standardisation(x)
         t0 = time.perf_counter()
         self.engine = make_engine(cfg, x.shape[1:], x.shape[0])
-        self.data = make_train_data(self.engine, x, y, mean=mean, std=std)
-        jax.block_until_ready(self.data)
-        self.setup_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if initial_state is None:
-            self.state = init_state(self.engine, list(range(spec.seeds)))
-            jax.block_until_ready(self.state)
-            self.init_s = time.perf_counter() - t0
-        else:
-            # A slice of a bigger seed stack (see Context.initial_state): the vmapped
-            # initialiser is per seed, so seeds[:K] of K_max seeds is init_state(seeds[:K]).
-            from jax.sharding import NamedSharding, PartitionSpec
-
-            self.state = jax.device_put(initial_state, NamedSharding(self.engine.mesh, PartitionSpec()))
-            self.init_s = float("nan")
+        self.data = jax.block_until_ready(make_train_data(self.engine, x, y))
+        t1 = time.perf_counter()
+        self.state = jax.block_until_ready(init_state(self.engine, list(range(spec.seeds))))
+        self.setup_s, self.init_s = t1 - t0, time.perf_counter() - t1
         self.compiled, self.compile_s = compile_epoch(self.engine, self.state, self.data)
-        log(
-            f"  compiled {spec.label()} K={spec.seeds} dev={spec.devices} "
-            f"({self.engine.steps_per_epoch} steps of {self.engine.batch_size}) in {self.compile_s:.1f}s"
-        )
+        log(f"  compiled {spec.label()} dev={spec.devices} ({self.engine.steps_per_epoch} steps of "
+            f"{self.engine.batch_size}) in {self.compile_s:.1f}s")
+        self.last_loss = None
         self.first_epoch_s = self.epoch()
         self.stats: dict | None = None
-        self.last_loss = None
 
     @property
     def samples_per_epoch(self) -> int:
@@ -350,130 +288,67 @@ class JaxRun:
         return self.engine.num_samples * self.spec.seeds
 
     def epoch(self) -> float:
-        """Runs one epoch for all seeds; returns wall seconds, host fetch of the loss included
-        (what :func:`icrst_jax.train.fit` waits for every epoch)."""
+        """One epoch of all seeds; wall seconds including the host fetch of the loss (what ``fit`` waits for)."""
         t0 = time.perf_counter()
         self.state, metrics = self.compiled(self.state, self.data)
         self.last_loss = np.asarray(metrics["loss"])
         return time.perf_counter() - t0
 
     def measure(self, *, warmup: int, repeats: int) -> dict:
-        """Steady-state epoch seconds (after ``warmup`` more epochs); cached on the run."""
+        """Steady-state epoch seconds, cached on the run (benchmarks share it)."""
         if self.stats is None or self.stats["n"] < repeats:
-            _, timed = time_repeats(self.epoch, warmup=warmup, repeats=repeats)
-            self.stats = summarize(timed)
+            self.stats = summarize(time_repeats(self.epoch, warmup=warmup, repeats=repeats))
         return self.stats
 
+    def throughput(self, *, warmup: int, repeats: int) -> dict:
+        """Epoch and step seconds, samples/s per step and per epoch, and the compile times."""
+        epoch = self.measure(warmup=warmup, repeats=repeats)
+        step = scale(epoch, 1 / self.engine.steps_per_epoch)
+        return {"label": self.spec.label(), "model": self.spec.model, "width": self.spec.width,
+                "batch": self.engine.batch_size, "dtype": self.spec.dtype, "seeds": self.spec.seeds,
+                "steps_per_epoch": self.engine.steps_per_epoch, "setup_s": self.setup_s, "init_s": self.init_s,
+                "compile_s": self.compile_s, "first_epoch_s": self.first_epoch_s, "epoch_s": epoch, "step_s": step,
+                "step_samples_per_s": invert(step, self.engine.batch_size * self.spec.seeds),
+                "epoch_samples_per_s": invert(epoch, self.samples_per_epoch),
+                "final_loss": float(self.last_loss.mean())}
+
     def reported_flops(self) -> float:
-        """``flops`` of the compiled epoch as XLA's cost analysis reports it."""
+        """``flops`` of the compiled epoch in XLA's cost analysis."""
         ca = self.compiled.cost_analysis()
-        if isinstance(ca, (list, tuple)):
-            ca = ca[0]
-        return float(ca.get("flops", float("nan")))
+        return float((ca[0] if isinstance(ca, (list, tuple)) else ca).get("flops", float("nan")))
 
 
 class Context:
-    """Shared state of one suite run: mode, caches, logger."""
+    """What every benchmark receives: ``quick``, the backend, a cache of prepared runs
+    (benchmarks share compiled programs instead of compiling one epoch three times)
+    and a logger to stderr."""
 
     def __init__(self, quick: bool, *, stream=sys.stderr, tag: str = ""):
         import jax
 
         self.quick = quick
-        self.backend = jax.default_backend()
-        self.on_accelerator = self.backend != "cpu"
+        self.on_accelerator = jax.default_backend() != "cpu"
         self._runs: dict[RunSpec, JaxRun] = {}
-        self._states: dict[tuple, tuple[int, Any]] = {}
-        self._stream = stream
-        self._t0 = time.perf_counter()
-        self._tag = tag
-        # Model configurations the seeds benchmark vmaps up to this many seeds:
-        # their initial state is made once for all K and sliced.
-        self.seed_pool: dict[tuple, int] = {}
+        self._stream, self._t0, self._tag = stream, time.perf_counter(), tag
 
     def log(self, msg: str) -> None:
         print(f"[{self._tag}{time.perf_counter() - self._t0:6.1f}s] {msg}", file=self._stream, flush=True)
 
-    @staticmethod
-    def _pool_key(spec: RunSpec) -> tuple:
-        return (spec.model, spec.width, spec.dtype, spec.sample_shape, spec.batch_norm)
-
-    def reserve_seeds(self, spec: RunSpec, seeds: int) -> None:
-        """Initialise ``spec``'s model for at least ``seeds`` seeds when it is first needed."""
-        key = self._pool_key(spec)
-        self.seed_pool[key] = max(self.seed_pool.get(key, 1), seeds)
-
-    def initial_state(self, spec: RunSpec):
-        """Initial TrainState for ``spec.seeds`` seeds, from a per-model pool.
-
-        ``init_state`` compiles a vmapped initialiser every call (seconds on a CPU,
-        see BENCHMARKS.md); initialising the largest seed count once and slicing
-        keeps that cost out of the suite's budget without changing the state.
-        """
-        import jax
-
-        from icrst_jax.config import ModelConfig, TrainConfig
-        from icrst_jax.train import init_state, make_engine
-
-        key = self._pool_key(spec)
-        want = max(spec.seeds, self.seed_pool.get(key, 1))
-        have = self._states.get(key)
-        if have is None or have[0] < spec.seeds:
-            cfg = TrainConfig(batch_size=spec.batch, num_devices=1,
-                              model=ModelConfig(name=spec.model, width=spec.width, dtype=spec.dtype,
-                                                batch_norm=spec.batch_norm))
-            engine = make_engine(cfg, spec.sample_shape, spec.n)
-            t0 = time.perf_counter()
-            state = init_state(engine, list(range(want)))
-            jax.block_until_ready(state)
-            dt = time.perf_counter() - t0
-            self.log(f"  init_state {spec.model} w{spec.width:g} for {want} seeds in {dt:.1f}s")
-            have = (want, state, dt)
-            self._states[key] = have
-        import jax.numpy as jnp
-
-        k = spec.seeds
-        # Fresh buffers: the compiled epoch donates its input state, the pool must survive.
-        return jax.tree_util.tree_map(lambda a: jnp.array(a[:k], copy=True), have[1]), have[2]
-
     def run(self, spec: RunSpec) -> JaxRun:
-        """The prepared (compiled, warmed-up) run of ``spec``, shared between benchmarks."""
+        """The prepared run of ``spec``, compiled once per suite."""
+        if spec.model == "mlp":  # no convolution, BatchNorm or dropout: those options leave its program as it is
+            spec = dataclasses.replace(spec, conv_impl="auto", dropout=0.2, batch_norm=True)
         if spec not in self._runs:
-            state, init_s = self.initial_state(spec)
-            r = JaxRun(spec, initial_state=state, log=self.log)
-            r.init_s = init_s
-            self._runs[spec] = r
+            self._runs[spec] = JaxRun(spec, log=self.log)
         return self._runs[spec]
 
 
-def ratio(a: float, b: float) -> float:
-    """``a / b`` that gives nan instead of raising on a missing or zero ``b``."""
-    try:
-        return float(a) / float(b) if b else float("nan")
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Strict JSON (NaN as null, ``to_jsonable``), written atomically (temporary
-    file + rename) so that a reader never sees half a file."""
-    from icrst_jax.jsonable import to_jsonable
-
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(to_jsonable(payload), f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | None = None) -> float:
-    """Training flops of one sample for a Table D1 model (direct convolution count),
-    on its data set's sample shape or ``shape`` (square images / features).
+    """Training flops of one sample of a Table D1 model, direct-convolution count.
 
-    A convolution costs out_h * out_w * k * k * cin * cout multiply-adds, a
-    transposed convolution in_h * in_w * k * k * cin * cout (each input pixel
-    scatters a k x k x cout patch), a dense layer in * out. Training = 3 x forward
-    (the backward pass is an input gradient and a weight gradient of the same
-    size); BatchNorm, activations and Adam are not counted.
+    Multiply-adds: a convolution out_h * out_w * k * k * cin * cout, a transposed one
+    in_h * in_w * k * k * cin * cout, a dense layer in * out; x2 (multiply, add) x3
+    (forward, input gradient, weight gradient). BatchNorm, activations, Adam uncounted.
     """
     from icrst_jax import models as m
 
@@ -492,8 +367,7 @@ def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | No
             c = sc(co)
         for co in decoder:  # transposed 3x3, stride 1, no padding
             macs += h * h * 9 * c * sc(co)
-            h += 2
-            c = sc(co)
+            h, c = h + 2, sc(co)
         macs += h * h * c * cin  # 1x1 head
     elif model == "conv_strided":
         c = cin
@@ -503,35 +377,26 @@ def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | No
             c = sc(co)
         for (co, transposed), stride in zip(m.STRIDED_DECODER, m.STRIDED_STRIDES):
             co = cin if co is None else sc(co)
-            if transposed:
-                macs += h * h * 9 * c * co
-                h *= stride
-            else:
-                macs += h * h * 9 * c * co
-            c = co
+            macs += h * h * 9 * c * co
+            h, c = (h * stride if transposed else h), co
     else:
         sizes = [shape[0], *map(sc, m.MLP_ENCODER), *map(sc, m.MLP_DECODER), shape[0]]
         macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 2.0 * 3.0 * macs
+    return 6.0 * macs
 
 
 def peak(ctx: Context, dtype: str = "float32") -> dict:
-    """Matmul throughput (flop/s) of this device in ``dtype`` (float32 or bfloat16):
-    a training run is compared with the peak of its own compute dtype."""
+    """Matmul throughput (flop/s) of this device in ``dtype``: the ceiling a run of that dtype is compared with."""
     import jax
     import jax.numpy as jnp
 
-    n = 8192 if ctx.on_accelerator else (1024 if ctx.quick else 2048)
-    ka, kb = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(ka, (n, n), jnp.float32).astype(dtype)
-    b = jax.random.normal(kb, (n, n), jnp.float32).astype(dtype)
+    n = 8192 if ctx.on_accelerator else (512 if ctx.quick else 2048)
+    a, b = (jax.random.normal(k, (n, n), jnp.float32).astype(dtype) for k in jax.random.split(jax.random.key(0)))
     t0 = time.perf_counter()
     f = jax.jit(jnp.dot).lower(a, b).compile()
     compile_s = time.perf_counter() - t0
-    _, timed = time_repeats(lambda: f(a, b).block_until_ready(), warmup=2, repeats=5 if ctx.quick else 10)
-    flops = 2.0 * n**3
-    return {"n": n, "dtype": dtype, "flops": flops, "compile_s": compile_s, "seconds": summarize(timed),
-            "flops_per_s": invert(summarize(timed), flops)}
+    secs = summarize(time_repeats(lambda: f(a, b).block_until_ready(), warmup=2, repeats=3 if ctx.quick else 10))
+    return {"n": n, "dtype": dtype, "compile_s": compile_s, "seconds": secs, "flops_per_s": invert(secs, 2.0 * n**3)}
 
 
 # An HLO instruction name: "dot.41", "ynn_fusion", "broadcast_add_fusion.15", "custom-call.2".
@@ -546,26 +411,20 @@ _KINDS = (  # first match wins
     ("reduce", re.compile(r"^reduce")),
     ("elementwise fusion", re.compile(r"fusion")),
 )
+_DEVICE_PROCESS = re.compile(r"/device:(GPU|TPU)")
 
 
 def kind_of(name: str) -> str:
-    for kind, pattern in _KINDS:
-        if pattern.search(name):
-            return kind
-    return "other"
-
-
-_DEVICE_PROCESS = re.compile(r"/device:(GPU|TPU)")
+    return next((kind for kind, pattern in _KINDS if pattern.search(name)), "other")
 
 
 def op_self_times(trace_path: str) -> tuple[dict[str, float], dict[str, int]]:
     """Self time (us) and call count of every HLO-op event in a Perfetto trace.
 
-    Events nest per thread (a ``while`` contains its body's ops); a stack per
-    thread subtracts each child's duration from its parent. Where the trace has
-    device processes (``/device:GPU:0``...), only their events count, named by
-    their ``args.hlo_op`` when present (the host's launch events would count
-    every op a second time).
+    Events nest per thread (a ``while`` holds its body's ops): a stack per thread
+    subtracts each child from its parent. Where the trace has device processes
+    (``/device:GPU:0``), only their events count, named by ``args.hlo_op`` when
+    present (the host's launch events would count every op twice).
     """
     with gzip.open(trace_path) as f:
         data = json.load(f)
@@ -595,21 +454,19 @@ def op_self_times(trace_path: str) -> tuple[dict[str, float], dict[str, int]]:
     return dict(self_us), dict(calls)
 
 
-def profile_run(ctx: Context, run, epochs: int, top: int = 8, keep_trace: str | None = None) -> dict:
-    """Traces ``epochs`` epochs of a compiled run; returns top ops and kinds per epoch.
+def profile_run(run: JaxRun, epochs: int, top: int = 8, keep_trace: str | None = None) -> dict:
+    """Op self time per epoch of ``epochs`` traced epochs: the heaviest ops and the share per kind.
 
-    ``keep_trace``: a path to copy the Perfetto trace (``.json.gz``) to, for a
-    closer look (ui.perfetto.dev) than the sums here.
+    On a CPU ops on different threads overlap (``op_over_wall`` above 1); ``keep_trace``
+    copies the Perfetto trace there (for ui.perfetto.dev).
     """
     import shutil
 
     import jax
 
     with tempfile.TemporaryDirectory() as tmp:
-        walls = []
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
-            for _ in range(epochs):
-                walls.append(run.epoch())
+            wall = sum(run.epoch() for _ in range(epochs))
         paths = glob.glob(os.path.join(tmp, "**", "perfetto_trace.json.gz"), recursive=True)
         if not paths:
             raise RuntimeError("jax.profiler wrote no perfetto_trace.json.gz")
@@ -620,16 +477,25 @@ def profile_run(ctx: Context, run, epochs: int, top: int = 8, keep_trace: str | 
     kinds: dict[str, float] = collections.defaultdict(float)
     for name, us in self_us.items():
         kinds[kind_of(name)] += us
-    ranked = sorted(self_us.items(), key=lambda kv: -kv[1])[:top]
-    wall = sum(walls)
+    share = lambda us: us / total if total else float("nan")  # noqa: E731
     return {
-        "epochs": epochs,
-        "wall_s_per_epoch": wall / epochs,
-        "op_s_per_epoch": total / 1e6 / epochs,
-        "op_over_wall": total / 1e6 / wall if wall else float("nan"),
-        "kinds": {k: {"s_per_epoch": v / 1e6 / epochs, "share": v / total if total else float("nan")}
+        "epochs": epochs, "wall_s_per_epoch": wall / epochs, "op_s_per_epoch": total / 1e6 / epochs,
+        "op_over_wall": ratio(total / 1e6, wall),
+        "kinds": {k: {"s_per_epoch": v / 1e6 / epochs, "share": share(v)}
                   for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
         "top_ops": [{"op": n, "kind": kind_of(n), "calls_per_epoch": calls[n] / epochs,
-                     "s_per_epoch": us / 1e6 / epochs, "share": us / total if total else float("nan")}
-                    for n, us in ranked],
+                     "s_per_epoch": us / 1e6 / epochs, "share": share(us)}
+                    for n, us in sorted(self_us.items(), key=lambda kv: -kv[1])[:top]],
     }
+
+
+def profile_rows(label: str, prof: dict, kinds: int = 5, ops: int = 5) -> list[list]:
+    """Table rows of :func:`profile_run`'s result: kinds, heaviest ops, total."""
+    rows = [[label, "kind", k, v["s_per_epoch"] * 1e3, v["share"]] for k, v in list(prof["kinds"].items())[:kinds]]
+    rows += [[label, "op", f"{op['op'][:40]} x{op['calls_per_epoch']:g}", op["s_per_epoch"] * 1e3, op["share"]]
+             for op in prof["top_ops"][:ops]]
+    return rows + [[label, "total", f"wall {prof['wall_s_per_epoch'] * 1e3:.2f} ms", prof["op_s_per_epoch"] * 1e3,
+                    prof["op_over_wall"]]]
+
+
+PROFILE_COLUMNS = ("run", "level", "op / kind", "ms/epoch", "share of op time")

@@ -1,9 +1,8 @@
 """The authors' per-sample host pairing for ICRST / TRST, reproduced for timing.
 
-In the authors' PyTorch code (GabMartino/icrst_trst_autoencoder,
-``src/dataloaders/RandomMNISTDataLoader.py`` and ``TotalRandomMNISTDataLoader.py``)
-the target of every training sample is chosen inside ``Dataset.__getitem__``,
-one sample at a time, on the host:
+In the authors' code (GabMartino/icrst_trst_autoencoder, ``src/dataloaders/
+RandomMNISTDataLoader.py``, ``TotalRandomMNISTDataLoader.py``) ``Dataset.__getitem__``
+picks each sample's target on the host:
 
 * ``res = scipy.stats.bernoulli.rvs(p=self.p)`` -- one scipy call per sample;
 * if ``res == 1``: ``idx = np.random.choice(self.distribution_dict[label])`` (ICRST,
@@ -12,11 +11,9 @@ one sample at a time, on the host:
   every index, rebuilt on every call);
 * otherwise the target is the anchor itself.
 
-``np.random.choice`` on a Python list converts the whole list to an array on every
-call, so the cost grows with the class size (ICRST) or the data-set size (TRST).
-That per-sample host work is what the JAX implementation replaces with on-device
-sampling, so this module reproduces it as is, to measure it. It imports numpy and
-scipy only (no torch), so it can be timed where torch is not installed.
+``np.random.choice`` converts the Python list to an array on every call, so the cost
+grows with the class size (ICRST) or the data set (TRST). This module reproduces that
+work as is, with numpy and scipy only (no torch needed).
 """
 
 from __future__ import annotations
@@ -31,25 +28,14 @@ from icrst_jax.config import P_MODES as PAIRING_MODES  # the modes that pair, as
 
 
 class HostPairing:
-    """Per-sample target choice exactly as the authors' ``Dataset.__getitem__`` does it.
+    """Per-sample target choice exactly as the authors' ``Dataset.__getitem__`` makes it.
 
-    Args:
-      labels: one integer class label per training sample.
-      mode: ``icrst`` (partner drawn from the anchor's class) or ``trst`` (partner
-        drawn from the whole training set).
-      p: Bernoulli probability that the target is swapped for a partner.
-      rebuild_all_indices: TRST only. The authors' TRST dataset builds
-        ``list(range(N))`` anew for every swapped sample; ``True`` (the default)
-        does the same. ``False`` keeps one prebuilt list, which is still a Python
-        list handed to ``np.random.choice`` and so still converted per call.
-
+    ``mode``: ``icrst`` (partner from the anchor's class) or ``trst`` (from the whole
+    set); ``p``: probability that the target is swapped for a partner. TRST rebuilds
+    ``list(range(N))`` for every swapped sample as the authors do, unless
+    ``rebuild_all_indices=False`` (one prebuilt list, still converted per call).
     Randomness comes from numpy's global state (``np.random.seed``), as in the
-    authors' code: ``bernoulli.rvs`` without ``random_state`` and ``np.random.choice``
-    both draw from it, and PyTorch's DataLoader reseeds it in every worker.
-
-    Attributes:
-      distribution_dict: label -> Python list of the indices with that label, in
-        index order (the authors' ``distribution_dict``).
+    authors' code. ``distribution_dict``: label -> list of its indices, in order.
     """
 
     def __init__(
@@ -76,10 +62,7 @@ class HostPairing:
         self.size = len(self._labels)
         self.distribution_dict: dict[int, list[int]] = {}
         for idx, v in enumerate(self._labels):
-            if v not in self.distribution_dict:
-                self.distribution_dict[v] = [idx]
-            else:
-                self.distribution_dict[v].append(idx)
+            self.distribution_dict.setdefault(v, []).append(idx)
         self._all_indices: list[int] = list(range(self.size))
 
     def __len__(self) -> int:
@@ -96,15 +79,8 @@ class HostPairing:
         return index
 
 
-def host_pairs_per_second(
-    labels: Sequence[int] | np.ndarray,
-    mode: str = "icrst",
-    p: float = 0.5,
-    n: int = 20000,
-    *,
-    rebuild_all_indices: bool = True,
-    seed: int = 0,
-) -> float:
+def host_pairs_per_second(labels: Sequence[int] | np.ndarray, mode: str = "icrst", p: float = 0.5, n: int = 20000,
+                          *, rebuild_all_indices: bool = True, seed: int = 0) -> float:
     """Time ``n`` calls of :meth:`HostPairing.pair` and return pairs per second.
 
     Anchors are visited in a random permutation (what a shuffled DataLoader hands
@@ -116,10 +92,8 @@ def host_pairs_per_second(
     pairing = HostPairing(labels, mode, p, rebuild_all_indices=rebuild_all_indices)
     np.random.seed(seed)
     order = np.random.permutation(pairing.size).tolist()
-    size = pairing.size
-    pair = pairing.pair
+    size, pair = pairing.size, pairing.pair
     start = time.perf_counter()
     for k in range(n):
         pair(order[k % size])
-    elapsed = time.perf_counter() - start
-    return n / elapsed
+    return n / (time.perf_counter() - start)

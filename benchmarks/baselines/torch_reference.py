@@ -1,16 +1,11 @@
 """PyTorch reference of the authors' training pipeline, for speed comparisons only.
 
-What it reproduces (authors' code: GabMartino/icrst_trst_autoencoder, ``src/models/AE2.py``
-and ``src/dataloaders/*``; paper section 6 and Table D1):
-
-* the three Table D1 models in ``torch.nn`` (:func:`build_model`);
-* the per-sample host pairing inside ``Dataset.__getitem__`` (:class:`PairedDataset`,
-  via :class:`benchmarks.baselines.host_pairing.HostPairing`), fed by a shuffled ``DataLoader``;
-* Adam, ``MSELoss``, models in train mode (BatchNorm batch statistics, dropout on).
-
-It is a benchmark baseline, not a second implementation: ``icrst_jax`` never imports
-it, and only the parts that cost time are reproduced. Deliberate differences from the
-authors' code, all documented where they apply:
+It reproduces (GabMartino/icrst_trst_autoencoder, ``src/models/AE2.py`` and
+``src/dataloaders/*``; paper section 6, Table D1) the three Table D1 models
+(:func:`build_model`), the per-sample host pairing inside ``Dataset.__getitem__``
+(:class:`PairedDataset` via :class:`~benchmarks.baselines.host_pairing.HostPairing`)
+under a shuffled ``DataLoader``, and Adam + ``MSELoss`` in train mode. ``icrst_jax``
+never imports it. Deliberate differences from the authors' code:
 
 * dropout defaults to Table D1's 0.2 (the authors' ``nn.Dropout()`` is 0.5);
 * targets are the ``[0, 1]`` images, inputs standardised (the authors reconstruct the
@@ -30,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-import sys
 import time
 from typing import Any, Iterator, Sequence
 
@@ -240,22 +234,14 @@ def standardisation_stats(x_unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class PairedDataset(torch.utils.data.Dataset):
     """Training set whose ``__getitem__`` picks the target per sample on the host.
 
-    Args:
-      x_unit: training data in ``[0, 1]``, NHWC images or (N, F) features.
-      labels: one integer label per sample.
-      mode: ``standard`` (target = the sample; the Bernoulli draw still happens with
-        p = 0, because the authors ran their baseline as p = 0 of the same data set),
-        ``icrst`` / ``trst`` (with probability ``p`` the target is a partner from the
-        same class / the whole set, drawn by :class:`HostPairing`), ``dae`` (Gaussian
-        noise of ``dae_sigma`` added to the encoder input, target the clean sample;
-        the authors have no DAE code, so no pairing draw is made).
-      p: swap probability for ``icrst`` / ``trst``.
-      mean, std: encoder-input standardisation, per channel (images) or per feature;
-        default :func:`standardisation_stats`.
-      dae_sigma: noise standard deviation for ``dae``, in standardised units.
-
-    Returns ``(input, target)``: the standardised (and, for ``dae``, noised) anchor,
-    and the ``[0, 1]`` target.
+    ``x_unit``: NHWC images or (N, F) features in ``[0, 1]``. ``mode``: ``standard``
+    (target = the sample; the Bernoulli draw still happens with p = 0, as the authors
+    ran their baseline as p = 0 of the same data set), ``icrst`` / ``trst`` (with
+    probability ``p`` a partner from the class / the whole set, by :class:`HostPairing`),
+    ``dae`` (Gaussian noise of ``dae_sigma``, in standardised units, on the input; no
+    pairing draw: the authors have no DAE code). ``mean``, ``std``: the encoder input's
+    standardisation (default :func:`standardisation_stats`). Items are ``(input,
+    target)``: the standardised (for ``dae`` noised) anchor and the ``[0, 1]`` target.
     """
 
     def __init__(self, x_unit: np.ndarray, labels: Sequence[int] | np.ndarray, *,
@@ -323,8 +309,7 @@ def _torch_threads(num_threads: int | None) -> Iterator[None]:
 def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarray, *,
                 mode: str = "icrst", p: float = 1.0, epochs: int = 1, batch_size: int = 512,
                 width: float = 1.0, lr: float = 1e-3, mean: Any = None, std: Any = None,
-                num_workers: int = 0, seed: int = 0, max_steps: int | None = None,
-                progress: bool = False, num_threads: int | None = None,
+                num_workers: int = 0, seed: int = 0, max_steps: int | None = None, num_threads: int | None = None,
                 dae_sigma: float = 0.5, negative_slope: float = 0.01, dropout: float = 0.2,
                 detect_anomaly: bool = False, rebuild_all_indices: bool = True,
                 device: str | None = None) -> dict:
@@ -349,12 +334,10 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
         host by the DataLoader and copied over, as in their pipeline.
       The remaining arguments are those of :class:`PairedDataset` and :func:`build_model`.
 
-    Returns:
-      dict with ``samples`` (trained on), ``seconds`` (wall time of the training
-      loop, DataLoader start-up, batch loading and pairing included; model and data
-      set construction excluded), ``samples_per_s``, ``steps``, ``final_loss``,
-      ``losses`` (per step), ``per_step_seconds`` (batch wait + step, per step) and
-      ``data_wait_seconds`` (total time spent waiting for batches).
+    Returns ``samples``, ``seconds`` (the training loop: DataLoader start-up, batches and
+    pairing included; model and data set construction excluded), ``samples_per_s``,
+    ``steps``, ``final_loss``, ``losses``, ``per_step_seconds`` (batch wait + step) and
+    ``data_wait_seconds``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -383,7 +366,7 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
         anomaly = torch.autograd.detect_anomaly() if detect_anomaly else contextlib.nullcontext()
         start = time.perf_counter()
         with anomaly:
-            for epoch in range(epochs):
+            for _ in range(epochs):
                 it = iter(loader)
                 t_prev = time.perf_counter()
                 while max_steps is None or len(losses) < max_steps:
@@ -403,12 +386,6 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
                     t_now = time.perf_counter()
                     per_step.append(t_now - t_prev)
                     t_prev = t_now
-                    if progress and len(losses) % 50 == 0:
-                        print(f"[torch] epoch {epoch} step {len(losses)} loss {losses[-1]:.5f}",
-                              file=sys.stderr)
-                if progress:
-                    print(f"[torch] epoch {epoch} done: {len(losses)} steps, "
-                          f"loss {losses[-1] if losses else float('nan'):.5f}", file=sys.stderr)
                 if max_steps is not None and len(losses) >= max_steps:
                     break
         seconds = time.perf_counter() - start
@@ -431,18 +408,10 @@ def step_throughput(model_name: str, batch: int, input_shape: Sequence[int] | No
                     negative_slope: float = 0.01, dropout: float = 0.2, device: str | None = None) -> dict:
     """Forward + backward + Adam per step on pre-made random tensors (no data pipeline).
 
-    For per-step comparisons with the JAX train step: the input is standard normal,
-    the target uniform in ``[0, 1]``, both made once before timing.
-
-    Args:
-      input_shape: per-sample shape in torch layout, (C, H, W) or (F,); default
-        :data:`INPUT_SHAPES` for the model.
-      steps: timed steps; warmup: untimed steps before them.
-
-    Returns:
-      dict with ``batch``, ``steps``, ``per_step_seconds``, ``median_step_seconds``,
-      ``samples_per_s`` (from the median step) and ``mean_samples_per_s`` (from the
-      total time of the timed steps).
+    Input standard normal, target uniform in ``[0, 1]``, both made before timing;
+    ``input_shape`` in torch layout (default :data:`INPUT_SHAPES`); ``steps`` timed after
+    ``warmup`` untimed. Returns ``batch``, ``steps``, ``per_step_seconds``,
+    ``median_step_seconds``, ``samples_per_s`` (median step) and ``mean_samples_per_s``.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got {steps}, {warmup}")
@@ -494,43 +463,3 @@ def encode_torch(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: 
     finally:
         model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, model.latent_dim), np.float32)
-
-
-def _main(argv: Sequence[str] | None = None) -> None:
-    """``python -m benchmarks.baselines.torch_reference``: print step throughput and host pairing speed."""
-    import argparse
-    import json
-
-    from benchmarks.baselines.host_pairing import host_pairs_per_second
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="what", required=True)
-    st = sub.add_parser("step", help="forward+backward+Adam per step on random data")
-    st.add_argument("--model", choices=MODEL_NAMES, default="conv")
-    st.add_argument("--batch", type=int, default=64)
-    st.add_argument("--width", type=float, default=1.0)
-    st.add_argument("--steps", type=int, default=20)
-    st.add_argument("--warmup", type=int, default=3)
-    st.add_argument("--threads", type=int, default=None)
-    hp = sub.add_parser("pairing", help="host pairs per second on a synthetic label set")
-    hp.add_argument("--n-samples", type=int, default=60000)
-    hp.add_argument("--classes", type=int, default=10)
-    hp.add_argument("--mode", choices=("icrst", "trst"), default="icrst")
-    hp.add_argument("--p", type=float, default=0.5)
-    hp.add_argument("--n", type=int, default=20000)
-    args = parser.parse_args(argv)
-    if args.what == "step":
-        r = step_throughput(args.model, args.batch, width=args.width, steps=args.steps,
-                            warmup=args.warmup, num_threads=args.threads)
-        r.pop("per_step_seconds")
-        r.update(model=args.model, width=args.width, threads=torch.get_num_threads()
-                 if args.threads is None else args.threads)
-    else:
-        labels = np.random.default_rng(0).integers(0, args.classes, args.n_samples)
-        r = {"mode": args.mode, "p": args.p, "n": args.n, "n_samples": args.n_samples,
-             "pairs_per_s": host_pairs_per_second(labels, args.mode, args.p, args.n)}
-    print(json.dumps(r))
-
-
-if __name__ == "__main__":
-    _main()
