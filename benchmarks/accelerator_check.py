@@ -224,7 +224,7 @@ class Check:
         p = self.p
         r = evaluate_latents(p.eval_points, p.eval_rows, p.eval_dim, p.eval_classifiers, "auto", p.eval_jobs,
                              log=lambda line: self.ctx.log("  " + line))
-        s = r["seconds"]
+        s = r["eval_seconds"]
         return r, [[f"eval {p.eval_points} x {p.eval_rows} x {p.eval_dim} auto", "-", f"{r['wall_s']:.1f} s wall",
                     f"JAX {s['jax_classifiers_s']:.1f} s | sklearn {s['sklearn_classifiers_s']:.1f} s", "-",
                     " ".join(f"{c} {sum(a) / len(a):.3f}" for c, a in r["accuracy"].items())]]

@@ -82,7 +82,7 @@ def studies(args) -> tuple[dict, str]:
 def paper_scale(args) -> tuple[dict, str]:
     out = {b: evaluate_latents(args.points, args.rows, args.dim, args.classifiers, b, args.n_jobs, log)
            for b in args.backends}
-    rows = [[b, r["wall_s"], r["seconds"]["jax_classifiers_s"], r["seconds"]["sklearn_classifiers_s"],
+    rows = [[b, r["wall_s"], r["eval_seconds"]["jax_classifiers_s"], r["eval_seconds"]["sklearn_classifiers_s"],
              *(sum(r["accuracy"][c]) / len(r["accuracy"][c]) for c in args.classifiers)] for b, r in out.items()]
     return out, format_table(f"{args.points} point(s) of {args.rows} x {args.dim}, 10 folds",
                              ["backend", "wall s", "JAX s", "sklearn s", *(f"{c} acc" for c in args.classifiers)], rows)

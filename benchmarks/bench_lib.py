@@ -97,7 +97,7 @@ def evaluate_latents(points: int, rows: int, dim: int, classifiers: Sequence[str
     res = evaluation.evaluate_many(jobs, classifiers, n_folds=10, n_jobs=n_jobs, backend=backend,
                                    fold_lines=False, seconds=seconds, progress=log)
     return {"points": points, "rows": rows, "dim": dim, "backend": backend, "wall_s": time.perf_counter() - t0,
-            "seconds": dataclasses.asdict(seconds),
+            "eval_seconds": dataclasses.asdict(seconds),
             "accuracy": {c: [float(r[c]["accuracy"]["mean"]) for r in res] for c in classifiers},
             "fit_time_sum_s": {c: float(sum(r[c]["fit_time"].sum() for r in res)) for c in classifiers}}
 
@@ -323,24 +323,24 @@ class Context:
     (benchmarks share compiled programs instead of compiling one epoch three times)
     and a logger to stderr."""
 
-    def __init__(self, quick: bool, *, stream=sys.stderr, tag: str = ""):
+    def __init__(self, quick: bool, *, tag: str = ""):
         import jax
 
         self.quick = quick
         self.on_accelerator = jax.default_backend() != "cpu"
-        self._runs: dict[RunSpec, JaxRun] = {}
-        self._stream, self._t0, self._tag = stream, time.perf_counter(), tag
+        self.runs: dict[RunSpec, JaxRun] = {}
+        self._t0, self._tag = time.perf_counter(), tag
 
     def log(self, msg: str) -> None:
-        print(f"[{self._tag}{time.perf_counter() - self._t0:6.1f}s] {msg}", file=self._stream, flush=True)
+        print(f"[{self._tag}{time.perf_counter() - self._t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     def run(self, spec: RunSpec) -> JaxRun:
         """The prepared run of ``spec``, compiled once per suite."""
         if spec.model == "mlp":  # no convolution, BatchNorm or dropout: those options leave its program as it is
             spec = dataclasses.replace(spec, conv_impl="auto", dropout=0.2, batch_norm=True)
-        if spec not in self._runs:
-            self._runs[spec] = JaxRun(spec, log=self.log)
-        return self._runs[spec]
+        if spec not in self.runs:
+            self.runs[spec] = JaxRun(spec, log=self.log)
+        return self.runs[spec]
 
 
 def model_flops_per_sample(model: str, width: float, shape: tuple[int, ...] | None = None) -> float:

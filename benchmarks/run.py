@@ -32,7 +32,7 @@ BENCHMARKS = {
 }
 
 
-def run_all(ctx: Context, names, payload: dict, json_path: str | None = None, out=sys.stdout) -> list[str]:
+def run_all(ctx: Context, names, payload: dict, json_path: str | None = None, out=None) -> list[str]:
     """Runs ``names`` into ``payload["benchmarks"]``; returns the names that failed."""
     failed = []
     for name in names:
@@ -47,7 +47,7 @@ def run_all(ctx: Context, names, payload: dict, json_path: str | None = None, ou
             failed.append(name)
         result["seconds"] = time.perf_counter() - t0
         payload["benchmarks"][name] = result
-        print(f"\n{text}\n({name}: {result['seconds']:.1f}s)", file=out, flush=True)
+        print(f"\n{text}\n({name}: {result['seconds']:.1f}s)", file=out or sys.stdout, flush=True)
         if json_path:
             write_json(json_path, payload)
     return failed
