@@ -37,7 +37,7 @@ def plan(ctx: Context) -> dict:
             "breast_cancer_quick": StudyConfig(
                 train=TrainConfig(epochs=2, model=ModelConfig(name="mlp")),
                 modes=("standard", "icrst"), p_values=(1.0,), seeds=(0,),
-                eval=EvalConfig(classifiers=("nb",), n_folds=2, **no_extras), checkpoints=False,
+                eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", **no_extras), checkpoints=False,
             )
         }
     paper = load_config(ROOT / "configs" / "paper_breast_cancer.py")

@@ -145,7 +145,7 @@ def run_profile(ctx: Context) -> tuple[dict, str]:
     for spec in [*conv[:1], mlp, dataclasses.replace(mlp, seeds=k, seed_batch=k)]:
         ctx.log(f"profile {spec.label()}")
         # An MLP epoch is about a millisecond: several are averaged; a conv epoch is seconds on a CPU.
-        prof = profile_run(ctx.run(spec), 20 if spec.model == "mlp" else 3)
+        prof = profile_run(ctx.run(spec), 3 if ctx.quick or spec.model != "mlp" else 20)
         rows.append({"label": spec.label(), "samples": spec.n, **prof})
         table += profile_rows(spec.label(), prof)
     return {"rows": rows}, format_table("profile: XLA op self time per epoch (Perfetto trace)", PROFILE_COLUMNS, table)
