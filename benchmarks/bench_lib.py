@@ -178,7 +178,7 @@ def write_json(path, payload: dict) -> None:
 
 
 def cell(v) -> str:
-    """A table cell: numbers rounded to what a benchmark can resolve, stats as ``median [min, max]``."""
+    """A table cell: rounded numbers, statistics as ``median [min, max]``."""
     if isinstance(v, dict) and "median" in v:
         return f"{cell(v['median'])} [{cell(v['min'])}, {cell(v['max'])}]"
     if isinstance(v, (bool, int)) or not isinstance(v, float):

@@ -33,36 +33,26 @@ def plan(ctx: Context) -> dict:
 
     no_extras = dict(mi=False, tsne=False)
     if ctx.quick:
-        return {
-            "breast_cancer_quick": StudyConfig(
-                train=TrainConfig(epochs=2, model=ModelConfig(name="mlp")),
-                modes=("standard", "icrst"), p_values=(1.0,), seeds=(0,),
-                eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", **no_extras), checkpoints=False,
-            )
-        }
+        return {"breast_cancer_quick": StudyConfig(
+            train=TrainConfig(epochs=2, model=ModelConfig(name="mlp")), modes=("standard", "icrst"), p_values=(1.0,),
+            seeds=(0,), eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", **no_extras),
+            checkpoints=False)}
     paper = load_config(ROOT / "configs" / "paper_breast_cancer.py")
-    return {
-        "digits": StudyConfig(
-            data=DataConfig(name="digits", image_size=16),
-            train=TrainConfig(epochs=3, batch_size=128, model=ModelConfig(name="conv", width=0.125)),
-            modes=("standard", "icrst", "trst"), p_values=(0.2, 0.6, 1.0), seeds=(0, 1),
-            eval=EvalConfig(**no_extras), checkpoints=False,
-        ),
-        "breast_cancer": paper.replace(eval=dataclasses.replace(paper.eval, **no_extras), checkpoints=False),
-    }
-
-
-def _timed(cfg, dataset) -> tuple[float, dict]:
-    from icrst_jax.experiment import run_experiment
-
-    t0 = time.perf_counter()
-    payload = run_experiment(cfg, dataset=dataset)
-    return time.perf_counter() - t0, payload
+    return {"digits": StudyConfig(
+                data=DataConfig(name="digits", image_size=16), modes=("standard", "icrst", "trst"),
+                train=TrainConfig(epochs=3, batch_size=128, model=ModelConfig(name="conv", width=0.125)),
+                p_values=(0.2, 0.6, 1.0), seeds=(0, 1), eval=EvalConfig(**no_extras), checkpoints=False),
+            "breast_cancer": paper.replace(eval=dataclasses.replace(paper.eval, **no_extras), checkpoints=False)}
 
 
 def run_grid(ctx: Context, name: str, cfg) -> dict:
     from icrst_jax import data as data_lib
-    from icrst_jax.experiment import setup_compilation_cache
+    from icrst_jax.experiment import run_experiment, setup_compilation_cache
+
+    def _timed(cfg, dataset) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        payload = run_experiment(cfg, dataset=dataset)
+        return time.perf_counter() - t0, payload
 
     setup_compilation_cache(enabled=False)  # cold: every program compiles
     dataset = data_lib.load_dataset(cfg.data.name, image_size=cfg.data.image_size)
@@ -82,18 +72,10 @@ def run_grid(ctx: Context, name: str, cfg) -> dict:
             if abs(a - b) > 1e-4 * abs(b):
                 mismatched.append(pt.tag)
     total = sum(per_point_s)
-    return {
-        "grid_points": len(points),
-        "config": study["config"],
-        "study_s": study_s,
-        "study_timing": study["timing"],
-        "per_point_s": per_point_s,
-        "per_point_total_s": total,
-        "per_point_timing_sum": {k: sum(t[k] for t in per_point_timing) for k in PARTS},
-        "speedup": ratio(total, study_s),
-        "same_final_losses": not mismatched,
-        "mismatched_points": mismatched,
-    }
+    return {"grid_points": len(points), "config": study["config"], "study_s": study_s, "study_timing": study["timing"],
+            "per_point_s": per_point_s, "per_point_total_s": total,
+            "per_point_timing_sum": {k: sum(t[k] for t in per_point_timing) for k in PARTS},
+            "speedup": ratio(total, study_s), "same_final_losses": not mismatched, "mismatched_points": mismatched}
 
 
 def run(ctx: Context, only: str | None = None) -> tuple[dict, str]:

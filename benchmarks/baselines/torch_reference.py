@@ -180,16 +180,9 @@ class MlpAE(nn.Module):
 
 def build_model(name: str, *, width: float = 1.0, input_shape: Sequence[int] | None = None,
                 negative_slope: float = 0.01, dropout: float = 0.2) -> nn.Module:
-    """Build a Table D1 model by name.
-
-    Args:
-      name: ``conv``, ``conv_strided`` or ``mlp``.
-      width: channel / unit multiplier; every hidden size is ``round(c * width)``.
-      input_shape: per-sample shape in torch layout, (C, H, W) or (F,); only the
-        channel / feature count is used. Defaults to :data:`INPUT_SHAPES`.
-      negative_slope: LeakyReLU slope (the authors use PyTorch's default, 0.01).
-      dropout: dropout rate of the conv models (Table D1: 0.2).
-    """
+    """A Table D1 model by name (``conv``, ``conv_strided``, ``mlp``); hidden sizes
+    ``round(c * width)``; ``input_shape`` in torch layout (default :data:`INPUT_SHAPES`;
+    only its channels / features count); LeakyReLU slope 0.01 as PyTorch's default."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if not 0.0 <= dropout < 1.0:
@@ -205,10 +198,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def to_torch_layout(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """float32 tensor in torch layout: NHWC image batches become NCHW, (N, F) is kept.
-
-    Numpy arrays and tensors alike are read as NHWC (the JAX layout).
-    """
+    """A float32 tensor in torch layout: NHWC (the JAX layout) becomes NCHW, (N, F) is kept."""
     t = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
     if t.ndim == 4:
         t = t.permute(0, 3, 1, 2)
@@ -318,21 +308,12 @@ def train_torch(model_name: str, x_unit: np.ndarray, y: Sequence[int] | np.ndarr
     ``DataLoader(shuffle=True)`` over a :class:`PairedDataset` (so the per-sample
     host pairing is inside the timing), Adam(``lr``), ``MSELoss``, train mode.
 
-    Args:
-      model_name: ``conv``, ``conv_strided`` or ``mlp``.
-      x_unit: training data in ``[0, 1]``, NHWC images or (N, F) features.
-      y: integer labels.
-      num_workers: DataLoader worker processes (the authors used ``os.cpu_count()``
-        with persistent workers; 0 keeps everything in this process).
-      max_steps: stop after this many optimizer steps in total.
-      num_threads: ``torch.set_num_threads`` for the run (restored afterwards);
-        None leaves torch's default.
-      detect_anomaly: wrap training in ``torch.autograd.detect_anomaly`` as the
-        authors' Lightning trainer did (``detect_anomaly=True``).
-      device: where the model trains (default :func:`default_device`: CUDA when
-        available, as the authors' Lightning runs did); batches are built on the
-        host by the DataLoader and copied over, as in their pipeline.
-      The remaining arguments are those of :class:`PairedDataset` and :func:`build_model`.
+    ``x_unit``: NHWC images or (N, F) features in ``[0, 1]``; ``num_workers``: DataLoader
+    workers (the authors used ``os.cpu_count()``; 0 keeps all in this process);
+    ``max_steps``: a cap on optimizer steps; ``num_threads``: ``torch.set_num_threads``
+    for the run; ``detect_anomaly``: as the authors' Lightning trainer had it on;
+    ``device``: default :func:`default_device` (batches built on the host and copied
+    over, as in their pipeline). The rest: :class:`PairedDataset`, :func:`build_model`.
 
     Returns ``samples``, ``seconds`` (the training loop: DataLoader start-up, batches and
     pairing included; model and data set construction excluded), ``samples_per_s``,
