@@ -35,7 +35,8 @@ def plan(ctx: Context) -> dict:
     if ctx.quick:
         return {"breast_cancer_quick": StudyConfig(
             train=TrainConfig(epochs=2, model=ModelConfig(name="mlp")), modes=("standard", "icrst"), p_values=(1.0,),
-            seeds=(0,), eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", **no_extras),
+            seeds=(0,), eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", untrained=False, purity=False,
+                                         **no_extras),
             checkpoints=False)}
     paper = load_config(ROOT / "configs" / "paper_breast_cancer.py")
     return {"digits": StudyConfig(
