@@ -36,7 +36,7 @@ def plan(ctx: Context) -> dict:
         return {"breast_cancer_quick": StudyConfig(
             train=TrainConfig(epochs=2, model=ModelConfig(name="mlp")), modes=("standard", "icrst"), p_values=(1.0,),
             seeds=(0,), eval=EvalConfig(classifiers=("nb",), n_folds=2, backend="sklearn", untrained=False, purity=False,
-                                         **no_extras),
+                                         n_jobs=1, **no_extras),
             checkpoints=False)}
     paper = load_config(ROOT / "configs" / "paper_breast_cancer.py")
     return {"digits": StudyConfig(
