@@ -230,7 +230,8 @@ class Check:
                     " ".join(f"{c} {sum(a) / len(a):.3f}" for c, a in r["accuracy"].items())]]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
+    """The command line; ``ctx``: a context whose compiled runs to share (the tests' dry run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks.accelerator_check", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT") or "runs/accelerator_check",
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         ap.exit(2, f"error: cannot create --out {out}: {exc.strerror}\n")
     t_start = time.perf_counter()
-    ctx = Context(quick=args.dry_run, tag="accel ")
+    ctx = ctx or Context(quick=args.dry_run, tag="accel ")
     if not args.dry_run and not ctx.on_accelerator:
         ap.exit(2, "error: no accelerator found (jax.default_backend() is 'cpu'); use --dry-run on a CPU\n")
     meta = environment(["python", "-m", "benchmarks.accelerator_check", *argv], args.dry_run)

@@ -6,7 +6,7 @@ between sessions. Structure and consistency only, never a timing."""
 from __future__ import annotations
 
 import pytest
-from test_benchmarks import assert_stats, has_torch, is_number, strict_load
+from test_benchmarks import assert_stats, has_torch, is_number, quick_context, strict_load
 
 from benchmarks import accelerator_check
 
@@ -16,7 +16,7 @@ def dry(tmp_path_factory):
     out = tmp_path_factory.mktemp("accel")
     # No time budget: on a loaded CPU the dry run can outlast the GPU session's default.
     rc = accelerator_check.main(["--dry-run", "--out", str(out), "--budget-s", "1e9",
-                                 "--sections", *accelerator_check.SECTIONS])
+                                 "--sections", *accelerator_check.SECTIONS], ctx=quick_context())
     return rc, strict_load(out / "accelerator_check.json"), out
 
 

@@ -50,9 +50,20 @@ def has_torch() -> bool:
     return True
 
 
+_SHARED: list[Context] = []
+
+
+def quick_context() -> Context:
+    """One quick context per test process: this file's benchmarks and the accelerator dry
+    run (test_accelerator_check.py) train the same small MLP runs, compiled once."""
+    if not _SHARED:
+        _SHARED.append(Context(quick=True))
+    return _SHARED[0]
+
+
 @pytest.fixture(scope="module")
 def ctx():
-    return Context(quick=True)
+    return quick_context()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +130,8 @@ def test_seeds_and_profile_share_runs(suite, ctx):
     for r in b["profile"]["rows"]:
         assert r["op_s_per_epoch"] > 0 and r["top_ops"]
         assert sum(k["share"] for k in r["kinds"].values()) == pytest.approx(1.0)
-    # training, seeds, utilisation, profile and devices (1 device) compiled the quick MLP once
+    # training, seeds, utilisation, profile, devices (1 device) and the accelerator dry run
+    # compiled the quick MLP once
     assert len(ctx.runs) == 4, list(ctx.runs)  # f32, bf16, 2 seeds, 4 devices
 
 
