@@ -424,6 +424,7 @@ def evaluate_many(
     backend: str = "sklearn",
     seconds: EvalSeconds | None = None,
     job_names: Sequence[str] | None = None,
+    job_classifiers: Sequence[Sequence[str]] | None = None,
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -452,6 +453,9 @@ def evaluate_many(
       seconds: optional :class:`EvalSeconds` to add this call's classifier time to.
       job_names: optional name of each job for the progress lines (e.g. ``"icrst p=0.5
         seed 1, standardised"``); by default ``job 3/48``.
+      job_classifiers: optional subset of ``classifiers`` per job (a study's latents
+        along training get only ``eval.epoch_classifiers``); one call keeps the
+        compiled fits of every job busy while scikit-learn's run beside them.
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
@@ -481,7 +485,18 @@ def evaluate_many(
         splits = list(StratifiedKFold(folds_used, shuffle=True, random_state=seed).split(x, y))
         prepared.append((x, y, seed, folds_used, splits, scaling))
 
-    tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in names for f in range(folds_used)]
+    if job_classifiers is None:
+        job_classifiers = [names] * len(prepared)
+    if len(job_classifiers) != len(prepared):
+        raise ValueError(f"job_classifiers has {len(job_classifiers)} entries for {len(prepared)} jobs")
+    for wanted in job_classifiers:
+        extra = [c for c in wanted if c not in names]
+        if extra:
+            raise ValueError(f"job_classifiers names {extra}, which are not among classifiers {names}")
+    # Each job's classifiers in the order of ``classifiers``.
+    job_names_of = [[n for n in names if n in wanted] for wanted in job_classifiers]
+    tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in job_names_of[j]
+             for f in range(folds_used)]
     seconds = EvalSeconds() if seconds is None else seconds
     if backend == "sklearn":
         outputs = _timed(_sklearn_fits(prepared, tasks, n_jobs), seconds)
@@ -539,7 +554,7 @@ def evaluate_many(
                 progress(f"[{name}] {n_warned}/{n_fits} fits stopped at the classifier's max_iter before "
                          "converging (scikit-learn's ConvergenceWarning); their scores count")
     # Classifier order as given, whatever order the fits finished in.
-    return [{name: res[name] for name in names} for res in results]
+    return [{name: res[name] for name in job_names_of[j]} for j, res in enumerate(results)]
 
 
 def _sklearn_fits(prepared, tasks, n_jobs):

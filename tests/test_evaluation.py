@@ -472,3 +472,22 @@ def test_fold_scores_equal_sklearns_accuracy_and_macro_f1():
         assert got["accuracy"] == accuracy_score(y, p)
         assert abs(got["f1_macro"] - f1_score(y, p, average="macro", zero_division=0)) < 1e-15, (y, p)
     assert fold_scores([0, 1, 1], [1, 1, 1])["f1_macro"] == 0.4  # class 0: F1 0; class 1: 2*2/(4+1) = 0.8
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "auto"])
+def test_job_classifiers_give_each_job_its_subset_with_the_numbers_of_separate_calls(backend):
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    a, b = (x[:150, :4], y[:150], 0, "standard"), (x[150:300, 4:8], y[150:300], 1, "none")
+    both = evaluate_many([a, b], ["svm", "nb"], n_folds=3, backend=backend, job_classifiers=[["nb", "svm"], ["nb"]])
+    assert list(both[0]) == ["svm", "nb"] and list(both[1]) == ["nb"]
+    alone_a = evaluate_many([a], ["svm", "nb"], n_folds=3, backend=backend)[0]
+    alone_b = evaluate_many([b], ["nb"], n_folds=3, backend=backend)[0]
+    for got, ref in [(both[0], alone_a), (both[1], alone_b)]:
+        for name in ref:
+            np.testing.assert_array_equal(got[name]["accuracy"]["folds"], ref[name]["accuracy"]["folds"])
+    with pytest.raises(ValueError, match=r"job_classifiers names \['mlp'\], which are not among"):
+        evaluate_many([a], ["nb"], n_folds=3, job_classifiers=[["mlp"]])
+    with pytest.raises(ValueError, match="job_classifiers has 1 entries for 2 jobs"):
+        evaluate_many([a, b], ["nb"], n_folds=3, job_classifiers=[["nb"]])
