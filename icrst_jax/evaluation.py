@@ -229,19 +229,29 @@ def pool_results(results_per_seed: Sequence[Mapping], level: float = 0.95) -> di
 # ---------------------------------------------------------------------------
 
 
-def _fit_fold(name, seed, scaling, x, y, train, test):
+def _fit_fold(name, seed, scaling, x, y, train, test, intelex: bool = False):
     """Fit one classifier (with its scaler, if any) on one fold; runs in a joblib worker.
 
     Only the training fold's rows reach ``fit``, so a scaler's statistics never
     see the test fold. Warnings are recorded here rather than filtered in the
     parent because warning filters do not reach joblib's worker processes.
+    ``intelex``: the SVM is scikit-learn-intelex's ``SVC`` (same hyperparameters).
     """
     from sklearn.exceptions import ConvergenceWarning
 
     clf = make_classifier(name, seed, scaling)
+    if intelex:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearnex.svm import SVC
+
+        svc = SVC(kernel="rbf", random_state=seed)
+        clf = make_pipeline(StandardScaler(), svc) if scaling == "standard" else svc
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # scikit-learn-intelex's note that it uses its own threads, not joblib's, on every fit.
+        warnings.filterwarnings("ignore", message=".*parallel backend is not supported by Extension for scikit-learn")
         clf.fit(x[train], y[train])
         pred = clf.predict(x[test])
     elapsed = time.perf_counter() - t0
@@ -299,11 +309,32 @@ def random_forest_predict(x_train, y_train, x_test, seed: int) -> np.ndarray:
     return classes.take(np.argmax(proba, axis=1))
 
 
+# scikit-learn-intelex's SVC predicts what scikit-learn's predicts (tests/test_evaluation.py)
+# and is faster from about this many training cells (rows x features) up, slower below
+# (BENCHMARKS.md, "Evaluation").
+INTELEX_SVC_MIN_CELLS = 100_000
+
+
+def intelex_available() -> bool:
+    """Whether scikit-learn-intelex is installed (``pip install -e ".[intelex]"``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sklearnex") is not None
+
+
+def svm_through_intelex(n_train: int, n_features: int) -> bool:
+    """The ``auto`` backend's choice for an SVM fit: scikit-learn-intelex's SVC when it is
+    installed and the training fold has at least :data:`INTELEX_SVC_MIN_CELLS` cells."""
+    return n_train * n_features >= INTELEX_SVC_MIN_CELLS and intelex_available()
+
+
 def _fit_folds_auto(name, seed, scaling, x, y, splits):
     """:func:`_fit_fold` of every fold of one feature set, in one worker task (the ``auto``
-    backend's scikit-learn side; the random forest through :func:`random_forest_predict`)."""
+    backend's scikit-learn side; the random forest through :func:`random_forest_predict`,
+    a large SVM through scikit-learn-intelex when installed)."""
     if name != "rf":
-        return [_fit_fold(name, seed, scaling, x, y, train, test) for train, test in splits]
+        intelex = name == "svm" and svm_through_intelex(len(splits[0][0]), x.shape[1])
+        return [_fit_fold(name, seed, scaling, x, y, train, test, intelex) for train, test in splits]
     out = []
     for train, test in splits:
         t0 = time.perf_counter()
@@ -628,6 +659,12 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
         seconds.sklearn_classifiers_s += time.perf_counter() - t0
         return {(j, name, f): o for (j, name), outs in zip(host, per_set) for f, o in enumerate(outs)}
 
+    if progress is not None:
+        large = sum(svm_through_intelex(len(prepared[j][4][0][0]), prepared[j][0].shape[1]) for j, name in host
+                    if name == "svm")
+        if large:
+            progress(f"[svm] {large} feature set(s) fitted by scikit-learn-intelex's SVC (installed; it predicts "
+                     "what scikit-learn's SVC predicts, faster on large folds)")
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
         t0 = time.perf_counter()

@@ -491,3 +491,40 @@ def test_job_classifiers_give_each_job_its_subset_with_the_numbers_of_separate_c
         evaluate_many([a], ["nb"], n_folds=3, job_classifiers=[["mlp"]])
     with pytest.raises(ValueError, match="job_classifiers has 1 entries for 2 jobs"):
         evaluate_many([a, b], ["nb"], n_folds=3, job_classifiers=[["nb"]])
+
+
+def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
+    """scikit-learn-intelex's SVC (the auto backend's SVM on large folds) against scikit-learn's
+    on real data: predictions equal on at least 99% of each fold's test points; and the auto
+    backend, with the size threshold at 0, routes every SVM fit through it with the fold scores
+    of the sklearn backend."""
+    pytest.importorskip("sklearnex")
+    import sklearnex.svm
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from icrst_jax import evaluation
+
+    bx, by = load_breast_cancer(return_X_y=True)
+    dx, dy = load_digits(return_X_y=True)
+    sets = [(bx, by), (StandardScaler().fit_transform(bx), by), (dx[:900], dy[:900])]
+    for x, y in sets:
+        for train, test in StratifiedKFold(10, shuffle=True, random_state=0).split(x, y):
+            ours = sklearnex.svm.SVC().fit(x[train], y[train]).predict(x[test])
+            ref = SVC().fit(x[train], y[train]).predict(x[test])
+            assert np.mean(ours == ref) >= 0.99
+    fits = []
+    real = sklearnex.svm.SVC.fit
+    monkeypatch.setattr(sklearnex.svm.SVC, "fit", lambda self, *a, **kw: fits.append(1) or real(self, *a, **kw))
+    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 0)
+    jobs = [(bx, by, 0, "standard"), (dx[:900], dy[:900], 1, "none")]
+    auto = evaluate_many(jobs, ["svm"], n_folds=5, backend="auto", n_jobs=1)
+    assert len(fits) == 10
+    ref = evaluate_many(jobs, ["svm"], n_folds=5, backend="sklearn", n_jobs=1)
+    for a, r, (x, *_) in zip(auto, ref, jobs):
+        # At most one test point of difference per fold.
+        assert np.max(np.abs(a["svm"]["accuracy"]["folds"] - r["svm"]["accuracy"]["folds"])) <= 1 / (len(x) // 5)
+    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 10**9)
+    evaluate_many(jobs[:1], ["svm"], n_folds=5, backend="auto", n_jobs=1)
+    assert len(fits) == 10  # small folds stay with scikit-learn's SVC
