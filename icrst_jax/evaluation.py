@@ -16,6 +16,7 @@ on a machine without an accelerator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,9 +27,9 @@ from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS, SCALINGS  # declared on
 
 METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 
-# Rows of query-vs-dataset distances computed at once in the KNN search: bounds
-# the temporary (n_queries, chunk) matrix without a Python loop per point.
-_KNN_CHUNK = 16384
+# Queries per call of the kNN search: bounds its (queries, N) float64 distances
+# (1024 x 70,000 rows: 0.6 GB), and every call of a search has this one shape.
+_KNN_QUERIES = 1024
 
 
 @dataclasses.dataclass
@@ -779,31 +780,79 @@ def discretize(images, bins: int = 16) -> np.ndarray:
     return np.minimum(np.floor(v * bins), bins - 1).astype(np.int64)
 
 
-def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int, on_device: bool | None = None) -> np.ndarray:
     """Indices (len(queries), k) of the k nearest rows of x to x[queries], self excluded.
 
     Sorted by Euclidean distance, ties broken by index. The query point itself
     is excluded by index, so exact duplicates of it still count as neighbours.
+    Squared distances in float64 from the norms' expansion, ``_KNN_QUERIES``
+    queries at a time. ``on_device`` (default: when JAX's default backend is
+    not the CPU): a compiled program with ``lax.top_k``; otherwise numpy's
+    BLAS and a partial sort (XLA's float64 products on a CPU are slower than
+    numpy's). Both give the same indices (tested).
     """
-    q = x[queries].astype(np.float64)
-    q_sq = np.einsum("ij,ij->i", q, q)
-    best_d = np.full((len(queries), 0), np.inf)
-    best_i = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, x.shape[0], _KNN_CHUNK):
-        # Cast per chunk: a float64 copy of a whole (70000, 512) float32 latent
-        # matrix would be needless memory.
-        block = x[start : start + _KNN_CHUNK].astype(np.float64)
-        d2 = q_sq[:, None] - 2.0 * q @ block.T + np.einsum("ij,ij->i", block, block)[None, :]
-        np.maximum(d2, 0.0, out=d2)
-        idx = np.arange(start, start + block.shape[0])
-        d2[idx[None, :] == queries[:, None]] = np.inf
-        cand_d = np.concatenate([best_d, d2], axis=1)
-        cand_i = np.concatenate([best_i, np.broadcast_to(idx, d2.shape)], axis=1)
-        # lexsort: primary key distance, secondary key index (deterministic ties).
-        order = np.lexsort((cand_i, cand_d), axis=1)[:, :k]
-        best_d = np.take_along_axis(cand_d, order, axis=1)
-        best_i = np.take_along_axis(cand_i, order, axis=1)
-    return best_i
+    import jax
+
+    queries = np.asarray(queries, dtype=np.int64)
+    if on_device is None:
+        on_device = jax.default_backend() != "cpu"
+    if not on_device:
+        return np.concatenate([_knn_host(x, queries[s:s + _KNN_QUERIES], k)
+                               for s in range(0, len(queries), _KNN_QUERIES)] or [np.zeros((0, k), np.int64)])
+    with jax.enable_x64(True):
+        xd = jax.device_put(np.asarray(x, dtype=np.float64))
+        x_sq = _row_norms_sq(xd)
+        out = []
+        for start in range(0, len(queries), _KNN_QUERIES):
+            q = queries[start:start + _KNN_QUERIES]
+            pad = _KNN_QUERIES - len(q) if len(queries) > _KNN_QUERIES else 0
+            q_all = np.concatenate([q, np.repeat(q[-1:], pad)])
+            out.append(np.asarray(_knn_program(xd, x_sq, q_all, k))[: len(q)])
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def _knn_host(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_knn_excluding_self` of a block of queries with numpy."""
+    xf = np.asarray(x, dtype=np.float64)
+    q = xf[queries]
+    d2 = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * q @ xf.T + np.einsum("ij,ij->i", xf, xf)[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    d2[np.arange(len(queries)), queries] = np.inf
+    part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    part_d = np.take_along_axis(d2, part, axis=1)
+    # The k smallest by (distance, index); a row whose k-th distance is shared with an
+    # unselected point (a tie at the cut) is sorted whole.
+    kth = part_d.max(axis=1)
+    tied = (d2 <= kth[:, None]).sum(axis=1) > k
+    order = np.lexsort((part, part_d), axis=1)
+    best = np.take_along_axis(part, order, axis=1)
+    for r in np.flatnonzero(tied):
+        best[r] = np.lexsort((np.arange(d2.shape[1]), d2[r]))[:k]
+    return best
+
+
+def _row_norms_sq(x):
+    import jax.numpy as jnp
+
+    return jnp.einsum("ij,ij->i", x, x)
+
+
+@functools.cache
+def _knn_jit():
+    import jax
+    import jax.numpy as jnp
+
+    def program(x, x_sq, queries, k):
+        q = x[queries]
+        d2 = jnp.maximum(x_sq[queries][:, None] - 2.0 * q @ x.T + x_sq[None, :], 0.0)
+        d2 = jnp.where(jnp.arange(x.shape[0])[None, :] == queries[:, None], jnp.inf, d2)
+        return jax.lax.top_k(-d2, k)[1]
+
+    return jax.jit(program, static_argnums=3)
+
+
+def _knn_program(x, x_sq, queries, k):
+    return _knn_jit()(x, x_sq, queries, k)
 
 
 def _mi_one_vs_many(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
@@ -1007,8 +1056,6 @@ def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
 # kNN label purity
 # ---------------------------------------------------------------------------
 
-# Queries per block of the purity search: bounds the (block, _KNN_CHUNK) distances.
-_PURITY_BLOCK = 512
 
 
 def knn_purity(features, labels, *, k: int = 20) -> dict:
@@ -1041,11 +1088,8 @@ def knn_purity(features, labels, *, k: int = 20) -> dict:
         raise ValueError("features contain NaN or inf")
     if not 1 <= k <= n - 1:
         raise ValueError(f"k must be in [1, N - 1] = [1, {n - 1}], got {k}")
-    same = np.empty(n)
-    for start in range(0, n, _PURITY_BLOCK):
-        q = np.arange(start, min(start + _PURITY_BLOCK, n))
-        nb = _knn_excluding_self(x, q, k)
-        same[q] = (y[nb] == y[q, None]).mean(axis=1)
+    nb = _knn_excluding_self(x, np.arange(n), k)
+    same = (y[nb] == y[:, None]).mean(axis=1)
     _, counts = np.unique(y, return_counts=True)
     chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
     return {"purity": float(same.mean()), "chance": chance, "k": int(k), "n": int(n)}

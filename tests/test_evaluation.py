@@ -528,3 +528,18 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
     monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 10**9)
     evaluate_many(jobs[:1], ["svm"], n_folds=5, backend="auto", n_jobs=1)
     assert len(fits) == 10  # small folds stay with scikit-learn's SVC
+
+
+def test_knn_search_host_and_device_give_the_brute_force_neighbours_with_ties():
+    """Both kNN paths equal a full sort by (distance, index), on integer features full of
+    tied distances and exact duplicates (a duplicate of the query counts; the query does not)."""
+    from icrst_jax.evaluation import _knn_excluding_self
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(300, 3)).astype(np.float32)
+    queries = np.sort(rng.choice(300, size=70, replace=False))
+    d2 = np.square(x[queries, None, :].astype(np.float64) - x[None]).sum(-1)
+    d2[np.arange(70), queries] = np.inf
+    ref = np.stack([np.lexsort((np.arange(300), row))[:7] for row in d2])
+    for on_device in (False, True):
+        np.testing.assert_array_equal(_knn_excluding_self(x, queries, 7, on_device=on_device), ref)
