@@ -8,7 +8,8 @@
   ("scale") is scikit-learn's.
 * The solver follows libsvm's steps: against ``SVC(shrinking=False)`` (the same
   algorithm, no shrinking) most (fold, pair) problems take the same number of
-  SMO iterations and end at the same intercept to 1e-9.
+  SMO iterations and end at the same intercept to 1e-6 (the kernel's products are
+  float32 here, float64 in libsvm: entries a few float32 ulps apart).
 * The vote: applied to scikit-learn's own decision values it gives its
   predictions on every digit (three of them are tied votes).
 
@@ -127,8 +128,8 @@ def test_smo_steps_are_libsvms_without_shrinking(cases, name, scaled):
     ref = _sklearn_folds(case.x, case.y, case.splits, scaled, shrinking=False)
     n_iter = np.stack([clf.n_iter_ for clf, _, _ in ref])
     rho = np.stack([-clf._intercept_ for clf, _, _ in ref])
-    # A float32 kernel entry rounded the other way can change a tie; most problems replay exactly.
-    same = (res.n_iter == n_iter) & (np.abs(res.rho - rho) < 1e-9)
+    # A kernel entry a float32 ulp away can change a tie; most problems replay libsvm's steps.
+    same = (res.n_iter == n_iter) & (np.abs(res.rho - rho) < 1e-6)
     assert same.mean() >= 0.8, same.mean()
 
 
