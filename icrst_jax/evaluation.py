@@ -329,6 +329,23 @@ def svm_through_intelex(n_train: int, n_features: int) -> bool:
     return n_train * n_features >= INTELEX_SVC_MIN_CELLS and intelex_available()
 
 
+# Under ``auto`` the SVM is fitted by the JAX solver (icrst_jax/jax_svc.py) on an accelerator;
+# on a CPU libsvm is faster on small folds (BENCHMARKS.md, "SVC"), so there it stays in the
+# pool unless this is set.
+JAX_SVC_ON_CPU = False
+
+
+def _auto_host_classifiers() -> tuple[str, ...]:
+    """The classifiers the ``auto`` backend leaves to scikit-learn's pool."""
+    import jax
+
+    from icrst_jax import jax_classifiers as jc
+
+    if JAX_SVC_ON_CPU or jax.default_backend() != "cpu":
+        return tuple(name for name in jc.SKLEARN_ONLY if name != "svm")
+    return jc.SKLEARN_ONLY
+
+
 def _fit_folds_auto(name, seed, scaling, x, y, splits):
     """:func:`_fit_fold` of every fold of one feature set, in one worker task (the ``auto``
     backend's scikit-learn side; the random forest through :func:`random_forest_predict`,
@@ -636,15 +653,14 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from icrst_jax import jax_classifiers as jc
-
     # Random forest: one fit per (feature array, seed), whatever the scaling.
     rf_owner: dict[tuple, int] = {}
     for j, job in enumerate(jobs):
         rf_owner.setdefault((id(job[0]), prepared[j][2]), j)
     owner_of = {j: rf_owner[(id(jobs[j][0]), prepared[j][2])] for j in range(len(prepared))}
+    host_only = _auto_host_classifiers()
     host = list(dict.fromkeys((j, name) for j, name, _ in tasks
-                              if name in jc.SKLEARN_ONLY and (name != "rf" or owner_of[j] == j)))
+                              if name in host_only and (name != "rf" or owner_of[j] == j)))
 
     def host_fits():
         from sklearn.utils.parallel import Parallel, delayed
@@ -675,7 +691,7 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     outputs = []
     fitted_on = {}
     for j, name, f in tasks:
-        if name in jc.SKLEARN_ONLY:
+        if name in host_only:
             src = owner_of[j] if name == "rf" else j
             outputs.append(host_out[(src, name, f)])
             fitted_on[(j, name)] = prepared[src][5]
@@ -693,7 +709,7 @@ def _jax_fits(prepared, tasks, progress) -> dict:
     """
     from icrst_jax import jax_classifiers as jc
 
-    wanted = sorted({name for _, name, _ in tasks if name not in jc.SKLEARN_ONLY})
+    wanted = sorted({name for _, name, _ in tasks if name not in _auto_host_classifiers()})
     groups: dict[tuple, list[int]] = {}
     for j, (x, y, *_) in enumerate(prepared):
         groups.setdefault((x.shape, len(np.unique(y))), []).append(j)
@@ -724,6 +740,14 @@ def _jax_fits(prepared, tasks, progress) -> dict:
                 pred = jc.gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
                                       chunk=chunk)[0]
                 warned = np.zeros(len(fits), bool)
+            elif name == "svm":
+                from icrst_jax import jax_svc
+
+                c_max = jax_svc.class_size(y_sets, set_idx, train_mask, n_classes)
+                res = jax_svc.svc(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                                  chunk=jax_svc.svc_fits_per_chunk(shape[0], shape[1], n_classes, c_max))
+                pred = res.pred
+                warned = ~res.converged.all(axis=1)
             else:
                 keys = np.stack([jc.fit_key(prepared[j][2], f) for _, j, f in fits])
                 res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,

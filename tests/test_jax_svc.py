@@ -163,3 +163,21 @@ def test_a_fit_without_a_class_is_a_clear_error(cases):
     mask[0, case.y == 2] = False
     with pytest.raises(ValueError, match="no training row of class 2"):
         js.svc(case.x[None], case.y[None], np.zeros(1, np.int32), mask, n_classes=3, scaled=False)
+
+
+def test_auto_backend_fits_the_svm_in_jax_with_sklearns_scores(cases, monkeypatch):
+    from icrst_jax import evaluation
+
+    # On an accelerator auto fits the SVM in JAX; on a CPU only when asked (libsvm is faster there).
+    monkeypatch.setattr(evaluation, "JAX_SVC_ON_CPU", True)
+    case = cases["breast_cancer"]
+    jobs = [(case.x, case.y, 0, "none"), (case.x, case.y, 0, "standard")]
+    lines = []
+    auto = evaluation.evaluate_many(jobs, ["svm"], backend="auto", fold_lines=False, progress=lines.append)
+    assert any(line.startswith("[svm] 20 fits") and "JAX program" in line for line in lines), lines
+    with threadpool_limits(1):
+        ref = evaluation.evaluate_many(jobs, ["svm"], backend="sklearn", n_jobs=1, fold_lines=False)
+    for a, r, (_, _, _, scaling) in zip(auto, ref, jobs):
+        assert a["svm"]["fitted_on"] == scaling
+        np.testing.assert_array_equal(a["svm"]["accuracy"]["folds"], r["svm"]["accuracy"]["folds"])
+        assert a["svm"]["convergence_warnings"] == 0
