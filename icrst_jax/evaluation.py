@@ -16,6 +16,7 @@ on a machine without an accelerator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,9 +27,9 @@ from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS, SCALINGS  # declared on
 
 METRICS: tuple[str, ...] = ("accuracy", "f1_macro")
 
-# Rows of query-vs-dataset distances computed at once in the KNN search: bounds
-# the temporary (n_queries, chunk) matrix without a Python loop per point.
-_KNN_CHUNK = 16384
+# Queries per call of the kNN search: bounds its (queries, N) float64 distances
+# (1024 x 70,000 rows: 0.6 GB), and every call of a search has this one shape.
+_KNN_QUERIES = 1024
 
 
 @dataclasses.dataclass
@@ -229,19 +230,29 @@ def pool_results(results_per_seed: Sequence[Mapping], level: float = 0.95) -> di
 # ---------------------------------------------------------------------------
 
 
-def _fit_fold(name, seed, scaling, x, y, train, test):
+def _fit_fold(name, seed, scaling, x, y, train, test, intelex: bool = False):
     """Fit one classifier (with its scaler, if any) on one fold; runs in a joblib worker.
 
     Only the training fold's rows reach ``fit``, so a scaler's statistics never
     see the test fold. Warnings are recorded here rather than filtered in the
     parent because warning filters do not reach joblib's worker processes.
+    ``intelex``: the SVM is scikit-learn-intelex's ``SVC`` (same hyperparameters).
     """
     from sklearn.exceptions import ConvergenceWarning
 
     clf = make_classifier(name, seed, scaling)
+    if intelex:
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearnex.svm import SVC
+
+        svc = SVC(kernel="rbf", random_state=seed)
+        clf = make_pipeline(StandardScaler(), svc) if scaling == "standard" else svc
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # scikit-learn-intelex's note that it uses its own threads, not joblib's, on every fit.
+        warnings.filterwarnings("ignore", message=".*parallel backend is not supported by Extension for scikit-learn")
         clf.fit(x[train], y[train])
         pred = clf.predict(x[test])
     elapsed = time.perf_counter() - t0
@@ -299,11 +310,49 @@ def random_forest_predict(x_train, y_train, x_test, seed: int) -> np.ndarray:
     return classes.take(np.argmax(proba, axis=1))
 
 
+# scikit-learn-intelex's SVC predicts what scikit-learn's predicts (tests/test_evaluation.py)
+# and is faster from about this many training cells (rows x features) up, slower below
+# (BENCHMARKS.md, "Evaluation").
+INTELEX_SVC_MIN_CELLS = 100_000
+
+
+def intelex_available() -> bool:
+    """Whether scikit-learn-intelex is installed (``pip install -e ".[intelex]"``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sklearnex") is not None
+
+
+def svm_through_intelex(n_train: int, n_features: int) -> bool:
+    """The ``auto`` backend's choice for an SVM fit: scikit-learn-intelex's SVC when it is
+    installed and the training fold has at least :data:`INTELEX_SVC_MIN_CELLS` cells."""
+    return n_train * n_features >= INTELEX_SVC_MIN_CELLS and intelex_available()
+
+
+# Under ``auto`` the SVM is fitted by the JAX solver (icrst_jax/jax_svc.py) on an accelerator;
+# on a CPU libsvm is faster on small folds (BENCHMARKS.md, "SVC"), so there it stays in the
+# pool unless this is set.
+JAX_SVC_ON_CPU = False
+
+
+def _auto_host_classifiers() -> tuple[str, ...]:
+    """The classifiers the ``auto`` backend leaves to scikit-learn's pool."""
+    import jax
+
+    from icrst_jax import jax_classifiers as jc
+
+    if JAX_SVC_ON_CPU or jax.default_backend() != "cpu":
+        return tuple(name for name in jc.SKLEARN_ONLY if name != "svm")
+    return jc.SKLEARN_ONLY
+
+
 def _fit_folds_auto(name, seed, scaling, x, y, splits):
     """:func:`_fit_fold` of every fold of one feature set, in one worker task (the ``auto``
-    backend's scikit-learn side; the random forest through :func:`random_forest_predict`)."""
+    backend's scikit-learn side; the random forest through :func:`random_forest_predict`,
+    a large SVM through scikit-learn-intelex when installed)."""
     if name != "rf":
-        return [_fit_fold(name, seed, scaling, x, y, train, test) for train, test in splits]
+        intelex = name == "svm" and svm_through_intelex(len(splits[0][0]), x.shape[1])
+        return [_fit_fold(name, seed, scaling, x, y, train, test, intelex) for train, test in splits]
     out = []
     for train, test in splits:
         t0 = time.perf_counter()
@@ -424,6 +473,7 @@ def evaluate_many(
     backend: str = "sklearn",
     seconds: EvalSeconds | None = None,
     job_names: Sequence[str] | None = None,
+    job_classifiers: Sequence[Sequence[str]] | None = None,
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -452,6 +502,9 @@ def evaluate_many(
       seconds: optional :class:`EvalSeconds` to add this call's classifier time to.
       job_names: optional name of each job for the progress lines (e.g. ``"icrst p=0.5
         seed 1, standardised"``); by default ``job 3/48``.
+      job_classifiers: optional subset of ``classifiers`` per job (a study's latents
+        along training get only ``eval.epoch_classifiers``); one call keeps the
+        compiled fits of every job busy while scikit-learn's run beside them.
       classifiers, n_folds, n_jobs, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
@@ -481,7 +534,18 @@ def evaluate_many(
         splits = list(StratifiedKFold(folds_used, shuffle=True, random_state=seed).split(x, y))
         prepared.append((x, y, seed, folds_used, splits, scaling))
 
-    tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in names for f in range(folds_used)]
+    if job_classifiers is None:
+        job_classifiers = [names] * len(prepared)
+    if len(job_classifiers) != len(prepared):
+        raise ValueError(f"job_classifiers has {len(job_classifiers)} entries for {len(prepared)} jobs")
+    for wanted in job_classifiers:
+        extra = [c for c in wanted if c not in names]
+        if extra:
+            raise ValueError(f"job_classifiers names {extra}, which are not among classifiers {names}")
+    # Each job's classifiers in the order of ``classifiers``.
+    job_names_of = [[n for n in names if n in wanted] for wanted in job_classifiers]
+    tasks = [(j, name, f) for j, (*_, folds_used, _, _) in enumerate(prepared) for name in job_names_of[j]
+             for f in range(folds_used)]
     seconds = EvalSeconds() if seconds is None else seconds
     if backend == "sklearn":
         outputs = _timed(_sklearn_fits(prepared, tasks, n_jobs), seconds)
@@ -539,7 +603,7 @@ def evaluate_many(
                 progress(f"[{name}] {n_warned}/{n_fits} fits stopped at the classifier's max_iter before "
                          "converging (scikit-learn's ConvergenceWarning); their scores count")
     # Classifier order as given, whatever order the fits finished in.
-    return [{name: res[name] for name in names} for res in results]
+    return [{name: res[name] for name in job_names_of[j]} for j, res in enumerate(results)]
 
 
 def _sklearn_fits(prepared, tasks, n_jobs):
@@ -589,15 +653,14 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from icrst_jax import jax_classifiers as jc
-
     # Random forest: one fit per (feature array, seed), whatever the scaling.
     rf_owner: dict[tuple, int] = {}
     for j, job in enumerate(jobs):
         rf_owner.setdefault((id(job[0]), prepared[j][2]), j)
     owner_of = {j: rf_owner[(id(jobs[j][0]), prepared[j][2])] for j in range(len(prepared))}
+    host_only = _auto_host_classifiers()
     host = list(dict.fromkeys((j, name) for j, name, _ in tasks
-                              if name in jc.SKLEARN_ONLY and (name != "rf" or owner_of[j] == j)))
+                              if name in host_only and (name != "rf" or owner_of[j] == j)))
 
     def host_fits():
         from sklearn.utils.parallel import Parallel, delayed
@@ -613,6 +676,12 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
         seconds.sklearn_classifiers_s += time.perf_counter() - t0
         return {(j, name, f): o for (j, name), outs in zip(host, per_set) for f, o in enumerate(outs)}
 
+    if progress is not None:
+        large = sum(svm_through_intelex(len(prepared[j][4][0][0]), prepared[j][0].shape[1]) for j, name in host
+                    if name == "svm")
+        if large:
+            progress(f"[svm] {large} feature set(s) fitted by scikit-learn-intelex's SVC (installed; it predicts "
+                     "what scikit-learn's SVC predicts, faster on large folds)")
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
         t0 = time.perf_counter()
@@ -622,7 +691,7 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     outputs = []
     fitted_on = {}
     for j, name, f in tasks:
-        if name in jc.SKLEARN_ONLY:
+        if name in host_only:
             src = owner_of[j] if name == "rf" else j
             outputs.append(host_out[(src, name, f)])
             fitted_on[(j, name)] = prepared[src][5]
@@ -640,7 +709,7 @@ def _jax_fits(prepared, tasks, progress) -> dict:
     """
     from icrst_jax import jax_classifiers as jc
 
-    wanted = sorted({name for _, name, _ in tasks if name not in jc.SKLEARN_ONLY})
+    wanted = sorted({name for _, name, _ in tasks if name not in _auto_host_classifiers()})
     groups: dict[tuple, list[int]] = {}
     for j, (x, y, *_) in enumerate(prepared):
         groups.setdefault((x.shape, len(np.unique(y))), []).append(j)
@@ -671,6 +740,14 @@ def _jax_fits(prepared, tasks, progress) -> dict:
                 pred = jc.gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
                                       chunk=chunk)[0]
                 warned = np.zeros(len(fits), bool)
+            elif name == "svm":
+                from icrst_jax import jax_svc
+
+                c_max = jax_svc.class_size(y_sets, set_idx, train_mask, n_classes)
+                res = jax_svc.svc(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                                  chunk=jax_svc.svc_fits_per_chunk(shape[0], shape[1], n_classes, c_max))
+                pred = res.pred
+                warned = ~res.converged.all(axis=1)
             else:
                 keys = np.stack([jc.fit_key(prepared[j][2], f) for _, j, f in fits])
                 res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,
@@ -727,31 +804,79 @@ def discretize(images, bins: int = 16) -> np.ndarray:
     return np.minimum(np.floor(v * bins), bins - 1).astype(np.int64)
 
 
-def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int, on_device: bool | None = None) -> np.ndarray:
     """Indices (len(queries), k) of the k nearest rows of x to x[queries], self excluded.
 
     Sorted by Euclidean distance, ties broken by index. The query point itself
     is excluded by index, so exact duplicates of it still count as neighbours.
+    Squared distances in float64 from the norms' expansion, ``_KNN_QUERIES``
+    queries at a time. ``on_device`` (default: when JAX's default backend is
+    not the CPU): a compiled program with ``lax.top_k``; otherwise numpy's
+    BLAS and a partial sort (XLA's float64 products on a CPU are slower than
+    numpy's). Both give the same indices (tested).
     """
-    q = x[queries].astype(np.float64)
-    q_sq = np.einsum("ij,ij->i", q, q)
-    best_d = np.full((len(queries), 0), np.inf)
-    best_i = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, x.shape[0], _KNN_CHUNK):
-        # Cast per chunk: a float64 copy of a whole (70000, 512) float32 latent
-        # matrix would be needless memory.
-        block = x[start : start + _KNN_CHUNK].astype(np.float64)
-        d2 = q_sq[:, None] - 2.0 * q @ block.T + np.einsum("ij,ij->i", block, block)[None, :]
-        np.maximum(d2, 0.0, out=d2)
-        idx = np.arange(start, start + block.shape[0])
-        d2[idx[None, :] == queries[:, None]] = np.inf
-        cand_d = np.concatenate([best_d, d2], axis=1)
-        cand_i = np.concatenate([best_i, np.broadcast_to(idx, d2.shape)], axis=1)
-        # lexsort: primary key distance, secondary key index (deterministic ties).
-        order = np.lexsort((cand_i, cand_d), axis=1)[:, :k]
-        best_d = np.take_along_axis(cand_d, order, axis=1)
-        best_i = np.take_along_axis(cand_i, order, axis=1)
-    return best_i
+    import jax
+
+    queries = np.asarray(queries, dtype=np.int64)
+    if on_device is None:
+        on_device = jax.default_backend() != "cpu"
+    if not on_device:
+        return np.concatenate([_knn_host(x, queries[s:s + _KNN_QUERIES], k)
+                               for s in range(0, len(queries), _KNN_QUERIES)] or [np.zeros((0, k), np.int64)])
+    with jax.enable_x64(True):
+        xd = jax.device_put(np.asarray(x, dtype=np.float64))
+        x_sq = _row_norms_sq(xd)
+        out = []
+        for start in range(0, len(queries), _KNN_QUERIES):
+            q = queries[start:start + _KNN_QUERIES]
+            pad = _KNN_QUERIES - len(q) if len(queries) > _KNN_QUERIES else 0
+            q_all = np.concatenate([q, np.repeat(q[-1:], pad)])
+            out.append(np.asarray(_knn_program(xd, x_sq, q_all, k))[: len(q)])
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def _knn_host(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_knn_excluding_self` of a block of queries with numpy."""
+    xf = np.asarray(x, dtype=np.float64)
+    q = xf[queries]
+    d2 = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * q @ xf.T + np.einsum("ij,ij->i", xf, xf)[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    d2[np.arange(len(queries)), queries] = np.inf
+    part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    part_d = np.take_along_axis(d2, part, axis=1)
+    # The k smallest by (distance, index); a row whose k-th distance is shared with an
+    # unselected point (a tie at the cut) is sorted whole.
+    kth = part_d.max(axis=1)
+    tied = (d2 <= kth[:, None]).sum(axis=1) > k
+    order = np.lexsort((part, part_d), axis=1)
+    best = np.take_along_axis(part, order, axis=1)
+    for r in np.flatnonzero(tied):
+        best[r] = np.lexsort((np.arange(d2.shape[1]), d2[r]))[:k]
+    return best
+
+
+def _row_norms_sq(x):
+    import jax.numpy as jnp
+
+    return jnp.einsum("ij,ij->i", x, x)
+
+
+@functools.cache
+def _knn_jit():
+    import jax
+    import jax.numpy as jnp
+
+    def program(x, x_sq, queries, k):
+        q = x[queries]
+        d2 = jnp.maximum(x_sq[queries][:, None] - 2.0 * q @ x.T + x_sq[None, :], 0.0)
+        d2 = jnp.where(jnp.arange(x.shape[0])[None, :] == queries[:, None], jnp.inf, d2)
+        return jax.lax.top_k(-d2, k)[1]
+
+    return jax.jit(program, static_argnums=3)
+
+
+def _knn_program(x, x_sq, queries, k):
+    return _knn_jit()(x, x_sq, queries, k)
 
 
 def _mi_one_vs_many(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
@@ -955,8 +1080,6 @@ def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
 # kNN label purity
 # ---------------------------------------------------------------------------
 
-# Queries per block of the purity search: bounds the (block, _KNN_CHUNK) distances.
-_PURITY_BLOCK = 512
 
 
 def knn_purity(features, labels, *, k: int = 20) -> dict:
@@ -989,11 +1112,8 @@ def knn_purity(features, labels, *, k: int = 20) -> dict:
         raise ValueError("features contain NaN or inf")
     if not 1 <= k <= n - 1:
         raise ValueError(f"k must be in [1, N - 1] = [1, {n - 1}], got {k}")
-    same = np.empty(n)
-    for start in range(0, n, _PURITY_BLOCK):
-        q = np.arange(start, min(start + _PURITY_BLOCK, n))
-        nb = _knn_excluding_self(x, q, k)
-        same[q] = (y[nb] == y[q, None]).mean(axis=1)
+    nb = _knn_excluding_self(x, np.arange(n), k)
+    same = (y[nb] == y[:, None]).mean(axis=1)
     _, counts = np.unique(y, return_counts=True)
     chance = float((counts * (counts - 1)).sum() / (n * (n - 1)))
     return {"purity": float(same.mean()), "chance": chance, "k": int(k), "n": int(n)}

@@ -457,9 +457,10 @@ class Evaluated:
 
 def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], None] = lambda line: None
              ) -> Evaluated:
-    """Classifiers (each scaling), MI and purity of every latent set, in two pools of workers:
+    """Classifiers (each scaling), MI and purity of every latent set, as one pool of fits:
     the final and untrained latents with ``eval.classifiers``, the along-training
-    ones with ``eval.epoch_classifiers``."""
+    ones with ``eval.epoch_classifiers`` (one call, so the compiled fits of the
+    latter run beside scikit-learn's fits of the former)."""
     ev = cfg.eval
     points, seeds = latents.points, list(cfg.seeds)
     sets = [(latents.final[i], pt.seed) for i, pt in enumerate(points)]
@@ -471,16 +472,16 @@ def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], N
     say(f"== evaluating the test latents ({dataset.x_test.shape[0]} samples): {len(sets)} sets ({len(points)} "
         f"points{' + the untrained encoder of each seed' if latents.untrained is not None else ''}) x "
         f"{len(ev.scalings)} scaling(s) ({scaling_names}) x {ev.n_folds} folds x {len(ev.classifiers)} classifiers")
+    epochs = sorted(latents.along)
+    mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
+    mid_names = [f"epoch {e} {_label(pt.mode, pt.p)} seed {pt.seed}" for e in epochs for pt in points]
+    if epochs:
+        say(f"   and the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
     seconds = evaluation.EvalSeconds()
-    scores = evaluate_sets(sets, dataset.x_test, dataset.y_test, ev, ev.classifiers, say, seconds, names)
-    along = {}
-    if latents.along:
-        epochs = sorted(latents.along)
-        say(f"== evaluating the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
-        mid = [(latents.along[e][i], pt.seed) for e in epochs for i, pt in enumerate(points)]
-        mid_names = [f"epoch {e} {_label(pt.mode, pt.p)} seed {pt.seed}" for e in epochs for pt in points]
-        flat = evaluate_sets(mid, dataset.x_test, dataset.y_test, ev, ev.epoch_classifiers, say, seconds, mid_names)
-        along = {e: flat[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
+    per_set = [ev.classifiers] * len(sets) + [ev.epoch_classifiers] * len(mid)
+    flat = evaluate_sets(sets + mid, dataset.x_test, dataset.y_test, ev, per_set, say, seconds, names + mid_names)
+    scores, flat_along = flat[: len(sets)], flat[len(sets):]
+    along = {e: flat_along[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
     return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along, seconds=seconds)
 
 
@@ -489,6 +490,7 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
                   ) -> list[SetScores]:
     """:class:`SetScores` of each ``(features (N, D), seed)`` in ``sets``.
 
+    ``classifiers``: the names for every set, or one sequence of names per set.
     All sets x scalings x classifiers x folds go to one pool of workers. The
     MI of section 7 is an image measure (per channel over pixels): tabular
     data (``x_test`` not 4-D) skips it.
@@ -499,9 +501,12 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     job_names = None if names is None else [f"{n}, {reporting.SCALING_SHORT.get(sc, sc)}" for n in names
                                              for sc in ev.scalings]
     seconds = evaluation.EvalSeconds() if seconds is None else seconds
-    flat = evaluation.evaluate_many(jobs, classifiers, n_folds=ev.n_folds, n_jobs=n_jobs,
+    per_set = [classifiers] * len(sets) if classifiers and isinstance(classifiers[0], str) else classifiers
+    every = list(dict.fromkeys(c for cs in per_set for c in cs))
+    flat = evaluation.evaluate_many(jobs, every, n_folds=ev.n_folds, n_jobs=n_jobs,
                                     progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
-                                    seconds=seconds, job_names=job_names)
+                                    seconds=seconds, job_names=job_names,
+                                    job_classifiers=[cs for cs in per_set for _ in ev.scalings])
     n_sc = len(ev.scalings)
 
     def mi(f, s):

@@ -187,9 +187,19 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
     are arrays or pytrees with the same leading fit axis; ``chunk=None`` is one
     chunk of all fits. Fewer fits than ``chunk`` are one call of their own size
     (not padded: a small evaluation does not pay for a study-sized chunk).
+    With several local devices the fit axis is split over them (data parallel:
+    each device fits its share of the chunk); chunks are then rounded up to a
+    multiple of the device count.
     """
     g = len(set_idx)
+    devices = jax.local_devices()
     size = g if chunk is None else min(chunk, g)
+    size = -(-size // len(devices)) * len(devices)
+    sharding = None
+    if len(devices) > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
     local = np.arange(size, dtype=np.int32)
     outs = []
     for start in range(0, g, size):
@@ -201,7 +211,10 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
             return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
         idx, *args = jax.tree.map(take, (set_idx, train_mask, *extra))
-        out = jax.device_get(program(x_sets[idx], y_sets[idx], local, *args))
+        call = (x_sets[idx], y_sets[idx], local, *args)
+        if sharding is not None:
+            call = jax.device_put(call, sharding)
+        out = jax.device_get(program(*call))
         outs.append(jax.tree.map(lambda a: a[: size - pad], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
 

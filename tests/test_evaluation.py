@@ -472,3 +472,74 @@ def test_fold_scores_equal_sklearns_accuracy_and_macro_f1():
         assert got["accuracy"] == accuracy_score(y, p)
         assert abs(got["f1_macro"] - f1_score(y, p, average="macro", zero_division=0)) < 1e-15, (y, p)
     assert fold_scores([0, 1, 1], [1, 1, 1])["f1_macro"] == 0.4  # class 0: F1 0; class 1: 2*2/(4+1) = 0.8
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "auto"])
+def test_job_classifiers_give_each_job_its_subset_with_the_numbers_of_separate_calls(backend):
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = load_breast_cancer(return_X_y=True)
+    a, b = (x[:150, :4], y[:150], 0, "standard"), (x[150:300, 4:8], y[150:300], 1, "none")
+    both = evaluate_many([a, b], ["svm", "nb"], n_folds=3, backend=backend, job_classifiers=[["nb", "svm"], ["nb"]])
+    assert list(both[0]) == ["svm", "nb"] and list(both[1]) == ["nb"]
+    alone_a = evaluate_many([a], ["svm", "nb"], n_folds=3, backend=backend)[0]
+    alone_b = evaluate_many([b], ["nb"], n_folds=3, backend=backend)[0]
+    for got, ref in [(both[0], alone_a), (both[1], alone_b)]:
+        for name in ref:
+            np.testing.assert_array_equal(got[name]["accuracy"]["folds"], ref[name]["accuracy"]["folds"])
+    with pytest.raises(ValueError, match=r"job_classifiers names \['mlp'\], which are not among"):
+        evaluate_many([a], ["nb"], n_folds=3, job_classifiers=[["mlp"]])
+    with pytest.raises(ValueError, match="job_classifiers has 1 entries for 2 jobs"):
+        evaluate_many([a, b], ["nb"], n_folds=3, job_classifiers=[["nb"]])
+
+
+def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
+    """scikit-learn-intelex's SVC (the auto backend's SVM on large folds) against scikit-learn's
+    on real data: predictions equal on at least 99% of each fold's test points; and the auto
+    backend, with the size threshold at 0, routes every SVM fit through it with the fold scores
+    of the sklearn backend."""
+    pytest.importorskip("sklearnex")
+    import sklearnex.svm
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    from icrst_jax import evaluation
+
+    bx, by = load_breast_cancer(return_X_y=True)
+    dx, dy = load_digits(return_X_y=True)
+    sets = [(bx, by), (StandardScaler().fit_transform(bx), by), (dx[:900], dy[:900])]
+    for x, y in sets:
+        for train, test in StratifiedKFold(10, shuffle=True, random_state=0).split(x, y):
+            ours = sklearnex.svm.SVC().fit(x[train], y[train]).predict(x[test])
+            ref = SVC().fit(x[train], y[train]).predict(x[test])
+            assert np.mean(ours == ref) >= 0.99
+    fits = []
+    real = sklearnex.svm.SVC.fit
+    monkeypatch.setattr(sklearnex.svm.SVC, "fit", lambda self, *a, **kw: fits.append(1) or real(self, *a, **kw))
+    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 0)
+    jobs = [(bx, by, 0, "standard"), (dx[:900], dy[:900], 1, "none")]
+    auto = evaluate_many(jobs, ["svm"], n_folds=5, backend="auto", n_jobs=1)
+    assert len(fits) == 10
+    ref = evaluate_many(jobs, ["svm"], n_folds=5, backend="sklearn", n_jobs=1)
+    for a, r, (x, *_) in zip(auto, ref, jobs):
+        # At most one test point of difference per fold.
+        assert np.max(np.abs(a["svm"]["accuracy"]["folds"] - r["svm"]["accuracy"]["folds"])) <= 1 / (len(x) // 5)
+    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 10**9)
+    evaluate_many(jobs[:1], ["svm"], n_folds=5, backend="auto", n_jobs=1)
+    assert len(fits) == 10  # small folds stay with scikit-learn's SVC
+
+
+def test_knn_search_host_and_device_give_the_brute_force_neighbours_with_ties():
+    """Both kNN paths equal a full sort by (distance, index), on integer features full of
+    tied distances and exact duplicates (a duplicate of the query counts; the query does not)."""
+    from icrst_jax.evaluation import _knn_excluding_self
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(300, 3)).astype(np.float32)
+    queries = np.sort(rng.choice(300, size=70, replace=False))
+    d2 = np.square(x[queries, None, :].astype(np.float64) - x[None]).sum(-1)
+    d2[np.arange(70), queries] = np.inf
+    ref = np.stack([np.lexsort((np.arange(300), row))[:7] for row in d2])
+    for on_device in (False, True):
+        np.testing.assert_array_equal(_knn_excluding_self(x, queries, 7, on_device=on_device), ref)

@@ -276,3 +276,34 @@ def test_mlp_chunks_of_any_count_share_one_program(breast_cancer):
     assert jc._mlp_program._cache_size() - before == 1
     # A fit's result does not depend on the chunk it ran in: same key, data and fold, same loss curve.
     np.testing.assert_allclose(results[0].loss_curve, results[1].loss_curve[:15], rtol=1e-6)
+
+
+def test_fits_split_over_the_local_devices_give_the_single_device_results(breast_cancer, monkeypatch):
+    """With the suite's 4 CPU devices each chunk's fit axis is sharded over them (10 fits:
+    padded to 12, 3 per device); the MLP's and NB's results equal a one-device run's."""
+    x, y = breast_cancer
+    x, y = x[:100, :6], y[:100]
+    _, mask = _fold_masks(y, 5, 0)
+    x_sets, y_sets = np.stack([x, x * 2.0]), np.stack([y, y])
+    set_idx, masks = np.repeat([0, 1], 5), np.tile(mask, (2, 1))
+    keys = np.stack([jc.fit_key(0, f) for f in range(10)])
+
+    def run():
+        placed = []
+        real_put = jax.device_put
+        monkeypatch.setattr(jax, "device_put", lambda a, s=None: placed.append(s) or real_put(a, s))
+        out = (jc.mlp(x_sets, y_sets, set_idx, masks, keys, n_classes=2, scaled=True, max_iter=5),
+               jc.gaussian_nb(x_sets, y_sets, set_idx, masks, n_classes=2, scaled=False))
+        monkeypatch.setattr(jax, "device_put", real_put)
+        return out, placed
+
+    (mlp4, nb4), placed4 = run()
+    assert len(jax.local_devices()) == 4 and len(placed4) == 2
+    assert all(s.mesh.size == 4 for s in placed4)
+    real_devices = jax.local_devices
+    monkeypatch.setattr(jax, "local_devices", lambda: real_devices()[:1])
+    (mlp1, nb1), placed1 = run()
+    assert placed1 == []
+    np.testing.assert_array_equal(mlp4.pred, mlp1.pred)
+    np.testing.assert_allclose(mlp4.loss_curve, mlp1.loss_curve, rtol=1e-6)
+    np.testing.assert_array_equal(nb4[0], nb1[0])

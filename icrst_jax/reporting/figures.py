@@ -22,10 +22,6 @@ from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING
 from icrst_jax.reporting.records import as_dict
 from icrst_jax.reporting.rows import p_of, record_scalings, row_label, scaled_classifiers, sort_key
 
-# Panels up to this many points use t-SNE's exact method (see plot_tsne).
-_TSNE_EXACT_MAX = 500
-
-
 def new_figure(figsize, layout: str | None = "constrained"):
     """A ``Figure`` on its own Agg canvas (no pyplot); ``layout`` as ``Figure``'s."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -57,12 +53,12 @@ def plot_tsne(
 
     Each panel is subsampled to ``max_points`` points (uniformly without
     replacement, ``np.random.default_rng(seed)``), projected to 2-D with
-    ``sklearn.manifold.TSNE(init="pca", random_state=seed)`` and coloured by
-    class. The perplexity is scikit-learn's default 30, lowered to
-    ``(n - 1) / 3`` for panels with fewer than 91 points (it must be below the
-    number of points). Panels of at most 500 points use the exact t-SNE
-    gradient, larger ones Barnes-Hut (scikit-learn's default). Up to 20 classes get a shared legend; more (Caltech101)
-    get a colorbar.
+    scikit-learn's exact t-SNE, ``TSNE(init="pca", method="exact",
+    random_state=seed)``, run for all panels as one compiled program
+    (:func:`icrst_jax.tsne.tsne`), and coloured by class. The perplexity is
+    scikit-learn's default 30, lowered to ``(n - 1) / 3`` for panels with fewer
+    than 91 points (it must be below the number of points). Up to 20 classes
+    get a shared legend; more (Caltech101) get a colorbar.
 
     Args:
       panels: ordered mapping ``label -> (features (N, D), labels (N,))``.
@@ -83,7 +79,8 @@ def plot_tsne(
     from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
     from matplotlib.ticker import MaxNLocator
     from matplotlib.lines import Line2D
-    from sklearn.manifold import TSNE
+
+    from icrst_jax.tsne import tsne
 
     if not panels:
         raise ValueError("plot_tsne needs at least one panel")
@@ -119,20 +116,10 @@ def plot_tsne(
     n_pan = len(prepared)
     fig = new_figure((4.2 * n_pan + (1.6 if n_cls <= 20 else 0.8), 4.4))
     axes = fig.subplots(1, n_pan, squeeze=False)[0]
-    for ax, (label, feats, labs) in zip(axes, prepared):
+    embeddings = tsne([f for _, f, _ in prepared], seed=seed, max_iter=max_iter,
+                      perplexity=[min(30.0, (f.shape[0] - 1) / 3.0) for _, f, _ in prepared])
+    for ax, (label, feats, labs), emb in zip(axes, prepared, embeddings):
         n = feats.shape[0]
-        perplexity = min(30.0, (n - 1) / 3.0)
-        # Exact gradients for small panels: cheaper than building Barnes-Hut
-        # trees at that size and free of its approximation.
-        method = "exact" if n <= _TSNE_EXACT_MAX else "barnes_hut"
-        emb = TSNE(
-            n_components=2,
-            perplexity=perplexity,
-            init="pca",
-            max_iter=max_iter,
-            method=method,
-            random_state=seed,
-        ).fit_transform(feats)
         idx = np.searchsorted(classes, labs)
         sc = ax.scatter(emb[:, 0], emb[:, 1], c=idx, cmap=cmap, norm=norm, s=4, linewidths=0)
         ax.set_title(f"{label} (n={n})")

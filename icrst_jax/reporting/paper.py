@@ -51,10 +51,6 @@ PAPER_RESULTS: dict[str, dict] = {
 }
 PAPER_DATASETS: tuple[str, ...] = tuple(n for n, spec in DATASET_SPECS.items() if spec.paper_tables)
 
-# Panels up to this many points use t-SNE's exact method (see plot_tsne).
-_TSNE_EXACT_MAX = 500
-
-
 def primary_metric(dataset: str) -> str:
     """The paper's headline metric: macro F1 for Caltech101, accuracy otherwise (section 6)."""
     return DATASET_SPECS[dataset].metric if dataset in DATASET_SPECS else "accuracy"
