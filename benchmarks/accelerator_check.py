@@ -6,15 +6,13 @@ Usage::
     python -m benchmarks.accelerator_check --out DIR [--sections NAME ...]
     python -m benchmarks.accelerator_check --dry-run --out DIR         # tiny sizes on a CPU (the tests)
 
-A lent accelerator has a few minutes, start-up included: each section is timed,
-guarded and written to ``DIR/accelerator_check.json`` as soon as it ends, and no
-section starts after ``--budget-s``. Sections (``--sections``; default all but ``eval``):
+Each section is timed, guarded and written to ``DIR/accelerator_check.json`` as it ends;
+none starts after ``--budget-s``. Sections (``--sections``; default all but ``eval``):
 
 * ``peak``: a jitted n x n matmul in float32 and bfloat16 (each dtype's ceiling).
-* ``conv_f32`` / ``conv_bf16`` / ``strided_f32``: Table D1's ``conv`` (batch 512) and
-  ``conv_strided`` (batch 64) at full width, ICRST p = 1: samples/s per step, model
-  FLOP/s as a fraction of the dtype's peak; float32 against the PyTorch reference on
-  the same device, per step and end to end (the authors' DataLoader, ``num_workers=0``).
+* ``conv_f32`` / ``conv_bf16`` / ``strided_f32``: Table D1's full ``conv`` (batch 512) and
+  ``conv_strided`` (batch 64): samples/s per step, model FLOP/s against the dtype's peak,
+  float32 against PyTorch on the same device, per step and end to end.
 * ``grid``: K runs of the narrow conv (width 0.25, batch 64) vmapped in one program
   (the run axis that seeds and study grid points share), and in chunks, against one run.
 * ``grid_matmul`` / ``conv_matmul``: the same with ``conv_impl="matmul"`` (im2col

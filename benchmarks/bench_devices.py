@@ -1,11 +1,8 @@
 """devices: the same global batch split over 1, 2 and 4 data-parallel devices.
 
-Efficiency = (epoch time on 1 device / epoch time on n) / n. A JAX process's device
-count is fixed when JAX starts: where this process has fewer than 4 devices on a
-CPU, the measurement runs in a child process
-(``python -m benchmarks.bench_devices --out FILE [--quick]``) started with
-``XLA_FLAGS=--xla_force_host_platform_device_count=4``. Forced host devices share
-the same cores, so on a CPU this measures the partitioning overhead, not a speed-up.
+Efficiency = (epoch time on 1 device / on n) / n. On a CPU with fewer than 4 devices it
+runs in a child process (``python -m benchmarks.bench_devices --out FILE [--quick]``)
+with 4 forced host devices, which share the cores: partitioning overhead, not a speed-up.
 """
 
 from __future__ import annotations

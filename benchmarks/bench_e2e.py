@@ -1,19 +1,11 @@
-"""breast_cancer_e2e: the Breast Cancer MLP, 10 seeds x 50 epochs, end to end.
+"""breast_cancer_e2e: the Breast Cancer MLP, 10 seeds x 50 epochs, end to end (section 6:
+batch 512, Adam 1e-3, 455 samples of 30 features; synthetic, 62.7 % / 37.3 % classes).
 
-The paper's settings (section 6, Table D1: batch 512, Adam 1e-3, 455 training
-samples of 30 features, 62.7 % / 37.3 % classes), synthetic features of that shape.
-
-* JAX: one ``fit(config, x, y, seeds=range(10))``, from the call to its return
-  (engine, transfer, ``init_state``, compiling, every epoch), cold (no persistent
-  compilation cache), and with one seed.
-* JAX with a warm persistent cache (what a repeated ``python -m experiments.run``
-  pays): a child process (``python -m benchmarks.bench_e2e --cache-dir DIR --out FILE``)
-  fills a fresh cache with one ``fit``, then times ``fit`` with it warm; JAX's
-  cache hit/miss events show that the disk cache saved the compilation.
-* PyTorch: 10 sequential ``train_torch`` runs (DataLoader + the authors'
-  per-sample host pairing), the faster of 1 thread and the default.
-
-``--quick``: 1 seed x 3 epochs.
+JAX: one ``fit(config, x, y, seeds=range(10))`` from call to return, cold and with one
+seed; and with a warm persistent cache (a repeated ``experiments.run``): a child process
+(``python -m benchmarks.bench_e2e --cache-dir DIR --out FILE``) fills a fresh cache with
+one ``fit``, then times ``fit`` warm, JAX's cache events showing the disk cache served it.
+PyTorch: 10 sequential ``train_torch`` runs. ``--quick``: 1 seed x 3 epochs.
 """
 
 from __future__ import annotations

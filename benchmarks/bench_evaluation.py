@@ -6,6 +6,7 @@ Usage::
     python -m benchmarks.bench_evaluation --points 1 --rows 2000 --out DIR  # what a 2-core CPU affords
     python -m benchmarks.bench_evaluation --offline --out DIR            # breast_cancer, digits: accuracies
     python -m benchmarks.bench_evaluation --studies --out DIR            # the two CPU configs, whole studies
+    python -m benchmarks.bench_evaluation --svc [--sets digits synthetic_5000x512] --out DIR  # SVC per fold
 
 Paper scale: synthetic latent sets of ten Gaussian classes (as the full-width
 encoder's latents of the MNIST test set), 10 folds, MLP + NB + SVC, one cold
@@ -14,7 +15,10 @@ encoder's latents of the MNIST test set), 10 folds, MLP + NB + SVC, one cold
 classifier, fold-mean accuracy side by side (docs/evaluation.md). ``--studies``:
 ``configs/cpu_breast_cancer.py`` and ``configs/cpu_digits.py`` as whole studies,
 each backend cold in its own ``experiments.run`` process: wall and CPU seconds
-(the child's user + system) and the study's timing. Writes ``DIR/bench_evaluation.json``.
+(the child's user + system) and the study's timing. ``--svc``: the JAX SVC
+(``icrst_jax/jax_svc.py``, 10 fits as one call: cold = the first call, warm = the best of
+``--repeats`` more) against ``SVC()`` fit + predict per fold on one BLAS thread, seconds per
+fold, and the share of equal predictions (worst fold). Writes ``DIR/bench_evaluation.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_lib import environment, evaluate_latents, format_table, write_json
+import numpy as np
+
+from benchmarks.bench_lib import environment, evaluate_latents, format_table, synthetic_latents, write_json
 
 STUDY_CONFIGS = ("configs/cpu_breast_cancer.py", "configs/cpu_digits.py")
 
@@ -79,6 +85,46 @@ def studies(args) -> tuple[dict, str]:
                              ["config", "backend", "wall s", "CPU s", "evaluation s"], rows)
 
 
+def svc(args) -> tuple[dict, str]:
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import SVC
+    from threadpoolctl import threadpool_limits
+
+    from icrst_jax import jax_svc as js
+
+    out = {}
+    for name in args.sets:  # breast_cancer, digits or synthetic_<rows>x<dim>
+        if name in ("breast_cancer", "digits"):
+            x, y = (load_breast_cancer if name == "breast_cancer" else load_digits)(return_X_y=True)
+        else:
+            x, y = synthetic_latents(*map(int, name.removeprefix("synthetic_").split("x")), seed=0)
+        k, splits = len(np.unique(y)), list(StratifiedKFold(10, shuffle=True, random_state=0).split(x, y))
+        mask = np.zeros((10, len(y)), bool)
+        for f, (tr, _) in enumerate(splits):
+            mask[f, tr] = True
+        chunk = js.svc_fits_per_chunk(x.shape[0], x.shape[1], k, js.class_size(y[None], np.zeros(10, int), mask, k))
+        call = lambda: js.svc(x[None], y[None], np.zeros(10, np.int32), mask, n_classes=k, scaled=False, chunk=chunk)  # noqa: E731
+        cold, res = time_it(call)
+        warm = min(time_it(call)[0] for _ in range(args.repeats))
+        with threadpool_limits(1):
+            sk = [time_it(lambda: [SVC().fit(x[tr], y[tr]).predict(x[te]) for tr, te in splits]) for _ in range(args.repeats)]
+        agree = [float(np.mean(res.pred[f, te] == p)) for f, ((_, te), p) in enumerate(zip(splits, sk[-1][1]))]
+        out[name] = {"rows": x.shape[0], "features": x.shape[1], "classes": k, "jax_cold_per_fold_s": cold / 10,
+                     "jax_warm_per_fold_s": warm / 10, "sklearn_per_fold_s": min(t for t, _ in sk) / 10,
+                     "min_fold_agreement": min(agree), "max_smo_iterations": int(res.n_iter.max()),
+                     "converged": bool(res.converged.all())}
+    return out, format_table("SVC() per fold, 10 folds", ["set", "jax cold s", "jax warm s", "sklearn s", "agreement"],
+                             [[n, r["jax_cold_per_fold_s"], r["jax_warm_per_fold_s"], r["sklearn_per_fold_s"],
+                               r["min_fold_agreement"]] for n, r in out.items()])
+
+
+def time_it(fn):
+    t0 = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - t0, result
+
+
 def paper_scale(args) -> tuple[dict, str]:
     out = {b: evaluate_latents(args.points, args.rows, args.dim, args.classifiers, b, args.n_jobs, log)
            for b in args.backends}
@@ -100,10 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="breast_cancer and digits, both backends")
     mode.add_argument("--studies", action="store_true", help="the two CPU configs as whole studies, both backends")
+    mode.add_argument("--svc", action="store_true", help="the JAX SVC against SVC() per fold, on --sets")
+    ap.add_argument("--sets", nargs="+", default=["breast_cancer", "digits", "synthetic_2000x512"])
+    ap.add_argument("--repeats", type=int, default=2, help="--svc: warm calls and scikit-learn passes")
     args = ap.parse_args(argv)
     args.classifiers = args.classifiers or (["svm", "rf", "mlp", "nb"] if args.offline else ["mlp", "nb", "svm"])
     meta = environment(["python", "-m", "benchmarks.bench_evaluation", *(sys.argv[1:] if argv is None else argv)], False)
-    results, text = (studies if args.studies else offline if args.offline else paper_scale)(args)
+    results, text = (studies if args.studies else offline if args.offline else svc if args.svc else paper_scale)(args)
     print(text)
     write_json(args.out / "bench_evaluation.json", {"meta": meta, "args": vars(args), "results": results})
     (args.out / "bench_evaluation.txt").write_text(text + "\n")

@@ -1,11 +1,7 @@
-"""The one harness of the benchmarks: timing statistics, prepared training runs, the
-run's metadata, model flops, the matmul peak, op profiles, tables and the one JSON
-writer. No benchmark imports another; each imports this.
-
-Every reported figure is a median over repeats with its min and max
-(:func:`summarize`); compilation, initialisation and the first epoch are timed
-apart from the steady state (:class:`JaxRun`).
-"""
+"""The one harness of the benchmarks (no benchmark imports another): timing statistics
+(every figure a median over repeats with min and max), prepared training runs (compiling
+timed apart from the steady state), metadata, model flops, the matmul peak, op profiles,
+tables and the one JSON writer."""
 
 from __future__ import annotations
 
@@ -114,11 +110,8 @@ def torch_or_reason():
 
 
 def faster_torch_threads(probe: Callable[[int], float]) -> tuple[int, dict]:
-    """The faster of 1 thread and torch's default, by ``probe(threads) -> seconds``.
-
-    On a shared machine torch's OpenMP threads stall whenever another process holds a
-    core (small steps become bimodal and 10-100x slower); one thread is immune.
-    """
+    """The faster of 1 thread and torch's default, by ``probe(threads) -> seconds`` (on a shared
+    machine torch's OpenMP threads stall whenever another process holds a core)."""
     import torch
 
     default = torch.get_num_threads()

@@ -1,12 +1,9 @@
 """seeds: K seeds in one program against K sequential one-seed epochs.
 
-For each K the engine compiles one epoch for a stack of K seeds, all vmapped or in
-chunks of b seeds looped inside the program (entries ``(K, b)``:
-``TrainConfig.seed_batch``). "Sequential" reruns the compiled one-seed epoch K
-times (no recompilation charged, which favours it). The two are timed in turn, so
-both see the same background load. Models: the Breast Cancer MLP (455 samples,
-batch 512: one step per epoch) and, in full runs, the narrow conv (width 0.25,
-batch 64, one step).
+One epoch program for K seeds, all vmapped or in chunks of b looped inside it (entries
+``(K, b)``: ``TrainConfig.seed_batch``), against the compiled one-seed epoch run K times
+(no recompilation charged), timed in turn. Models: the Breast Cancer MLP and, in full
+runs, the narrow conv (width 0.25, batch 64, one step).
 """
 
 from __future__ import annotations

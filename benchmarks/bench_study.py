@@ -1,12 +1,9 @@
 """study: one study of R grid points against the R per-point runs it replaces, cold, end to end.
 
-Each side is ``run_experiment`` (loading, training, latents, cross-validation,
-results.json, report.md) without a persistent compilation cache: the study trains
-all points in one compiled program and evaluates them in one pool; per point, each
-point runs alone and compiles its own programs. Same classifiers, folds and workers;
-t-SNE and MI off on both sides (per-point runs would redo them R times). The study
-runs first, so one-time costs land on it. Every point's final loss must match its
-own run. Grids: ``digits`` (narrow conv, width 1/8, 16x16, batch 128, 3 epochs;
+Each side is ``run_experiment`` end to end without a persistent compilation cache: the
+study trains all points in one program; per point, each compiles its own. t-SNE and MI
+off on both; the study runs first (one-time costs land on it); every point's final loss
+must match its own run. Grids: ``digits`` (narrow conv, width 1/8, 16x16, batch 128, 3 epochs;
 standard, ICRST and TRST at p = 0.2, 0.6, 1; seeds 0, 1: 14 points) and
 ``breast_cancer`` (``configs/paper_breast_cancer.py``: 13 points, 50 epochs);
 ``--quick``: 2 Breast Cancer points, 2 epochs, NB, 2 folds (a smoke test).

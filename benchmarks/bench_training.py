@@ -1,18 +1,11 @@
-"""training: samples/s of the Table D1 models, JAX against PyTorch; with two views of
-the same compiled runs, ``utilisation`` and ``profile``.
+"""training: samples/s of the Table D1 models, JAX against PyTorch, and two views of the
+same compiled runs, ``utilisation`` and ``profile``.
 
-* JAX: the engine's compiled epoch (shuffle, pairing, gathers and every step in one
-  program), ICRST p = 1, one seed, one device; per step = epoch seconds / steps,
-  per epoch = samples / wall seconds of the epoch call with the host fetch of the loss.
-* PyTorch (:mod:`benchmarks.baselines.torch_reference`, same model, width, batch):
-  per step on ready tensors (``step_throughput``), and end to end through the
-  authors' ``DataLoader`` with per-sample host pairing (``train_torch``), with the
-  faster of 1 thread and the default. bfloat16 rows compare with their float32 row.
-* ``utilisation``: the epoch's FLOP/s over a matmul peak of the same dtype measured
-  in the same run, two ways: XLA's ``cost_analysis`` (which counts a ``while``
-  body once, :func:`scan_counted_once`: then times the steps) and model flops
-  (:func:`bench_lib.model_flops_per_sample`).
-* ``profile``: XLA op self time per epoch from a Perfetto trace (:func:`bench_lib.profile_run`).
+* JAX: the compiled epoch (shuffle, pairing, every step), ICRST p = 1, one seed, one
+  device; per step = epoch seconds / steps. PyTorch (same model, width, batch): per step
+  on ready tensors, and end to end through the authors' ``DataLoader`` with host pairing.
+* ``utilisation``: FLOP/s over the matmul peak of the run's dtype, by XLA's cost analysis
+  (:func:`scan_counted_once`) and by model flops. ``profile``: op self time per epoch.
 """
 
 from __future__ import annotations

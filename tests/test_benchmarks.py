@@ -216,6 +216,10 @@ def test_evaluation_benchmark_both_backends(tmp_path):
     off = strict_load(tmp_path / "offline" / "bench_evaluation.json")["results"]
     assert 0.9 < off["breast_cancer"]["sklearn"]["standard"]["nb"]["accuracy"] < 1.0  # GaussianNB: ~0.93
     assert 0.75 < off["digits"]["sklearn"]["none"]["nb"]["accuracy"] < 0.9  # ~0.81
+    assert bench_evaluation.main(["--svc", "--sets", "synthetic_300x16", "--repeats", "1", "--out", str(tmp_path / "svc")]) == 0
+    r = strict_load(tmp_path / "svc" / "bench_evaluation.json")["results"]["synthetic_300x16"]
+    assert (r["rows"], r["features"], r["classes"]) == (300, 16, 10) and r["converged"]
+    assert r["min_fold_agreement"] > 0.9 and r["jax_warm_per_fold_s"] > 0 and r["sklearn_per_fold_s"] > 0
 
 
 def test_model_flops_match_hand_counts():

@@ -7,18 +7,12 @@ It reproduces (GabMartino/icrst_trst_autoencoder, ``src/models/AE2.py`` and
 under a shuffled ``DataLoader``, and Adam + ``MSELoss`` in train mode. ``icrst_jax``
 never imports it. Deliberate differences from the authors' code:
 
-* dropout defaults to Table D1's 0.2 (the authors' ``nn.Dropout()`` is 0.5);
-* targets are the ``[0, 1]`` images, inputs standardised (the authors reconstruct the
-  standardised image through a Sigmoid); speed is unaffected;
-* the data set holds ready tensors: the authors' per-sample torchvision transform
-  (PIL -> ``ToTensor`` -> ``Normalize``) is not reproduced, which makes this reference
-  somewhat *faster* than the original on the host side;
-* PyTorch Lightning's ``detect_anomaly=True`` (on in the authors' trainer) is an
-  option of :func:`train_torch`, off by default because it slows every backward pass
-  and would flatter the comparison.
-
-Image arrays are taken in the JAX layout (NHWC, values in ``[0, 1]``) and
-transposed to NCHW here, so callers can hand both implementations the same arrays.
+dropout defaults to Table D1's 0.2 (theirs: 0.5); targets are the ``[0, 1]`` images,
+inputs standardised (they reconstruct the standardised image; speed is the same); the data
+set holds ready tensors (their per-sample torchvision transform is not reproduced, which
+makes this reference *faster* on the host); Lightning's ``detect_anomaly=True`` is an
+option of :func:`train_torch`, off by default (it would slow PyTorch and flatter us).
+Images are taken in the JAX layout (NHWC in ``[0, 1]``) and transposed here.
 """
 
 from __future__ import annotations
