@@ -1,7 +1,8 @@
 """One process of the two-process training runs of ``test_multiprocess.py``.
 
-    python tests/multiprocess_child.py --coordinator-address 127.0.0.1:PORT \
-        --num-processes 2 --process-id I --job first|resume --work DIR
+    python tests/multiprocess_child.py --job first --work DIR \
+        --coordinator-address 127.0.0.1:PORT --num-processes 2 --process-id I
+    python tests/multiprocess_child.py --job resume --work DIR    # under SLURM's variables
 
 Each process writes what it computed to ``DIR/<job>_process<I>.npz`` (every
 process, so the test can check that they agree); the test compares them with
@@ -11,9 +12,12 @@ the same runs in one process. The runs themselves are defined here
 Jobs:
   first: the MLP on Breast Cancer, stopped after epoch 1 of 2 with a
     checkpoint in DIR/mlp_ckpt; the tiny conv on digits images, 2 epochs.
-  resume: the MLP again from DIR/mlp_ckpt (epoch 2), in new processes; then
-    the checks that the processes run one study into one shared folder
-    (:func:`agreement_cases`), on the same pair.
+  resume: new processes, joined by the command line itself: first the
+    study of :data:`CLI_ARGS` with ``--distributed auto`` (SLURM's variables,
+    set by the test as srun would), run in this process's working directory;
+    then, on the same joined pair, the MLP again from DIR/mlp_ckpt (epoch 2)
+    and the checks that the processes run one study into one shared folder
+    (:func:`agreement_cases`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from pathlib import Path
 import numpy as np
 
 SEEDS = [0, 1]
+# The command-line study of the resume job; the test runs it again in one process.
+CLI_ARGS = ["--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst", "--seeds", "0", "1", "--epochs", "3",
+            "--batch-size", "64", "--classifiers", "nb", "svm", "--folds", "3", "--no-tsne", "--no-checkpoints",
+            "--no-compilation-cache", "--out", "out"]
 
 
 def mlp_run():
@@ -116,16 +124,23 @@ def agreement_cases(work: Path, process_id: int) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--coordinator-address", required=True)
-    ap.add_argument("--num-processes", type=int, required=True)
-    ap.add_argument("--process-id", type=int, required=True)
+    ap.add_argument("--coordinator-address")
+    ap.add_argument("--num-processes", type=int)
+    ap.add_argument("--process-id", type=int)
     ap.add_argument("--job", choices=("first", "resume"), required=True)
     ap.add_argument("--work", required=True)
     args = ap.parse_args(argv)
 
     from icrst_jax import distributed
 
-    assert distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    if args.job == "first":
+        assert distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    else:
+        from experiments import run as cli
+
+        code = cli.main([*CLI_ARGS, "--distributed", "auto"])
+        if code != 0:
+            return code
     import jax
 
     from icrst_jax.train import fit
@@ -153,8 +168,8 @@ def main(argv=None) -> int:
         saved["conv_mesh_size"] = conv.engine.mesh.devices.size
         saved.update({f"conv_{k}": v for k, v in outputs(conv, x_enc, mean, std).items()})
     else:
-        saved["agreement"] = np.array(agreement_cases(work, args.process_id))
-    np.savez(work / f"{args.job}_process{args.process_id}.npz", **saved)
+        saved["agreement"] = np.array(agreement_cases(work, jax.process_index()))
+    np.savez(work / f"{args.job}_process{jax.process_index()}.npz", **saved)
     say("done")
     return 0
 

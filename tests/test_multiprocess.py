@@ -13,7 +13,10 @@ statistics and the latents of the MLP on Breast Cancer (interrupted after
 epoch 1, checkpointed, and resumed by a new pair of processes) and of the
 tiny conv (``conv_tiny``) on digits images; and the numbers of ``results.json`` of a
 command-line run started under a (hand-set) SLURM environment with
-``--distributed auto``.
+``--distributed auto``. Two pairs serve all of it (each process start and
+compilation costs seconds): the first joined by the explicit flags, the
+second by the command line's ``--distributed auto``, which then resumes the
+MLP on the pair it joined.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from conftest import FORCE_FLAG, child_env
 from experiments import run as cli
 from icrst_jax import distributed
 from icrst_jax.train import fit
-from multiprocess_child import SEEDS, conv_run, mlp_run, outputs
+from multiprocess_child import CLI_ARGS, SEEDS, conv_run, mlp_run, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("multiprocess_child.py")
@@ -105,15 +108,31 @@ def run_pair(name: str, commands: list[list[str]], envs: list[dict], cwds: list[
                     f"{PAIR_TIMEOUT_S}s passed)\n" + "\n".join(tails))
 
 
+def slurm_env(port: int, process_id: int) -> dict:
+    """The variables srun sets for task ``process_id`` of 2 on one node. JAX's SLURM
+    support puts the coordinator on the step's first node at port 61440 + job id % 4096."""
+    return dict(SLURM_JOB_ID=str(port - 61440), SLURM_STEP_NODELIST="127.0.0.1", SLURM_NTASKS="2",
+                SLURM_PROCID=str(process_id), SLURM_LOCALID=str(process_id), SLURM_STEP_NUM_NODES="1")
+
+
 def child_pair(job: str, work: Path, devices_per_process: int) -> list[dict]:
-    port = free_port()
-    env = pair_env(devices_per_process, port)
-    commands = [
-        [sys.executable, str(CHILD), "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
-         "--process-id", str(i), "--job", job, "--work", str(work)]
-        for i in range(2)
-    ]
-    run_pair(job, commands, [env, env], [ROOT, ROOT], work)
+    """first: joined by the explicit flags, in ROOT. resume: joined by the command line's
+    --distributed auto under SLURM's variables, each process in its own folder (work/p0, work/p1)."""
+    if job == "first":
+        port = free_port()
+        envs = [pair_env(devices_per_process, port)] * 2
+        joins = [["--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)]
+                 for i in range(2)]
+        cwds = [ROOT, ROOT]
+    else:
+        port = free_port(61440, 65535)
+        envs = [pair_env(devices_per_process, port, **slurm_env(port, i)) for i in range(2)]
+        joins = [[], []]
+        cwds = [work / "p0", work / "p1"]
+        for cwd in cwds:
+            cwd.mkdir()
+    commands = [[sys.executable, str(CHILD), "--job", job, "--work", str(work), *joins[i]] for i in range(2)]
+    run_pair(job, commands, envs, cwds, work)
     return [dict(np.load(work / f"{job}_process{i}.npz")) for i in range(2)]
 
 
@@ -272,39 +291,26 @@ def numbers(payload: dict) -> dict:
     return flat
 
 
-def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(tmp_path):
+def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(runs, tmp_path, monkeypatch):
     """``python -m experiments.run --distributed auto`` in two processes with
-    SLURM's variables (set here by hand, as srun would) and one device each.
-    Process 1 runs in another directory with the same relative --out: it must
-    write nothing there; process 0's report must equal a one-process run's."""
-    args = ["-m", "experiments.run", "--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst",
-            "--seeds", "0", "1", "--epochs", "3", "--batch-size", "64", "--classifiers", "nb", "svm",
-            "--folds", "3", "--no-tsne", "--no-checkpoints", "--no-compilation-cache", "--out", "out"]
-    # JAX's SLURM support puts the coordinator on the first node of the step
-    # at port 61440 + job id % 4096.
-    port = free_port(61440, 65535)
-    cwds = [tmp_path / "p0", tmp_path / "p1"]
-    envs = []
-    for i, cwd in enumerate(cwds):
-        cwd.mkdir()
-        slurm = dict(SLURM_JOB_ID=str(port - 61440), SLURM_STEP_NODELIST="127.0.0.1", SLURM_NTASKS="2",
-                     SLURM_PROCID=str(i), SLURM_LOCALID=str(i), SLURM_STEP_NUM_NODES="1")
-        envs.append(pair_env(1, port, **slurm))
-    run_pair("cli", [[sys.executable, *args, "--distributed", "auto"]] * 2, envs, cwds, tmp_path)
+    SLURM's variables (set by hand, as srun would) and one device each (the resume
+    pair, before it resumes the MLP). Process 1 runs in another directory with the
+    same relative --out: it must write nothing there; process 0's report must
+    equal a one-process run's."""
+    work = runs["work"]
+    cwds = [work / "p0", work / "p1"]
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
         ["run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
                                           for s in (0, 1)]
         + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()
-    log1 = (tmp_path / "cli_1.log").read_text()
+    log1 = (work / "resume_1.log").read_text()
     assert "[process 1/2] epoch   3/3" in log1 and "results:" not in log1
 
-    one = tmp_path / "one"
-    one.mkdir()
-    subprocess.run([sys.executable, *args, "--num-devices", "1"], cwd=one, env=pair_env(1, free_port()),
-                   check=True, capture_output=True, timeout=PAIR_TIMEOUT_S)
+    monkeypatch.chdir(tmp_path)  # the one-process run, in this process (one of its four devices)
+    assert cli.main([*CLI_ARGS, "--num-devices", "1", "--quiet"]) == 0
     two_p = json.loads((cwds[0] / "out" / "results.json").read_text())
-    one_p = json.loads((one / "out" / "results.json").read_text())
+    one_p = json.loads((tmp_path / "out" / "results.json").read_text())
     assert two_p["versions"]["processes"] == 2 and len(two_p["versions"]["devices"]) == 2
     assert one_p["versions"]["processes"] == 1
     a, b = numbers(two_p), numbers(one_p)
