@@ -97,7 +97,8 @@ def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
     long = fit(TRAIN.replace(epochs=5), ds.x_train, ds.y_train, points=points, mean=mean, std=std,
                progress=False, at_epochs=(0, 2, 5), on_epoch=on_epoch)
     assert sorted(seen) == [0, 2, 5]
-    short = fit(TRAIN.replace(epochs=2), ds.x_train, ds.y_train, points=points, mean=mean, std=std, progress=False)
+    short = fit(TRAIN.replace(epochs=2), ds.x_train, ds.y_train, points=points, mean=mean, std=std, progress=False,
+                engine=long.engine)  # the same compiled programs: the epochs alone differ
     np.testing.assert_array_equal(seen[2], encode(short.engine, short.state, ds.x_test, mean=mean, std=std))
     np.testing.assert_array_equal(seen[5], encode(long.engine, long.state, ds.x_test, mean=mean, std=std))
     # Epoch 0: the initial parameters depend on the seed only, not on the mode.
@@ -110,14 +111,15 @@ def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_pa
     ds = breast_cancer
     mean, std = ds.preprocessing.encoder_mean_std()
     cfg = TRAIN.replace(epochs=4)
-    fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
-        checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
+    first = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+                checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
     seen = {}
-    resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+    resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False, engine=first.engine,
                   checkpoint_dir=tmp_path / "ckpt", at_epochs=(0, 1, 2, 4),
                   on_epoch=lambda e, engine, state: seen.setdefault(e, encode(engine, state, ds.x_test, mean=mean, std=std)))
     assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
-    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False)
+    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+                engine=first.engine)
     np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))
 
 

@@ -370,7 +370,7 @@ def test_damaged_checkpoints_are_skipped_then_refused(cancer, tmp_path):
 
     shutil.rmtree(ck / "2" / "state")
     lines = []
-    resumed = fit(cfg, x, y, checkpoint_dir=ck, progress=lines.append)
+    resumed = fit(cfg, x, y, checkpoint_dir=ck, progress=lines.append, engine=full.engine)  # its programs
     warnings = [line for line in lines if line.startswith("warning:")]
     assert [w.split()[4] for w in warnings] == [str(ck / "3"), str(ck / "2")], warnings
     assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [2, 3]
@@ -380,5 +380,5 @@ def test_damaged_checkpoints_are_skipped_then_refused(cancer, tmp_path):
     for step in (1, 2, 3):
         shutil.rmtree(ck / str(step) / "state")
     with pytest.raises(NoIntactCheckpoint) as e:
-        fit(cfg, x, y, checkpoint_dir=ck, progress=False)
+        fit(cfg, x, y, checkpoint_dir=ck, progress=False, engine=full.engine)
     assert "\n" not in str(e.value) and str(ck) in str(e.value) and "delete that folder" in str(e.value)
