@@ -645,6 +645,20 @@ def fold_scores(y_test, pred) -> dict[str, float]:
     return {"accuracy": float(np.mean(t == p)), "f1_macro": float(f1.mean())}
 
 
+def _host_workers(n_jobs: int | None, jax_fits: bool) -> int | None:
+    """Workers for the ``auto`` backend's scikit-learn pool: ``n_jobs``, except that "all
+    cores" (None or -1) leaves one core to the JAX programs when they run on the CPU
+    (both sides busy on every core made the Breast Cancer study's evaluation slower;
+    BENCHMARKS.md, "Evaluation")."""
+    import os
+
+    import jax
+
+    if n_jobs in (None, -1) and jax_fits and jax.default_backend() == "cpu":
+        return max(1, (os.cpu_count() or 1) - 1)
+    return n_jobs
+
+
 def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """The ``auto`` backend: (outputs in task order, fitted_on per (job, classifier)).
 
@@ -661,6 +675,7 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     host_only = _auto_host_classifiers()
     host = list(dict.fromkeys((j, name) for j, name, _ in tasks
                               if name in host_only and (name != "rf" or owner_of[j] == j)))
+    n_jobs = _host_workers(n_jobs, any(name not in host_only for _, name, _ in tasks))
 
     def host_fits():
         from sklearn.utils.parallel import Parallel, delayed
