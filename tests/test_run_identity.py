@@ -322,6 +322,9 @@ def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch)
     exits = []
     monkeypatch.setattr(faults, "hard_exit", lambda status, line: exits.append((status, line)))
     monkeypatch.setattr(faults, "SECOND_SIGNAL_GRACE_S", 0.2)
+    # What this process had: Python's handler, or SIG_IGN when started in the background by
+    # a non-interactive shell (which ignores SIGINT in background jobs).
+    sigint_before = signal.getsignal(signal.SIGINT)
 
     def wait_for(n):
         deadline = time.monotonic() + 10
@@ -347,7 +350,7 @@ def test_a_second_signal_ends_a_process_its_main_thread_cannot_stop(monkeypatch)
             wait_for(3)  # the handler in the main thread and the watcher: whichever comes first ends it
     assert exits[1:] == [(130, "interrupted by SIGINT while joining")] * 2
     # Left: the handlers and the wakeup fd are the ones from before.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is sigint_before
     assert signal.set_wakeup_fd(-1) == -1
 
 
