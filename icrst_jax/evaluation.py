@@ -835,26 +835,27 @@ def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int, on_device: b
     queries = np.asarray(queries, dtype=np.int64)
     if on_device is None:
         on_device = jax.default_backend() != "cpu"
+    blocks = [queries[s:s + _KNN_QUERIES] for s in range(0, len(queries), _KNN_QUERIES)]
+    if not blocks:
+        return np.zeros((0, k), np.int64)
     if not on_device:
-        return np.concatenate([_knn_host(x, queries[s:s + _KNN_QUERIES], k)
-                               for s in range(0, len(queries), _KNN_QUERIES)] or [np.zeros((0, k), np.int64)])
+        # The float64 features and their squared norms once, not once per block of queries.
+        xf = np.asarray(x, dtype=np.float64)
+        x_sq = np.einsum("ij,ij->i", xf, xf)
+        return np.concatenate([_knn_host(xf, x_sq, q, k) for q in blocks])
     with jax.enable_x64(True):
         xd = jax.device_put(np.asarray(x, dtype=np.float64))
-        x_sq = _row_norms_sq(xd)
         out = []
-        for start in range(0, len(queries), _KNN_QUERIES):
-            q = queries[start:start + _KNN_QUERIES]
-            pad = _KNN_QUERIES - len(q) if len(queries) > _KNN_QUERIES else 0
-            q_all = np.concatenate([q, np.repeat(q[-1:], pad)])
-            out.append(np.asarray(_knn_program(xd, x_sq, q_all, k))[: len(q)])
-    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+        for q in blocks:
+            pad = _KNN_QUERIES - len(q) if len(blocks) > 1 else 0
+            out.append(np.asarray(_knn_program(xd, np.concatenate([q, np.repeat(q[-1:], pad)]), k))[: len(q)])
+    return np.concatenate(out)
 
 
-def _knn_host(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """:func:`_knn_excluding_self` of a block of queries with numpy."""
-    xf = np.asarray(x, dtype=np.float64)
+def _knn_host(xf: np.ndarray, x_sq: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_knn_excluding_self` of a block of queries with numpy (``xf`` float64, ``x_sq`` its squared norms)."""
     q = xf[queries]
-    d2 = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * q @ xf.T + np.einsum("ij,ij->i", xf, xf)[None, :]
+    d2 = x_sq[queries][:, None] - 2.0 * q @ xf.T + x_sq[None, :]
     np.maximum(d2, 0.0, out=d2)
     d2[np.arange(len(queries)), queries] = np.inf
     part = np.argpartition(d2, k - 1, axis=1)[:, :k]
@@ -870,28 +871,23 @@ def _knn_host(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return best
 
 
-def _row_norms_sq(x):
-    import jax.numpy as jnp
-
-    return jnp.einsum("ij,ij->i", x, x)
-
-
 @functools.cache
 def _knn_jit():
     import jax
     import jax.numpy as jnp
 
-    def program(x, x_sq, queries, k):
-        q = x[queries]
-        d2 = jnp.maximum(x_sq[queries][:, None] - 2.0 * q @ x.T + x_sq[None, :], 0.0)
+    def program(x, queries, k):
+        x_sq = jnp.einsum("ij,ij->i", x, x)
+        d2 = jnp.maximum(x_sq[queries][:, None] - 2.0 * x[queries] @ x.T + x_sq[None, :], 0.0)
         d2 = jnp.where(jnp.arange(x.shape[0])[None, :] == queries[:, None], jnp.inf, d2)
         return jax.lax.top_k(-d2, k)[1]
 
-    return jax.jit(program, static_argnums=3)
+    return jax.jit(program, static_argnums=2)
 
 
-def _knn_program(x, x_sq, queries, k):
-    return _knn_jit()(x, x_sq, queries, k)
+def _knn_program(x, queries, k):
+    """The compiled search of one block of queries (one program per shape)."""
+    return _knn_jit()(x, queries, k)
 
 
 def _mi_one_vs_many(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
