@@ -15,6 +15,7 @@ on a machine without an accelerator.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import time
@@ -297,13 +298,20 @@ def random_forest_predict(x_train, y_train, x_test, seed: int) -> np.ndarray:
     n_classes = np.array([len(classes)], dtype=np.intp)
     max_features = max(1, int(np.sqrt(d)))
     forest_rng = np.random.RandomState(seed)
+    # scikit-learn builds a fresh RandomState(tree_seed) for the bootstrap and another for the
+    # tree; re-seeding one gives the same draws without MT19937's ~80 us construction, twice
+    # per tree (most of this function's time otherwise).
+    tree_rng = np.random.RandomState(0)
+    int32_max = np.iinfo(np.int32).max
     proba = np.zeros((xs.shape[0], len(classes)))
     for _ in range(n_trees):
-        tree_seed = forest_rng.randint(np.iinfo(np.int32).max)
-        counts = np.bincount(np.random.RandomState(tree_seed).randint(0, n, n), minlength=n)
-        splitter = BestSplitter(Gini(1, n_classes), max_features, 1, 0.0, np.random.RandomState(tree_seed), None)
+        tree_seed = forest_rng.randint(int32_max)
+        tree_rng.seed(tree_seed)
+        counts = np.bincount(tree_rng.randint(0, n, n), minlength=n)
+        tree_rng.seed(tree_seed)
+        splitter = BestSplitter(Gini(1, n_classes), max_features, 1, 0.0, tree_rng, None)
         tree = Tree(d, n_classes, 1)
-        DepthFirstTreeBuilder(splitter, 2, 1, 0.0, np.iinfo(np.int32).max, 0.0).build(
+        DepthFirstTreeBuilder(splitter, 2, 1, 0.0, int32_max, 0.0).build(
             tree, xt, y, counts.astype(np.float64), None)
         proba += tree.predict(xs)[:, : len(classes)]  # (m, K): one output, as DecisionTreeClassifier.predict_proba
     proba /= n_trees
@@ -511,15 +519,71 @@ def evaluate_many(
       One :func:`evaluate_classifiers` result per job, in order; the same
       numbers as evaluating each job alone. Each entry also has
       ``"fitted_on"``: the scaling of the features the classifier was fitted on.
+      A job equal to an earlier one (same features, labels, seed, scaling and
+      classifiers: a study's standard, ICRST p=0 and TRST p=0 latents of one
+      seed are the same numbers) is not fitted again: its entries are the
+      earlier job's, with ``"same_as"`` naming it.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     if backend not in EVAL_BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(EVAL_BACKENDS)}")
     names = list(classifiers)
     for name in names:
         if name not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
+    if job_classifiers is not None and len(job_classifiers) != len(jobs):
+        raise ValueError(f"job_classifiers has {len(job_classifiers)} entries for {len(jobs)} jobs")
+    if job_names is not None and len(job_names) != len(jobs):
+        raise ValueError(f"job_names has {len(job_names)} names for {len(jobs)} jobs")
+    first_of = _first_equal_job(jobs, job_classifiers)
+    unique = sorted(set(first_of))
+    if len(unique) == len(jobs):
+        return _evaluate_unique(jobs, names, n_folds=n_folds, n_jobs=n_jobs, progress=progress, level=level,
+                                fold_lines=fold_lines, backend=backend, seconds=seconds, job_names=job_names,
+                                job_classifiers=job_classifiers)
+    name_of = (lambda j: job_names[j]) if job_names is not None else (lambda j: f"job {j + 1}")
+    if progress is not None:
+        copies = [j for j, src in enumerate(first_of) if src != j]
+        progress(f"{len(copies)} feature set(s) equal to an earlier one (e.g. [{name_of(copies[0])}] = "
+                 f"[{name_of(first_of[copies[0]])}]): fitted once, their scores shared")
+    pick = lambda seq: None if seq is None else [seq[j] for j in unique]  # noqa: E731
+    results = _evaluate_unique([jobs[j] for j in unique], names, n_folds=n_folds, n_jobs=n_jobs, progress=progress,
+                               level=level, fold_lines=fold_lines, backend=backend, seconds=seconds,
+                               job_names=pick(job_names), job_classifiers=pick(job_classifiers))
+    by_job = dict(zip(unique, results))
+    out = []
+    for j, src in enumerate(first_of):
+        if src == j:
+            out.append(by_job[j])
+        else:
+            out.append({name: {**copy.deepcopy(entry), "same_as": name_of(src)} for name, entry in by_job[src].items()})
+    return out
+
+
+def _first_equal_job(jobs: Sequence[tuple], job_classifiers) -> list[int]:
+    """For each job, the index of the first job equal to it (itself if none is)."""
+    import hashlib
+
+    def digest(a) -> tuple:
+        a = np.ascontiguousarray(np.asarray(a))
+        return a.shape, a.dtype.str, hashlib.blake2b(a.tobytes(), digest_size=16).digest()
+
+    seen: dict[tuple, int] = {}
+    first = []
+    cache: dict[int, tuple] = {}  # one digest per array object (a set's scalings share it)
+    for j, job in enumerate(jobs):
+        features, labels, seed, scaling = job if len(job) == 4 else (*job, "none")
+        fx = cache.setdefault(id(features), digest(features))
+        fy = cache.setdefault(id(labels), digest(labels))
+        wanted = None if job_classifiers is None else tuple(job_classifiers[j])
+        first.append(seen.setdefault((fx, fy, int(seed), scaling, wanted), j))
+    return first
+
+
+def _evaluate_unique(jobs, names, *, n_folds, n_jobs, progress, level, fold_lines, backend, seconds, job_names,
+                     job_classifiers) -> list[dict[str, dict]]:
+    """:func:`evaluate_many` of jobs that are all different."""
+    from sklearn.model_selection import StratifiedKFold
+
     prepared = []
     for job in jobs:
         features, labels, seed, scaling = job if len(job) == 4 else (*job, "none")
@@ -536,8 +600,6 @@ def evaluate_many(
 
     if job_classifiers is None:
         job_classifiers = [names] * len(prepared)
-    if len(job_classifiers) != len(prepared):
-        raise ValueError(f"job_classifiers has {len(job_classifiers)} entries for {len(prepared)} jobs")
     for wanted in job_classifiers:
         extra = [c for c in wanted if c not in names]
         if extra:
@@ -555,8 +617,6 @@ def evaluate_many(
 
     per_clf: dict[tuple, list] = {}
     results: list[dict[str, dict]] = [{} for _ in prepared]
-    if job_names is not None and len(job_names) != len(prepared):
-        raise ValueError(f"job_names has {len(job_names)} names for {len(prepared)} jobs")
 
     def tag(j):
         if job_names is not None:
@@ -659,6 +719,15 @@ def _host_workers(n_jobs: int | None, jax_fits: bool) -> int | None:
     return n_jobs
 
 
+def _pool_size(n_jobs: int | None) -> int:
+    """The workers of a joblib pool of ``n_jobs`` (None: one; -1: every core; -2: all but one)."""
+    import os
+
+    if n_jobs is None:
+        return 1
+    return max(1, n_jobs if n_jobs > 0 else (os.cpu_count() or 1) + 1 + n_jobs)
+
+
 def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """The ``auto`` backend: (outputs in task order, fitted_on per (job, classifier)).
 
@@ -697,10 +766,15 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
         if large:
             progress(f"[svm] {large} feature set(s) fitted by scikit-learn-intelex's SVC (installed; it predicts "
                      "what scikit-learn's SVC predicts, faster on large folds)")
+    from icrst_jax import jax_classifiers as jc
+
+    workers = _pool_size(n_jobs) if host else 0
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
         t0 = time.perf_counter()
-        device = _jax_fits(prepared, tasks, progress)
+        # On a CPU the JAX programs take the cores the pool leaves, and the rest once it is done.
+        with jc.cores_reserved(lambda: 0 if host_future.done() else workers):
+            device = _jax_fits(prepared, tasks, progress)
         seconds.jax_classifiers_s += time.perf_counter() - t0
         host_out = host_future.result()
     outputs = []
@@ -725,13 +799,14 @@ def _jax_fits(prepared, tasks, progress) -> dict:
     from icrst_jax import jax_classifiers as jc
 
     wanted = sorted({name for _, name, _ in tasks if name not in _auto_host_classifiers()})
+    asked = {(j, name) for j, name, _ in tasks}
     groups: dict[tuple, list[int]] = {}
     for j, (x, y, *_) in enumerate(prepared):
         groups.setdefault((x.shape, len(np.unique(y))), []).append(j)
     out = {}
     for name in wanted:
         for (shape, n_classes), members in groups.items():
-            members = [j for j in members if any(t[0] == j and t[1] == name for t in tasks)]
+            members = [j for j in members if (j, name) in asked]
             if not members:
                 continue
             labels = [np.unique(prepared[j][1], return_inverse=True) for j in members]
@@ -764,9 +839,9 @@ def _jax_fits(prepared, tasks, progress) -> dict:
                 pred = res.pred
                 warned = ~res.converged.all(axis=1)
             else:
-                keys = np.stack([jc.fit_key(prepared[j][2], f) for _, j, f in fits])
+                keys = jc.fit_keys([prepared[j][2] for _, j, f in fits], [f for _, _, f in fits])
                 res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,
-                             chunk=chunk)
+                             seeds=[prepared[j][2] for _, j, _ in fits], chunk=chunk)
                 pred = res.pred
                 warned = (res.n_iter >= jc.MLP_MAX_ITER) & ~res.converged
             elapsed = time.perf_counter() - t0

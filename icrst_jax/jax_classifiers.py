@@ -23,7 +23,9 @@ applied to the rows a fit reads, so no scaled copy of the data is stored.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -49,7 +51,17 @@ SKLEARN_ONLY: tuple[str, ...] = ("svm", "rf")
 
 def fit_key(seed: int, fold: int) -> np.ndarray:
     """The raw PRNG key ``(2,) uint32`` of one fit: the job's seed, folded with its fold."""
-    return np.asarray(jax.random.key_data(jax.random.fold_in(jax.random.key(seed), fold)))
+    return fit_keys([seed], [fold])[0]
+
+
+@jax.jit
+def _fit_keys(seeds, folds):
+    return jax.vmap(lambda s, f: jax.random.key_data(jax.random.fold_in(jax.random.key(s), f)))(seeds, folds)
+
+
+def fit_keys(seeds, folds) -> np.ndarray:
+    """:func:`fit_key` of each ``(seeds[i], folds[i])``, ``(G, 2) uint32``, in one call (a study has thousands)."""
+    return np.asarray(_fit_keys(np.asarray(seeds, np.uint32), np.asarray(folds, np.uint32)))
 
 
 # The fit axis of every program call is padded to this many fits (or fewer where memory
@@ -62,9 +74,10 @@ FIT_CHUNK = {"cpu": 32, "accelerator": 1024}
 
 def fits_per_chunk(n: int, d: int) -> int:
     """Fits per program call: :data:`FIT_CHUNK`, fewer where a chunk's per-fit copies of an
-    (n, d) float64 set would pass 1 GiB on a CPU backend or 16 GiB on an accelerator."""
+    (n, d) float64 set would pass 1 GiB on a CPU backend (shared by the calls at once, one
+    per core) or 16 GiB on an accelerator."""
     cpu = jax.default_backend() == "cpu"
-    budget = 2**30 if cpu else 2**34
+    budget = 2**30 // host_cores() if cpu else 2**34
     return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // (8 * n * max(d, MLP_HIDDEN)))))
 
 
@@ -191,7 +204,9 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
     (not padded: a small evaluation does not pay for a study-sized chunk).
     With several local devices the fit axis is split over them (data parallel:
     each device fits its share of the chunk); chunks are then rounded up to a
-    multiple of the device count.
+    multiple of the device count. On one CPU device, :func:`chunk_threads`
+    chunks run at once, each from its own thread: XLA runs one call of these
+    small-matrix programs on about one core.
     """
     g = len(set_idx)
     devices = jax.local_devices()
@@ -203,8 +218,8 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
 
         sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
     local = np.arange(size, dtype=np.int32)
-    outs = []
-    for start in range(0, g, size):
+
+    def run(start):
         stop = min(start + size, g)
         pad = size - (stop - start)
 
@@ -217,8 +232,67 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
         if sharding is not None:
             call = jax.device_put(call, sharding)
         out = jax.device_get(program(*call))
-        outs.append(jax.tree.map(lambda a: a[: size - pad], out))
+        return jax.tree.map(lambda a: a[: size - pad], out)
+
+    starts = list(range(0, g, size))
+    if sharding is not None or chunk_threads() == 1 or len(starts) == 1:
+        outs = [run(start) for start in starts]
+    else:
+        outs = _run_side_by_side(run, starts)
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
+def _run_side_by_side(run, starts: list[int]) -> list:
+    """``[run(s) for s in starts]``, up to :func:`chunk_threads` calls at a time, each in its
+    own thread; the limit is read again whenever a call ends (it rises when a reservation
+    of :func:`cores_reserved` ends)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    results, pending, running = {}, list(starts), {}
+    with ThreadPoolExecutor(host_cores()) as pool:
+        while pending or running:
+            while pending and len(running) < chunk_threads():
+                start = pending.pop(0)
+                running[pool.submit(run, start)] = start
+            # The timeout: a reservation can end while no call does.
+            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[running.pop(future)] = future.result()
+    return [results[s] for s in starts]
+
+
+def host_cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_RESERVATIONS: list = []
+
+
+@contextlib.contextmanager
+def cores_reserved(busy: Callable[[], int]):
+    """Within this block, :func:`chunk_threads` leaves ``busy()`` cores (read at each call)
+    to other work of this process, e.g. scikit-learn's fits beside the JAX programs."""
+    _RESERVATIONS.append(busy)
+    try:
+        yield
+    finally:
+        _RESERVATIONS.remove(busy)
+
+
+def chunk_threads() -> int:
+    """Chunks of fits :func:`_chunked` runs at once: on a CPU backend the cores not
+    reserved (:func:`cores_reserved`), at least one; on an accelerator one.
+
+    One call of a fit program (a while loop of small matmuls) keeps about one
+    core busy; calls from several threads run side by side (BENCHMARKS.md,
+    "Evaluation"). An accelerator runs one call on all of itself.
+    """
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, host_cores() - sum(busy() for busy in list(_RESERVATIONS)))
 
 
 # ---------------------------------------------------------------------------
@@ -244,15 +318,15 @@ class MLPResult(NamedTuple):
     converged: jax.Array
 
 
-def mlp_init(key: jax.Array, n_features: int, n_out: int, hidden: int = MLP_HIDDEN, dtype=jnp.float32) -> MLPParams:
-    """``MLPClassifier._init_coef``: each layer's weights and biases uniform in
-    ``+-sqrt(6 / (fan_in + fan_out))`` (factor 6 for a relu hidden layer)."""
-    k = jax.random.split(key, 4)
+def sklearn_initial_weights(seed: int, n_features: int, n_out: int, hidden: int = MLP_HIDDEN) -> MLPParams:
+    """The initial weights of ``MLPClassifier(random_state=seed)``, float64, drawn as its
+    ``_initialize`` draws them: ``RandomState(seed)``, layer by layer the weights then the
+    biases, each uniform in ``+-sqrt(6 / (fan_in + fan_out))`` (factor 6: relu hidden layer)."""
+    rs = np.random.RandomState(seed)
     b_in = np.sqrt(6.0 / (n_features + hidden))
     b_out = np.sqrt(6.0 / (hidden + n_out))
-    u = lambda kk, shape, b: jax.random.uniform(kk, shape, dtype, -b, b)  # noqa: E731
-    return MLPParams(u(k[0], (n_features, hidden), b_in), u(k[1], (hidden,), b_in),
-                     u(k[2], (hidden, n_out), b_out), u(k[3], (n_out,), b_out))
+    return MLPParams(rs.uniform(-b_in, b_in, (n_features, hidden)), rs.uniform(-b_in, b_in, hidden),
+                     rs.uniform(-b_out, b_out, (hidden, n_out)), rs.uniform(-b_out, b_out, n_out))
 
 
 def mlp_forward(params: MLPParams, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -379,12 +453,13 @@ def mlp_fit_one(x, y_out, train_idx, n_train, mean, scale, params0, key, orders=
         return (keep(new_params, params), keep(new_adam, adam), acc + jnp.where(active, loss * count, 0.0)), None
 
     def epoch(s: _EpochState) -> _EpochState:
-        key, sub = jax.random.split(s.key)
+        key = s.key
         if orders is None and n_batches == 1:
             # One batch of all training rows: its gradient is a sum over rows, so the
             # epoch's shuffle changes only the order of a float sum; skip it.
             perm = None
         elif orders is None:
+            key, sub = jax.random.split(s.key)
             u = jnp.where(jnp.arange(n_max) < n_train, jax.random.uniform(sub, (n_max,)), 2.0)
             perm = jnp.argsort(u)
         else:
@@ -423,7 +498,7 @@ def mlp_targets(y: jax.Array, n_classes: int, dtype=jnp.float32) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
-def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init=None, orders=None, *, n_classes, n_max,
+def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init, orders=None, *, n_classes, n_max,
                  max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
     n_out = 1 if n_classes == 2 else n_classes
 
@@ -433,32 +508,34 @@ def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init=None, o
         # The training rows first, in row order (scikit-learn's X_train), then padding.
         train_idx = jnp.argsort(~mask, stable=True)[:n_max]
         n_train = mask.sum()
-        k_init, k_shuffle = jax.random.split(key)
-        p0 = mlp_init(k_init, x.shape[1], n_out, dtype=x.dtype) if params0 is None else params0
         params, n_iter, curve, stopped = mlp_fit_one(
-            x, mlp_targets(y, n_classes, x.dtype), train_idx, n_train, mean, scale, p0, k_shuffle, order,
+            x, mlp_targets(y, n_classes, x.dtype), train_idx, n_train, mean, scale, params0, key, order,
             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
         return MLPResult(mlp_predict(params, (x - mean) / scale), n_iter, curve, stopped)
 
     return jax.vmap(one)(set_idx, train_mask, scaled, keys, init, orders)
 
 
-def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, chunk: int | None = None,
+def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, seeds=None, chunk: int | None = None,
         init: MLPParams | None = None, orders=None, max_iter: int = MLP_MAX_ITER, alpha: float = MLP_ALPHA,
         early_stop: bool = True, dtype=np.float32) -> MLPResult:
-    """Fit ``MLPClassifier()`` per fit and predict every row.
+    """Fit ``MLPClassifier(random_state=seed)`` per fit and predict every row.
 
-    The algorithm is scikit-learn's (see :func:`mlp_fit_one`); its random
-    numbers cannot be matched (numpy's ``RandomState`` draws the initial
-    weights and the epoch shuffles there, ``jax.random`` here), so a fit
-    equals a scikit-learn fit of another ``random_state`` in distribution, not
-    in value. ``init`` and ``orders`` replace those draws (tests feed
-    scikit-learn's to compare loss curves step by step).
+    The algorithm is scikit-learn's (see :func:`mlp_fit_one`) and so are the
+    initial weights (:func:`sklearn_initial_weights` of each fit's seed). The
+    epoch shuffles are ``jax.random``'s, not numpy's: a fit of more than one
+    minibatch (over 200 training rows) equals a scikit-learn fit in
+    distribution, not in value. A fit of one batch does not depend on the
+    order of its rows beyond float rounding, so it follows scikit-learn's fit
+    of the same seed (float32 here, float64 there). ``init`` and ``orders``
+    replace the draws (tests feed scikit-learn's shuffles to compare loss
+    curves step by step).
 
     Args:
       x_sets, y_sets, set_idx, train_mask, n_classes, scaled, chunk: as in :func:`gaussian_nb`.
-      keys: ``(G, 2)`` uint32 raw PRNG keys, one per fit.
-      init: optional :class:`MLPParams` with a leading ``(G,)`` axis.
+      keys: ``(G, 2)`` uint32 raw PRNG keys, one per fit (its shuffles).
+      seeds: ``(G,)`` each fit's ``random_state`` (its initial weights); or
+      init: :class:`MLPParams` with a leading ``(G,)`` axis.
       orders: optional ``(G, max_iter, n_max)`` epoch permutations of each
         fit's training positions (n_max = the largest training fold).
       dtype: float32 (default) or float64 (under ``jax.enable_x64``).
@@ -466,18 +543,28 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, ch
     Returns:
       :class:`MLPResult` with a leading ``(G,)`` axis, as numpy arrays.
     """
+    if (init is None) == (seeds is None):
+        raise ValueError("mlp needs either seeds (scikit-learn's initial weights) or init, not both")
     train_mask = np.asarray(train_mask)
     n_max = int(train_mask.sum(1).max())
     extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), np.asarray(keys)]
-    if init is not None:
+    if init is None:
+        # One draw per distinct seed (a study's folds share their set's seed, as scikit-learn's
+        # do); each chunk takes its fits' rows of this table.
+        distinct, which = np.unique(np.asarray(seeds), return_inverse=True)
+        n_out = 1 if n_classes == 2 else n_classes
+        drawn = [sklearn_initial_weights(int(seed), np.shape(x_sets)[-1], n_out) for seed in distinct]
+        table = jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn)
+        extra.append(which)
+    else:
         extra.append(init)
     if orders is not None:
         extra.append(np.asarray(orders))
 
-    def program(x, y, s, m, sc, k, *rest):
-        rest = list(rest)
-        p0 = rest.pop(0) if init is not None else None
-        order = rest.pop(0) if orders is not None else None
+    def program(x, y, s, m, sc, k, p0, *rest):
+        if init is None:
+            p0 = jax.tree.map(lambda t: t[p0], table)
+        order = rest[0] if orders is not None else None
         return _mlp_program(x, y, s, m, sc, k, p0, order, n_classes=n_classes, n_max=n_max,
                             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 

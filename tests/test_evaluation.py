@@ -543,3 +543,24 @@ def test_knn_search_host_and_device_give_the_brute_force_neighbours_with_ties():
     ref = np.stack([np.lexsort((np.arange(300), row))[:7] for row in d2])
     for on_device in (False, True):
         np.testing.assert_array_equal(_knn_excluding_self(x, queries, 7, on_device=on_device), ref)
+
+
+def test_equal_jobs_are_fitted_once_and_share_their_scores(monkeypatch):
+    """Standard, ICRST p=0 and TRST p=0 latents of one seed are the same numbers: a job equal
+    to an earlier one (content, not object) costs no fit and reports the earlier scores."""
+    from icrst_jax import evaluation
+
+    x, y = _clusters(n_per_class=30)
+    calls = []
+    real = evaluation._fit_fold
+    monkeypatch.setattr(evaluation, "_fit_fold", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    jobs = [(x, y, 0), (x + 1.0, y, 0), (x.copy(), y.copy(), 0), (x, y, 1)]
+    lines = []
+    res = evaluation.evaluate_many(jobs, ["nb"], n_folds=3, n_jobs=1, progress=lines.append, fold_lines=False,
+                                   job_names=["a", "b", "c", "d"])
+    assert len(calls) == 3 * 3  # jobs a, b and d
+    assert res[2]["nb"]["same_as"] == "a" and "same_as" not in res[0]["nb"]
+    np.testing.assert_array_equal(res[2]["nb"]["accuracy"]["folds"], res[0]["nb"]["accuracy"]["folds"])
+    assert any("1 feature set(s) equal to an earlier one (e.g. [c] = [a])" in line for line in lines)
+    res[2]["nb"]["accuracy"]["folds"][0] = -1.0  # a copy, not the earlier job's arrays
+    assert res[0]["nb"]["accuracy"]["folds"][0] != -1.0

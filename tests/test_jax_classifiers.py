@@ -98,9 +98,8 @@ def test_gaussian_nb_equals_sklearn(data, scaled):
 def _sklearn_draws(random_state, n_features, n_out, n_train, max_iter):
     """The initial weights and epoch orders ``MLPClassifier(random_state=...)`` draws, in its order."""
     rs = np.random.RandomState(random_state)
-    b_in, b_out = np.sqrt(6 / (n_features + 100)), np.sqrt(6 / (100 + n_out))
-    params = jc.MLPParams(rs.uniform(-b_in, b_in, (n_features, 100)), rs.uniform(-b_in, b_in, 100),
-                          rs.uniform(-b_out, b_out, (100, n_out)), rs.uniform(-b_out, b_out, n_out))
+    rs.uniform(size=n_features * 100 + 100 + 100 * n_out + n_out)  # the initial weights' draws
+    params = jc.sklearn_initial_weights(random_state, n_features, n_out)
     idx = np.arange(n_train)
     orders = np.empty((max_iter, n_train), np.int32)
     for e in range(max_iter):
@@ -146,6 +145,37 @@ def test_mlp_replays_sklearn_multiclass_softmax():
     assert int(ours.n_iter[0]) == ref.n_iter_ == 20 and not bool(ours.converged[0])
     np.testing.assert_allclose(ours.loss_curve[0], ref.loss_curve_, rtol=1e-9)
     np.testing.assert_array_equal(ours.pred[0, te], ref_pred)
+
+
+def test_sklearn_initial_weights_are_mlpclassifiers():
+    """One iteration of lr 0 leaves scikit-learn's initial weights in place: ours equal them."""
+    x, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = MLPClassifier(random_state=7, max_iter=1, learning_rate_init=1e-300).fit(x[:50], y[:50])
+    ours = jc.sklearn_initial_weights(7, x.shape[1], 10)
+    for a, b in zip((ours.w1, ours.b1, ours.w2, ours.b2), (*ref.coefs_[:1], *ref.intercepts_[:1], ref.coefs_[1],
+                                                         ref.intercepts_[1])):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_one_batch_fits_follow_sklearns_fit_of_the_same_seed():
+    """Folds of at most 200 training rows are one minibatch, where the shuffle only reorders a
+    sum: from scikit-learn's initial weights, the float32 fits of the auto backend score what
+    ``MLPClassifier(random_state=seed)`` scores, fold by fold (trained latents, raw and
+    standardised, and standardised digits)."""
+    z = np.load(Path(__file__).parent / "data" / "breast_cancer_latents.npz")
+    x_d, y_d = load_digits(return_X_y=True)
+    jobs = [(x, z["labels"], 0, sc) for x in z["features"] for sc in ("none", "standard")]
+    jobs.append((x_d[:150], y_d[:150], 1, "standard"))
+    auto = evaluation.evaluate_many(jobs, ["mlp"], n_folds=5, backend="auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
+        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=5, backend="sklearn", fold_lines=False)
+    ours = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in auto])
+    theirs = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in ref])
+    assert np.mean(ours == theirs) >= 0.95, np.c_[ours, theirs]
+    assert abs(ours.mean() - theirs.mean()) <= 0.005
 
 
 # ---------------------------------------------------------------------------
@@ -285,7 +315,7 @@ def test_mlp_chunks_of_any_count_share_one_program(breast_cancer):
         set_idx = np.repeat(np.arange(n_sets), 5)
         keys = np.stack([jc.fit_key(0, f) for f in range(len(set_idx))])
         results.append(jc.mlp(x_sets, np.stack([y] * n_sets), set_idx, np.tile(mask, (n_sets, 1)), keys,
-                              n_classes=2, scaled=True, chunk=8, max_iter=3))
+                              n_classes=2, scaled=True, seeds=np.zeros(len(set_idx), int), chunk=8, max_iter=3))
     assert jc._mlp_program._cache_size() - before == 1
     # A fit's result does not depend on the chunk it ran in: same key, data and fold, same loss curve.
     np.testing.assert_allclose(results[0].loss_curve, results[1].loss_curve[:15], rtol=1e-6)
@@ -305,7 +335,8 @@ def test_fits_split_over_the_local_devices_give_the_single_device_results(breast
         placed = []
         real_put = jax.device_put
         monkeypatch.setattr(jax, "device_put", lambda a, s=None: placed.append(s) or real_put(a, s))
-        out = (jc.mlp(x_sets, y_sets, set_idx, masks, keys, n_classes=2, scaled=True, max_iter=5),
+        out = (jc.mlp(x_sets, y_sets, set_idx, masks, keys, n_classes=2, scaled=True, seeds=np.zeros(10, int),
+                      max_iter=5),
                jc.gaussian_nb(x_sets, y_sets, set_idx, masks, n_classes=2, scaled=False))
         monkeypatch.setattr(jax, "device_put", real_put)
         return out, placed
@@ -320,3 +351,33 @@ def test_fits_split_over_the_local_devices_give_the_single_device_results(breast
     np.testing.assert_array_equal(mlp4.pred, mlp1.pred)
     np.testing.assert_allclose(mlp4.loss_curve, mlp1.loss_curve, rtol=1e-6)
     np.testing.assert_array_equal(nb4[0], nb1[0])
+
+
+def test_one_device_runs_chunks_side_by_side_within_the_free_cores(monkeypatch):
+    """On one CPU device chunks run from several threads, never more than the cores not
+    reserved, and their results come back in fit order."""
+    import threading
+    import time
+
+    monkeypatch.setattr(jax, "local_devices", lambda real=jax.local_devices: real()[:1])
+    monkeypatch.setattr(jc, "host_cores", lambda: 3)
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def program(x, y, local, mask):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        return x[:, 0, 0] * 10 + mask.sum(1)
+
+    x = np.arange(20, dtype=float)[:, None, None] * np.ones((20, 2, 1))
+    mask = np.ones((20, 2), bool)
+    args = (program, x, np.zeros((20, 2), int), np.arange(20), mask, 2)
+    np.testing.assert_array_equal(jc._chunked(*args), np.arange(20) * 10 + 2)
+    assert peak[0] == 3
+    peak[0] = 0
+    with jc.cores_reserved(lambda: 2):
+        np.testing.assert_array_equal(jc._chunked(*args), np.arange(20) * 10 + 2)
+    assert peak[0] == 1
