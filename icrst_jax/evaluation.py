@@ -839,9 +839,8 @@ def _jax_fits(prepared, tasks, progress) -> dict:
                 pred = res.pred
                 warned = ~res.converged.all(axis=1)
             else:
-                keys = jc.fit_keys([prepared[j][2] for _, j, f in fits], [f for _, _, f in fits])
-                res = jc.mlp(x_sets, y_sets, set_idx, train_mask, keys, n_classes=n_classes, scaled=scaled,
-                             seeds=[prepared[j][2] for _, j, _ in fits], chunk=chunk)
+                res = jc.mlp(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                             seeds=[prepared[j][2] for _, j, _ in fits], folds=[f for _, _, f in fits], chunk=chunk)
                 pred = res.pred
                 warned = (res.n_iter >= jc.MLP_MAX_ITER) & ~res.converged
             elapsed = time.perf_counter() - t0

@@ -28,6 +28,7 @@ purity against epochs).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import platform
@@ -663,26 +664,36 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
     """The study's PNG figures; returns their names and the seconds the t-SNE took."""
     ev, metric, name = cfg.eval, study.metric, cfg.data.name
     figures = []
-    t0 = time.perf_counter()
-    if ev.tsne:
-        say("t-SNE of the test latents ...")
-        figures.append(reporting.plot_tsne(
-            tsne_panels(cfg, latents, labels), out / "tsne.png",
-            seed=cfg.seeds[0], max_points=ev.tsne_points,
-            title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
-    tsne_s = time.perf_counter() - t0
-    if len(cfg.p_values) > 1:
-        for mode in (m for m in P_MODES if m in cfg.modes):
-            curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
-            scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
-            figures.append(reporting.plot_accuracy_vs_p(
-                curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
-                title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
-    if ev.at_epochs:
-        clf = ev.epoch_classifiers[0]
-        figures.append(reporting.plot_vs_epochs(
-            study.records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=clf,
-            title=f"{name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[clf]})"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        if ev.tsne:
+            say("t-SNE of the test latents ...")
+            panels = tsne_panels(cfg, latents, labels)
+
+            def embed():
+                t0 = time.perf_counter()
+                embedded = reporting.tsne_embeddings(panels, seed=cfg.seeds[0], max_points=ev.tsne_points)
+                return embedded, time.perf_counter() - t0
+
+            # A compiled program on its own thread while matplotlib draws the other figures.
+            embedding = pool.submit(embed)
+        if len(cfg.p_values) > 1:
+            for mode in (m for m in P_MODES if m in cfg.modes):
+                curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
+                scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
+                figures.append(reporting.plot_accuracy_vs_p(
+                    curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
+                    title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
+        if ev.at_epochs:
+            clf = ev.epoch_classifiers[0]
+            figures.append(reporting.plot_vs_epochs(
+                study.records, out / f"{metric}_vs_epochs.png", metric=metric, classifier=clf,
+                title=f"{name}: held-out latents along training ({reporting.CLASSIFIER_LABELS[clf]})"))
+        tsne_s = 0.0
+        if ev.tsne:
+            embedded, tsne_s = embedding.result()
+            figures.insert(0, reporting.plot_tsne(
+                panels, out / "tsne.png", seed=cfg.seeds[0], max_points=ev.tsne_points, embedded=embedded,
+                title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
     return [Path(f).name for f in figures], tsne_s
 
 

@@ -14,11 +14,12 @@ applied to the rows a fit reads, so no scaled copy of the data is stored.
 
 * :func:`gaussian_nb` = ``GaussianNB()``, closed form, in float64: equal to
   scikit-learn to float tolerance.
-* :func:`mlp` = ``MLPClassifier()``: same architecture, loss, L2 term, Adam,
-  batches, stopping rule and initialisation law; its random numbers (the
-  initial weights and the epoch shuffles) come from JAX, not numpy, so one fit
-  is a different draw of the same random procedure (``init``/``orders`` inject
-  scikit-learn's draws, for tests).
+* :func:`mlp` = ``MLPClassifier(random_state=seed)``: same architecture, loss,
+  L2 term, Adam, batches, stopping rule and the same initial weights (numpy's
+  draws); the epoch shuffles come from JAX, so a fit of several minibatches is
+  a different draw of the same random procedure, while a fit of one batch
+  (at most 200 training rows) follows scikit-learn's to float32 rounding
+  (``init``/``orders`` inject scikit-learn's draws, for tests).
 """
 
 from __future__ import annotations
@@ -47,21 +48,6 @@ NB_VAR_SMOOTHING = 1e-9
 
 # The classifiers that stay with scikit-learn under eval.backend="auto".
 SKLEARN_ONLY: tuple[str, ...] = ("svm", "rf")
-
-
-def fit_key(seed: int, fold: int) -> np.ndarray:
-    """The raw PRNG key ``(2,) uint32`` of one fit: the job's seed, folded with its fold."""
-    return fit_keys([seed], [fold])[0]
-
-
-@jax.jit
-def _fit_keys(seeds, folds):
-    return jax.vmap(lambda s, f: jax.random.key_data(jax.random.fold_in(jax.random.key(s), f)))(seeds, folds)
-
-
-def fit_keys(seeds, folds) -> np.ndarray:
-    """:func:`fit_key` of each ``(seeds[i], folds[i])``, ``(G, 2) uint32``, in one call (a study has thousands)."""
-    return np.asarray(_fit_keys(np.asarray(seeds, np.uint32), np.asarray(folds, np.uint32)))
 
 
 # The fit axis of every program call is padded to this many fits (or fewer where memory
@@ -498,12 +484,14 @@ def mlp_targets(y: jax.Array, n_classes: int, dtype=jnp.float32) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
-def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init, orders=None, *, n_classes, n_max,
+def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, seeds, folds, init, orders=None, *, n_classes, n_max,
                  max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
     n_out = 1 if n_classes == 2 else n_classes
 
-    def one(s, mask, sc, key, params0, order):
+    def one(s, mask, sc, seed, fold, params0, order):
         x, y = x_sets[s], y_sets[s]
+        # The shuffles' key; a fit of one batch never shuffles, and its program has no threefry.
+        key = jax.random.fold_in(jax.random.key(seed), fold)
         mean, scale = fit_stats(x, mask, sc)
         # The training rows first, in row order (scikit-learn's X_train), then padding.
         train_idx = jnp.argsort(~mask, stable=True)[:n_max]
@@ -513,10 +501,10 @@ def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, keys, init, orders
             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
         return MLPResult(mlp_predict(params, (x - mean) / scale), n_iter, curve, stopped)
 
-    return jax.vmap(one)(set_idx, train_mask, scaled, keys, init, orders)
+    return jax.vmap(one)(set_idx, train_mask, scaled, seeds, folds, init, orders)
 
 
-def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, seeds=None, chunk: int | None = None,
+def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, folds=None, chunk: int | None = None,
         init: MLPParams | None = None, orders=None, max_iter: int = MLP_MAX_ITER, alpha: float = MLP_ALPHA,
         early_stop: bool = True, dtype=np.float32) -> MLPResult:
     """Fit ``MLPClassifier(random_state=seed)`` per fit and predict every row.
@@ -528,14 +516,16 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, se
     distribution, not in value. A fit of one batch does not depend on the
     order of its rows beyond float rounding, so it follows scikit-learn's fit
     of the same seed (float32 here, float64 there). ``init`` and ``orders``
-    replace the draws (tests feed scikit-learn's shuffles to compare loss
-    curves step by step).
+    replace the draws (tests feed scikit-learn's to compare loss curves step
+    by step).
 
     Args:
       x_sets, y_sets, set_idx, train_mask, n_classes, scaled, chunk: as in :func:`gaussian_nb`.
-      keys: ``(G, 2)`` uint32 raw PRNG keys, one per fit (its shuffles).
-      seeds: ``(G,)`` each fit's ``random_state`` (its initial weights); or
-      init: :class:`MLPParams` with a leading ``(G,)`` axis.
+      seeds: ``(G,)`` each fit's ``random_state``: its initial weights, and with
+        its fold its shuffles (key ``fold_in(key(seed), fold)``).
+      folds: ``(G,)`` each fit's fold number (default ``0..G-1``).
+      init: optional :class:`MLPParams` with a leading ``(G,)`` axis, in place of
+        scikit-learn's initial weights.
       orders: optional ``(G, max_iter, n_max)`` epoch permutations of each
         fit's training positions (n_max = the largest training fold).
       dtype: float32 (default) or float64 (under ``jax.enable_x64``).
@@ -543,15 +533,16 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, se
     Returns:
       :class:`MLPResult` with a leading ``(G,)`` axis, as numpy arrays.
     """
-    if (init is None) == (seeds is None):
-        raise ValueError("mlp needs either seeds (scikit-learn's initial weights) or init, not both")
     train_mask = np.asarray(train_mask)
     n_max = int(train_mask.sum(1).max())
-    extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), np.asarray(keys)]
+    seeds = np.broadcast_to(np.asarray(seeds), np.shape(set_idx))
+    folds = np.arange(len(seeds)) if folds is None else np.asarray(folds)
+    extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), seeds.astype(np.uint32),
+             folds.astype(np.uint32)]
     if init is None:
         # One draw per distinct seed (a study's folds share their set's seed, as scikit-learn's
         # do); each chunk takes its fits' rows of this table.
-        distinct, which = np.unique(np.asarray(seeds), return_inverse=True)
+        distinct, which = np.unique(seeds, return_inverse=True)
         n_out = 1 if n_classes == 2 else n_classes
         drawn = [sklearn_initial_weights(int(seed), np.shape(x_sets)[-1], n_out) for seed in distinct]
         table = jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn)
@@ -561,11 +552,11 @@ def mlp(x_sets, y_sets, set_idx, train_mask, keys, *, n_classes: int, scaled, se
     if orders is not None:
         extra.append(np.asarray(orders))
 
-    def program(x, y, s, m, sc, k, p0, *rest):
+    def program(x, y, s, m, sc, seed, fold, p0, *rest):
         if init is None:
             p0 = jax.tree.map(lambda t: t[p0], table)
         order = rest[0] if orders is not None else None
-        return _mlp_program(x, y, s, m, sc, k, p0, order, n_classes=n_classes, n_max=n_max,
+        return _mlp_program(x, y, s, m, sc, seed, fold, p0, order, n_classes=n_classes, n_max=n_max,
                             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 
     return _chunked(program, np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32), np.asarray(set_idx),

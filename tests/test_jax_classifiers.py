@@ -121,7 +121,7 @@ def _replay(x, y, random_state, max_iter, scaled):
     mask = np.zeros((1, len(y)), bool)
     mask[0, tr] = True
     with jax.enable_x64(True):
-        ours = jc.mlp(x[None], y[None], np.zeros(1, int), mask, np.zeros((1, 2), np.uint32), n_classes=n_classes,
+        ours = jc.mlp(x[None], y[None], np.zeros(1, int), mask, seeds=[random_state], n_classes=n_classes,
                       scaled=scaled, init=jax.tree.map(lambda a: a[None], params), orders=orders[None],
                       max_iter=max_iter, dtype=np.float64)
     return ref[-1] if scaled else ref, ref.predict(x[te]), ours, te
@@ -313,9 +313,8 @@ def test_mlp_chunks_of_any_count_share_one_program(breast_cancer):
     for n_sets in (3, 7):  # 15 and 35 fits in chunks of 8: 2 and 5 calls, the last ones padded
         x_sets = np.stack([x + s for s in range(n_sets)])
         set_idx = np.repeat(np.arange(n_sets), 5)
-        keys = np.stack([jc.fit_key(0, f) for f in range(len(set_idx))])
-        results.append(jc.mlp(x_sets, np.stack([y] * n_sets), set_idx, np.tile(mask, (n_sets, 1)), keys,
-                              n_classes=2, scaled=True, seeds=np.zeros(len(set_idx), int), chunk=8, max_iter=3))
+        results.append(jc.mlp(x_sets, np.stack([y] * n_sets), set_idx, np.tile(mask, (n_sets, 1)),
+                              n_classes=2, scaled=True, seeds=0, chunk=8, max_iter=3))
     assert jc._mlp_program._cache_size() - before == 1
     # A fit's result does not depend on the chunk it ran in: same key, data and fold, same loss curve.
     np.testing.assert_allclose(results[0].loss_curve, results[1].loss_curve[:15], rtol=1e-6)
@@ -329,14 +328,12 @@ def test_fits_split_over_the_local_devices_give_the_single_device_results(breast
     _, mask = _fold_masks(y, 5, 0)
     x_sets, y_sets = np.stack([x, x * 2.0]), np.stack([y, y])
     set_idx, masks = np.repeat([0, 1], 5), np.tile(mask, (2, 1))
-    keys = np.stack([jc.fit_key(0, f) for f in range(10)])
 
     def run():
         placed = []
         real_put = jax.device_put
         monkeypatch.setattr(jax, "device_put", lambda a, s=None: placed.append(s) or real_put(a, s))
-        out = (jc.mlp(x_sets, y_sets, set_idx, masks, keys, n_classes=2, scaled=True, seeds=np.zeros(10, int),
-                      max_iter=5),
+        out = (jc.mlp(x_sets, y_sets, set_idx, masks, n_classes=2, scaled=True, seeds=0, max_iter=5),
                jc.gaussian_nb(x_sets, y_sets, set_idx, masks, n_classes=2, scaled=False))
         monkeypatch.setattr(jax, "device_put", real_put)
         return out, placed

@@ -39,6 +39,7 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
         out=str(tmp_path / "run"),
     )
     panels = {}
+    monkeypatch.setattr(reporting, "tsne_embeddings", lambda p, **kw: None)
     monkeypatch.setattr(reporting, "plot_tsne", lambda p, path, **kw: panels.update(p) or path)
     run_experiment(cfg, dataset=ds)
     out = tmp_path / "run"

@@ -24,6 +24,7 @@ from icrst_jax.reporting.figures import (
     plot_tsne,
     plot_vs_epochs,
     save_png,
+    tsne_embeddings,
 )
 from icrst_jax.reporting.labels import (
     CLASSIFIER_LABELS,
@@ -44,5 +45,5 @@ __all__ = [
     "PAPER_RESULTS", "SCALING_LABELS", "SCALING_SHORT", "EpochScores", "PointRecord", "Record", "Scores",
     "StudyResult", "Timing", "atomic_write_text", "curves_from_records", "new_figure", "paper_values",
     "plot_accuracy_vs_p", "plot_tsne", "plot_vs_epochs", "primary_metric", "record_scalings", "render_report",
-    "save_png", "scaled_classifiers", "to_jsonable", "write_results_json",
+    "save_png", "scaled_classifiers", "to_jsonable", "tsne_embeddings", "write_results_json",
 ]

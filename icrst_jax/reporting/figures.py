@@ -40,46 +40,32 @@ def save_png(fig, path) -> Path:
     return path
 
 
-def plot_tsne(
+def tsne_embeddings(
     panels: Mapping[str, tuple],
-    path,
     *,
     seed: int = 0,
     max_points: int = 2000,
     max_iter: int = 1000,
-    title: str | None = None,
-) -> Path:
-    """t-SNE of latent spaces, one panel per training mode (Figs. 6 and 7).
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The t-SNE of each panel, as :func:`plot_tsne` draws them (no matplotlib).
 
     Each panel is subsampled to ``max_points`` points (uniformly without
-    replacement, ``np.random.default_rng(seed)``), projected to 2-D with
+    replacement, ``np.random.default_rng(seed)``) and projected to 2-D with
     scikit-learn's exact t-SNE, ``TSNE(init="pca", method="exact",
     random_state=seed)``, run for all panels as one compiled program
-    (:func:`icrst_jax.tsne.tsne`), and coloured by class. The perplexity is
-    scikit-learn's default 30, lowered to ``(n - 1) / 3`` for panels with fewer
-    than 91 points (it must be below the number of points). Up to 20 classes
-    get a shared legend; more (Caltech101) get a colorbar.
+    (:func:`icrst_jax.tsne.tsne`). The perplexity is scikit-learn's default 30,
+    lowered to ``(n - 1) / 3`` for panels with fewer than 91 points (it must be
+    below the number of points).
 
     Args:
       panels: ordered mapping ``label -> (features (N, D), labels (N,))``.
-      path: PNG file to write.
       seed: subsampling and t-SNE seed.
       max_points: points per panel after subsampling.
-      max_iter: t-SNE optimisation steps (scikit-learn's default 1000; at
-        least 250).
-      title: figure title.
+      max_iter: t-SNE optimisation steps (scikit-learn's default 1000; at least 250).
 
     Returns:
-      ``Path(path)``.
-
-    Example:
-      >>> plot_tsne({"Standard": (z0, y), "ICRST p=1": (z1, y)}, "tsne.png")  # doctest: +SKIP
+      ``(label, embedding (n, 2), labels (n,))`` per panel, in order.
     """
-    from matplotlib import colormaps
-    from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
-    from matplotlib.ticker import MaxNLocator
-    from matplotlib.lines import Line2D
-
     from icrst_jax.tsne import tsne
 
     if not panels:
@@ -100,8 +86,48 @@ def plot_tsne(
             keep = np.sort(rng.choice(feats.shape[0], size=max_points, replace=False))
             feats, labs = feats[keep], labs[keep]
         prepared.append((label, feats, labs))
+    embeddings = tsne([f for _, f, _ in prepared], seed=seed, max_iter=max_iter,
+                      perplexity=[min(30.0, (f.shape[0] - 1) / 3.0) for _, f, _ in prepared])
+    return [(label, emb, labs) for (label, _, labs), emb in zip(prepared, embeddings)]
 
-    classes = np.unique(np.concatenate([labs for _, _, labs in prepared]))
+
+def plot_tsne(
+    panels: Mapping[str, tuple],
+    path,
+    *,
+    seed: int = 0,
+    max_points: int = 2000,
+    max_iter: int = 1000,
+    title: str | None = None,
+    embedded: Sequence[tuple[str, np.ndarray, np.ndarray]] | None = None,
+) -> Path:
+    """t-SNE of latent spaces, one panel per training mode (Figs. 6 and 7).
+
+    The panels' :func:`tsne_embeddings` (given as ``embedded`` when already
+    computed, e.g. on another thread while other figures are drawn), coloured by
+    class. Up to 20 classes get a shared legend; more (Caltech101) get a colorbar.
+
+    Args:
+      panels: ordered mapping ``label -> (features (N, D), labels (N,))``.
+      path: PNG file to write.
+      seed, max_points, max_iter: as in :func:`tsne_embeddings`.
+      title: figure title.
+      embedded: ``tsne_embeddings(panels, seed=..., max_points=..., max_iter=...)``, or None.
+
+    Returns:
+      ``Path(path)``.
+
+    Example:
+      >>> plot_tsne({"Standard": (z0, y), "ICRST p=1": (z1, y)}, "tsne.png")  # doctest: +SKIP
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.lines import Line2D
+
+    if embedded is None:
+        embedded = tsne_embeddings(panels, seed=seed, max_points=max_points, max_iter=max_iter)
+    classes = np.unique(np.concatenate([labs for _, _, labs in embedded]))
     n_cls = len(classes)
     if n_cls <= 20:
         # Qualitative palette, one discrete colour per class.
@@ -113,16 +139,13 @@ def plot_tsne(
         cmap = colormaps["turbo"]
         norm = Normalize(vmin=0, vmax=n_cls - 1)
 
-    n_pan = len(prepared)
+    n_pan = len(embedded)
     fig = new_figure((4.2 * n_pan + (1.6 if n_cls <= 20 else 0.8), 4.4))
     axes = fig.subplots(1, n_pan, squeeze=False)[0]
-    embeddings = tsne([f for _, f, _ in prepared], seed=seed, max_iter=max_iter,
-                      perplexity=[min(30.0, (f.shape[0] - 1) / 3.0) for _, f, _ in prepared])
-    for ax, (label, feats, labs), emb in zip(axes, prepared, embeddings):
-        n = feats.shape[0]
+    for ax, (label, emb, labs) in zip(axes, embedded):
         idx = np.searchsorted(classes, labs)
         sc = ax.scatter(emb[:, 0], emb[:, 1], c=idx, cmap=cmap, norm=norm, s=4, linewidths=0)
-        ax.set_title(f"{label} (n={n})")
+        ax.set_title(f"{label} (n={emb.shape[0]})")
         ax.set_xticks([])
         ax.set_yticks([])
     if n_cls <= 20:
