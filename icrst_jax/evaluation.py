@@ -719,15 +719,6 @@ def _host_workers(n_jobs: int | None, jax_fits: bool) -> int | None:
     return n_jobs
 
 
-def _pool_size(n_jobs: int | None) -> int:
-    """The workers of a joblib pool of ``n_jobs`` (None: one; -1: every core; -2: all but one)."""
-    import os
-
-    if n_jobs is None:
-        return 1
-    return max(1, n_jobs if n_jobs > 0 else (os.cpu_count() or 1) + 1 + n_jobs)
-
-
 def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     """The ``auto`` backend: (outputs in task order, fitted_on per (job, classifier)).
 
@@ -766,15 +757,10 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
         if large:
             progress(f"[svm] {large} feature set(s) fitted by scikit-learn-intelex's SVC (installed; it predicts "
                      "what scikit-learn's SVC predicts, faster on large folds)")
-    from icrst_jax import jax_classifiers as jc
-
-    workers = _pool_size(n_jobs) if host else 0
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
         t0 = time.perf_counter()
-        # On a CPU the JAX programs take the cores the pool leaves, and the rest once it is done.
-        with jc.cores_reserved(lambda: 0 if host_future.done() else workers):
-            device = _jax_fits(prepared, tasks, progress)
+        device = _jax_fits(prepared, tasks, progress)
         seconds.jax_classifiers_s += time.perf_counter() - t0
         host_out = host_future.result()
     outputs = []

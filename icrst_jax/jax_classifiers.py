@@ -24,9 +24,7 @@ applied to the rows a fit reads, so no scaled copy of the data is stored.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -191,8 +189,7 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
     With several local devices the fit axis is split over them (data parallel:
     each device fits its share of the chunk); chunks are then rounded up to a
     multiple of the device count. On one CPU device, :func:`chunk_threads`
-    chunks run at once, each from its own thread: XLA runs one call of these
-    small-matrix programs on about one core.
+    chunks run at once, each from its own thread.
     """
     g = len(set_idx)
     devices = jax.local_devices()
@@ -229,22 +226,11 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
 
 
 def _run_side_by_side(run, starts: list[int]) -> list:
-    """``[run(s) for s in starts]``, up to :func:`chunk_threads` calls at a time, each in its
-    own thread; the limit is read again whenever a call ends (it rises when a reservation
-    of :func:`cores_reserved` ends)."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    """``[run(s) for s in starts]``, :func:`chunk_threads` calls at a time, each from its own thread."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    results, pending, running = {}, list(starts), {}
-    with ThreadPoolExecutor(host_cores()) as pool:
-        while pending or running:
-            while pending and len(running) < chunk_threads():
-                start = pending.pop(0)
-                running[pool.submit(run, start)] = start
-            # The timeout: a reservation can end while no call does.
-            done, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
-            for future in done:
-                results[running.pop(future)] = future.result()
-    return [results[s] for s in starts]
+    with ThreadPoolExecutor(chunk_threads()) as pool:
+        return list(pool.map(run, starts))
 
 
 def host_cores() -> int:
@@ -254,31 +240,15 @@ def host_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-_RESERVATIONS: list = []
-
-
-@contextlib.contextmanager
-def cores_reserved(busy: Callable[[], int]):
-    """Within this block, :func:`chunk_threads` leaves ``busy()`` cores (read at each call)
-    to other work of this process, e.g. scikit-learn's fits beside the JAX programs."""
-    _RESERVATIONS.append(busy)
-    try:
-        yield
-    finally:
-        _RESERVATIONS.remove(busy)
-
-
 def chunk_threads() -> int:
-    """Chunks of fits :func:`_chunked` runs at once: on a CPU backend the cores not
-    reserved (:func:`cores_reserved`), at least one; on an accelerator one.
+    """Chunks of fits :func:`_chunked` runs at once: on a CPU backend one per core, on an accelerator one.
 
-    One call of a fit program (a while loop of small matmuls) keeps about one
-    core busy; calls from several threads run side by side (BENCHMARKS.md,
+    Calls of these fit programs (while loops of small matmuls) from one thread
+    run at well under two cores' worth; two at a time ran a study's MLP fits 2.2x
+    faster on a 2-core CPU, also beside scikit-learn's pool (BENCHMARKS.md,
     "Evaluation"). An accelerator runs one call on all of itself.
     """
-    if jax.default_backend() != "cpu":
-        return 1
-    return max(1, host_cores() - sum(busy() for busy in list(_RESERVATIONS)))
+    return 1 if jax.default_backend() != "cpu" else host_cores()
 
 
 # ---------------------------------------------------------------------------
