@@ -9,6 +9,20 @@ from icrst_jax.config import GridPoint, ModelConfig, TrainConfig
 from icrst_jax.models import latent_dim, make_model
 from icrst_jax.train import fit, reconstruct
 
+# Structure tests draw initial parameters from an "rbg" key: any values do for them, and
+# the default threefry initialisers compiled once per parameter shape (~7 s of a model's
+# first eager init; the engine's initialisation is tested in test_train.py).
+INIT_RNGS = {"params": jax.random.key(0, impl="rbg")}
+# ... and XLA's convolutions: the CPU path's formulations (icrst_jax.cpu_conv) are ~180
+# small ops compiled one by one in eager mode, and test_conv.py compares them with XLA's
+# on these models' shapes.
+STRUCTURE_CONV = "xla"
+
+
+def inputs(shape) -> jax.Array:
+    """Uniform [0, 1) test images from numpy (a threefry draw compiles once per shape)."""
+    return jnp.asarray(np.random.default_rng(1).uniform(size=shape), jnp.float32)
+
 
 def expected_conv_params(channels_in, enc, dec, kernel=3):
     """Table D1 by hand: conv weights + biases, BatchNorm scale + shift, a 1x1 head."""
@@ -61,10 +75,10 @@ def test_parameter_count_scales_with_width():
      ("conv_strided", (16, 24, 3), 256 // 16), ("mlp", (30,), 8), ("authors_ae2", (9, 11, 2), 128 // 16)],
 )
 def test_shapes_and_latent(name, shape, latent):
-    cfg = ModelConfig(name=name, width=1 / 16 if name != "mlp" else 1.0)
+    cfg = ModelConfig(name=name, width=1 / 16 if name != "mlp" else 1.0, conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, shape)
-    x = jax.random.uniform(jax.random.key(1), (3, *shape))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    x = inputs((3, *shape))
+    variables = model.init(INIT_RNGS, x, train=False)
     recon, z = model.apply(variables, x, train=False)
     assert recon.shape == x.shape and recon.dtype == jnp.float32
     assert bool(jnp.all((recon > 0) & (recon < 1)))  # sigmoid output
@@ -87,13 +101,14 @@ def test_size_and_width_errors():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-    cfg = ModelConfig(name="conv", width=1 / 16, dtype="bfloat16")
+    cfg = ModelConfig(name="conv", width=1 / 16, dtype="bfloat16", conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, (12, 12, 1))
-    x = jax.random.uniform(jax.random.key(1), (2, 12, 12, 1))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    x = inputs((2, 12, 12, 1))
+    variables = model.init(INIT_RNGS, x, train=False)
     assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(variables))
     recon, z = model.apply(variables, x, train=False)
-    ref = make_model(ModelConfig(name="conv", width=1 / 16), (12, 12, 1)).apply(variables, x, train=False)[0]
+    ref = make_model(ModelConfig(name="conv", width=1 / 16, conv_impl=STRUCTURE_CONV), (12, 12, 1)).apply(
+        variables, x, train=False)[0]
     assert recon.dtype == jnp.float32
     np.testing.assert_allclose(recon, ref, atol=3e-2)
 
@@ -194,8 +209,8 @@ def test_mlp_latent_size_sets_the_bottleneck_only():
     (a 1-unit code for 2-D toy data with 32-unit hidden layers)."""
     cfg = ModelConfig(name="mlp", width=0.5, latent_size=1)
     model = make_model(cfg, (2,))
-    x = jax.random.uniform(jax.random.key(1), (5, 2))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    x = inputs((5, 2))
+    variables = model.init(INIT_RNGS, x, train=False)
     shapes = [v.shape for v in jax.tree_util.tree_leaves(variables["params"]) if v.ndim == 2]
     assert sorted(shapes) == sorted([(2, 32), (32, 1), (1, 32), (32, 2)])
     recon, z = model.apply(variables, x, train=False)
@@ -224,11 +239,11 @@ def test_conv_latent_size_sets_last_encoder_and_first_decoder_block(name, shape,
     """``latent_size`` on a conv model: the last encoder block's channels (what
     the global average pool returns) and the mirrored first decoder block, the
     other layers keeping ``width``; the parameters are those of that network."""
-    cfg = ModelConfig(name=name, width=0.25, latent_size=3)
+    cfg = ModelConfig(name=name, width=0.25, latent_size=3, conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, shape)
     assert count(model, shape) == expected_conv_params(1, enc, dec)
-    x = jax.random.uniform(jax.random.key(1), (2, *shape))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    x = inputs((2, *shape))
+    variables = model.init(INIT_RNGS, x, train=False)
     recon, z = model.apply(variables, x, train=False)
     assert recon.shape == x.shape and z.shape == (2, 3) and latent_dim(cfg) == 3
     # The latent is the global average of the last encoder block's map.
@@ -272,11 +287,11 @@ def test_authors_ae2_parameters_and_shapes(shape):
     """MNIST-like and CIFAR-like inputs: the PyTorch module's parameter count,
     the input's shape back, a 128-wide latent, and PyTorch's layer shapes."""
     c = shape[-1]
-    cfg = ModelConfig(name="authors_ae2")
+    cfg = ModelConfig(name="authors_ae2", conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, shape)
     assert count(model, shape) == expected_authors_ae2_params(c) == AUTHORS_AE2_TORCH_PARAMS[c]
-    x = jax.random.uniform(jax.random.key(1), (2, *shape))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    x = inputs((2, *shape))
+    variables = model.init(INIT_RNGS, x, train=False)
     recon, z = model.apply(variables, x, train=False)
     assert recon.shape == x.shape and bool(jnp.all((recon > 0) & (recon < 1)))
     assert z.shape == (2, 128) == (2, latent_dim(cfg))
@@ -296,9 +311,9 @@ def test_authors_ae2_dropout_half_after_every_block():
     assert ModelConfig(name="conv").dropout_rate == 0.2
     assert ModelConfig(name="authors_ae2", dropout=0.1).dropout_rate == 0.1
     shape = (12, 12, 1)
-    model = make_model(ModelConfig(name="authors_ae2", width=0.25), shape)
-    x = jax.random.uniform(jax.random.key(1), (16, *shape))
-    variables = model.init({"params": jax.random.key(0)}, x, train=False)
+    model = make_model(ModelConfig(name="authors_ae2", width=0.25, conv_impl=STRUCTURE_CONV), shape)
+    x = inputs((16, *shape))
+    variables = model.init(INIT_RNGS, x, train=False)
     (_, _), state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
                                 capture_intermediates=True, mutable=["batch_stats", "intermediates"])
     for name in ("enc_0", "enc_1", "enc_2", "dec_0", "dec_1", "dec_2"):

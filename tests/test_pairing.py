@@ -1,5 +1,7 @@
 """Statistical tests of the on-device pairing (paper sections 3, 4, 6)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,19 +43,29 @@ def test_table_rejects_bad_labels():
         pair_indices(jax.random.key(0), build_pairing_table(np.array([0, 1])), jnp.arange(2), mode="bogus", p=1.0)
 
 
+@functools.partial(jax.jit, static_argnames=("mode", "p"))
+def _draw_static(keys, table, idx, *, mode, p):
+    return jax.vmap(lambda k: pair_indices(k, table, idx, mode=mode, p=p))(keys)
+
+
+@jax.jit
+def _draw_traced(keys, table, idx, codes, ps):
+    return jax.vmap(lambda k, c, q: pair_indices(k, table, idx, mode=c, p=q))(keys, codes, ps)
+
+
 def _draw(mode, p, labels, n_draws, seed=0, traced=False):
     """n_draws batches over all anchors, under jit + vmap over keys (the seed axis).
 
     ``traced``: the mode and p are data, vmapped with the keys (as a study's
-    run axis carries them), instead of static Python values."""
+    run axis carries them), instead of static Python values. The table is an
+    argument, so draws of one shape share a compiled program."""
     t = build_pairing_table(labels)
     keys = jax.random.split(jax.random.key(seed), n_draws)
     idx = jnp.arange(labels.size, dtype=jnp.int32)
     if traced:
-        f = jax.jit(jax.vmap(lambda k, c, q: pair_indices(k, t, idx, mode=c, p=q)))
-        return np.asarray(f(keys, jnp.full(n_draws, partner_code(mode)), jnp.full(n_draws, p, jnp.float32)))
-    f = jax.jit(jax.vmap(lambda k: pair_indices(k, t, idx, mode=mode, p=p)))
-    return np.asarray(f(keys))  # (n_draws, N)
+        return np.asarray(_draw_traced(keys, t, idx, jnp.full(n_draws, partner_code(mode)),
+                                       jnp.full(n_draws, p, jnp.float32)))
+    return np.asarray(_draw_static(keys, t, idx, mode=mode, p=p))  # (n_draws, N)
 
 
 def test_icrst_partner_has_anchor_label():
