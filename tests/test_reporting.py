@@ -225,3 +225,20 @@ def test_caltech_report_uses_macro_f1_and_table_values():
     for table in re.split(r"\n\n", text):
         lines = [ln for ln in table.splitlines() if ln.startswith("|")]
         assert len({ln.count("|") for ln in lines}) <= 1
+
+
+def test_report_says_which_classifiers_were_fitted_once_for_both_scalings():
+    """Under eval.backend=auto the forest's standardised entry is its raw fit (``fitted_on``):
+    the side-by-side table says so; where every entry saw its own scaling it says nothing."""
+    def with_scalings(rf_fitted_on):
+        rec = _record("standard", None, 0.8)
+        for entry in rec["classifiers"].values():
+            entry.update(scaling="none", fitted_on="none")
+        rec["other_scalings"] = {"standard": {
+            name: {**entry, "scaling": "standard", "fitted_on": rf_fitted_on if name == "rf" else "standard"}
+            for name, entry in rec["classifiers"].items()}}
+        return render_report(StudyResult(dataset="digits", metric="accuracy", records=[rec]))
+
+    note = "Random Forest: fitted once per latent set, on the raw latents, and reported under each scaling"
+    assert "## Side by side" in with_scalings("none") and note in with_scalings("none")
+    assert note not in with_scalings("standard")

@@ -133,11 +133,17 @@ def _side_by_side(metric: str, clf_records) -> list[str]:
             row.append(" / ".join("—" if c is None else f"{c['mean']:.3f}" for c in cells))
         rows.append(row)
     lines += markdown_table(["method"] + [CLASSIFIER_LABELS.get(n, n) for n in clf_names], rows) + [""]
-    return lines + [
-        "Means over folds (and seeds). Scaled: a StandardScaler fitted on each training fold only "
-        "(scikit-learn Pipeline); the paper mentions no scaling.",
-        "",
-    ]
+    notes = ["Means over folds (and seeds). Scaled: a StandardScaler fitted on each training fold only "
+             "(scikit-learn Pipeline); the paper mentions no scaling."]
+    for n in clf_names:
+        reused = sorted({res[n]["fitted_on"] for r in clf_records for sc in scalings
+                         for res in [scaled_classifiers(r, sc) or {}]
+                         if n in res and res[n].get("fitted_on") not in (None, res[n].get("scaling", sc))})
+        if reused:
+            notes.append(f"{CLASSIFIER_LABELS.get(n, n)}: fitted once per latent set, on the "
+                         f"{' and '.join(SCALING_SHORT.get(f, f) for f in reused)} latents, and reported under "
+                         "each scaling (its splits do not depend on feature scale; `fitted_on` in results.json).")
+    return lines + [" ".join(notes), ""]
 
 
 def _convergence_notes(clf_records) -> list[str]:
