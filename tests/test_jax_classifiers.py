@@ -176,7 +176,7 @@ def test_one_batch_fits_follow_sklearns_fit_of_the_same_seed():
 
 
 # ---------------------------------------------------------------------------
-# MLP with its own random numbers: within scikit-learn's seed spread
+# MLP with its own shuffles (folds of several minibatches): within scikit-learn's seed spread
 # ---------------------------------------------------------------------------
 
 
