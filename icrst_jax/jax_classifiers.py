@@ -226,11 +226,21 @@ def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
 
 
 def _run_side_by_side(run, starts: list[int]) -> list:
-    """``[run(s) for s in starts]``, :func:`chunk_threads` calls at a time, each from its own thread."""
+    """``[run(s) for s in starts]``, :func:`chunk_threads` calls at a time, each from its own thread.
+
+    ``jax.enable_x64`` is a per-thread setting: the caller's (float64 NB) is set again in
+    each worker, or its programs would be traced in float32.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
+    x64 = bool(jax.config.jax_enable_x64)
+
+    def in_callers_precision(start):
+        with jax.enable_x64(x64):
+            return run(start)
+
     with ThreadPoolExecutor(chunk_threads()) as pool:
-        return list(pool.map(run, starts))
+        return list(pool.map(in_callers_precision, starts))
 
 
 def host_cores() -> int:

@@ -370,3 +370,17 @@ def test_one_device_runs_chunks_side_by_side_one_per_core(monkeypatch):
     np.testing.assert_array_equal(jc._chunked(program, x, np.zeros((20, 2), int), np.arange(20), mask, 2),
                                   np.arange(20) * 10 + 2)
     assert peak[0] == 3
+
+
+def test_side_by_side_chunks_keep_the_callers_float64(monkeypatch, digits_third):
+    """``jax.enable_x64`` is per thread: Gaussian NB's chunks, run from worker threads on one
+    CPU device, must still compute in float64 and equal scikit-learn to 1e-6."""
+    monkeypatch.setattr(jax, "local_devices", lambda real=jax.local_devices: real()[:1])
+    monkeypatch.setattr(jc, "host_cores", lambda: 2)
+    x, y = digits_third
+    _, mask = _fold_masks(y, 5, 0)
+    _, log_proba = jc.gaussian_nb(x[None], y[None], np.zeros(5, int), mask, n_classes=10, scaled=False, chunk=2)
+    assert log_proba.dtype == np.float64
+    for g in range(5):
+        ref = GaussianNB().fit(x[mask[g]], y[mask[g]]).predict_proba(x)
+        np.testing.assert_allclose(np.exp(log_proba[g]), ref, rtol=0, atol=1e-6)
