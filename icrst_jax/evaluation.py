@@ -49,7 +49,7 @@ class EvalSeconds:
     purity_s: float = 0.0
 
 
-def make_classifier(name: str, seed: int = 0, scaling: str = "none"):
+def make_classifier(name: str, seed: int = 0, scaling: str = "none", *, intelex: bool = False):
     """One of the paper's classifiers, with scikit-learn's default hyperparameters.
 
     Section 6: "SVM (with RBF), Random Forest, MLP, Gaussian Naive Bayes with
@@ -65,6 +65,7 @@ def make_classifier(name: str, seed: int = 0, scaling: str = "none"):
       scaling: ``"none"`` (the paper: latents as they are) or ``"standard"``:
         a ``Pipeline`` of ``StandardScaler`` and the classifier, so that
         fitting it on a training fold fits the scaler on that fold only.
+      intelex: the SVM is scikit-learn-intelex's ``SVC``, same hyperparameters.
 
     Returns:
       An unfitted scikit-learn estimator (or pipeline).
@@ -88,6 +89,8 @@ def make_classifier(name: str, seed: int = 0, scaling: str = "none"):
     if name == "svm":
         # random_state only matters for probability=True, but set it anyway so
         # the estimator is fully determined by (name, seed).
+        if intelex:
+            from sklearnex.svm import SVC
         clf = SVC(kernel="rbf", random_state=seed)
     elif name == "rf":
         clf = RandomForestClassifier(random_state=seed)
@@ -241,14 +244,7 @@ def _fit_fold(name, seed, scaling, x, y, train, test, intelex: bool = False):
     """
     from sklearn.exceptions import ConvergenceWarning
 
-    clf = make_classifier(name, seed, scaling)
-    if intelex:
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        from sklearnex.svm import SVC
-
-        svc = SVC(kernel="rbf", random_state=seed)
-        clf = make_pipeline(StandardScaler(), svc) if scaling == "standard" else svc
+    clf = make_classifier(name, seed, scaling, intelex=intelex)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -710,12 +706,12 @@ def _host_workers(n_jobs: int | None, jax_fits: bool) -> int | None:
     cores" (None or -1) leaves one core to the JAX programs when they run on the CPU
     (both sides busy on every core made the Breast Cancer study's evaluation slower;
     BENCHMARKS.md, "Evaluation")."""
-    import os
-
     import jax
 
+    from icrst_jax import jax_classifiers as jc
+
     if n_jobs in (None, -1) and jax_fits and jax.default_backend() == "cpu":
-        return max(1, (os.cpu_count() or 1) - 1)
+        return max(1, jc.host_cores() - 1)
     return n_jobs
 
 
@@ -760,7 +756,7 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(host_fits)
         t0 = time.perf_counter()
-        device = _jax_fits(prepared, tasks, progress)
+        device = _jax_fits(prepared, tasks, progress, host_only)
         seconds.jax_classifiers_s += time.perf_counter() - t0
         host_out = host_future.result()
     outputs = []
@@ -776,7 +772,7 @@ def _auto_fits(prepared, tasks, jobs, n_jobs, progress, seconds: EvalSeconds):
     return outputs, fitted_on
 
 
-def _jax_fits(prepared, tasks, progress) -> dict:
+def _jax_fits(prepared, tasks, progress, host_only: tuple[str, ...]) -> dict:
     """``{(job, classifier, fold): _fit_fold-like output}`` of the JAX classifiers, one program per group.
 
     A group is the jobs of one classifier and data shape (N, D, classes); their
@@ -784,7 +780,7 @@ def _jax_fits(prepared, tasks, progress) -> dict:
     """
     from icrst_jax import jax_classifiers as jc
 
-    wanted = sorted({name for _, name, _ in tasks if name not in _auto_host_classifiers()})
+    wanted = sorted({name for _, name, _ in tasks if name not in host_only})
     asked = {(j, name) for j, name, _ in tasks}
     groups: dict[tuple, list[int]] = {}
     for j, (x, y, *_) in enumerate(prepared):
@@ -908,7 +904,7 @@ def _knn_excluding_self(x: np.ndarray, queries: np.ndarray, k: int, on_device: b
         out = []
         for q in blocks:
             pad = _KNN_QUERIES - len(q) if len(blocks) > 1 else 0
-            out.append(np.asarray(_knn_program(xd, np.concatenate([q, np.repeat(q[-1:], pad)]), k))[: len(q)])
+            out.append(np.asarray(_knn_jit()(xd, np.concatenate([q, np.repeat(q[-1:], pad)]), k))[: len(q)])
     return np.concatenate(out)
 
 
@@ -933,6 +929,8 @@ def _knn_host(xf: np.ndarray, x_sq: np.ndarray, queries: np.ndarray, k: int) -> 
 
 @functools.cache
 def _knn_jit():
+    """The compiled search of one block of queries (one program per shape); built on first
+    use, so that importing this module does not import JAX."""
     import jax
     import jax.numpy as jnp
 
@@ -943,11 +941,6 @@ def _knn_jit():
         return jax.lax.top_k(-d2, k)[1]
 
     return jax.jit(program, static_argnums=2)
-
-
-def _knn_program(x, queries, k):
-    """The compiled search of one block of queries (one program per shape)."""
-    return _knn_jit()(x, queries, k)
 
 
 def _mi_one_vs_many(a: np.ndarray, b: np.ndarray, bins: int) -> np.ndarray:
@@ -1150,7 +1143,6 @@ def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
 # ---------------------------------------------------------------------------
 # kNN label purity
 # ---------------------------------------------------------------------------
-
 
 
 def knn_purity(features, labels, *, k: int = 20) -> dict:

@@ -56,13 +56,18 @@ SKLEARN_ONLY: tuple[str, ...] = ("svm", "rf")
 FIT_CHUNK = {"cpu": 32, "accelerator": 1024}
 
 
-def fits_per_chunk(n: int, d: int) -> int:
-    """Fits per program call: :data:`FIT_CHUNK`, fewer where a chunk's per-fit copies of an
-    (n, d) float64 set would pass 1 GiB on a CPU backend (shared by the calls at once, one
-    per core) or 16 GiB on an accelerator."""
+def fits_within_budget(bytes_per_fit: int) -> int:
+    """Fits per program call: :data:`FIT_CHUNK`, fewer where the chunk's ``bytes_per_fit``
+    would pass 1 GiB on a CPU backend (shared by the calls at once, one per core) or
+    16 GiB on an accelerator."""
     cpu = jax.default_backend() == "cpu"
     budget = 2**30 // host_cores() if cpu else 2**34
-    return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // (8 * n * max(d, MLP_HIDDEN)))))
+    return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // bytes_per_fit)))
+
+
+def fits_per_chunk(n: int, d: int) -> int:
+    """:func:`fits_within_budget` for per-fit float64 copies of an (n, d) set (NB, MLP)."""
+    return fits_within_budget(8 * n * max(d, MLP_HIDDEN))
 
 
 # ---------------------------------------------------------------------------

@@ -285,16 +285,10 @@ def class_size(y_sets, set_idx, train_mask, n_classes: int) -> int:
 
 
 def svc_fits_per_chunk(n: int, d: int, n_classes: int, c_max: int) -> int:
-    """Fits per program call: :data:`jax_classifiers.FIT_CHUNK`, fewer where a chunk's
-    per-fit arrays (the module docstring's bound) would pass 1 GiB on a CPU backend
-    (shared by the calls at once, one per core) or 16 GiB on
-    an accelerator."""
-    cpu = jax.default_backend() == "cpu"
-    budget = 2**30 // jc.host_cores() if cpu else 2**34
+    """:func:`jax_classifiers.fits_within_budget` for a fit's arrays (the module docstring's bound)."""
     p = n_classes * (n_classes - 1) // 2
     kc = n_classes * c_max
-    per_fit = 8 * n * kc + 8 * kc**2 + 16 * p * c_max**2 + 8 * n * (d + p)
-    return int(min(jc.FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // per_fit)))
+    return jc.fits_within_budget(8 * n * kc + 8 * kc**2 + 16 * p * c_max**2 + 8 * n * (d + p))
 
 
 def svc(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk: int | None = None,

@@ -22,6 +22,7 @@ from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING
 from icrst_jax.reporting.records import as_dict
 from icrst_jax.reporting.rows import p_of, record_scalings, row_label, scaled_classifiers, sort_key
 
+
 def new_figure(figsize, layout: str | None = "constrained"):
     """A ``Figure`` on its own Agg canvas (no pyplot); ``layout`` as ``Figure``'s."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
