@@ -1,4 +1,4 @@
-"""Unsupervised domain adaptation (icrst_jax.adaptation, issue 22): the target's labels never
+"""Unsupervised domain adaptation (icrst_jax.adaptation): the target domain's labels never
 reach training, the pseudo-label refresh, the adaptation protocol on planted latents."""
 
 from types import SimpleNamespace

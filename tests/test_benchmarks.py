@@ -2,7 +2,7 @@
 
 Every benchmark module runs end to end once, through ``benchmarks.run.run_all`` with
 one shared context (as ``python -m benchmarks.run --quick`` shares compiled runs);
-the devices benchmark measures this session's 4 fake CPU devices in-process, and
+the devices benchmark measures the test process's 4 fake CPU devices in-process, and
 the e2e benchmark's warm-cache child is the one subprocess (the persistent cache is
 process-wide state). Structure and consistency are asserted, never a timing.
 """
@@ -283,15 +283,15 @@ def test_profile_of_a_device_trace_counts_device_kernels_by_hlo_op(tmp_path):
 # ---------------------------------------------------------------------------
 # The one-shot accelerator check (benchmarks/accelerator_check.py) on a CPU, in this
 # process: its --dry-run runs every section, eval included, with one small MLP standing
-# in for the models (sharing this file's quick context), so the script a lent GPU
-# session runs first cannot rot between sessions. Structure and consistency only.
+# in for the models (sharing this file's quick context), so the script that runs first on
+# a GPU, when one is available, cannot rot in between. Structure and consistency only.
 # ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def dry(tmp_path_factory):
     out = tmp_path_factory.mktemp("accel")
-    # No time budget: on a loaded CPU the dry run can outlast the GPU session's default.
+    # No time budget: on a loaded CPU the dry run can outlast the default GPU time budget.
     rc = accelerator_check.main(["--dry-run", "--out", str(out), "--budget-s", "1e9",
                                  "--sections", *accelerator_check.SECTIONS], ctx=quick_context())
     return rc, strict_load(out / "accelerator_check.json"), out
