@@ -13,11 +13,18 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Sequence
 
-from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 - re-exported
+from icrst_jax.data.registry import (  # noqa: F401 - re-exported
+    DATASET_SPECS,
+    DATASETS,
+    INPUT_SCHEMES,
+    MIN_IMAGE_SIZE,
+    STRIDED_MULTIPLE,
+    is_tabular,
+)
 
 # The names a field accepts are its Literal type; the tuples below are those
 # names for loops and messages, read from the types (declared once). Data set
-# names and input schemes are the data registry's (icrst_jax.data).
+# names and input schemes are the data registry's (icrst_jax.data.registry).
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
 # Unsupervised domain adaptation (section 8, icrst_jax.adaptation): ICRST whose
@@ -41,12 +48,6 @@ Dtype = Literal["float32", "bfloat16"]
 # icrst_jax.conv.convolution.
 ConvImpl = Literal["auto", "xla", "cpu", "matmul"]
 CONV_IMPLS: tuple[str, ...] = typing.get_args(ConvImpl)
-# Input sizes the conv models accept (checked by data loading and by
-# models.make_model): the conv model's encoder stacks five unpadded 3x3
-# convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
-# strided model halves the side three times.
-MIN_IMAGE_SIZE = 11
-STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
 InputScheme = Literal[INPUT_SCHEMES]
 # Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
@@ -406,14 +407,14 @@ class DataConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.input_scheme not in INPUT_SCHEMES:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
-        if self.name == "breast_cancer" and self.image_size is not None:
-            raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")
+        if is_tabular(self.name) and self.image_size is not None:
+            raise ValueError(f"{self.name} is tabular: image_size must be none, got {self.image_size}")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         _check_seed("split_seed", self.split_seed)
         if self.target is not None and self.target not in DATASETS:
             raise ValueError(f"unknown target dataset {self.target!r}; known: {', '.join(DATASETS)}")
-        if self.target is not None and (self.target == self.name or "breast_cancer" in (self.name, self.target)):
+        if self.target is not None and (self.target == self.name or is_tabular(self.name) or is_tabular(self.target)):
             raise ValueError(f"data.target must be another image data set than {self.name!r}, got {self.target!r}")
 
 
@@ -636,7 +637,7 @@ class StudyConfig:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise."""
         if self.data.target is not None:
             return  # adaptation studies (two image sets) flatten the images for the mlp
-        tabular = self.data.name == "breast_cancer"
+        tabular = is_tabular(self.data.name)
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]
             raise ValueError(

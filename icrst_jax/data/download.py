@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from icrst_jax.data.dataset import DatasetError
 from icrst_jax.data.registry import DATASET_SPECS, RemoteFile
+from icrst_jax.runtime import default_cache_dir
 
 #: Environment variable that moves the default data directory (e.g. to a cluster's shared folder).
 DATA_DIR_ENV = "ICRST_JAX_DATA_DIR"
@@ -42,8 +43,6 @@ LOCK_FILE = ".download.lock"
 
 def default_data_dir() -> Path:
     """``$ICRST_JAX_DATA_DIR``, else ``$XDG_CACHE_HOME/icrst_jax/data`` (``~/.cache/icrst_jax/data``)."""
-    from icrst_jax.runtime import default_cache_dir
-
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else default_cache_dir().parent / "data"
 

@@ -22,7 +22,6 @@ from typing import Callable
 import numpy as np
 
 from icrst_jax.data.dataset import (
-    INPUT_SCHEMES,
     Dataset,
     DatasetError,
     assemble,
@@ -44,7 +43,7 @@ from icrst_jax.data.formats import (
     read_cifar10,
     read_idx_dataset,
 )
-from icrst_jax.data.registry import DATASET_SPECS, DATASETS
+from icrst_jax.data.registry import DATASET_SPECS, DATASETS, INPUT_SCHEMES
 
 SOURCES: tuple[str, ...] = ("auto", "files", "tfds")
 
