@@ -50,7 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from icrst_jax.conv import convolution
-from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE, ModelConfig
+from icrst_jax.config import ModelConfig
+from icrst_jax.data.registry import MIN_IMAGE_SIZE, STRIDED_MULTIPLE
 
 CONV_ENCODER = (32, 64, 128, 256, 512)
 CONV_DECODER = (512, 256, 128, 64, 32)

@@ -16,7 +16,6 @@ A loader either returns a complete data set or raises a one-line
 """
 
 from icrst_jax.data.dataset import (
-    INPUT_SCHEMES,
     Dataset,
     DatasetError,
     Preprocessing,
@@ -26,11 +25,20 @@ from icrst_jax.data.dataset import (
 )
 from icrst_jax.data.download import default_data_dir, fetch
 from icrst_jax.data.formats import read_caltech101, read_cifar10, read_idx, read_idx_dataset
-from icrst_jax.data.registry import DATASET_SPECS, DATASETS, DatasetSpec, RemoteFile
+from icrst_jax.data.registry import (
+    DATASET_SHAPES,
+    DATASET_SPECS,
+    DATASETS,
+    INPUT_SCHEMES,
+    DatasetSpec,
+    RemoteFile,
+    is_tabular,
+)
 from icrst_jax.data.sources import SOURCES, DataLocation, load_dataset, locate
 
 __all__ = [
     "DATASETS",
+    "DATASET_SHAPES",
     "DATASET_SPECS",
     "INPUT_SCHEMES",
     "SOURCES",
@@ -43,6 +51,7 @@ __all__ = [
     "default_data_dir",
     "encoder_input",
     "fetch",
+    "is_tabular",
     "load_dataset",
     "locate",
     "read_caltech101",

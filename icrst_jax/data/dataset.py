@@ -17,10 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from icrst_jax.data.registry import DATASET_SPECS
+from icrst_jax.data.registry import DATASET_SPECS, INPUT_SCHEMES, KINDS, MIN_IMAGE_SIZE, STRIDED_MULTIPLE
 
-INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
-KINDS: tuple[str, ...] = ("image", "tabular")
 
 class DatasetError(ValueError):
     """Bad input to the data layer: unknown name, missing/corrupt file, bad arrays.
@@ -365,9 +363,6 @@ def _size_pair(size) -> tuple[int, int]:
 
 def check_image_size(name: str, image_size) -> tuple[int, int] | None:
     """Validated ``(H, W)`` for ``name`` (None: keep the native size)."""
-    # config imports this package's registry: its model constants are read here, at call time.
-    from icrst_jax.config import MIN_IMAGE_SIZE, STRIDED_MULTIPLE
-
     spec = DATASET_SPECS[name]
     if spec.kind == "tabular":
         if image_size is not None:

@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 
 from icrst_jax.data.dataset import DatasetError
 from icrst_jax.data.registry import DATASET_SPECS, RemoteFile
+from icrst_jax.runtime import default_cache_dir
 
 #: Environment variable that moves the default data directory (e.g. to a cluster's shared folder).
 DATA_DIR_ENV = "ICRST_JAX_DATA_DIR"
@@ -42,8 +43,6 @@ LOCK_FILE = ".download.lock"
 
 def default_data_dir() -> Path:
     """``$ICRST_JAX_DATA_DIR``, else ``$XDG_CACHE_HOME/icrst_jax/data`` (``~/.cache/icrst_jax/data``)."""
-    from icrst_jax.runtime import default_cache_dir
-
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else default_cache_dir().parent / "data"
 
@@ -96,7 +95,7 @@ def _write_error(name: str, folder: Path, e: OSError) -> DatasetError:
 
 def _reason(e: Exception) -> str:
     """The short cause of a failed request: "Connection refused", "HTTP 404", "transfer cut short"."""
-    import requests
+    import requests  # start-up time: only a download needs the HTTP stack
 
     if isinstance(e, requests.HTTPError) and e.response is not None:
         return f"HTTP {e.response.status_code}"
@@ -111,6 +110,7 @@ def _reason(e: Exception) -> str:
 
 def _download(name: str, file: RemoteFile, folder: Path, say: Callable[[str], None], progress: bool) -> None:
     """Fetches one file from its URLs in order; raises one DatasetError when none gives the verified file."""
+    # start-up time: only a download needs pooch and the HTTP stack
     import pooch
     import requests
 
@@ -172,7 +172,7 @@ def fetch(
         files by hand), a checksum mismatch (expected and found hashes), a
         folder that cannot be written (read-only, full).
     """
-    import pooch
+    import pooch  # start-up time: only a download needs it
 
     spec = DATASET_SPECS[name]
     if not spec.files:

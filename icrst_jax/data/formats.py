@@ -365,7 +365,7 @@ def _caltech_members(path: Path) -> dict[tuple[str, str], bytes]:
 
 
 def _decode_jpeg(data: bytes, size: tuple[int, int], where: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # start-up time: only Caltech101's JPEGs need it
 
     try:
         with Image.open(io.BytesIO(data)) as im:

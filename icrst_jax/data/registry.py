@@ -1,14 +1,15 @@
 """The data sets this project knows, one row each: every fact about a data set lives here.
 
-The config (names, the paper's model per data set), the loaders (kind, pixel
-range, default size, reader, files to fetch), the dry check (sample shape and
-training-split size without loading anything) and the report (display name,
-headline metric, which of the paper's tables report it) all read
-:data:`DATASET_SPECS`. Adding a data set is one row here and one reader in
-:mod:`icrst_jax.data.formats` or :mod:`icrst_jax.data.sources`.
+The config (names, kinds, the paper's model per data set, the input schemes,
+the image sides the models accept), the loaders (kind, pixel range, default
+size, reader, files to fetch), the dry check (sample shape and training-split
+size without loading anything, :data:`DATASET_SHAPES`) and the report (display
+name, headline metric, which of the paper's tables report it) all read
+:data:`DATASET_SPECS` and the names beside it. Adding a data set is one row here
+and one reader in :mod:`icrst_jax.data.formats` or :mod:`icrst_jax.data.sources`.
 
-This module imports nothing from the project, so that :mod:`icrst_jax.config`
-can import it.
+This module imports nothing from the project, so that :mod:`icrst_jax.config`,
+:mod:`icrst_jax.models` and the rest of :mod:`icrst_jax.data` can all import it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,30 @@ import dataclasses
 from types import MappingProxyType
 from typing import Literal, Mapping
 
-__all__ = ["DATASETS", "DATASET_SPECS", "DatasetSpec", "RemoteFile"]
+__all__ = [
+    "DATASETS",
+    "DATASET_SHAPES",
+    "DATASET_SPECS",
+    "INPUT_SCHEMES",
+    "KINDS",
+    "MIN_IMAGE_SIZE",
+    "STRIDED_MULTIPLE",
+    "DatasetSpec",
+    "RemoteFile",
+    "is_tabular",
+]
+
+#: What a sample is: an ``image`` (NHWC) or a ``tabular`` row (``(D,)``).
+KINDS: tuple[str, ...] = ("image", "tabular")
+#: How the encoder input is made from unit-scale samples (``DataConfig.input_scheme``):
+#: per-channel standardised (the paper) or the unit-scale values themselves.
+INPUT_SCHEMES: tuple[str, ...] = ("standardized", "unit")
+#: Image sides the conv models accept (checked by data loading and by
+#: ``models.make_model``): the conv model's encoder stacks five unpadded 3x3
+#: convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
+#: strided model halves the side three times, so its sides are multiples of 8.
+MIN_IMAGE_SIZE = 11
+STRIDED_MULTIPLE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +120,11 @@ class DatasetSpec:
         """Used with the conv_strided model: image sides must be multiples of 8."""
         return self.model == "conv_strided"
 
+    @property
+    def tabular(self) -> bool:
+        """Rows of features, not images (no image size; the mlp model)."""
+        return self.kind == "tabular"
+
 
 _PAPER_TABLES = ("table1", "table2", "table3")
 
@@ -169,3 +198,11 @@ _SPECS = (
 #: Every known data set by name, in the order the command line lists them.
 DATASET_SPECS: Mapping[str, DatasetSpec] = MappingProxyType({s.name: s for s in _SPECS})
 DATASETS: tuple[str, ...] = tuple(DATASET_SPECS)
+#: Sample shape (at the default image size) and training-split size of each data
+#: set: what a dry check of a study needs without loading the data.
+DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {n: (s.shape, s.train_size) for n, s in DATASET_SPECS.items()}
+
+
+def is_tabular(name: str) -> bool:
+    """Whether the data set ``name`` (a key of :data:`DATASET_SPECS`) is tabular rows, not images."""
+    return DATASET_SPECS[name].tabular

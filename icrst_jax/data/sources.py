@@ -22,7 +22,6 @@ from typing import Callable
 import numpy as np
 
 from icrst_jax.data.dataset import (
-    INPUT_SCHEMES,
     Dataset,
     DatasetError,
     assemble,
@@ -44,7 +43,7 @@ from icrst_jax.data.formats import (
     read_cifar10,
     read_idx_dataset,
 )
-from icrst_jax.data.registry import DATASET_SPECS, DATASETS
+from icrst_jax.data.registry import DATASET_SPECS, DATASETS, INPUT_SCHEMES
 
 SOURCES: tuple[str, ...] = ("auto", "files", "tfds")
 
@@ -98,7 +97,7 @@ def _read_files(reader: str, path: Path, size: tuple[int, int] | None) -> tuple[
 
 
 def _tfds_default_dir() -> Path:
-    try:
+    try:  # an optional dependency: TFDS's own default, when it is installed
         from tensorflow_datasets.core import constants
 
         return Path(constants.get_default_data_dir()).expanduser()
@@ -139,7 +138,7 @@ def _read_source(source, name: str, where: str) -> list[dict]:
 
 
 def _load_tfds(name: str, data_dir: Path | None, size: tuple[int, int] | None):
-    try:
+    try:  # an optional dependency, needed only to read TFDS data
         import tensorflow_datasets as tfds
     except ImportError as e:
         raise DatasetError(f"{name} needs tensorflow-datasets: pip install tensorflow-datasets ({e})") from e
@@ -197,6 +196,7 @@ def _load_tfds(name: str, data_dir: Path | None, size: tuple[int, int] | None):
 
 def _load_builtin(name: str):
     """Raw ``(x, y)`` of a data set shipped inside an installed package."""
+    # start-up time: scikit-learn is imported when a built-in set is loaded, not with this module
     if name == "breast_cancer":
         from sklearn.datasets import load_breast_cancer
 
@@ -223,7 +223,7 @@ def _load_builtin(name: str):
 
 
 def _stratified_split(x, y, name: str, test_fraction: float, split_seed: int):
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # start-up time, as in _load_builtin
 
     try:
         train_idx, test_idx = train_test_split(
@@ -372,21 +372,29 @@ def load_dataset(
         raise DatasetError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     size = check_image_size(name, image_size)
     root = Path(data_dir).expanduser() if data_dir is not None else None
-
     if DATASET_SPECS[name].builtin:
-        if source != "auto":
-            raise DatasetError(f"{name} ships with an installed package; use source='auto', not {source!r}")
-        if not (isinstance(test_fraction, (float, int)) and 0.0 < test_fraction < 1.0):
-            raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-        if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)):
-            raise DatasetError(f"split_seed must be an int, got {split_seed!r}")
-        x, y, origin = _load_builtin(name)
-        validate_arrays(x, y, f"{name} ({origin})")
-        raw = _stratified_split(x, y, name, float(test_fraction), int(split_seed))
-        split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
-        return assemble(name, raw, size=size, input_scheme=input_scheme, split=split, source=origin)
-
+        return _load_builtin_split(name, source, test_fraction, split_seed, size, input_scheme)
     where = locate(name, root, source=source, download=download, progress=progress, say=say)
+    return _load_located(name, where, size, input_scheme)
+
+
+def _load_builtin_split(name: str, source: str, test_fraction, split_seed, size, input_scheme: str) -> Dataset:
+    """A built-in data set (:func:`_load_builtin`), split by a stratified hold-out and assembled."""
+    if source != "auto":
+        raise DatasetError(f"{name} ships with an installed package; use source='auto', not {source!r}")
+    if not (isinstance(test_fraction, (float, int)) and 0.0 < test_fraction < 1.0):
+        raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)):
+        raise DatasetError(f"split_seed must be an int, got {split_seed!r}")
+    x, y, origin = _load_builtin(name)
+    validate_arrays(x, y, f"{name} ({origin})")
+    raw = _stratified_split(x, y, name, float(test_fraction), int(split_seed))
+    split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
+    return assemble(name, raw, size=size, input_scheme=input_scheme, split=split, source=origin)
+
+
+def _load_located(name: str, where: DataLocation, size, input_scheme: str) -> Dataset:
+    """A downloadable data set read from where :func:`locate` found it (official split), assembled."""
     if where.reader == "tfds":
         # Images of varying size (Caltech101) are resized one by one while
         # reading; fixed-size ones are resized as a batch in assemble.

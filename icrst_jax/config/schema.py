@@ -1,23 +1,26 @@
-"""One typed configuration object, with the paper's values as defaults.
+"""The study's configuration tree: typed, frozen dataclasses and the names each field accepts.
 
-Paper: Martino, Moroni, Martinelli, "Are We Using Autoencoders in a Wrong Way?",
-section 6 (batch 512, learning rate 1e-3, 50 epochs, Adam) and Table D1 (models).
+A :class:`StudyConfig` holds a :class:`DataConfig`, a :class:`TrainConfig` (with
+its :class:`ModelConfig`), an :class:`EvalConfig` and an :class:`AdaptConfig`;
+each checks its own fields when built (:mod:`icrst_jax.config.checks`), and the
+study checks the sections against each other. Data set names, kinds and input
+schemes are the data registry's (:mod:`icrst_jax.data.registry`); the paper's
+defaults are :mod:`icrst_jax.config.paper`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-import types
 import typing
-from typing import Any, ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
 
-from icrst_jax.data import DATASET_SPECS, DATASETS, INPUT_SCHEMES  # noqa: F401 - re-exported
+from icrst_jax.config.checks import check_finite, check_positive_int, check_seed, check_types
+from icrst_jax.config.paper import DEFAULT_DROPOUT, PAPER_BATCH_SIZE, PAPER_MODEL_FOR_DATASET
+from icrst_jax.data.registry import DATASETS, INPUT_SCHEMES, is_tabular
 
 # The names a field accepts are its Literal type; the tuples below are those
 # names for loops and messages, read from the types (declared once). Data set
-# names and input schemes are the data registry's (icrst_jax.data).
+# names and input schemes are the data registry's (icrst_jax.data.registry).
 Mode = Literal["standard", "icrst", "trst", "dae"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
 # Unsupervised domain adaptation (section 8, icrst_jax.adaptation): ICRST whose
@@ -41,107 +44,8 @@ Dtype = Literal["float32", "bfloat16"]
 # icrst_jax.conv.convolution.
 ConvImpl = Literal["auto", "xla", "cpu", "matmul"]
 CONV_IMPLS: tuple[str, ...] = typing.get_args(ConvImpl)
-# Input sizes the conv models accept (checked by data loading and by
-# models.make_model): the conv model's encoder stacks five unpadded 3x3
-# convolutions, so a side shrinks by 10 and 11 is the smallest that works; the
-# strided model halves the side three times.
-MIN_IMAGE_SIZE = 11
-STRIDED_MULTIPLE = 8
 # How the encoder input is made from unit-scale samples (DataConfig.input_scheme).
 InputScheme = Literal[INPUT_SCHEMES]
-# Section 6: "batch size of 512 (64 for the CNN2)"; CNN2 is the strided model.
-# authors_ae2: the batch of the authors' configs/config.yaml.
-PAPER_BATCH_SIZE: dict[str, int] = {"conv": 512, "conv_strided": 64, "mlp": 512, "authors_ae2": 256, "conv_tiny": 512}
-# Dropout rates when ModelConfig.dropout is None: Table D1's 0.2, and the
-# authors' code's nn.Dropout() default of 0.5 for their network.
-DEFAULT_DROPOUT: dict[str, float] = {"conv": 0.2, "conv_strided": 0.2, "mlp": 0.2, "authors_ae2": 0.5, "conv_tiny": 0.2}
-# Seeds feed ``jax.random.key`` and numpy generators, which take unsigned 32-bit values.
-MAX_SEED = 2**32 - 1
-
-
-def _type_name(typ) -> str:
-    """How a field type reads in a message: ``an integer``, ``a tuple of numbers``, ``one of a, b``."""
-    origin = typing.get_origin(typ)
-    if origin is Literal:
-        return "one of " + ", ".join(typing.get_args(typ))
-    if origin is tuple:
-        item = typing.get_args(typ)[0]
-        if typing.get_origin(item) is Literal:
-            return "a tuple of names among " + ", ".join(typing.get_args(item))
-        return f"a tuple of {_type_name(item).split(' ', 1)[1]}s"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(typ)).replace("NoneType", "None")
-    return {int: "an integer", float: "a number", str: "a string", bool: "a bool (True or False)",
-            type(None): "None"}.get(typ, str(typ))
-
-
-def _conform(value, typ):
-    """``value`` as the field type ``typ`` wants it, or ``_WRONG``.
-
-    A list becomes a tuple, an integer a float and a Path a string where the
-    field says so (what a config file naturally writes); a bool is not a number, a string
-    not a number, a number not a string.
-    """
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(typ):
-            got = _conform(value, arg)
-            if got is not _WRONG:
-                return got
-        return _WRONG
-    if origin is Literal:  # the field's own check names the unknown value and the known ones
-        return value if isinstance(value, str) else _WRONG
-    if origin is tuple:
-        if not isinstance(value, (tuple, list)):
-            return _WRONG
-        items = [_conform(v, typing.get_args(typ)[0]) for v in value]
-        return _WRONG if any(v is _WRONG for v in items) else tuple(items)
-    if typ is type(None):
-        return value if value is None else _WRONG
-    if typ is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return float(value) if ok else _WRONG
-    if typ is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
-    if typ is str and isinstance(value, os.PathLike):  # a folder field given as a Path
-        return os.fspath(value)
-    if typ in (str, bool):
-        return value if isinstance(value, typ) else _WRONG
-    return value  # a nested config: checked by its own __post_init__
-
-
-_WRONG = object()
-
-
-def _check_types(cfg) -> None:
-    """Every field of a config dataclass holds a value of its declared type: a one-line
-    ``ValueError`` naming the field (by its dotted path), the type and the value otherwise.
-    Lists become tuples and integers floats where the field says so."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        got = _conform(value, hints[f.name])
-        if got is _WRONG:
-            raise ValueError(f"{cfg._PATH}{f.name} must be {_type_name(hints[f.name])}, got {value!r} "
-                            f"({type(value).__name__})")
-        if got is not value:
-            object.__setattr__(cfg, f.name, got)  # frozen: the one place a field is normalised
-
-
-def _check_finite(name: str, value) -> None:
-    """NaN fails every comparison, but inf passes ``> 0``: reject both by name."""
-    if isinstance(value, (int, float)) and not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_seed(name: str, value) -> None:
-    if isinstance(value, bool) or int(value) != value or not 0 <= value <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in 0..{MAX_SEED}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,13 +103,13 @@ class ModelConfig:
     conv_impl: ConvImpl = "auto"
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; known: {', '.join(MODEL_NAMES)}")
-        _check_finite("width", self.width)
+        check_finite("width", self.width)
         if not self.width > 0:
             raise ValueError(f"width must be > 0, got {self.width}")
-        _check_finite("negative_slope", self.negative_slope)
+        check_finite("negative_slope", self.negative_slope)
         # Outside [0, 1] the activation is no longer a leaky ReLU (it flips or
         # amplifies negative inputs), which Table D1 does not mean.
         if not 0.0 <= self.negative_slope <= 1.0:
@@ -213,7 +117,7 @@ class ModelConfig:
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.latent_size is not None:
-            _check_positive_int("latent_size", self.latent_size)
+            check_positive_int("latent_size", self.latent_size)
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
         if self.conv_impl not in CONV_IMPLS:
@@ -273,7 +177,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES)}")
         if not 0.0 <= self.p <= 1.0:
@@ -282,10 +186,10 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 (or none for the paper's), got {self.batch_size}")
-        _check_finite("learning_rate", self.learning_rate)
+        check_finite("learning_rate", self.learning_rate)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        _check_finite("dae_sigma", self.dae_sigma)
+        check_finite("dae_sigma", self.dae_sigma)
         if self.dae_sigma < 0:
             raise ValueError(f"dae_sigma must be >= 0, got {self.dae_sigma}")
         if self.checkpoint_every < 0:
@@ -294,7 +198,7 @@ class TrainConfig:
             raise ValueError(f"seed_batch must be None (all seeds at once) or >= 1, got {self.seed_batch}")
         if self.num_devices is not None and self.num_devices < 1:
             raise ValueError(f"num_devices must be None (all devices) or >= 1, got {self.num_devices}")
-        _check_seed("seed", self.seed)
+        check_seed("seed", self.seed)
 
     @property
     def global_batch_size(self) -> int:
@@ -332,16 +236,13 @@ class GridPoint:
             raise ValueError(f"unknown mode {self.mode!r}; known: {', '.join(MODES + (CROSS_ICRST,))}")
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {self.p}")
-        _check_seed("seed", self.seed)
+        check_seed("seed", self.seed)
 
     @property
     def tag(self) -> str:
         """``icrst_p0.2_seed1``: names the point's files."""
         return f"{self.mode}_p{self.p:g}_seed{self.seed}"
 
-
-# The paper's per-dataset choices (Table D1, section 6).
-PAPER_MODEL_FOR_DATASET = {name: spec.model for name, spec in DATASET_SPECS.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -399,21 +300,21 @@ class DataConfig:
     target: DatasetName | None = None
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.input_scheme not in INPUT_SCHEMES:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
-        if self.name == "breast_cancer" and self.image_size is not None:
-            raise ValueError(f"breast_cancer is tabular: image_size must be none, got {self.image_size}")
+        if is_tabular(self.name) and self.image_size is not None:
+            raise ValueError(f"{self.name} is tabular: image_size must be none, got {self.image_size}")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
-        _check_seed("split_seed", self.split_seed)
+        check_seed("split_seed", self.split_seed)
         if self.target is not None and self.target not in DATASETS:
             raise ValueError(f"unknown target dataset {self.target!r}; known: {', '.join(DATASETS)}")
-        if self.target is not None and (self.target == self.name or "breast_cancer" in (self.name, self.target)):
+        if self.target is not None and (self.target == self.name or is_tabular(self.name) or is_tabular(self.target)):
             raise ValueError(f"data.target must be another image data set than {self.name!r}, got {self.target!r}")
 
 
@@ -472,7 +373,7 @@ class EvalConfig:
     backend: EvalBackend = "auto"
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.backend not in EVAL_BACKENDS:
             raise ValueError(f"unknown eval.backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")
         if not self.classifiers:
@@ -531,7 +432,7 @@ class AdaptConfig:
     classifier: Literal["nb", "logistic"] = "nb"
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.refresh_every < 1:
             raise ValueError(f"adapt.refresh_every must be >= 1, got {self.refresh_every}")
         if not 0.0 <= self.threshold <= 1.0:
@@ -585,7 +486,7 @@ class StudyConfig:
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
 
     def __post_init__(self):
-        _check_types(self)
+        check_types(self)
         if self.out is not None and not self.out.strip():
             raise ValueError("out must name a folder (or be none for runs/<dataset>-<fingerprint>), got ''")
         if not self.modes:
@@ -607,11 +508,11 @@ class StudyConfig:
         if not self.seeds:
             raise ValueError("the seed list is empty; give at least one seed")
         for seed in self.seeds:
-            _check_seed("seeds", seed)
+            check_seed("seeds", seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}")
         for size in self.latent_sizes:
-            _check_positive_int("latent_sizes", size)
+            check_positive_int("latent_sizes", size)
         if len(set(self.latent_sizes)) != len(self.latent_sizes):
             raise ValueError(f"latent_sizes must be distinct, got {list(self.latent_sizes)}")
         if self.latent_sizes and self.train.model.latent_size is not None:
@@ -636,7 +537,7 @@ class StudyConfig:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise."""
         if self.data.target is not None:
             return  # adaptation studies (two image sets) flatten the images for the mlp
-        tabular = self.data.name == "breast_cancer"
+        tabular = is_tabular(self.data.name)
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]
             raise ValueError(
@@ -666,261 +567,3 @@ class StudyConfig:
 
 # Fields that a study's grid decides: setting them would be silently ignored.
 GRID_DECIDED = {"train.mode": "modes", "train.p": "p_values", "train.seed": "seeds"}
-
-
-# Section 6 and Fig. 5: the modes the paper compares and the swap probabilities it sweeps.
-PAPER_MODES: tuple[str, ...] = ("standard", "icrst", "trst")
-PAPER_P_VALUES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-
-def paper_study(dataset: str) -> StudyConfig:
-    """The paper's study of one data set: Tables 1-3 and Fig. 5.
-
-    Section 6's settings (Adam 1e-3, 50 epochs, the model's batch), Table D1's
-    model for the data set, :data:`PAPER_MODES` x :data:`PAPER_P_VALUES`, the four
-    classifiers with 10-fold cross-validation and the section 7 mutual
-    information (image sets only). The paper states no seeds: one per point.
-
-    Example (``configs/paper_cifar10.py``)::
-
-        def get_config():
-            return paper_study("cifar10")
-    """
-    if dataset not in PAPER_MODEL_FOR_DATASET:
-        raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(PAPER_MODEL_FOR_DATASET)}")
-    return StudyConfig(
-        data=DataConfig(name=dataset),
-        train=TrainConfig(model=ModelConfig(name=PAPER_MODEL_FOR_DATASET[dataset])),
-        modes=PAPER_MODES,
-        p_values=PAPER_P_VALUES,
-        seeds=(0,),
-    )
-
-
-def config_paths(cfg) -> dict[str, type]:
-    """Every settable dotted path of a config dataclass and its field type.
-
-    Example:
-      >>> config_paths(StudyConfig())["train.model.width"]
-      float
-    """
-    import typing
-
-    out: dict[str, Any] = {}
-
-    def walk(obj, prefix):
-        hints = typing.get_type_hints(type(obj))
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            path = prefix + f.name
-            if dataclasses.is_dataclass(value):
-                walk(value, path + ".")
-            elif path not in GRID_DECIDED:
-                out[path] = hints[f.name]
-
-    walk(cfg, "")
-    return out
-
-
-def _parse_value(text: str, typ, path: str):
-    """Parses ``text`` as a value of the field type ``typ`` (from the annotation)."""
-    import types
-    import typing
-
-    origin = typing.get_origin(typ)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(typ) if a is not type(None)]
-        if text.strip().lower() in ("none", "null") and len(args) < len(typing.get_args(typ)):
-            return None
-        if len(args) == 1:
-            return _parse_value(text, args[0], path)
-    if origin is tuple:
-        (item, _) = typing.get_args(typ)
-        return tuple(_parse_value(v, item, path) for v in text.split(",") if v.strip())
-    if typ is bool:
-        low = text.strip().lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"{path} takes true or false, got {text!r}")
-    if typing.get_origin(typ) is Literal:
-        return text.strip()  # the field's own check names the known values
-    if typ in (int, float, str):
-        try:
-            return typ(text.strip())
-        except ValueError:
-            raise ValueError(f"{path} takes {'an integer' if typ is int else 'a number'}, got {text!r}") from None
-    raise ValueError(f"{path} has a type ({typ}) that --set cannot parse")
-
-
-def _with_changes(cfg, changes: dict):
-    """``cfg`` rebuilt with ``changes`` (``{field: value or nested dict}``), each dataclass constructed once."""
-    kwargs = {}
-    for name, value in changes.items():
-        kwargs[name] = _with_changes(getattr(cfg, name), value) if isinstance(value, dict) else value
-    return dataclasses.replace(cfg, **kwargs)
-
-
-def _near_keys(key: str, paths) -> list[str]:
-    """Up to three known paths that ``key`` was probably meant to be.
-
-    Matched on the last component first (``lr`` -> ``learning_rate`` by its
-    initials, ``epoch`` -> ``epochs`` as a prefix, a bare ``epochs`` ->
-    ``train.epochs``), candidates in the key's own section before the others;
-    else the closest whole paths.
-    """
-    import difflib
-
-    section, _, last = key.rpartition(".")
-    lasts = {p: p.rpartition(".")[2] for p in paths}
-    initials = {p: "".join(w[0] for w in name.split("_") if w) for p, name in lasts.items()}
-    close = set(difflib.get_close_matches(last, set(lasts.values()), n=5, cutoff=0.75))
-    hits = [p for p in paths if lasts[p] == last or initials[p] == last
-            or (len(last) >= 3 and lasts[p].startswith(last)) or lasts[p] in close]
-    hits.sort(key=lambda p: p.rpartition(".")[0] != section)  # stable: field order within each group
-    return (hits or difflib.get_close_matches(key, list(paths), n=3, cutoff=0.6))[:3]
-
-
-def _parse_assignment(assignment: str, paths: dict) -> tuple[str, Any]:
-    """``key=value`` -> ``(key, typed value)``, or a one-line ``ValueError``."""
-    key, sep, text = assignment.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ValueError(f"--set takes key=value, got {assignment!r}")
-    if key in GRID_DECIDED:
-        raise ValueError(f"{key} is decided by the study's grid; set {GRID_DECIDED[key]} instead")
-    if key not in paths:
-        near = _near_keys(key, paths)
-        hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
-        raise ValueError(f"unknown config key {key!r}{hint}")
-    return key, _parse_value(text, paths[key], key)
-
-
-def apply_overrides(cfg, assignments: Sequence[str], *, labels: Sequence[str] | None = None):
-    """``cfg`` with every ``key=value`` applied at once; the key is a dotted field path.
-
-    Values are parsed by the field's declared type (tuples: comma-separated;
-    ``none`` for an optional field); a later assignment of a key wins. The
-    changes are merged into one nested set and each config constructed once,
-    so its checks (``__post_init__``, across sections too) see the final
-    values, never a half-changed config.
-
-    Args:
-      cfg: the base config (a config file's, or the defaults).
-      assignments: ``key=value`` strings, in order.
-      labels: what to call each assignment in an error (the command line's
-        flag); an error then starts with the label of the assignment that
-        caused it.
-
-    Raises:
-      ValueError: one line: an unknown key (with the near matches), a value
-        of the wrong type, or a config its checks refuse.
-
-    Example:
-      >>> apply_overrides(StudyConfig(), ["train.epochs=20", "eval.at_epochs=0,10"]).train.epochs
-      20
-    """
-    labels = list(labels) if labels is not None else [None] * len(assignments)
-
-    def labelled(i, message):
-        return message if labels[i] is None else f"{labels[i]}: {message}"
-
-    paths = config_paths(cfg)
-    parsed = []
-    for i, assignment in enumerate(assignments):
-        try:
-            parsed.append(_parse_assignment(assignment, paths))
-        except ValueError as e:
-            raise ValueError(labelled(i, str(e))) from None
-
-    def build(upto):
-        changes: dict = {}
-        for key, value in parsed[:upto]:
-            *parents, name = key.split(".")
-            node = changes
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[name] = value
-        return _with_changes(cfg, changes)
-
-    try:
-        return build(len(parsed))
-    except ValueError as e:
-        # Name the assignment that made the config invalid: the first after which it fails the same way.
-        for i in range(len(parsed)):
-            try:
-                build(i + 1)
-            except ValueError as partial:
-                if str(partial) == str(e):
-                    raise ValueError(labelled(i, str(e))) from None
-        raise ValueError(str(e)) from None
-
-
-def apply_override(cfg, assignment: str):
-    """``cfg`` with one ``key=value`` applied (:func:`apply_overrides`).
-
-    Example:
-      >>> apply_override(StudyConfig(), "train.epochs=20").train.epochs
-      20
-    """
-    return apply_overrides(cfg, [assignment])
-
-
-class ConfigFileError(ValueError):
-    """A config file that cannot give a study; the message is the one line to show."""
-
-
-def load_config(path) -> StudyConfig:
-    """Runs a config file's ``get_config()`` and returns its :class:`StudyConfig`.
-
-    Raises:
-      ConfigFileError: one line for every way a file can fail: missing, a
-        folder or not a ``.py`` file (with the config files nearby), a syntax
-        error (file, line, the offending text), an exception while running it
-        or ``get_config()`` (its message and the line of the file it came
-        from), a field of the wrong type, or a result that is no StudyConfig.
-    """
-    import importlib.util
-    import traceback
-    from pathlib import Path
-
-    path = Path(path)
-    if path.is_dir():
-        inside = sorted(p.name for p in path.glob("*.py"))
-        hint = f": give one of its files, e.g. {path / inside[0]}" if inside else ""
-        raise ConfigFileError(f"config {str(path)!r} is a folder, not a config file{hint}")
-    if not path.is_file():
-        raise ConfigFileError(f"config file {str(path)!r} does not exist")
-    if path.suffix != ".py":
-        raise ConfigFileError(f"config file {str(path)!r} is not a Python file (.py) whose get_config() "
-                              "returns a StudyConfig (see configs/)")
-    spec = importlib.util.spec_from_file_location(f"_icrst_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-
-    def where(e: BaseException) -> str:
-        """``file:line`` of the deepest frame of the traceback inside the config file."""
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-        return f"{path}:{frames[-1].lineno}" if frames else str(path)
-
-    def first_line(e: BaseException) -> str:
-        text = str(e).strip().splitlines()
-        return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as e:
-        text = (e.text or "").strip()
-        raise ConfigFileError(f"{e.filename or path}:{e.lineno}: syntax error ({e.msg})"
-                              + (f": {text}" if text else "")) from None
-    except Exception as e:
-        raise ConfigFileError(f"{where(e)}: the config file failed: {first_line(e)}") from None
-    if not hasattr(module, "get_config"):
-        raise ConfigFileError(f"{path} defines no get_config()")
-    try:
-        cfg = module.get_config()
-    except Exception as e:
-        raise ConfigFileError(f"{where(e)}: get_config() failed: {first_line(e)}") from None
-    if not isinstance(cfg, StudyConfig):
-        raise ConfigFileError(f"{path}: get_config() returned {type(cfg).__name__}, not a StudyConfig")
-    return cfg
