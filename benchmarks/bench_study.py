@@ -1,6 +1,6 @@
 """study: one study of R grid points against the R per-point runs it replaces, cold, end to end.
 
-Each side is ``run_experiment`` end to end without a persistent compilation cache: the
+Each side is ``icrst_jax.studies.run`` end to end without a persistent compilation cache: the
 study trains all points in one program; per point, each compiles its own. t-SNE and MI
 off on both; the study runs first (one-time costs land on it); every point's final loss
 must match its own run. Grids: ``digits`` (narrow conv, width 1/8, 16x16, batch 128, 3 epochs;
@@ -45,11 +45,12 @@ def plan(ctx: Context) -> dict:
 
 def run_grid(ctx: Context, name: str, cfg) -> dict:
     from icrst_jax import data as data_lib
-    from icrst_jax.experiment import run_experiment, setup_compilation_cache
+    from icrst_jax import studies
+    from icrst_jax.runtime import setup_compilation_cache
 
     def _timed(cfg, dataset) -> tuple[float, dict]:
         t0 = time.perf_counter()
-        payload = run_experiment(cfg, dataset=dataset)
+        payload = studies.run(cfg, dataset=dataset)
         return time.perf_counter() - t0, payload
 
     setup_compilation_cache(enabled=False)  # cold: every program compiles

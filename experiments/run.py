@@ -20,7 +20,7 @@ folder that holds another study or is busy), found before any work; 1 a run
 that failed (a NaN loss, processes that never joined, a file that could not be
 written); 130 / 143 interrupted by SIGINT / SIGTERM. Every error is one line.
 
-The logic lives in :mod:`icrst_jax.experiment`; this file only parses options.
+The logic lives in :mod:`icrst_jax.studies`; this file only parses options.
 """
 
 from __future__ import annotations
@@ -241,9 +241,9 @@ def main(argv=None) -> int:
             from icrst_jax import runtime
 
             runtime.check_platform()
-            from icrst_jax.experiment import comparison_table, dry_check, run_experiment, setup_compilation_cache
+            from icrst_jax import studies
 
-            check = dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
+            check = studies.dry_check(cfg)  # a width that empties a layer fails here, before any data is loaded
             from icrst_jax.run_identity import check_out_path, out_dir
 
             check_out_path(out_dir(cfg))
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
             cache = args.compilation_cache
             if cache is None:
                 cache = os.environ.get(runtime.CACHE_ENV_VAR)
-            setup_compilation_cache(cache, enabled=not args.no_compilation_cache, progress=progress)
+            runtime.setup_compilation_cache(cache, enabled=not args.no_compilation_cache, progress=progress)
         except faults.Interrupted as e:
             print(_interrupted_line(e, cfg), file=sys.stderr)
             return e.exit_status
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         try:
-            payload = run_experiment(cfg, progress=progress, command=command)
+            payload = studies.run(cfg, progress=progress, command=command)
         except faults.Interrupted as e:
             print(_interrupted_line(e, cfg), file=sys.stderr)
             return e.exit_status
@@ -277,14 +277,10 @@ def main(argv=None) -> int:
         except OSError as e:  # the run failed: a file could not be read or written
             print(f"error: {e}", file=sys.stderr)
             return 1
-    from icrst_jax.run_identity import out_dir
-
     if not distributed.is_primary():
         return 0
-    if cfg.data.target is not None:  # an adaptation study (icrst_jax.adaptation) has its own table
-        from icrst_jax.adaptation import adaptation_table as comparison_table
-    print(comparison_table(payload))
-    print(f"results: {out_dir(cfg)}/results.json, {out_dir(cfg)}/report.md")
+    print(studies.table(cfg, payload))
+    print("results: " + ", ".join(str(path) for path in studies.outputs(cfg)))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Unsupervised domain adaptation with ICRST (paper section 8, issue 22).
+"""The adaptation study: unsupervised domain adaptation with ICRST (paper section 8).
 
 A study with ``data.target`` set trains one autoencoder per grid point on the
 source's and the target's training images together; the source's labels are
@@ -9,7 +9,7 @@ is per-run data of the same shapes):
 * ``standard``: every image reconstructs itself;
 * ``icrst``: ICRST inside the source's classes; target images reconstruct
   themselves (their class is unknown);
-* ``cross_icrst``: with probability p an image's target is a uniform sample of
+* ``cross_icrst``: with probability p an image's partner is a uniform sample of
   its class from the *other* domain. The target's classes are pseudo-labels:
   every ``adapt.refresh_every`` epochs (and before the first) a classifier
   (``adapt.classifier``) is fitted on the grid point's current source latents
@@ -30,21 +30,49 @@ latents; chance 0.5) and the target's kNN purity. Of ``eval`` it reads
 ``purity_k`` and ``untrained``; an adaptation study writes no checkpoints,
 mutual information or figures (``checkpoints``, ``mi``, ``tsne``,
 ``scalings`` and ``at_epochs`` are not used).
+
+Its folder holds, beside ``results.json`` and ``report.md``, the latents of
+every grid point and seed in a grid study's ``.npz`` layout (``features``,
+``labels``), one file per domain and split:
+``latents_<mode>_p<P>_seed<S>_<domain>_<split>.npz`` (``source_train``,
+``source_test``, ``target_train``, ``target_test``; the target's training
+labels are stored for checking, they never reached training), and
+``latents_untrained_seed<S>_<domain>_<split>.npz`` for the untrained encoder;
+each record of ``results.json`` names its files under ``latents``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import jax
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from icrst_jax import distributed, faults, run_identity, stages
 from icrst_jax.config import CROSS_ICRST, AdaptConfig, GridPoint, StudyConfig, TrainConfig
+from icrst_jax.data import load_dataset
+from icrst_jax.distributed import to_host
+from icrst_jax.evaluation import evaluate_classifiers, knn_purity, make_classifier, summarize
+from icrst_jax.models import check_widths
 from icrst_jax.pairing import build_pairing_table
+from icrst_jax.reporting import atomic_write_text, write_results_json
 from icrst_jax.reporting.markdown import markdown_table
+from icrst_jax.reporting.records import SCHEMA_VERSION
+from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
+
+KIND = "adaptation"
+# The latent sets written per grid point: (name, domain, split).
+LATENT_SETS = (("source_train", "source", "train"), ("source_test", "source", "test"),
+               ("target_train", "target", "train"), ("target_test", "target", "test"))
 
 SOURCE, TARGET = 0, 1
 
@@ -103,11 +131,6 @@ def pseudo_labels(z_source, y_source, z_target, *, classifier: str, threshold: f
     Returns:
       (labels (N_t,), confident (N_t,) bool).
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     clf = GaussianNB() if classifier == "nb" else make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
     clf.fit(np.asarray(z_source, np.float64), y_source)
     proba = clf.predict_proba(np.asarray(z_target, np.float64))
@@ -160,9 +183,6 @@ def train_adaptation(
       engine: an earlier call's ``engine`` (same config and data shapes), to
         reuse its compiled programs.
     """
-    from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
-    from icrst_jax.distributed import to_host
-
     x_source = np.asarray(x_source, np.float32)
     x_target = np.asarray(x_target, np.float32)
     y_source = np.asarray(y_source)
@@ -181,16 +201,8 @@ def train_adaptation(
     losses = []
     epoch = 0
     while epoch < config.epochs:
-        pseudo = {}
-        if cross:
-            z = enc(state, x)
-            for r in cross:
-                lab, conf = pseudo_labels(z[r, :n_s], y_source, z[r, n_s:], classifier=adapt.classifier,
-                                          threshold=adapt.threshold, seed=points[r].seed)
-                pseudo[r] = (lab, conf)
-                refreshes[r].append(Refresh(epoch, adapt.threshold, float(conf.mean()), np.where(conf, lab, -1)))
-            shares = ", ".join(f"{refreshes[r][-1].paired_share:.2f}" for r in cross)
-            progress(f"epoch {epoch}: pseudo-labels refreshed, share paired per cross_icrst run: {shares}")
+        pseudo = _refresh(adapt, points, cross, enc(state, x) if cross else None, n_s, y_source, epoch, refreshes,
+                          progress)
         tables = _tables(points, y_source, x_target.shape[0], class_values, pseudo)
         table = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(v) for v in a]), *tables)
         data = replicate(TrainData(x=x, table=table, mean=np.asarray(mean, np.float32),
@@ -199,21 +211,45 @@ def train_adaptation(
         if seconds:
             progress(f"{len(points)} runs, {x.shape[0]} images, compiled in {seconds:.1f}s")
         for _ in range(min(adapt.refresh_every, config.epochs - epoch)):
-            t_epoch = time.perf_counter()
-            with jax.transfer_guard("disallow"):
-                state, metrics = compiled(state, data)
-            loss = np.asarray(to_host(metrics)["loss"])
+            state, loss = _epoch(compiled, state, data, epoch, config.epochs, points, progress)
             epoch += 1
             losses.append(loss)
-            progress(f"epoch {epoch:>3}/{config.epochs}  loss {loss.mean():.5f} (runs {loss.min():.5f}..{loss.max():.5f})"
-                     f"  {time.perf_counter() - t_epoch:.2f}s")
-            if not np.all(np.isfinite(loss)):
-                from icrst_jax import faults
-
-                raise faults.NonFiniteLoss(faults.non_finite_message(epoch, loss, list(points)))
     final = {name: enc(state, images) for name, images in encode_sets.items()}
     return AdaptTraining(engine, state, initial, final, np.stack(losses), refreshes, engine.trace_count[0],
                          time.perf_counter() - t0)
+
+
+def _refresh(adapt: AdaptConfig, points, cross: Sequence[int], z, n_source: int, y_source, epoch: int,
+             refreshes: dict, progress) -> dict:
+    """Each cross_icrst point's confident pseudo-labels from its current latents ``z``
+    ((R, N_s + N_t, D), source first); appends a :class:`Refresh` per point."""
+    pseudo = {}
+    for r in cross:
+        lab, conf = pseudo_labels(z[r, :n_source], y_source, z[r, n_source:], classifier=adapt.classifier,
+                                  threshold=adapt.threshold, seed=points[r].seed)
+        pseudo[r] = (lab, conf)
+        refreshes[r].append(Refresh(epoch, adapt.threshold, float(conf.mean()), np.where(conf, lab, -1)))
+    if cross:
+        shares = ", ".join(f"{refreshes[r][-1].paired_share:.2f}" for r in cross)
+        progress(f"epoch {epoch}: pseudo-labels refreshed, share paired per cross_icrst run: {shares}")
+    return pseudo
+
+
+def _epoch(compiled, state, data, done: int, epochs: int, points, progress):
+    """One compiled epoch; returns the new state and the (R,) loss of each run.
+
+    Raises:
+      icrst_jax.faults.NonFiniteLoss: a run's loss is NaN or infinite.
+    """
+    t_epoch = time.perf_counter()
+    with jax.transfer_guard("disallow"):
+        state, metrics = compiled(state, data)
+    loss = np.asarray(to_host(metrics)["loss"])
+    progress(f"epoch {done + 1:>3}/{epochs}  loss {loss.mean():.5f} (runs {loss.min():.5f}..{loss.max():.5f})"
+             f"  {time.perf_counter() - t_epoch:.2f}s")
+    if not np.all(np.isfinite(loss)):
+        raise faults.NonFiniteLoss(faults.non_finite_message(done + 1, loss, list(points)))
+    return state, loss
 
 
 # ---------------------------------------------------------------------------
@@ -223,13 +259,9 @@ def train_adaptation(
 
 def transfer_accuracy(z_source, y_source, z_target, y_target, classifiers: Sequence[str], seed: int = 0) -> dict:
     """Accuracy on the target of each classifier fitted on the source latents: ``{name: float}``."""
-    from icrst_jax.evaluation import make_classifier
-
     out = {}
     for name in classifiers:
         clf = make_classifier(name, seed)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(np.asarray(z_source, np.float64), y_source)
@@ -244,8 +276,6 @@ def domain_invariance(z_source, z_target, *, classifier: str = "nb", n_folds: in
     0.5: 0.5 means the latents do not tell the domains apart, 1 that they
     separate them completely.
     """
-    from icrst_jax.evaluation import evaluate_classifiers
-
     rng = np.random.default_rng(seed)
     n = min(len(z_source), len(z_target))
     a = np.asarray(z_source)[rng.choice(len(z_source), n, replace=False)]
@@ -266,8 +296,6 @@ def evaluate_point(z_source, y_source, z_target, y_target, *, classifiers, n_fol
     Returns:
       ``{"transfer": {clf: acc}, "target_only": {clf: acc}, "domain_accuracy", "target_purity"}``.
     """
-    from icrst_jax.evaluation import evaluate_classifiers, knn_purity
-
     out = {"transfer": transfer_accuracy(z_source, y_source, z_target, y_target, classifiers, seed)}
     if target_only:
         cv = evaluate_classifiers(z_target, y_target, list(classifiers), n_folds=n_folds, seed=seed)
@@ -291,8 +319,6 @@ def _get(record, path):
 
 def pool_over_seeds(records: Sequence[dict]) -> dict:
     """Mean and percentile interval over seeds of every metric: ``{"transfer/svm": summary, ...}``."""
-    from icrst_jax.evaluation import summarize
-
     return {"/".join(path): summarize([_get(r, path) for r in records]) for path in _metric_paths(records[0])}
 
 
@@ -303,8 +329,6 @@ def pool_over_seeds(records: Sequence[dict]) -> dict:
 
 def load_pair(cfg: StudyConfig):
     """(source, target) :class:`icrst_jax.data.Dataset` at the study's common image size."""
-    from icrst_jax.data import load_dataset
-
     d = cfg.data
     sets = [load_dataset(name, d.data_dir, image_size=d.image_size, test_fraction=d.test_fraction,
                          split_seed=d.split_seed, input_scheme=d.input_scheme) for name in (d.name, d.target)]
@@ -334,44 +358,30 @@ def model_input(cfg: StudyConfig, images) -> np.ndarray:
 
 def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     """What the study would run, checked without its data: the model on the pair's sample shape
-    (the keys of :func:`icrst_jax.experiment.dry_check`, plus ``adaptation``)."""
-    import math
-
-    import jax.numpy as jnp
-
-    from icrst_jax.experiment import DATASET_SHAPES
-    from icrst_jax.models import check_widths, make_model
-    from icrst_jax.train import effective_batch_size
-
+    (the keys of :func:`icrst_jax.stages.model_summary`, plus ``study`` and ``adaptation``)."""
     check_widths(cfg.train.model)
     shapes = []
     n_train = 0
     for name in (cfg.data.name, cfg.data.target):
-        shape, n = DATASET_SHAPES[name]
+        shape, n = stages.sample_shape(cfg, name)
         n_train += n
-        side = cfg.data.image_size
-        shapes.append((side, side, shape[2]) if side is not None else tuple(shape))
+        shapes.append(shape)
     if shapes[0] != shapes[1]:
         raise ValueError(f"{cfg.data.name} and {cfg.data.target} images differ in shape ({shapes[0]} vs {shapes[1]}): "
                          "set data.image_size")
     shape = model_input(cfg, np.zeros((1, *shapes[0]))).shape[1:]
-    model = make_model(cfg.train.model, shape)
-    x = jax.ShapeDtypeStruct((2, *shape), jnp.float32)
-    variables = jax.eval_shape(lambda k, xs: model.init({"params": k}, xs, train=False), jax.random.key(0), x)
-    recon, latent = jax.eval_shape(lambda v, xs: model.apply(v, xs, train=False), variables, x)
-    return {"adaptation": f"{cfg.data.name} -> {cfg.data.target}", "grid_points": len(cfg.grid()),
-            "configurations": [f"{m} p={p:g}" for m, p in cfg.configurations()], "seeds": list(cfg.seeds), "sample_shape": list(shape),
-            "latent_shape": list(latent.shape[1:]), "train_samples": n_train,
-            "batch": (batch := effective_batch_size(cfg.train, n_train, num_devices or cfg.train.num_devices or 1)),
-            "steps_per_epoch": math.ceil(n_train / batch),
-            "params": sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(variables["params"]))}
+    return {"study": KIND, "adaptation": f"{cfg.data.name} -> {cfg.data.target}",
+            **stages.model_summary(cfg, shape, n_train, num_devices=num_devices)}
 
 
-def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str], None] = lambda line: None) -> dict:
+def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str], None] = lambda line: None,
+                   out: Path | None = None) -> dict:
     """Trains and evaluates an adaptation study on loaded data sets; returns the results payload.
 
     ``target.y_train`` is never read by training; ``target.y_test`` only by the
     evaluation (and ``target.y_train`` to score the recorded pseudo-labels afterwards).
+    With ``out``, the latents of every point (and the untrained encoders) are
+    written there (process 0) and named in the records' ``latents``.
     """
     ev = cfg.eval
     points = cfg.grid()
@@ -382,16 +392,46 @@ def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str]
     x_source_all = model_input(cfg, np.concatenate([source.x_train, source.x_test]))
     y_source_all = np.concatenate([source.y_train, source.y_test])
     sets = {"source": x_source_all, "target_test": model_input(cfg, target.x_test)}
+    if out is not None:
+        sets["target_train"] = model_input(cfg, target.x_train)
     training = train_adaptation(cfg.train, cfg.adapt, points, model_input(cfg, source.x_train), source.y_train,
                                 model_input(cfg, target.x_train), mean=mean, std=std, encode_sets=sets,
                                 progress=progress)
-    classifiers = tuple(ev.classifiers)
+    records = _evaluate_points(cfg, points, training, y_source_all, target, progress)
+    untrained = _evaluate_untrained(cfg, points, training, y_source_all, target, progress) if ev.untrained else []
+    if out is not None:
+        _write_latents(out, cfg, points, training, source, target, records, untrained)
+    rows = [{"mode": "untrained", "p": None, "pooled": pool_over_seeds(untrained)}] if untrained else []
+    for mode, p in cfg.configurations():
+        recs = [rec for rec in records if rec["mode"] == mode and rec["p"] == p]
+        row = {"mode": mode, "p": p, "pooled": pool_over_seeds(recs)}
+        if mode == CROSS_ICRST:
+            row["paired_share_last"] = float(np.mean([rec["refreshes"][-1]["paired_share"] for rec in recs]))
+        rows.append(row)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study": KIND,
+        "adaptation": {"source": cfg.data.name, "target": cfg.data.target, "image_size": list(source.x_train.shape[1:])},
+        "config": cfg.to_dict(),
+        "classifiers": list(ev.classifiers),
+        "rows": rows,
+        "records": records,
+        "untrained": untrained,
+        "compile_count": training.compile_count,
+        "train_seconds": training.seconds,
+        "loss": training.loss.tolist(),
+    }
+
+
+def _evaluate_points(cfg: StudyConfig, points, training: AdaptTraining, y_source_all, target, progress) -> list:
+    """The adaptation protocol on every trained point's latents, with its pseudo-label refreshes."""
+    ev = cfg.eval
     records = []
     for r, pt in enumerate(points):
         progress(f"evaluating {pt.tag}")
         rec = evaluate_point(training.final_latents["source"][r], y_source_all, training.final_latents["target_test"][r],
-                             target.y_test, classifiers=classifiers, n_folds=ev.n_folds, purity_k=ev.purity_k,
-                             seed=pt.seed)
+                             target.y_test, classifiers=tuple(ev.classifiers), n_folds=ev.n_folds,
+                             purity_k=ev.purity_k, seed=pt.seed)
         rec.update(mode=pt.mode, p=pt.p, seed=pt.seed, final_loss=float(training.loss[-1, r]))
         if r in training.refreshes:
             rec["refreshes"] = [
@@ -402,33 +442,62 @@ def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str]
                                            if (f.pseudo_labels >= 0).any() else None)}
                 for f in training.refreshes[r]]
         records.append(rec)
+    return records
+
+
+def _evaluate_untrained(cfg: StudyConfig, points, training: AdaptTraining, y_source_all, target, progress) -> list:
+    """The adaptation protocol on each seed's untrained encoder."""
+    ev = cfg.eval
     untrained = []
-    if ev.untrained:
-        for seed in cfg.seeds:
-            r = next(i for i, pt in enumerate(points) if pt.seed == seed)
-            progress(f"evaluating the untrained encoder, seed {seed}")
-            rec = evaluate_point(training.initial_latents["source"][r], y_source_all,
-                                 training.initial_latents["target_test"][r], target.y_test, classifiers=classifiers,
-                                 n_folds=ev.n_folds, purity_k=ev.purity_k, seed=seed)
-            untrained.append({**rec, "seed": seed})
-    rows = [{"mode": "untrained", "p": None, "pooled": pool_over_seeds(untrained)}] if untrained else []
-    for mode, p in cfg.configurations():
-        recs = [rec for rec in records if rec["mode"] == mode and rec["p"] == p]
-        row = {"mode": mode, "p": p, "pooled": pool_over_seeds(recs)}
-        if mode == CROSS_ICRST:
-            row["paired_share_last"] = float(np.mean([rec["refreshes"][-1]["paired_share"] for rec in recs]))
-        rows.append(row)
-    return {
-        "adaptation": {"source": cfg.data.name, "target": cfg.data.target, "image_size": list(source.x_train.shape[1:])},
-        "config": cfg.to_dict(),
-        "classifiers": list(classifiers),
-        "rows": rows,
-        "records": records,
-        "untrained": untrained,
-        "compile_count": training.compile_count,
-        "train_seconds": training.seconds,
-        "loss": training.loss.tolist(),
-    }
+    for seed in cfg.seeds:
+        r = _first_point_of(points, seed)
+        progress(f"evaluating the untrained encoder, seed {seed}")
+        rec = evaluate_point(training.initial_latents["source"][r], y_source_all,
+                             training.initial_latents["target_test"][r], target.y_test,
+                             classifiers=tuple(ev.classifiers), n_folds=ev.n_folds, purity_k=ev.purity_k, seed=seed)
+        untrained.append({**rec, "seed": seed})
+    return untrained
+
+
+def _first_point_of(points, seed: int) -> int:
+    """The run index of the first point of ``seed``: its initial parameters are the seed's untrained encoder."""
+    return next(i for i, pt in enumerate(points) if pt.seed == seed)
+
+
+def latents_name(prefix: str, set_name: str) -> str:
+    """``latents_icrst_p1_seed0_target_test.npz`` from ``latents_icrst_p1_seed0`` and ``target_test``."""
+    return f"{prefix}_{set_name}.npz"
+
+
+def _write_latents(out: Path, cfg: StudyConfig, points, training: AdaptTraining, source, target, records: list,
+                   untrained: list) -> None:
+    """Every point's (and untrained encoder's) latents of both domains and splits, one ``.npz`` each;
+    each record gains ``latents``: ``{set name: file name}``. Process 0 writes."""
+    n_train = source.x_train.shape[0]
+    labels = {"source_train": source.y_train, "source_test": source.y_test,
+              "target_train": target.y_train, "target_test": target.y_test}
+
+    def by_set(latents: dict, r: int) -> dict:
+        return {"source_train": latents["source"][r, :n_train], "source_test": latents["source"][r, n_train:],
+                "target_train": latents["target_train"][r], "target_test": latents["target_test"][r]}
+
+    def write(prefix: str, features: dict, meta: dict) -> dict:
+        names = {}
+        for set_name, domain, split in LATENT_SETS:
+            names[set_name] = latents_name(prefix, set_name)
+            if distributed.is_primary():
+                np.savez_compressed(Path(out) / names[set_name], features=features[set_name],
+                                    labels=labels[set_name], domain=domain, split=split, **meta)
+        return names
+
+    for r, (pt, rec) in enumerate(zip(points, records)):
+        prefix = stages.latents_path(Path(), pt.mode, pt.p, pt.seed).stem
+        rec["latents"] = write(prefix, by_set(training.final_latents, r), {"mode": pt.mode, "p": pt.p, "seed": pt.seed})
+    for rec in untrained:
+        r = _first_point_of(points, rec["seed"])
+        prefix = stages.untrained_latents_path(Path(), rec["seed"]).stem
+        rec["latents"] = write(prefix, by_set(training.initial_latents, r),
+                               {"mode": "untrained", "seed": rec["seed"], "epoch": 0})
 
 
 def _cell(s: dict) -> str:
@@ -472,15 +541,14 @@ def render_report(payload: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def run_adaptation_study(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None,
-                         command: str | None = None) -> dict:
-    """The command line's entry: loads the pair, trains, evaluates, writes
-    ``results.json`` and ``report.md`` into the study's folder."""
-    import sys
+def run(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None,
+        command: str | None = None, hooks: Sequence = ()) -> dict:
+    """Runs the study: loads the pair, trains, evaluates, writes the latents,
+    ``results.json`` and ``report.md`` into the study's folder.
 
-    from icrst_jax import run_identity
-    from icrst_jax.reporting import atomic_write_text, write_results_json
-
+    ``dataset`` and ``hooks`` are not used (the study loads its two data sets and
+    drives its own training loop); they are accepted like every study kind's.
+    """
     say = progress or (lambda line: None)
     out = run_identity.out_dir(cfg)
     with run_identity.claim_folder(out, cfg):
@@ -488,9 +556,18 @@ def run_adaptation_study(cfg: StudyConfig, *, progress: Callable[[str], None] | 
         source, target = load_pair(cfg)
         say(f"source {source.summary()}")
         say(f"target {target.summary()}")
-        payload = run_adaptation(cfg, source, target, progress=say)
+        payload = run_adaptation(cfg, source, target, progress=say, out=out)
         payload["command"] = command if command is not None else " ".join(sys.argv)
         payload["fingerprint"] = run_identity.fingerprint(cfg)
         write_results_json(Path(out) / "results.json", payload)
         atomic_write_text(Path(out) / "report.md", render_report(payload))
     return payload
+
+
+def outputs(cfg: StudyConfig) -> list[Path]:
+    """The files a finished study leaves for a reader: results.json and report.md."""
+    out = run_identity.out_dir(cfg)
+    return [out / "results.json", out / "report.md"]
+
+
+table = adaptation_table

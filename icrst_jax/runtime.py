@@ -18,7 +18,11 @@ suite deliberately does not, because it reports compilation time separately.
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 #: Environment variable that moves the cache (or disables it with ``off``).
 CACHE_ENV_VAR = "ICRST_JAX_CACHE_DIR"
@@ -180,3 +184,67 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     return target
 
+
+
+def setup_compilation_cache(
+    directory: str | None = None, *, enabled: bool = True, progress: Callable[[str], None] | None = None
+) -> str | None:
+    """The command line's persistent XLA compilation cache; call before any JAX work.
+
+    A repeated run, and every point of a p sweep (``p`` is traced data, so all
+    p share one compiled epoch), then loads the compiled programs from disk
+    instead of compiling them; see :func:`enable_compilation_cache` for where
+    the cache lives and why it must be trusted.
+
+    Args:
+      directory: ``--compilation-cache DIR``; None means ``$ICRST_JAX_CACHE_DIR``,
+        else ``~/.cache/icrst_jax/xla``.
+      enabled: False for ``--no-compilation-cache`` (also turns off a cache JAX
+        was configured with elsewhere, e.g. ``JAX_COMPILATION_CACHE_DIR``).
+      progress: gets one line naming the cache directory (or "off").
+
+    Returns:
+      The cache directory, or None when the cache is off.
+
+    Raises:
+      OSError: an explicitly given ``directory`` cannot be created. A default
+        location that cannot be created (read-only home, say) only costs the
+        speed-up: the run goes on without a cache and says so.
+    """
+    say = progress or (lambda line: None)
+    try:
+        used = enable_compilation_cache(directory if enabled else "off")
+    except OSError as e:
+        if directory is not None:
+            raise OSError(f"cannot use compilation cache directory {directory!r}: {e}") from e
+        say(f"XLA compilation cache: off (cannot use the default location: {e})")
+        return enable_compilation_cache("off")
+    say(f"XLA compilation cache: {used}" if used else "XLA compilation cache: off")
+    return used
+
+
+def compilation_cache_dir() -> str | None:
+    """The directory of the persistent compilation cache in use, or None when it is off."""
+    import jax  # lazily, like the rest of this module: `import icrst_jax` stays light
+
+    return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
+
+
+def versions() -> dict:
+    """The software and devices a result was computed with, for ``results.json``."""
+    import flax  # lazily, like the rest of this module: `import icrst_jax` stays light
+    import jax
+    import optax
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+        "processes": jax.process_count(),
+    }

@@ -1,6 +1,7 @@
-"""Unsupervised domain adaptation (icrst_jax.adaptation): the target domain's labels never
-reach training, the pseudo-label refresh, the adaptation protocol on planted latents."""
+"""The adaptation study (icrst_jax.adaptation): the target domain's labels never reach training, the
+pseudo-label refresh, the adaptation protocol on planted latents, the latents it writes."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -147,3 +148,26 @@ def test_adaptation_config_is_validated():
     assert apply_override(CFG, "adapt.threshold=0.5").adapt.threshold == 0.5
     with pytest.raises(ValueError, match="cross_icrst needs data.target"):
         apply_override(CFG, "data.target=none")
+
+
+def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(planted, tmp_path, monkeypatch):
+    source, target = _pair()
+    real, engine = adaptation.train_adaptation, planted[0][1].engine
+    monkeypatch.setattr(adaptation, "train_adaptation", lambda *a, **k: real(*a, engine=engine, **k))
+    cfg = CFG.replace(eval=dataclasses.replace(CFG.eval, untrained=True))
+    payload = adaptation.run_adaptation(cfg, source, target, out=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 4 * (len(cfg.grid()) + len(cfg.seeds))
+    for rec in payload["records"] + payload["untrained"]:
+        z = {name: np.load(tmp_path / f) for name, f in rec["latents"].items()}
+        for name, y in (("source_train", source.y_train), ("source_test", source.y_test),
+                        ("target_train", target.y_train), ("target_test", target.y_test)):
+            np.testing.assert_array_equal(z[name]["labels"], y)
+            assert z[name]["features"].shape == (y.size, 3)
+        # The record's numbers come from exactly these latents: source train then test, scored on the target's test.
+        z_source = np.concatenate([z["source_train"]["features"], z["source_test"]["features"]])
+        acc = adaptation.transfer_accuracy(z_source, np.concatenate([source.y_train, source.y_test]),
+                                           z["target_test"]["features"], target.y_test, ["nb"], seed=rec["seed"])
+        assert acc == rec["transfer"]
+    trained = np.load(tmp_path / payload["records"][0]["latents"]["target_test"])["features"]
+    untrained = np.load(tmp_path / payload["untrained"][0]["latents"]["target_test"])["features"]
+    assert not np.allclose(trained, untrained)

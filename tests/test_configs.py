@@ -16,7 +16,7 @@ from icrst_jax.config import (
     config_paths,
     load_config,
 )
-from icrst_jax.experiment import dry_check
+from icrst_jax.studies import dry_check
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.py"))

@@ -139,7 +139,7 @@ def test_training_split_latents_would_leak_labels():
 
 
 def _scores(acc, spread=1.0):
-    from icrst_jax.experiment import SetScores
+    from icrst_jax.stages import SetScores
 
     summary = {"mean": acc, "low": acc - 0.1, "high": acc + 0.1, "std": 0.05, "n": 2}
     clf = {"nb": {"accuracy": summary, "f1_macro": summary}, "rf": {"accuracy": summary, "f1_macro": summary}}
@@ -147,7 +147,7 @@ def _scores(acc, spread=1.0):
 
 
 def test_pooled_scores_and_the_trajectory_classifiers():
-    from icrst_jax.experiment import pooled
+    from icrst_jax.stages import pooled
 
     one = pooled([_scores(0.8, 2.0)], ("none",))
     assert one.classifiers["nb"]["accuracy"]["mean"] == 0.8 and one.latent_spread == [2.0]
@@ -158,7 +158,7 @@ def test_pooled_scores_and_the_trajectory_classifiers():
 
 
 def test_record_to_dict_is_the_results_json_form():
-    from icrst_jax.experiment import pooled
+    from icrst_jax.stages import pooled
     from icrst_jax.reporting import EpochScores, Record
 
     scores = pooled([_scores(0.8)], ("none",))
@@ -174,7 +174,7 @@ def test_record_to_dict_is_the_results_json_form():
 
 def test_tsne_panels_show_the_untrained_encoder_and_each_mode_at_its_largest_p():
     from icrst_jax.config import GridPoint, StudyConfig
-    from icrst_jax.experiment import Latents, tsne_panels
+    from icrst_jax.stages import Latents, tsne_panels
 
     cfg = StudyConfig(modes=("standard", "icrst"), p_values=(0.5, 1.0), seeds=(3,))
     points = cfg.grid()
@@ -194,7 +194,7 @@ def test_tsne_panels_show_the_untrained_encoder_and_each_mode_at_its_largest_p()
 def test_comparison_table_shows_each_scaling_and_the_corrected_mi():
     """The terminal table: raw and standardised accuracy side by side, and the bias-corrected MI
     (the plug-in MI ranks the untrained encoder first on digits)."""
-    from icrst_jax.experiment import comparison_table
+    from icrst_jax.reporting.console import comparison_table
 
     def acc(mean):
         return {"accuracy": {"mean": mean, "low": mean - 0.05, "high": mean + 0.05}}

@@ -15,7 +15,7 @@ import pytest
 from icrst_jax import data as data_lib
 from icrst_jax import faults, reporting, run_identity
 from icrst_jax.config import DataConfig, EvalConfig, GridPoint, ModelConfig, StudyConfig, TrainConfig
-from icrst_jax.experiment import run_experiment
+from icrst_jax.studies import run as run_experiment
 from icrst_jax.train import EpochHook, encode, fit, init_state, make_engine
 
 TRAIN = TrainConfig(epochs=3, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))

@@ -22,6 +22,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# The version of results.json's layout, for scripts that read it. 2: the in-fold
+# scaling is named "standardised" (1 named it "standard"); every study kind states it.
+SCHEMA_VERSION = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class Scores:
@@ -211,6 +215,7 @@ class StudyResult:
     def to_dict(self) -> dict:
         """The results.json payload."""
         d = {
+            "schema_version": SCHEMA_VERSION,
             "dataset": self.dataset,
             "dataset_summary": self.dataset_summary,
             "split": self.split,

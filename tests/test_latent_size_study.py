@@ -1,13 +1,14 @@
-"""The bottleneck as a study axis (icrst_jax.variants): one sub-study per latent size, a side-by-side report."""
+"""The latent-size study (icrst_jax.latent_size_study): one grid per latent size, a side-by-side report."""
 
 import json
 
 import numpy as np
 import pytest
 
-from icrst_jax import variants
+from icrst_jax import latent_size_study
 from icrst_jax.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig, apply_override
-from icrst_jax.experiment import comparison_table, run_experiment
+from icrst_jax.reporting.console import comparison_table
+from icrst_jax.studies import run as run_experiment
 from icrst_jax.run_identity import fingerprint
 
 
@@ -34,21 +35,21 @@ def swept(tmp_path_factory):
 def test_each_latent_size_is_its_own_study(swept):
     cfg, out, combined = swept
     for size in (1, 4):
-        sub = variants.variant_dir(out, size)
+        sub = latent_size_study.size_dir(out, size)
         result = json.loads((sub / "results.json").read_text())
         assert result["model"]["latent_size"] == size
         with np.load(sub / "latents_trst_p1_seed1.npz") as z:
             assert z["features"].shape == (114, size)
         with np.load(sub / "latents_untrained_seed0.npz") as z:
             assert z["features"].shape == (114, size)
-    # Each variant's folder is that variant's study: its own fingerprint, a rerun resumes it.
-    stored = json.loads((variants.variant_dir(out, 4) / "run.json").read_text())["fields"]
-    assert stored == fingerprint(variants.variant_config(cfg, 4, out))
+    # Each width's folder is that width's grid: its own fingerprint, a rerun resumes it.
+    stored = json.loads((latent_size_study.size_dir(out, 4) / "run.json").read_text())["fields"]
+    assert stored == fingerprint(latent_size_study.size_config(cfg, 4, out))
     assert stored["train.model.latent_size"] == 4 and "latent_sizes" not in stored
     assert json.loads((out / "run.json").read_text())["fields"]["latent_sizes"] == [1, 4]
 
 
-def test_combined_report_holds_the_variants_numbers(swept):
+def test_combined_report_holds_every_widths_numbers(swept):
     cfg, out, combined = swept
     assert combined == json.loads((out / "results.json").read_text())
     assert combined["latent_sizes"] == [1, 4]
@@ -56,17 +57,17 @@ def test_combined_report_holds_the_variants_numbers(swept):
         ("untrained", 1), ("standard", 1), ("trst", 1), ("untrained", 4), ("standard", 4), ("trst", 4)]
     table = (out / "latent_sizes.md").read_text()
     for size in (1, 4):
-        rec = next(r for r in json.loads((variants.variant_dir(out, size) / "results.json").read_text())["records"]
+        rec = next(r for r in json.loads((latent_size_study.size_dir(out, size) / "results.json").read_text())["records"]
                    if r["mode"] == "trst")
         acc = rec["classifiers"]["nb"]["accuracy"]
-        # The TRST row of the NB table carries each variant's own score, in column order.
+        # The TRST row of the NB table carries each width's own score, in column order.
         row = next(line for line in table.splitlines() if line.startswith("| TRST (p=1)"))
         cell = row.split(" | ")[1 + (1, 4).index(size)]
         assert cell.startswith(f"{acc['mean']:.3f} ± ") and f"[{acc['low']:.3f}, {acc['high']:.3f}]" in cell
         losses = rec["final_loss"]
         assert f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1):.4f}" in table
     # TRST minus Standard, paired over each seed's folds (the same folds for every mode of a seed).
-    recs = {r["mode"]: r for r in json.loads((variants.variant_dir(out, 4) / "results.json").read_text())["records"]}
+    recs = {r["mode"]: r for r in json.loads((latent_size_study.size_dir(out, 4) / "results.json").read_text())["records"]}
     diff = np.subtract(recs["trst"]["classifiers"]["nb"]["accuracy"]["folds"],
                        recs["standard"]["classifiers"]["nb"]["accuracy"]["folds"])
     assert len(diff) == 2 * 3
@@ -95,6 +96,6 @@ def test_latent_sizes_validation():
     assert fingerprint(apply_override(base, "latent_sizes=2"))["latent_sizes"] == [2]
 
 
-def test_combine_needs_every_variant(tmp_path):
+def test_combine_needs_every_width(tmp_path):
     with pytest.raises(FileNotFoundError, match="no results.json for latent size 3"):
-        variants.combine_variants(tmp_path, [3])
+        latent_size_study.combine(tmp_path, [3])

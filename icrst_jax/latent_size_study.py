@@ -1,17 +1,16 @@
-"""The bottleneck as a study axis: one sub-study per latent size, compared side by side.
+"""The latent-size study: one grid per bottleneck width, compared side by side.
 
 Section 7 of the paper conjectures that TRST's gains (Tables 2-3) would show
 on complex data "with a more 'aggressive' bottleneck". A study with
-``StudyConfig.latent_sizes = (L1, L2, ...)`` runs, for each L, the same study
-with ``train.model.latent_size = L`` (:func:`variant_config`), through the
-ordinary pipeline (:func:`icrst_jax.experiment.run_experiment`) into the
-subfolder ``latent_size<L>`` of the study's folder: each variant is its own
-compiled program (the parameter shapes differ), checkpoint, ``results.json``
-and ``report.md``. :func:`combine_variants` then reads the variants'
-``results.json`` and writes, in the study's folder, ``latent_sizes.md`` (score
-per mode against latent size, final training loss, MI, purity),
-``<metric>_vs_latent_size.png`` and ``results.json`` (the variants' records,
-each with its ``latent_size``).
+``StudyConfig.latent_sizes = (L1, L2, ...)`` runs, for each L, the same grid
+with ``train.model.latent_size = L`` (:func:`size_config`) through the shared
+stages (:func:`icrst_jax.stages.run_pipeline`) into the subfolder
+``latent_size<L>`` of the study's folder: each width is its own compiled
+program (the parameter shapes differ), checkpoint, ``results.json`` and
+``report.md``. :func:`combine` then reads their ``results.json`` and writes,
+in the study's folder, ``latent_sizes.md`` (score per mode against latent
+size, final training loss, MI, purity), ``<metric>_vs_latent_size.png`` and
+``results.json`` (every width's records, each with its ``latent_size``).
 
     python -m experiments.run --config configs/cpu_bottleneck_digits.py
     python -m experiments.run --config configs/cpu_digits.py --set latent_sizes=2,8,32
@@ -26,54 +25,77 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax import distributed, evaluation, reporting, run_identity
+from icrst_jax import distributed, evaluation, reporting, run_identity, stages
 from icrst_jax.config import StudyConfig
+from icrst_jax.models import check_widths
+from icrst_jax.reporting.console import comparison_table
 from icrst_jax.reporting.markdown import format_score, markdown_table
+from icrst_jax.reporting.records import SCHEMA_VERSION
 from icrst_jax.reporting.rows import plain_row_label
 
+KIND = "latent_size"
 RESULTS = "results.json"
 TABLE = "latent_sizes.md"
 
 
-def variant_dir(out: Path, latent_size: int) -> Path:
-    """``<study folder>/latent_size<L>``: one variant's folder."""
+def size_dir(out: Path, latent_size: int) -> Path:
+    """``<study folder>/latent_size<L>``: the folder of one width's grid."""
     return Path(out) / f"latent_size{int(latent_size)}"
 
 
-def variant_config(cfg: StudyConfig, latent_size: int, out: Path) -> StudyConfig:
+def size_config(cfg: StudyConfig, latent_size: int, out: Path) -> StudyConfig:
     """The study ``cfg`` with one bottleneck width: ``train.model.latent_size``
-    set, no latent-size axis, written into :func:`variant_dir`."""
+    set, no latent-size axis, written into :func:`size_dir`."""
     model = dataclasses.replace(cfg.train.model, latent_size=int(latent_size))
-    return cfg.replace(latent_sizes=(), train=cfg.train.replace(model=model), out=str(variant_dir(out, latent_size)))
+    return cfg.replace(latent_sizes=(), train=cfg.train.replace(model=model), out=str(size_dir(out, latent_size)))
 
 
-def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None,
-                 command: str | None = None) -> dict:
-    """Runs every latent size of ``cfg.latent_sizes`` as its own study, then
-    :func:`combine_variants`. Same arguments and errors as
-    :func:`icrst_jax.experiment.run_experiment`, which calls this for a study
-    with latent sizes; the study's folder is locked and identified like any
-    study's, and a rerun resumes each variant from its own checkpoint.
+def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
+    """Checks every width's model without data or compilation; what each would run.
+
+    Raises:
+      ValueError: a width that empties a layer, or a model that does not fit the data.
+    """
+    cfg.check_model_fits_data()
+    cfg.check_eval_epochs()
+    out = run_identity.out_dir(cfg)
+    shape, n_train = stages.sample_shape(cfg)
+    per_size = {}
+    for size in cfg.latent_sizes:
+        sized = size_config(cfg, size, out)
+        check_widths(sized.train.model)
+        per_size[str(size)] = stages.model_summary(sized, shape, n_train, num_devices=num_devices)
+    first = per_size[str(cfg.latent_sizes[0])]
+    return {"study": KIND, "dataset": cfg.data.name, "latent_sizes": list(cfg.latent_sizes), **first,
+            "latent_shape": {size: s["latent_shape"] for size, s in per_size.items()},
+            "params": {size: s["params"] for size, s in per_size.items()}}
+
+
+def run(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None,
+        command: str | None = None, hooks: Sequence = ()) -> dict:
+    """Runs every latent size of ``cfg.latent_sizes`` as its own grid, then :func:`combine`.
+
+    Same arguments and errors as :func:`icrst_jax.stages.run_pipeline`; the
+    study's folder is locked and identified like any study's, and a rerun
+    resumes each width from its own checkpoint. Every width is checked before
+    the first one trains.
 
     Returns:
-      The combined payload (:func:`combine_variants`).
+      The combined payload (:func:`combine`).
     """
-    from icrst_jax.experiment import run_experiment
-    from icrst_jax.models import check_widths
-
     say = progress or (lambda line: None)
     out = run_identity.out_dir(cfg)
-    variants = [variant_config(cfg, size, out) for size in cfg.latent_sizes]
-    for v in variants:  # every width is checked before the first variant trains
+    sized = [size_config(cfg, size, out) for size in cfg.latent_sizes]
+    for v in sized:
         check_widths(v.train.model)
 
     def run_all() -> dict:
-        for size, v in zip(cfg.latent_sizes, variants):
+        for size, v in zip(cfg.latent_sizes, sized):
             say(f"=== latent size {size}: {v.out}")
-            run_experiment(v, progress=progress, dataset=dataset, command=command)
+            stages.run_pipeline(v, Path(v.out), progress=progress, dataset=dataset, command=command, hooks=hooks)
         if not distributed.is_primary():
             return {}
-        combined = combine_variants(out, cfg.latent_sizes)
+        combined = combine(out, cfg.latent_sizes)
         say(f"wrote {out / TABLE} and {out / RESULTS}")
         return combined
 
@@ -83,10 +105,19 @@ def run_variants(cfg: StudyConfig, *, progress: Callable[[str], None] | None = N
         return run_all()
 
 
+def outputs(cfg: StudyConfig) -> list[Path]:
+    """The files a finished study leaves for a reader: results.json and latent_sizes.md."""
+    out = run_identity.out_dir(cfg)
+    return [out / RESULTS, out / TABLE]
+
+
+table = comparison_table
+
+
 def _load(out: Path, latent_sizes: Sequence[int]) -> list[dict]:
     payloads = []
     for size in latent_sizes:
-        path = variant_dir(out, size) / RESULTS
+        path = size_dir(out, size) / RESULTS
         if not path.is_file():
             raise FileNotFoundError(f"no {RESULTS} for latent size {size}: {path} (run the study first)")
         payloads.append(json.loads(path.read_text()))
@@ -132,8 +163,8 @@ def _loss_cell(rec: Mapping | None) -> str:
     return f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1):.4f}"
 
 
-def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
-    """Reads the variants' ``results.json`` under ``out`` and writes the side-by-side report.
+def combine(out, latent_sizes: Sequence[int]) -> dict:
+    """Reads each width's ``results.json`` under ``out`` and writes the side-by-side report.
 
     Writes ``latent_sizes.md`` (per classifier: score mean ± half-width
     [interval] per mode and p against latent size; then the final training
@@ -144,13 +175,13 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
     mode and p, the interval shaded) and ``results.json``.
 
     Returns:
-      ``{"dataset", "metric", "latent_sizes", "variants", "records",
-      "diverged", "figures"}``: ``records`` are the variants' records, each
-      with its ``latent_size``, so :func:`icrst_jax.experiment.comparison_table`
+      ``{"dataset", "metric", "latent_sizes", "schema_version", "folders", "records",
+      "diverged", "figures"}``: ``records`` are every width's records, each
+      with its ``latent_size``, so :func:`icrst_jax.reporting.console.comparison_table`
       prints them.
 
     Raises:
-      FileNotFoundError: a variant has no ``results.json``.
+      FileNotFoundError: a width has no ``results.json``.
     """
     out = Path(out)
     sizes = [int(s) for s in latent_sizes]
@@ -206,7 +237,8 @@ def combine_variants(out, latent_sizes: Sequence[int]) -> dict:
         "dataset": dataset,
         "metric": metric,
         "latent_sizes": sizes,
-        "variants": {str(s): variant_dir(out, s).name for s in sizes},
+        "schema_version": SCHEMA_VERSION,
+        "folders": {str(s): size_dir(out, s).name for s in sizes},
         "records": records,
         "diverged": [{**d, "latent_size": s} for s, p in zip(sizes, payloads) for d in p.get("diverged", [])],
         "figures": [figure.name],
