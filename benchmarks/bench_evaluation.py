@@ -16,7 +16,7 @@ classifier, fold-mean accuracy side by side (docs/evaluation.md). ``--studies``:
 ``configs/cpu_breast_cancer.py`` and ``configs/cpu_digits.py`` as whole studies,
 each backend cold in its own ``experiments.run`` process: wall and CPU seconds
 (the child's user + system) and the study's timing. ``--svc``: the JAX SVC
-(``icrst_jax/jax_svc.py``, 10 fits as one call: cold = the first call, warm = the best of
+(``icrst_jax/evaluation/jax_svc.py``, 10 fits as one call: cold = the first call, warm = the best of
 ``--repeats`` more) against ``SVC()`` fit + predict per fold on one BLAS thread, seconds per
 fold, and the share of equal predictions (worst fold). Writes ``DIR/bench_evaluation.json``.
 """
@@ -91,7 +91,7 @@ def svc(args) -> tuple[dict, str]:
     from sklearn.svm import SVC
     from threadpoolctl import threadpool_limits
 
-    from icrst_jax import jax_svc as js
+    from icrst_jax.evaluation import jax_svc as js
 
     out = {}
     for name in args.sets:  # breast_cancer, digits or synthetic_<rows>x<dim>

@@ -504,7 +504,7 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
     from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    from icrst_jax import evaluation
+    from icrst_jax.evaluation import auto_backend
 
     bx, by = load_breast_cancer(return_X_y=True)
     dx, dy = load_digits(return_X_y=True)
@@ -517,7 +517,7 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
     fits = []
     real = sklearnex.svm.SVC.fit
     monkeypatch.setattr(sklearnex.svm.SVC, "fit", lambda self, *a, **kw: fits.append(1) or real(self, *a, **kw))
-    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 0)
+    monkeypatch.setattr(auto_backend, "INTELEX_SVC_MIN_CELLS", 0)
     jobs = [(bx, by, 0, "standard"), (dx[:900], dy[:900], 1, "none")]
     auto = evaluate_many(jobs, ["svm"], n_folds=5, backend="auto", n_jobs=1)
     assert len(fits) == 10
@@ -525,7 +525,7 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
     for a, r, (x, *_) in zip(auto, ref, jobs):
         # At most one test point of difference per fold.
         assert np.max(np.abs(a["svm"]["accuracy"]["folds"] - r["svm"]["accuracy"]["folds"])) <= 1 / (len(x) // 5)
-    monkeypatch.setattr(evaluation, "INTELEX_SVC_MIN_CELLS", 10**9)
+    monkeypatch.setattr(auto_backend, "INTELEX_SVC_MIN_CELLS", 10**9)
     evaluate_many(jobs[:1], ["svm"], n_folds=5, backend="auto", n_jobs=1)
     assert len(fits) == 10  # small folds stay with scikit-learn's SVC
 
@@ -533,7 +533,7 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
 def test_knn_search_host_and_device_give_the_brute_force_neighbours_with_ties():
     """Both kNN paths equal a full sort by (distance, index), on integer features full of
     tied distances and exact duplicates (a duplicate of the query counts; the query does not)."""
-    from icrst_jax.evaluation import _knn_excluding_self
+    from icrst_jax.evaluation.neighbours import knn_excluding_self
 
     rng = np.random.default_rng(5)
     x = rng.integers(0, 3, size=(300, 3)).astype(np.float32)
@@ -542,18 +542,19 @@ def test_knn_search_host_and_device_give_the_brute_force_neighbours_with_ties():
     d2[np.arange(70), queries] = np.inf
     ref = np.stack([np.lexsort((np.arange(300), row))[:7] for row in d2])
     for on_device in (False, True):
-        np.testing.assert_array_equal(_knn_excluding_self(x, queries, 7, on_device=on_device), ref)
+        np.testing.assert_array_equal(knn_excluding_self(x, queries, 7, on_device=on_device), ref)
 
 
 def test_equal_jobs_are_fitted_once_and_share_their_scores(monkeypatch):
     """Standard, ICRST p=0 and TRST p=0 latents of one seed are the same numbers: a job equal
     to an earlier one (content, not object) costs no fit and reports the earlier scores."""
     from icrst_jax import evaluation
+    from icrst_jax.evaluation import sklearn_backend
 
     x, y = _clusters(n_per_class=30)
     calls = []
-    real = evaluation._fit_fold
-    monkeypatch.setattr(evaluation, "_fit_fold", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = sklearn_backend.fit_fold
+    monkeypatch.setattr(sklearn_backend, "fit_fold", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     jobs = [(x, y, 0), (x + 1.0, y, 0), (x.copy(), y.copy(), 0), (x, y, 1)]
     lines = []
     res = evaluation.evaluate_many(jobs, ["nb"], n_folds=3, n_jobs=1, progress=lines.append, fold_lines=False,

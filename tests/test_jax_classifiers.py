@@ -1,4 +1,4 @@
-"""The JAX classifiers against scikit-learn on real data (issue 19, item 2).
+"""The JAX classifiers against scikit-learn on real data.
 
 * Gaussian NB is deterministic: probabilities equal to scikit-learn's to 1e-6.
 * The MLP's algorithm is replayed step by step: given scikit-learn's own initial
@@ -31,7 +31,8 @@ from sklearn.utils import shuffle
 from threadpoolctl import threadpool_limits
 
 from icrst_jax import evaluation
-from icrst_jax import jax_classifiers as jc
+from icrst_jax.evaluation import chunks
+from icrst_jax.evaluation import jax_classifiers as jc
 from icrst_jax.config import EvalConfig
 
 SPREAD_FOLDS = 5
@@ -353,7 +354,7 @@ def test_one_device_runs_chunks_side_by_side_one_per_core(monkeypatch):
     import time
 
     monkeypatch.setattr(jax, "local_devices", lambda real=jax.local_devices: real()[:1])
-    monkeypatch.setattr(jc, "host_cores", lambda: 3)
+    monkeypatch.setattr(chunks, "host_cores", lambda: 3)
     lock, active, peak = threading.Lock(), [0], [0]
 
     def program(x, y, local, mask):
@@ -367,7 +368,7 @@ def test_one_device_runs_chunks_side_by_side_one_per_core(monkeypatch):
 
     x = np.arange(20, dtype=float)[:, None, None] * np.ones((20, 2, 1))
     mask = np.ones((20, 2), bool)
-    np.testing.assert_array_equal(jc._chunked(program, x, np.zeros((20, 2), int), np.arange(20), mask, 2),
+    np.testing.assert_array_equal(chunks.run_chunked(program, x, np.zeros((20, 2), int), np.arange(20), mask, 2),
                                   np.arange(20) * 10 + 2)
     assert peak[0] == 3
 
@@ -376,7 +377,7 @@ def test_side_by_side_chunks_keep_the_callers_float64(monkeypatch, digits_third)
     """``jax.enable_x64`` is per thread: Gaussian NB's chunks, run from worker threads on one
     CPU device, must still compute in float64 and equal scikit-learn to 1e-6."""
     monkeypatch.setattr(jax, "local_devices", lambda real=jax.local_devices: real()[:1])
-    monkeypatch.setattr(jc, "host_cores", lambda: 2)
+    monkeypatch.setattr(chunks, "host_cores", lambda: 2)
     x, y = digits_third
     _, mask = _fold_masks(y, 5, 0)
     _, log_proba = jc.gaussian_nb(x[None], y[None], np.zeros(5, int), mask, n_classes=10, scaled=False, chunk=2)

@@ -1,4 +1,4 @@
-"""The JAX SVC against scikit-learn's ``SVC()`` on real data (issue 19, items 1-2).
+"""The JAX SVC against scikit-learn's ``SVC()`` on real data.
 
 * Predictions equal to ``SVC().fit(...).predict(...)`` on at least 99% of the test
   points of every fold (10-fold ``StratifiedKFold``): Breast Cancer raw and
@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
-from icrst_jax import jax_svc as js
+from icrst_jax.evaluation import jax_svc as js
 
 N_FOLDS = 10
 
@@ -167,9 +167,10 @@ def test_a_fit_without_a_class_is_a_clear_error(cases):
 
 def test_auto_backend_fits_the_svm_in_jax_with_sklearns_scores(cases, monkeypatch):
     from icrst_jax import evaluation
+    from icrst_jax.evaluation import auto_backend
 
     # On an accelerator auto fits the SVM in JAX; on a CPU only when asked (libsvm is faster there).
-    monkeypatch.setattr(evaluation, "JAX_SVC_ON_CPU", True)
+    monkeypatch.setattr(auto_backend, "JAX_SVC_ON_CPU", True)
     case = cases["breast_cancer"]
     jobs = [(case.x, case.y, 0, "none"), (case.x, case.y, 0, "standard")]
     lines = []

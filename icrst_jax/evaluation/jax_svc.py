@@ -46,7 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icrst_jax import jax_classifiers as jc
+from icrst_jax.evaluation.chunks import fits_within_budget, run_chunked
+from icrst_jax.evaluation.jax_classifiers import fit_stats
 
 # SVC() defaults (scikit-learn 1.x): C=1.0, kernel="rbf", gamma="scale", tol=1e-3,
 # shrinking=True (not needed here, see the module docstring), max_iter=-1 (no limit).
@@ -228,7 +229,7 @@ def _fit_one(x, y, mask, scaled, *, n_classes, c_max, tol, max_iter) -> SVCResul
     """One fit: scale, kernel, every pair's SMO, decision values of every row, vote."""
     dtype = x.dtype
     k, c = n_classes, c_max
-    mean, scale = jc.fit_stats(x, mask, scaled)
+    mean, scale = fit_stats(x, mask, scaled)
     xs = (x - mean) / scale
     gamma = scale_gamma(xs, mask)
     # The training rows grouped by class, each class in row order (libsvm's
@@ -285,10 +286,10 @@ def class_size(y_sets, set_idx, train_mask, n_classes: int) -> int:
 
 
 def svc_fits_per_chunk(n: int, d: int, n_classes: int, c_max: int) -> int:
-    """:func:`jax_classifiers.fits_within_budget` for a fit's arrays (the module docstring's bound)."""
+    """:func:`~icrst_jax.evaluation.chunks.fits_within_budget` for a fit's arrays (the module docstring's bound)."""
     p = n_classes * (n_classes - 1) // 2
     kc = n_classes * c_max
-    return jc.fits_within_budget(8 * n * kc + 8 * kc**2 + 16 * p * c_max**2 + 8 * n * (d + p))
+    return fits_within_budget(8 * n * kc + 8 * kc**2 + 16 * p * c_max**2 + 8 * n * (d + p))
 
 
 def svc(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk: int | None = None,
@@ -316,7 +317,7 @@ def svc(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk: i
         scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
         train_mask = np.asarray(train_mask, bool)
         c_max = class_size(y_sets, set_idx, train_mask, n_classes)
-        return jc._chunked(lambda x, y, s, msk, sc: _svc_program(x, y, s, msk, sc, n_classes=n_classes, c_max=c_max,
+        return run_chunked(lambda x, y, s, msk, sc: _svc_program(x, y, s, msk, sc, n_classes=n_classes, c_max=c_max,
                                                                  tol=tol, max_iter=max_iter),
                            np.asarray(x_sets, np.float64), np.asarray(y_sets, np.int32), np.asarray(set_idx),
                            train_mask, chunk, scaled)

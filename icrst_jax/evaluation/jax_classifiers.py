@@ -1,4 +1,4 @@
-"""The paper's scikit-learn classifiers as compiled JAX programs over many fits.
+"""Gaussian NB and the MLP, the paper's scikit-learn classifiers, as compiled JAX programs over many fits.
 
 Section 6 of the paper classifies latents with scikit-learn's defaults. A study
 evaluates many feature sets (grid points x seeds x scalings) x 10 folds; here
@@ -11,6 +11,9 @@ scikit-learn's ``StratifiedKFold``): ``set_idx (G,)`` picks the feature set of
 ``x_sets (S, N, D)``, ``train_mask (G, N)`` its training rows. Standardisation
 (``StandardScaler`` fitted on the training fold) is a per-fit ``(mean, scale)``
 applied to the rows a fit reads, so no scaled copy of the data is stored.
+
+The fits run through :func:`~icrst_jax.evaluation.chunks.run_chunked`, a
+fixed number per call.
 
 * :func:`gaussian_nb` = ``GaussianNB()``, closed form, in float64: equal to
   scikit-learn to float tolerance.
@@ -31,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icrst_jax.evaluation.chunks import fits_within_budget, run_chunked
+
 # MLPClassifier() defaults (scikit-learn 1.x): hidden_layer_sizes=(100,), relu,
 # adam, alpha=1e-4, batch_size="auto" = min(200, n), learning_rate_init=1e-3,
 # max_iter=200, tol=1e-4, n_iter_no_change=10, beta_1=0.9, beta_2=0.999, epsilon=1e-8.
@@ -44,26 +49,6 @@ MLP_NO_CHANGE = 10
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 NB_VAR_SMOOTHING = 1e-9
 
-# The classifiers that stay with scikit-learn under eval.backend="auto".
-SKLEARN_ONLY: tuple[str, ...] = ("svm", "rf")
-
-
-# The fit axis of every program call is padded to this many fits (or fewer where memory
-# demands): the calls of a study (final and untrained sets, then the along-training
-# sets) and every chunk of them then share one compiled program per classifier and shape.
-# On a CPU a fit costs the same in chunks of 32 as of 128 (BENCHMARKS.md), and small
-# chunks waste less on the padding of the last one; an accelerator wants wide calls.
-FIT_CHUNK = {"cpu": 32, "accelerator": 1024}
-
-
-def fits_within_budget(bytes_per_fit: int) -> int:
-    """Fits per program call: :data:`FIT_CHUNK`, fewer where the chunk's ``bytes_per_fit``
-    would pass 1 GiB on a CPU backend (shared by the calls at once, one per core) or
-    16 GiB on an accelerator."""
-    cpu = jax.default_backend() == "cpu"
-    budget = 2**30 // host_cores() if cpu else 2**34
-    return int(min(FIT_CHUNK["cpu" if cpu else "accelerator"], max(1, budget // bytes_per_fit)))
-
 
 def fits_per_chunk(n: int, d: int) -> int:
     """:func:`fits_within_budget` for per-fit float64 copies of an (n, d) set (NB, MLP)."""
@@ -71,7 +56,7 @@ def fits_per_chunk(n: int, d: int) -> int:
 
 
 # ---------------------------------------------------------------------------
-# In-fold standard scaling
+# In-fold standardisation
 # ---------------------------------------------------------------------------
 
 
@@ -177,93 +162,9 @@ def gaussian_nb(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, 
     """
     with jax.enable_x64(True):
         scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
-        return _chunked(lambda x, y, s, m, sc: _nb_program(x, y, s, m, sc, n_classes=n_classes),
+        return run_chunked(lambda x, y, s, m, sc: _nb_program(x, y, s, m, sc, n_classes=n_classes),
                         np.asarray(x_sets, np.float64), np.asarray(y_sets, np.int32),
                         np.asarray(set_idx), np.asarray(train_mask), chunk, scaled)
-
-
-def _chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
-    """``program(x, y, local_idx, train_mask, *extra)`` over chunks of ``chunk`` fits (the last padded).
-
-    Each chunk gets its fits' own rows of ``x_sets`` / ``y_sets`` (``(chunk, N, D)``
-    / ``(chunk, N)``, ``local_idx = arange(chunk)``), so every call has the same
-    shapes whatever the number of sets and fits: one compiled program. ``extra``
-    are arrays or pytrees with the same leading fit axis; ``chunk=None`` is one
-    chunk of all fits. Fewer fits than ``chunk`` are one call of their own size
-    (not padded: a small evaluation does not pay for a study-sized chunk).
-    With several local devices the fit axis is split over them (data parallel:
-    each device fits its share of the chunk); chunks are then rounded up to a
-    multiple of the device count. On one CPU device, :func:`chunk_threads`
-    chunks run at once, each from its own thread.
-    """
-    g = len(set_idx)
-    devices = jax.local_devices()
-    size = g if chunk is None else min(chunk, g)
-    size = -(-size // len(devices)) * len(devices)
-    sharding = None
-    if len(devices) > 1:
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-        sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
-    local = np.arange(size, dtype=np.int32)
-
-    def run(start):
-        stop = min(start + size, g)
-        pad = size - (stop - start)
-
-        def take(a):
-            a = np.asarray(a)[start:stop]
-            return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
-
-        idx, *args = jax.tree.map(take, (set_idx, train_mask, *extra))
-        call = (x_sets[idx], y_sets[idx], local, *args)
-        if sharding is not None:
-            call = jax.device_put(call, sharding)
-        out = jax.device_get(program(*call))
-        return jax.tree.map(lambda a: a[: size - pad], out)
-
-    starts = list(range(0, g, size))
-    if sharding is not None or chunk_threads() == 1 or len(starts) == 1:
-        outs = [run(start) for start in starts]
-    else:
-        outs = _run_side_by_side(run, starts)
-    return jax.tree.map(lambda *a: np.concatenate(a), *outs)
-
-
-def _run_side_by_side(run, starts: list[int]) -> list:
-    """``[run(s) for s in starts]``, :func:`chunk_threads` calls at a time, each from its own thread.
-
-    ``jax.enable_x64`` is a per-thread setting: the caller's (float64 NB) is set again in
-    each worker, or its programs would be traced in float32.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    x64 = bool(jax.config.jax_enable_x64)
-
-    def in_callers_precision(start):
-        with jax.enable_x64(x64):
-            return run(start)
-
-    with ThreadPoolExecutor(chunk_threads()) as pool:
-        return list(pool.map(in_callers_precision, starts))
-
-
-def host_cores() -> int:
-    """The CPU cores this process may run on."""
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def chunk_threads() -> int:
-    """Chunks of fits :func:`_chunked` runs at once: on a CPU backend one per core, on an accelerator one.
-
-    Calls of these fit programs (while loops of small matmuls) from one thread
-    run at well under two cores' worth; two at a time ran a study's MLP fits 2.2x
-    faster on a 2-core CPU, also beside scikit-learn's pool (BENCHMARKS.md,
-    "Evaluation"). An accelerator runs one call on all of itself.
-    """
-    return 1 if jax.default_backend() != "cpu" else host_cores()
 
 
 # ---------------------------------------------------------------------------
@@ -542,5 +443,5 @@ def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, f
         return _mlp_program(x, y, s, m, sc, seed, fold, p0, order, n_classes=n_classes, n_max=n_max,
                             max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 
-    return _chunked(program, np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32), np.asarray(set_idx),
+    return run_chunked(program, np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32), np.asarray(set_idx),
                     train_mask, chunk, *extra)
