@@ -6,7 +6,7 @@ the encoder barely trained (README, "Reproduction on a CPU");
 ``--set train.batch_size=none --set train.epochs=50`` is the paper's setting.
 
 Each latent size is its own study in ``<folder>/latent_size<L>/``;
-``<folder>/latent_sizes.md`` puts them side by side (icrst_jax.variants).
+``<folder>/latent_sizes.md`` puts them side by side (icrst_jax.latent_size_study).
 
     python -m experiments.run --config configs/cpu_bottleneck_breast_cancer.py
 """

@@ -219,14 +219,7 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
               "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]
     lines += markdown_table(head, [[_label(by)] + [_loss_cell(by.get(s)) for s in sizes] for k, by in trained.items()])
     lines.append("")
-    for title, field, value in (("Mutual information (section 7)", "mi", "mi"), ("kNN purity", "purity", "purity")):
-        if any((r or {}).get(field) for by in rows.values() for r in by.values()):
-            lines += [f"## {title}", ""]
-            lines += markdown_table(head, [
-                [_label(by)] + [f"{by[s][field][value]:.3f}" if s in by and by[s].get(field) else "—" for s in sizes]
-                for k, by in rows.items()
-            ])
-            lines.append("")
+    lines += _measure_tables(rows, sizes, head)
     figure = plot_vs_latent_size(rows, sizes, classifiers, metric, out / f"{metric}_vs_latent_size.png",
                                  title=f"{dataset}: held-out {reporting.METRIC_LABELS.get(metric, metric)} "
                                        f"against latent size")
@@ -245,6 +238,20 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
     }
     reporting.write_results_json(out / RESULTS, combined)
     return combined
+
+
+def _measure_tables(rows: Mapping, sizes: Sequence[int], head: list[str]) -> list[str]:
+    """The MI and kNN purity tables (where the study computed them), one row per mode and p."""
+    lines = []
+    for title, field, value in (("Mutual information (section 7)", "mi", "mi"), ("kNN purity", "purity", "purity")):
+        if any((r or {}).get(field) for by in rows.values() for r in by.values()):
+            lines += [f"## {title}", ""]
+            lines += markdown_table(head, [
+                [_label(by)] + [f"{by[s][field][value]:.3f}" if s in by and by[s].get(field) else "—" for s in sizes]
+                for k, by in rows.items()
+            ])
+            lines.append("")
+    return lines
 
 
 def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequence[str], metric: str, path,

@@ -43,7 +43,7 @@ import numpy as np
 from icrst_jax import data as data_lib
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
-from icrst_jax.data.registry import DATASET_SPECS
+from icrst_jax.data.registry import DATASET_SHAPES
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, versions
@@ -70,11 +70,10 @@ def epoch_latents_path(out: Path, epoch: int) -> Path:
 def sample_shape(cfg: StudyConfig, name: str | None = None) -> tuple[tuple[int, ...], int]:
     """The sample shape of data set ``name`` (default ``cfg.data.name``) at the study's image
     size, and its training-split size, from the registry (no data is read)."""
-    spec = DATASET_SPECS[name or cfg.data.name]
-    shape = tuple(spec.shape)
+    shape, n_train = DATASET_SHAPES[name or cfg.data.name]
     if cfg.data.image_size is not None and len(shape) == 3:
         shape = (cfg.data.image_size, cfg.data.image_size, shape[2])
-    return shape, spec.train_size
+    return tuple(shape), n_train
 
 
 def model_summary(cfg: StudyConfig, shape: tuple[int, ...], n_train: int, *, num_devices: int | None = None) -> dict:

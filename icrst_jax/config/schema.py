@@ -458,12 +458,12 @@ class StudyConfig:
       modes: training modes (``standard``, ``icrst``, ``trst``, ``dae``).
       p_values: swap probabilities of the p-dependent modes (icrst, trst).
       seeds: seeds of every (mode, p).
-      latent_sizes: the bottleneck as a study axis: each size is a variant of
-        the study with ``train.model.latent_size`` set to it, trained (one
-        compiled program per variant) and reported in a subfolder
-        ``latent_size<L>``, then compared side by side in the study's folder
-        (:mod:`icrst_jax.variants`). Empty (default): one study, the model's
-        own bottleneck.
+      latent_sizes: a latent-size study: each size is a grid of its own with
+        ``train.model.latent_size`` set to it, trained (one compiled program
+        per size) and reported in a subfolder ``latent_size<L>``, then
+        compared side by side in the study's folder
+        (:mod:`icrst_jax.latent_size_study`). Empty (default): one grid, the
+        model's own bottleneck.
       eval: how the latents are judged.
       checkpoints: write an orbax checkpoint of the study (at the end, and
         every ``train.checkpoint_every`` epochs).
