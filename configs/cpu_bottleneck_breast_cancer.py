@@ -1,4 +1,4 @@
-"""The bottleneck as a study axis on Breast Cancer: the paper's MLP with a
+"""A latent-size study on Breast Cancer: the paper's MLP with a
 1-, 2- and 8-unit bottleneck (8 is Table D1's), standard / ICRST / TRST at
 p = 1, three seeds; batch 64 for 300 epochs (Adam 1e-3): with the paper's
 batch 512 the 455 training rows are one step per epoch and 50 epochs leave

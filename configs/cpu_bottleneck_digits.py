@@ -1,4 +1,4 @@
-"""The bottleneck as a study axis on 16x16 digits: the ``cpu_digits`` study
+"""A latent-size study on 16x16 digits: the ``cpu_digits`` study
 (the paper's MNIST conv model at 1/8 width, batch 128) with its last encoder
 block (the global-average-pooled latent) at 2, 8 and 64 channels (64 is the
 width's own), standard / ICRST / TRST at p = 1, three seeds, 8 epochs.

