@@ -53,15 +53,15 @@ def offline(args) -> tuple[dict, str]:
         out[name] = {}
         for backend in args.backends:
             t0 = time.perf_counter()
-            res = evaluation.evaluate_many([(x, y, 0, "none"), (x, y, 0, "standard")], args.classifiers, n_folds=10,
+            res = evaluation.evaluate_many([(x, y, 0, "none"), (x, y, 0, "standardised")], args.classifiers, n_folds=10,
                                            n_jobs=args.n_jobs, backend=backend, fold_lines=False, progress=log)
             out[name][backend] = {"wall_s": time.perf_counter() - t0, **{
                 sc: {c: {"accuracy": r[c]["accuracy"]["mean"], "low": r[c]["accuracy"]["low"],
                          "high": r[c]["accuracy"]["high"], "fitted_on": r[c]["fitted_on"],
                          "convergence_warnings": r[c]["convergence_warnings"]} for c in args.classifiers}
-                for sc, r in zip(("none", "standard"), res)}}
+                for sc, r in zip(("none", "standardised"), res)}}
         rows += [[name, sc, c, *(out[name][b][sc][c]["accuracy"] for b in args.backends)]
-                 for sc in ("none", "standard") for c in args.classifiers]
+                 for sc in ("none", "standardised") for c in args.classifiers]
     return out, format_table("fold-mean accuracy, 10 folds", ["data", "scaling", "classifier", *args.backends], rows)
 
 

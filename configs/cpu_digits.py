@@ -18,5 +18,5 @@ def get_config() -> StudyConfig:
         modes=("standard", "icrst", "trst"),
         p_values=(0.5, 1.0),
         seeds=(0, 1),
-        eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 1, 3), mi_samples=100),
+        eval=EvalConfig(scalings=("none", "standardised"), at_epochs=(0, 1, 3), mi_samples=100),
     )

@@ -19,5 +19,5 @@ def get_config() -> StudyConfig:
         seeds=(0, 1),
         # Both feature scalings and the latents along training: the untrained
         # encoder, once scaled, is already a strong baseline.
-        eval=EvalConfig(scalings=("none", "standard"), at_epochs=(0, 1, 3)),
+        eval=EvalConfig(scalings=("none", "standardised"), at_epochs=(0, 1, 3)),
     )

@@ -214,7 +214,7 @@ def test_evaluation_benchmark_both_backends(tmp_path):
     assert bench_evaluation.main(["--offline", "--classifiers", "nb", "--backends", "sklearn", "--n-jobs", "1",
                                   "--out", str(tmp_path / "offline")]) == 0
     off = strict_load(tmp_path / "offline" / "bench_evaluation.json")["results"]
-    assert 0.9 < off["breast_cancer"]["sklearn"]["standard"]["nb"]["accuracy"] < 1.0  # GaussianNB: ~0.93
+    assert 0.9 < off["breast_cancer"]["sklearn"]["standardised"]["nb"]["accuracy"] < 1.0  # GaussianNB: ~0.93
     assert 0.75 < off["digits"]["sklearn"]["none"]["nb"]["accuracy"] < 0.9  # ~0.81
     assert bench_evaluation.main(["--svc", "--sets", "synthetic_300x16", "--repeats", "1", "--out", str(tmp_path / "svc")]) == 0
     r = strict_load(tmp_path / "svc" / "bench_evaluation.json")["results"]["synthetic_300x16"]

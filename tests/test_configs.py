@@ -8,6 +8,7 @@ from experiments import run as cli
 from icrst_jax.config import (
     CLASSIFIERS,
     ConfigFileError,
+    EvalConfig,
     TrainConfig,
     GridPoint,
     StudyConfig,
@@ -265,3 +266,15 @@ def test_cli_reports_a_config_file_mistake_in_one_line(tmp_path, capsys):
     assert cli.main(["--config", str(path), "--dry-run"]) == 2
     assert capsys.readouterr().err == (f"error: {path}:3: get_config() failed: ValueError: seeds must be a tuple "
                                        f"of integers, got '0' (str)\n")
+
+
+def test_the_scalings_earlier_name_is_an_alias_with_one_notice(capsys, monkeypatch):
+    from icrst_jax.config import schema
+
+    monkeypatch.setattr(schema, "_ALIASES_NOTED", set())
+    assert EvalConfig(scalings=("none", "standard")).scalings == ("none", "standardised")
+    assert apply_override(StudyConfig(), "eval.scalings=none,standard").eval.scalings == ("none", "standardised")
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["notice: the scaling 'standard' is now called 'standardised' (the old name still works)"]
+    with pytest.raises(ValueError, match="unknown scaling 'minmax'"):
+        EvalConfig(scalings=("minmax",))

@@ -329,7 +329,7 @@ def _svm_fold_scores(x, y, n_folds, seed, fit_scaler):
 
 def test_standard_scaling_is_fitted_inside_each_training_fold():
     x, y = _outlier_data()
-    res = evaluate_classifiers(x, y, ["svm"], n_folds=5, seed=0, scaling="standard")["svm"]
+    res = evaluate_classifiers(x, y, ["svm"], n_folds=5, seed=0, scaling="standardised")["svm"]
     in_fold = _svm_fold_scores(x, y, 5, 0, lambda train: x[train])
     on_all = _svm_fold_scores(x, y, 5, 0, lambda train: x)
     np.testing.assert_array_equal(res["accuracy"]["folds"], in_fold)
@@ -344,19 +344,23 @@ def test_standard_scaling_is_fitted_inside_each_training_fold():
 def test_standard_scaling_undoes_a_per_feature_rescale_and_none_does_not():
     x, y = _clusters(n_per_class=40, n_classes=3, dim=4, sep=1.5, seed=13)
     scale = np.array([1e-3, 1.0, 1e3, 10.0])
-    jobs = [(x, y, 0, "standard"), (x * scale, y, 0, "standard"), (x, y, 0, "none"), (x * scale, y, 0, "none")]
+    jobs = [(x, y, 0, "standardised"), (x * scale, y, 0, "standardised"), (x, y, 0, "none"), (x * scale, y, 0, "none")]
     a, b, c, d = evaluate_many(jobs, ["svm"], n_folds=4)
     np.testing.assert_allclose(a["svm"]["accuracy"]["folds"], b["svm"]["accuracy"]["folds"])
     assert not np.allclose(c["svm"]["accuracy"]["folds"], d["svm"]["accuracy"]["folds"])
-    assert isinstance(make_classifier("mlp", 3, "standard").steps[-1][1], MLPClassifier)
+    assert isinstance(make_classifier("mlp", 3, "standardised").steps[-1][1], MLPClassifier)
     with pytest.raises(ValueError, match="unknown scaling 'minmax'"):
         make_classifier("svm", scaling="minmax")
+    # The scaling's earlier name is the same scaling.
+    (old,) = evaluate_many([(x * scale, y, 0, "standard")], ["svm"], n_folds=4)
+    np.testing.assert_array_equal(old["svm"]["accuracy"]["folds"], b["svm"]["accuracy"]["folds"])
+    assert old["svm"]["scaling"] == "standardised"
 
 
 def test_pooling_refuses_mixed_scalings():
     x, y = _clusters(n_per_class=10, n_classes=2, dim=2)
     a = evaluate_classifiers(x, y, ["nb"], n_folds=2)
-    b = evaluate_classifiers(x, y, ["nb"], n_folds=2, scaling="standard")
+    b = evaluate_classifiers(x, y, ["nb"], n_folds=2, scaling="standardised")
     assert pool_results([b, b])["nb"]["scaling"] == "standard"
     with pytest.raises(ValueError, match="different feature scalings"):
         pool_results([a, b])
@@ -429,7 +433,7 @@ def test_progress_lines_name_their_set_and_say_max_iter_once():
 
     x, y = load_breast_cancer(return_X_y=True)
     lines = []
-    evaluate_many([(x[:120, :4], y[:120], 0, "none"), (x[:120, :4], y[:120], 0, "standard")], ["mlp"],
+    evaluate_many([(x[:120, :4], y[:120], 0, "none"), (x[:120, :4], y[:120], 0, "standardised")], ["mlp"],
                              n_folds=3, backend="sklearn", fold_lines=False, progress=lines.append,
                              job_names=["icrst p=0.5 seed 0, raw", "icrst p=0.5 seed 0, standardised"])
     assert lines[0].startswith("[icrst p=0.5 seed 0, raw][mlp] accuracy")
@@ -479,7 +483,7 @@ def test_job_classifiers_give_each_job_its_subset_with_the_numbers_of_separate_c
     from sklearn.datasets import load_breast_cancer
 
     x, y = load_breast_cancer(return_X_y=True)
-    a, b = (x[:150, :4], y[:150], 0, "standard"), (x[150:300, 4:8], y[150:300], 1, "none")
+    a, b = (x[:150, :4], y[:150], 0, "standardised"), (x[150:300, 4:8], y[150:300], 1, "none")
     both = evaluate_many([a, b], ["svm", "nb"], n_folds=3, backend=backend, job_classifiers=[["nb", "svm"], ["nb"]])
     assert list(both[0]) == ["svm", "nb"] and list(both[1]) == ["nb"]
     alone_a = evaluate_many([a], ["svm", "nb"], n_folds=3, backend=backend)[0]
@@ -518,7 +522,7 @@ def test_intelex_svc_predicts_what_sklearns_svc_predicts(monkeypatch):
     real = sklearnex.svm.SVC.fit
     monkeypatch.setattr(sklearnex.svm.SVC, "fit", lambda self, *a, **kw: fits.append(1) or real(self, *a, **kw))
     monkeypatch.setattr(auto_backend, "INTELEX_SVC_MIN_CELLS", 0)
-    jobs = [(bx, by, 0, "standard"), (dx[:900], dy[:900], 1, "none")]
+    jobs = [(bx, by, 0, "standardised"), (dx[:900], dy[:900], 1, "none")]
     auto = evaluate_many(jobs, ["svm"], n_folds=5, backend="auto", n_jobs=1)
     assert len(fits) == 10
     ref = evaluate_many(jobs, ["svm"], n_folds=5, backend="sklearn", n_jobs=1)

@@ -200,10 +200,10 @@ def test_comparison_table_shows_each_scaling_and_the_corrected_mi():
         return {"accuracy": {"mean": mean, "low": mean - 0.05, "high": mean + 0.05}}
 
     def rec(mode, raw, std, mi, corrected):
-        return {"mode": mode, "p": None, "classifiers": {"svm": acc(raw)}, "other_scalings": {"standard": {"svm": acc(std)}},
+        return {"mode": mode, "p": None, "classifiers": {"svm": acc(raw)}, "other_scalings": {"standardised": {"svm": acc(std)}},
                 "mi": {"mi": mi, "corrected": {"mi": corrected}}}
 
-    payload = {"dataset": "digits", "metric": "accuracy", "scalings": ["none", "standard"],
+    payload = {"dataset": "digits", "metric": "accuracy", "scalings": ["none", "standardised"],
                "records": [rec("untrained", 0.5, 0.6, 0.883, 0.011), rec("standard", 0.7, 0.8, 0.412, 0.123)]}
     lines = comparison_table(payload).splitlines()
     assert "svm raw" in lines[1] and "svm standardised" in lines[1] and "MI corrected" in lines[1]

@@ -208,8 +208,8 @@ SPREAD_SETS = ["breast_cancer scaled", "digits pixels", "latents standard", "lat
 def spread(breast_cancer, digits_third):
     """Per set: (our fold-mean accuracy through evaluate_many(backend="auto"), scikit-learn's 5 fold-means).
     Trained latents are standardised in-fold (the study's second scaling)."""
-    sets = {"breast_cancer scaled": (*breast_cancer, "standard"), "digits pixels": (*digits_third, "none"),
-            **{name: (x, y, "standard") for name, (x, y) in trained_latents().items()}}
+    sets = {"breast_cancer scaled": (*breast_cancer, "standardised"), "digits pixels": (*digits_third, "none"),
+            **{name: (x, y, "standardised") for name, (x, y) in trained_latents().items()}}
     ours = evaluation.evaluate_many([(x, y, 0, sc) for x, y, sc in sets.values()], ["mlp"],
                                     n_folds=SPREAD_FOLDS, backend="auto")
     return {name: (res["mlp"]["accuracy"]["mean"], _sklearn_fold_means(x, y, sc, range(SPREAD_SEEDS)))
@@ -235,8 +235,8 @@ def test_mlp_has_no_bias_over_the_sets(spread):
 def test_auto_backend_has_sklearns_structure_and_its_deterministic_scores(breast_cancer, spread):
     x, y = breast_cancer
     names = ["svm", "rf", "mlp", "nb"]
-    auto = evaluation.evaluate_many([(x, y, 0, "standard")], names, n_folds=SPREAD_FOLDS, backend="auto")[0]
-    ref = evaluation.evaluate_many([(x, y, 0, "standard")], ["svm", "rf", "nb"], n_folds=SPREAD_FOLDS,
+    auto = evaluation.evaluate_many([(x, y, 0, "standardised")], names, n_folds=SPREAD_FOLDS, backend="auto")[0]
+    ref = evaluation.evaluate_many([(x, y, 0, "standardised")], ["svm", "rf", "nb"], n_folds=SPREAD_FOLDS,
                                    backend="sklearn")[0]
     assert list(auto) == names
     for name in names:
@@ -250,7 +250,7 @@ def test_auto_backend_has_sklearns_structure_and_its_deterministic_scores(breast
 
 def test_auto_fits_the_random_forest_once_per_feature_set(breast_cancer):
     x, y = breast_cancer
-    jobs = [(x, y, 0, "none"), (x, y, 0, "standard")]
+    jobs = [(x, y, 0, "none"), (x, y, 0, "standardised")]
     none, std = evaluation.evaluate_many(jobs, ["rf", "nb"], n_folds=3, backend="auto")
     np.testing.assert_array_equal(none["rf"]["accuracy"]["folds"], std["rf"]["accuracy"]["folds"])
     assert none["rf"]["fitted_on"] == std["rf"]["fitted_on"] == "none"
@@ -292,12 +292,12 @@ def test_a_studys_calls_and_chunks_share_one_nb_program(breast_cancer):
     x, y = breast_cancer
     x, y = x[:120, :8], y[:120]
     before = jc._nb_program._cache_size()
-    first = evaluation.evaluate_many([(x, y, s, sc) for s in range(7) for sc in ("none", "standard")], ["nb"],
+    first = evaluation.evaluate_many([(x, y, s, sc) for s in range(7) for sc in ("none", "standardised")], ["nb"],
                                      n_folds=10, backend="auto")
-    second = evaluation.evaluate_many([(x + 1.0, y, s, "standard") for s in range(33)], ["nb"], n_folds=10,
+    second = evaluation.evaluate_many([(x + 1.0, y, s, "standardised") for s in range(33)], ["nb"], n_folds=10,
                                       backend="auto")
     assert jc._nb_program._cache_size() - before == 1
-    alone = evaluation.evaluate_many([(x, y, 3, "standard")], ["nb"], n_folds=10, backend="auto")[0]
+    alone = evaluation.evaluate_many([(x, y, 3, "standardised")], ["nb"], n_folds=10, backend="auto")[0]
     np.testing.assert_array_equal(first[7]["nb"]["accuracy"]["folds"], alone["nb"]["accuracy"]["folds"])
     assert len(second) == 33
 

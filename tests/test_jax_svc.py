@@ -172,7 +172,7 @@ def test_auto_backend_fits_the_svm_in_jax_with_sklearns_scores(cases, monkeypatc
     # On an accelerator auto fits the SVM in JAX; on a CPU only when asked (libsvm is faster there).
     monkeypatch.setattr(auto_backend, "JAX_SVC_ON_CPU", True)
     case = cases["breast_cancer"]
-    jobs = [(case.x, case.y, 0, "none"), (case.x, case.y, 0, "standard")]
+    jobs = [(case.x, case.y, 0, "none"), (case.x, case.y, 0, "standardised")]
     lines = []
     auto = evaluation.evaluate_many(jobs, ["svm"], backend="auto", fold_lines=False, progress=lines.append)
     assert any(line.startswith("[svm] 20 fits") and "JAX program" in line for line in lines), lines

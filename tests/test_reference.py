@@ -33,7 +33,7 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
         train=TRAIN,
         modes=("standard", "trst"),
         seeds=(0, 1),
-        eval=EvalConfig(classifiers=("nb",), n_folds=2, n_jobs=1, scalings=("none", "standard"), at_epochs=(0, 1),
+        eval=EvalConfig(classifiers=("nb",), n_folds=2, n_jobs=1, scalings=("none", "standardised"), at_epochs=(0, 1),
                         epoch_classifiers=("nb",)),
         checkpoints=False,
         out=str(tmp_path / "run"),
@@ -58,10 +58,10 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
     results = json.loads((out / "results.json").read_text())
     recs = {r["mode"]: r for r in results["records"]}
     assert list(recs) == ["untrained", "standard", "trst"] and recs["untrained"]["seeds"] == [0, 1]
-    assert results["scalings"] == ["none", "standard"]
+    assert results["scalings"] == ["none", "standardised"]
     for r in recs.values():
         assert r["scaling"] == "none" and r["classifiers"]["nb"]["scaling"] == "none"
-        assert r["other_scalings"]["standard"]["nb"]["scaling"] == "standard"
+        assert r["other_scalings"]["standardised"]["nb"]["scaling"] == "standardised"
         assert r["purity"]["k"] == 20 and len(r["latent_spread"]) == 2
     # Trajectory: epochs 0, 1 and the last; epoch 0 is the untrained row for every mode.
     for mode in ("standard", "trst"):

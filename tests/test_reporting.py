@@ -234,11 +234,11 @@ def test_report_says_which_classifiers_were_fitted_once_for_both_scalings():
         rec = _record("standard", None, 0.8)
         for entry in rec["classifiers"].values():
             entry.update(scaling="none", fitted_on="none")
-        rec["other_scalings"] = {"standard": {
+        rec["other_scalings"] = {"standardised": {
             name: {**entry, "scaling": "standard", "fitted_on": rf_fitted_on if name == "rf" else "standard"}
             for name, entry in rec["classifiers"].items()}}
         return render_report(StudyResult(dataset="digits", metric="accuracy", records=[rec]))
 
     note = "Random Forest: fitted once per latent set, on the raw latents, and reported under each scaling"
     assert "## Side by side" in with_scalings("none") and note in with_scalings("none")
-    assert note not in with_scalings("standard")
+    assert note not in with_scalings("standardised")

@@ -11,6 +11,7 @@ defaults are :mod:`icrst_jax.config.paper`'s.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
 from typing import ClassVar, Literal
 
@@ -254,8 +255,22 @@ Classifier = Literal["svm", "rf", "mlp", "nb"]  # the four classifiers of sectio
 CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.
-Scaling = Literal["none", "standard"]
+Scaling = Literal["none", "standardised"]
 SCALINGS: tuple[str, ...] = typing.get_args(Scaling)
+# Earlier names of scaling values, still accepted; the first use in a process says so in one line.
+SCALING_ALIASES: dict[str, str] = {"standard": "standardised"}
+_ALIASES_NOTED: set[str] = set()
+
+
+def canonical_scaling(value):
+    """The current name of a scaling value (``"standard"`` -> ``"standardised"``); others as they are."""
+    if isinstance(value, str) and value in SCALING_ALIASES:
+        if value not in _ALIASES_NOTED:
+            _ALIASES_NOTED.add(value)
+            print(f"notice: the scaling {value!r} is now called {SCALING_ALIASES[value]!r} "
+                  f"(the old name still works)", file=sys.stderr)
+        return SCALING_ALIASES[value]
+    return value
 # Who fits the classifiers: "auto" = compiled JAX programs where they are faithful
 # (MLP, Gaussian NB), scikit-learn for the rest; "sklearn" = scikit-learn for all.
 EvalBackend = Literal["auto", "sklearn"]
@@ -373,6 +388,8 @@ class EvalConfig:
     backend: EvalBackend = "auto"
 
     def __post_init__(self):
+        if isinstance(self.scalings, (tuple, list)):
+            object.__setattr__(self, "scalings", type(self.scalings)(canonical_scaling(s) for s in self.scalings))
         check_types(self)
         if self.backend not in EVAL_BACKENDS:
             raise ValueError(f"unknown eval.backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")

@@ -180,7 +180,7 @@ def _fit_group(name: str, group: list[FeatureSet], members: list[int], shape: tu
     set_pos = {key: set_rows.index(m) for key, m in set_of.items()}
     rows = [(m, f) for m, fs in enumerate(group) for f in range(fs.n_folds)]
     set_idx = np.array([set_pos[(id(group[m].x), id(group[m].y))] for m, _ in rows])
-    scaled = np.array([group[m].scaling == "standard" for m, _ in rows])
+    scaled = np.array([group[m].scaling == "standardised" for m, _ in rows])
     train_mask = np.zeros((len(rows), shape[0]), bool)
     for g, (m, f) in enumerate(rows):
         train_mask[g, group[m].splits[f][0]] = True

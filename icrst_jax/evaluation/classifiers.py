@@ -35,7 +35,7 @@ def make_classifier(name: str, seed: int = 0, scaling: str = "none", *, intelex:
         (``RandomForestClassifier``), ``"mlp"`` (``MLPClassifier``) or ``"nb"``
         (``GaussianNB``).
       seed: ``random_state`` of the estimator.
-      scaling: ``"none"`` (the paper: latents as they are) or ``"standard"``
+      scaling: ``"none"`` (the paper: latents as they are) or ``"standardised"``
         (standardised): a ``Pipeline`` of ``StandardScaler`` and the classifier,
         so that fitting it on a training fold fits the scaler on that fold only.
       intelex: the SVM is scikit-learn-intelex's ``SVC``, same hyperparameters.
@@ -69,7 +69,7 @@ def make_classifier(name: str, seed: int = 0, scaling: str = "none", *, intelex:
         clf = GaussianNB()
     else:
         raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
-    return make_pipeline(StandardScaler(), clf) if scaling == "standard" else clf
+    return make_pipeline(StandardScaler(), clf) if scaling == "standardised" else clf
 
 
 def fit_fold(name, seed, scaling, x, y, train, test, intelex: bool = False) -> FoldOutcome:

@@ -53,7 +53,7 @@ def evaluate_classifiers(
     ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)`` and are the
     same for every classifier. By default features are used as given (the
     paper mentions no feature scaling before the classifiers); ``scaling=
-    "standard"`` standardises them with statistics of each training fold.
+    "standardised"`` standardises them with statistics of each training fold.
 
     If ``n_folds`` exceeds the number of members of the smallest class the
     number of folds is reduced to that count, with a ``RuntimeWarning`` and a
@@ -75,7 +75,7 @@ def evaluate_classifiers(
       progress: optional callable receiving one line per fold and one summary
         line per classifier.
       level: coverage of the percentile interval.
-      scaling: ``"none"`` or ``"standard"`` (standardised; see
+      scaling: ``"none"`` or ``"standardised"`` (see
         :func:`~icrst_jax.evaluation.classifiers.make_classifier`).
       backend: ``"sklearn"`` or ``"auto"`` (see :func:`evaluate_many`).
 
@@ -128,7 +128,7 @@ def evaluate_many(
       jobs: the feature sets, ``(features, labels, seed)`` or ``(features,
         labels, seed, scaling)`` each; the seed decides its folds and classifier
         seeds exactly as in :func:`evaluate_classifiers`, the scaling (default
-        ``"none"``; ``"standard"``: standardised) what the classifiers see.
+        ``"none"``; ``"standardised"``) what the classifiers see.
       n_jobs: joblib workers, as in :func:`evaluate_classifiers`.
       fold_lines: send one progress line per fit (False: per classifier only).
       backend: ``"sklearn"`` (every fit by scikit-learn) or ``"auto"``.

@@ -4,7 +4,7 @@ Section 6 of the paper: "10-cross-fold-validation". A feature set
 ``(features, labels, seed, scaling)`` becomes a :class:`FeatureSet`: its arrays
 checked, its folds ``StratifiedKFold(n_folds, shuffle=True, random_state=seed)``
 (the same for every classifier), its scaling ``"none"`` (as given) or
-``"standard"`` (standardised with each training fold's statistics). One
+``"standardised"`` (with each training fold's statistics). One
 :class:`Fit` is one classifier on one fold of one set.
 """
 
@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from icrst_jax.config import SCALINGS  # declared once, with the study config
+from icrst_jax.config import SCALINGS, canonical_scaling  # declared once, with the study config
 from icrst_jax.evaluation.inputs import features_and_labels
 
 
@@ -29,7 +29,7 @@ class FeatureSet:
       x: ``(N, D)`` finite features (the caller's array where it was one).
       y: ``(N,)`` labels.
       seed: seed of the fold shuffle and of the classifiers' ``random_state``.
-      scaling: ``"none"`` or ``"standard"`` (standardised in each training fold).
+      scaling: ``"none"`` or ``"standardised"`` (with each training fold's statistics; ``"standard"`` is its earlier name).
       n_folds: the folds used (the requested number, capped at the smallest class).
       splits: ``n_folds`` pairs ``(train rows, test rows)`` of ``StratifiedKFold``.
       source: ``id`` of the caller's features object: the scalings of one set share it.
@@ -69,6 +69,7 @@ def prepare(entry: tuple, n_folds: int, progress) -> FeatureSet:
     ``RuntimeWarning`` and a line through ``progress`` (:func:`check_folds`).
     """
     features, labels, seed, scaling = unpack(entry)
+    scaling = canonical_scaling(scaling)
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; known: {', '.join(SCALINGS)}")
     x, y = features_and_labels(features, labels)
