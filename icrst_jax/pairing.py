@@ -1,4 +1,4 @@
-"""On-device target pairing for ICRST and TRST (paper sections 3, 4 and 6).
+"""On-device partner pairing for ICRST and TRST (paper sections 3, 4 and 6).
 
 The authors' PyTorch code pairs on the host, one sample at a time: a scipy
 Bernoulli draw, then ``np.random.choice`` from a Python list of same-class
@@ -21,8 +21,8 @@ Domains (unsupervised domain adaptation, paper section 8,
 :mod:`icrst_jax.adaptation`): a table may split every class by domain, so a
 group is (class, domain). In-class pairing then stays inside the anchor's
 domain, and cross-domain pairing (``cross_icrst``) draws from the anchor's
-class in the other domain. A sample of unknown class (an unlabelled target
-sample, or one whose pseudo-label is not confident) and an anchor whose group
+class in the other domain. A sample of unknown class (an unlabelled sample of
+the target domain, or one whose pseudo-label is not confident) and an anchor whose group
 is empty pair with themselves. With one domain (the default) groups are classes.
 """
 
@@ -138,7 +138,7 @@ def build_pairing_table(labels, domains=None, *, known=None, class_values=None, 
     )
 
 
-# How a mode picks the reconstruction target: the partner kind of
+# How a mode picks the partner an anchor reconstructs: the partner kind of
 # :func:`pair_indices` as an integer, so that the mode can be a traced value (one
 # compiled program trains standard, ICRST, TRST and DAE runs side by side).
 PARTNER_SELF, PARTNER_IN_CLASS, PARTNER_WHOLE_SET, PARTNER_OTHER_DOMAIN = 0, 1, 2, 3
@@ -155,9 +155,9 @@ def partner_code(mode: str) -> int:
 
 
 def pair_indices(key: jax.Array, table: PairingTable, indices: jax.Array, *, mode, p: float | jax.Array) -> jax.Array:
-    """Returns the index of each anchor's reconstruction target.
+    """Returns the index of each anchor's partner (the sample it reconstructs).
 
-    With probability ``p`` (one Bernoulli draw per sample, section 6) the target
+    With probability ``p`` (one Bernoulli draw per sample, section 6) the anchor
     is swapped for a partner: a uniform sample of the anchor's class (``icrst``,
     eq. 7; in the anchor's domain), of the whole training set (``trst``, eq. 9)
     or of the anchor's class in the other domain (``cross_icrst``, domain

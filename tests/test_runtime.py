@@ -1,8 +1,8 @@
 """The persistent compilation cache (``icrst_jax.runtime``) on our own programs.
 
 The cache is process-wide JAX state, so the runs that use it happen in child
-processes with a clean environment (one CPU device, not this session's four
-fake ones) and a fresh cache directory per test; this session's JAX is left
+processes with a clean environment (one CPU device, not this process's four
+fake ones) and a fresh cache directory per test; this process's JAX is left
 alone. Only files, JAX's own cache hit/miss events and losses are asserted,
 never a timing (the machines are shared and noisy).
 """
@@ -118,7 +118,7 @@ def test_resolution_order(tmp_path, monkeypatch):
 
 
 def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
-    """In this session's JAX: enable twice, switch directory, switch off (left off afterwards)."""
+    """In this process's JAX: enable twice, switch directory, switch off (left off afterwards)."""
     import jax
 
     assert jax.config.jax_compilation_cache_dir is None  # conftest: the session runs without a cache
