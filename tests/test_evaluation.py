@@ -336,7 +336,7 @@ def test_standard_scaling_is_fitted_inside_each_training_fold():
     # The leak is visible on these data: in the outlier's fold a scaler fitted on
     # all rows loses the class signal, so the equality above would fail.
     assert np.max(in_fold - on_all) > 0.3
-    assert res["scaling"] == "standard"
+    assert res["scaling"] == "standardised"
     raw = evaluate_classifiers(x, y, ["svm"], n_folds=5, seed=0)["svm"]
     assert raw["scaling"] == "none"
 
@@ -361,7 +361,7 @@ def test_pooling_refuses_mixed_scalings():
     x, y = _clusters(n_per_class=10, n_classes=2, dim=2)
     a = evaluate_classifiers(x, y, ["nb"], n_folds=2)
     b = evaluate_classifiers(x, y, ["nb"], n_folds=2, scaling="standardised")
-    assert pool_results([b, b])["nb"]["scaling"] == "standard"
+    assert pool_results([b, b])["nb"]["scaling"] == "standardised"
     with pytest.raises(ValueError, match="different feature scalings"):
         pool_results([a, b])
 

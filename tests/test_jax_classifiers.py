@@ -241,7 +241,7 @@ def test_auto_backend_has_sklearns_structure_and_its_deterministic_scores(breast
     assert list(auto) == names
     for name in names:
         assert set(auto[name]) == set(ref["nb"])
-        assert auto[name]["n_folds"] == SPREAD_FOLDS and auto[name]["fitted_on"] == "standard"
+        assert auto[name]["n_folds"] == SPREAD_FOLDS and auto[name]["fitted_on"] == "standardised"
     for name in ("svm", "rf", "nb"):
         np.testing.assert_array_equal(auto[name]["accuracy"]["folds"], ref[name]["accuracy"]["folds"])
         np.testing.assert_array_equal(auto[name]["f1_macro"]["folds"], ref[name]["f1_macro"]["folds"])
@@ -254,7 +254,7 @@ def test_auto_fits_the_random_forest_once_per_feature_set(breast_cancer):
     none, std = evaluation.evaluate_many(jobs, ["rf", "nb"], n_folds=3, backend="auto")
     np.testing.assert_array_equal(none["rf"]["accuracy"]["folds"], std["rf"]["accuracy"]["folds"])
     assert none["rf"]["fitted_on"] == std["rf"]["fitted_on"] == "none"
-    assert std["nb"]["fitted_on"] == "standard"
+    assert std["nb"]["fitted_on"] == "standardised"
     assert not np.array_equal(none["nb"]["accuracy"]["folds"], std["nb"]["accuracy"]["folds"])
 
 
