@@ -36,6 +36,7 @@ configuration with one seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -199,110 +200,140 @@ def make_engine(
     """
     model = make_model(config.model, sample_shape)
     mesh = make_mesh(config.num_devices)
-    n_dev = mesh.devices.size
-    batch = effective_batch_size(config, num_samples, n_dev)
-    steps = int(math.ceil(num_samples / batch))
+    batch = effective_batch_size(config, num_samples, mesh.devices.size)
     tx = optax.adam(config.learning_rate)
-    noise = config.mode == "dae" if noise is None else bool(noise)
-    batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
-    replicated = NamedSharding(mesh, P())
+    spec = _EpochSpec(
+        model=model, tx=tx, batch_sharding=NamedSharding(mesh, P(DATA_AXIS)), replicated=NamedSharding(mesh, P()),
+        num_samples=num_samples, batch=batch, steps=int(math.ceil(num_samples / batch)),
+        noise=config.mode == "dae" if noise is None else bool(noise),
+    )
     trace_count = [0]
-    # Only a ragged last batch needs masked BatchNorm statistics; without one
-    # the plain statistics are the same (up to summation order) with fewer
-    # elementwise passes (BENCHMARKS.md, "Measurements behind code choices").
-    ragged = steps * batch != num_samples
 
     def init_fn(key, run: RunParams) -> TrainState:
-        k_init, k_train = jax.random.split(key)
-        dummy = jnp.zeros((1, *sample_shape), jnp.float32)
-        variables = model.init({"params": k_init}, dummy, train=False)
-        params = variables["params"]
-        return TrainState(
-            params=params,
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
-            key=jax.random.key_data(k_train),
-            epoch=jnp.zeros((), jnp.int32),
-            run=run,
-        )
-
-    def loss_fn(params, batch_stats, inputs, targets, mask, k_dropout):
-        variables = {"params": params}
-        has_bn = bool(jax.tree_util.tree_leaves(batch_stats))
-        if has_bn:
-            variables["batch_stats"] = batch_stats
-        (recon, _), updates = model.apply(
-            variables, inputs, train=True, mask=mask if ragged else None, rngs={"dropout": k_dropout},
-            mutable=["batch_stats"],
-        )
-        per_sample = jnp.mean(jnp.square(recon - targets).reshape(recon.shape[0], -1), axis=1)
-        loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
-        return loss, updates.get("batch_stats", batch_stats)
-
-    def train_step(state: TrainState, data: TrainData, idx, mask, key):
-        k_pair, k_noise, k_dropout = jax.random.split(key, 3)
-        partner = pair_indices(k_pair, data.table, idx, mode=state.run.partner, p=state.run.p)
-        # Gather on the device from the replicated training set, then split the
-        # global batch over the mesh: each device computes its shard.
-        x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
-        targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
-        mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
-        inputs = encoder_input(x, data.mean, data.std)
-        if noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
-            inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, inputs, targets, mask, k_dropout
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
-        return state, loss
+        return _init_run(model, tx, sample_shape, key, run)
 
     def epoch_fn(state: TrainState, data: TrainData):
         trace_count[0] += 1  # Python side effect: runs at trace time only.
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
-        k_perm, k_steps = jax.random.split(key)
-        if steps == 1:
-            # One step sees the whole set: the loss, its gradient and the
-            # BatchNorm statistics do not depend on the order, and every row's
-            # partner and dropout mask are drawn independently, so a shuffle
-            # would change nothing in distribution, and its sort is a visible
-            # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
-            perm = jnp.arange(num_samples, dtype=jnp.int32)
-        else:
-            perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
-        pad = steps * batch - num_samples
-        # Ragged last batch: pad with real indices (so gathers stay in range)
-        # whose mask is 0; they do not count in the loss or BatchNorm stats.
-        perm = jnp.concatenate([perm, perm[:pad]]) if pad else perm
-        idx = perm.reshape(steps, batch)
-        mask = (jnp.arange(steps * batch) < num_samples).astype(jnp.float32).reshape(steps, batch)
-
-        def body(st, xs):
-            i, idx_b, mask_b = xs
-            st, loss = train_step(st, data, idx_b, mask_b, jax.random.fold_in(k_steps, i))
-            return st, (loss, jnp.sum(mask_b))
-
-        state, (losses, counts) = jax.lax.scan(body, state, (jnp.arange(steps), idx, mask))
-        state = state.replace(epoch=state.epoch + 1)
-        state = jax.lax.with_sharding_constraint(state, replicated)
-        # Sample-weighted mean over the epoch (the last batch may be short).
-        metrics = {"loss": jnp.sum(losses * counts) / jnp.sum(counts), "step_loss": losses}
-        return state, metrics
+        return _run_epoch(spec, state, data)
 
     return Engine(
-        config=config,
-        model=model,
-        optimizer=tx,
-        mesh=mesh,
-        num_samples=num_samples,
-        batch_size=batch,
-        steps_per_epoch=steps,
-        init_fn=init_fn,
-        epoch_fn=epoch_fn,
-        trace_count=trace_count,
-        noise=noise,
+        config=config, model=model, optimizer=tx, mesh=mesh, num_samples=num_samples, batch_size=batch,
+        steps_per_epoch=spec.steps, init_fn=init_fn, epoch_fn=epoch_fn, trace_count=trace_count, noise=spec.noise,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _EpochSpec:
+    """What the epoch program is compiled for (static): the model, the optimizer, the
+    shardings and the epoch's shape. ``noise``: the epoch draws the DAE's input noise."""
+
+    model: AutoEncoder
+    tx: optax.GradientTransformation
+    batch_sharding: NamedSharding  # a global batch split along ``data``
+    replicated: NamedSharding
+    num_samples: int
+    batch: int
+    steps: int
+    noise: bool
+
+    @property
+    def ragged(self) -> bool:
+        """Whether the last batch is padded. Only then does BatchNorm need masked
+        statistics; without padding the plain ones are the same (up to summation
+        order) with fewer elementwise passes (BENCHMARKS.md, "Measurements behind code choices")."""
+        return self.steps * self.batch != self.num_samples
+
+
+def _init_run(model: AutoEncoder, tx: optax.GradientTransformation, sample_shape, key, run: RunParams) -> TrainState:
+    """One run's initial state from its key and its grid point's traced hyperparameters."""
+    k_init, k_train = jax.random.split(key)
+    dummy = jnp.zeros((1, *sample_shape), jnp.float32)
+    variables = model.init({"params": k_init}, dummy, train=False)
+    params = variables["params"]
+    return TrainState(
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        key=jax.random.key_data(k_train),
+        epoch=jnp.zeros((), jnp.int32),
+        run=run,
+    )
+
+
+def _batch_loss(spec: _EpochSpec, params, batch_stats, inputs, targets, mask, k_dropout):
+    """The masked mean squared reconstruction error of a batch, and the new BatchNorm statistics."""
+    variables = {"params": params}
+    has_bn = bool(jax.tree_util.tree_leaves(batch_stats))
+    if has_bn:
+        variables["batch_stats"] = batch_stats
+    (recon, _), updates = spec.model.apply(
+        variables, inputs, train=True, mask=mask if spec.ragged else None, rngs={"dropout": k_dropout},
+        mutable=["batch_stats"],
+    )
+    per_sample = jnp.mean(jnp.square(recon - targets).reshape(recon.shape[0], -1), axis=1)
+    loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
+    return loss, updates.get("batch_stats", batch_stats)
+
+
+def _train_step(spec: _EpochSpec, state: TrainState, data: TrainData, idx, mask, key):
+    """One optimizer step on the global batch ``data.x[idx]`` (rows with mask 0 are padding)."""
+    k_pair, k_noise, k_dropout = jax.random.split(key, 3)
+    partner = pair_indices(k_pair, data.table, idx, mode=state.run.partner, p=state.run.p)
+    # Gather on the device from the replicated training set, then split the
+    # global batch over the mesh: each device computes its shard.
+    x = jax.lax.with_sharding_constraint(data.x[idx], spec.batch_sharding)
+    targets = jax.lax.with_sharding_constraint(data.x[partner], spec.batch_sharding)
+    mask = jax.lax.with_sharding_constraint(mask, spec.batch_sharding)
+    inputs = encoder_input(x, data.mean, data.std)
+    if spec.noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
+        inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
+    (loss, batch_stats), grads = jax.value_and_grad(functools.partial(_batch_loss, spec), has_aux=True)(
+        state.params, state.batch_stats, inputs, targets, mask, k_dropout
+    )
+    updates, opt_state = spec.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+    return state, loss
+
+
+def _epoch_batches(spec: _EpochSpec, k_perm):
+    """The epoch's (steps, batch) sample indices and their masks (0: a padding row of the last batch)."""
+    n, steps, batch = spec.num_samples, spec.steps, spec.batch
+    if steps == 1:
+        # One step sees the whole set: the loss, its gradient and the
+        # BatchNorm statistics do not depend on the order, and every row's
+        # partner and dropout mask are drawn independently, so a shuffle
+        # would change nothing in distribution, and its sort is a visible
+        # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
+        perm = jnp.arange(n, dtype=jnp.int32)
+    else:
+        perm = jax.random.permutation(k_perm, n).astype(jnp.int32)
+    pad = steps * batch - n
+    # Ragged last batch: pad with real indices (so gathers stay in range)
+    # whose mask is 0; they do not count in the loss or BatchNorm stats.
+    perm = jnp.concatenate([perm, perm[:pad]]) if pad else perm
+    idx = perm.reshape(steps, batch)
+    mask = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+    return idx, mask
+
+
+def _run_epoch(spec: _EpochSpec, state: TrainState, data: TrainData):
+    """One epoch of one run: ``(state, data) -> (state, metrics)``, pure."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
+    k_perm, k_steps = jax.random.split(key)
+    idx, mask = _epoch_batches(spec, k_perm)
+
+    def body(st, xs):
+        i, idx_b, mask_b = xs
+        st, loss = _train_step(spec, st, data, idx_b, mask_b, jax.random.fold_in(k_steps, i))
+        return st, (loss, jnp.sum(mask_b))
+
+    state, (losses, counts) = jax.lax.scan(body, state, (jnp.arange(spec.steps), idx, mask))
+    state = state.replace(epoch=state.epoch + 1)
+    state = jax.lax.with_sharding_constraint(state, spec.replicated)
+    # Sample-weighted mean over the epoch (the last batch may be short).
+    metrics = {"loss": jnp.sum(losses * counts) / jnp.sum(counts), "step_loss": losses}
+    return state, metrics
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
