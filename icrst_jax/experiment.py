@@ -317,7 +317,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
     """Trains every grid point in one program, encoding the held-out latents at
     ``eval.at_epochs`` (and epoch 0 for the untrained row) along the way; those
     strictly inside training are saved at once (process 0), as ``latents_epoch<E>.npz``."""
-    from icrst_jax.train import encode, fit
+    from icrst_jax.train import Snapshots, encode, fit
 
     mean, std = dataset.preprocessing.encoder_mean_std()
     points = cfg.grid()
@@ -351,9 +351,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
         progress=say,
-        at_epochs=sorted(snapshot_epochs),
-        on_epoch=on_epoch,
-        hooks=hooks,
+        hooks=[Snapshots(snapshot_epochs, on_epoch), *hooks],
     )
     return Trained(result=result, snapshots=snapshots)
 

@@ -56,6 +56,7 @@ from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
+from icrst_jax.run_identity import train_fingerprint
 
 DATA_AXIS = "data"
 
@@ -468,8 +469,6 @@ class FitResult:
         run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
-      missed_epochs: ``at_epochs`` that ``on_epoch`` never saw: those between
-        0 and a restored checkpoint's epoch (trained by an earlier run).
       earlier_history: the epochs before ``resumed_from``, as the checkpoint
         recorded them (epoch, loss per run, seconds): with ``history``, the
         whole run's loss curve.
@@ -482,7 +481,6 @@ class FitResult:
     compile_seconds: float
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
-    missed_epochs: list = dataclasses.field(default_factory=list)
     earlier_history: list = dataclasses.field(default_factory=list)
 
     @property
@@ -497,72 +495,43 @@ class FitResult:
         return np.asarray(h[-1]["loss"]) if h else np.array([])
 
 
-def fit(
-    config: TrainConfig,
-    x,
-    labels,
-    *,
-    seeds: Sequence[int] | None = None,
-    points: Sequence[GridPoint] | None = None,
-    mean=None,
-    std=None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    metadata: dict | None = None,
-    progress: bool | Callable[[str], None] = True,
-    stop_after_epoch: int | None = None,
-    at_epochs: Sequence[int] = (),
-    on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
-    hooks: Sequence["EpochHook"] = (),
-    engine: Engine | None = None,
-) -> FitResult:
+def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
+        points: Sequence[GridPoint] | None = None, mean=None, std=None,
+        checkpoint_dir: str | os.PathLike | None = None, metadata: dict | None = None,
+        progress: bool | Callable[[str], None] = True, stop_after_epoch: int | None = None,
+        hooks: Sequence[EpochHook] = (), engine: Engine | None = None) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
     Args:
       config: the run's configuration (mode, p, epochs, batch size, model...);
         with ``points``, its mode and p are unused.
-      x: (N, ...) float32 training samples in unit scale ([0, 1] for images):
-        the reconstruction targets.
-      labels: (N,) integer labels (used by ``icrst`` only).
+      x, labels: (N, ...) float32 training samples in unit scale ([0, 1] for
+        images), the reconstruction targets; (N,) integer labels (``icrst`` only).
       seeds: seeds to train in parallel with ``config.mode`` and ``config.p``
-        (default ``[config.seed]``).
-      points: instead of ``seeds``: the grid points (mode, p, seed) of a study,
-        all trained in one compiled epoch program.
+        (default ``[config.seed]``); or ``points``: the grid points (mode, p,
+        seed) of a study, all trained in one compiled epoch program.
       mean, std: per-channel (or per-feature) statistics; the encoder input is
         ``(x - mean) / std``. ``None`` means identity.
       checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
-        epochs and at the end; an existing checkpoint is resumed automatically
-        if its fingerprint is this run's (damaged ones are skipped), and
-        refused if it is another run's or ahead of ``config.epochs``.
+        epochs and at the end; an existing checkpoint is resumed if its
+        fingerprint is this run's (damaged ones are skipped), and refused if it
+        is another run's or ahead of ``config.epochs``.
       metadata: JSON-able extras saved with each checkpoint (e.g. the data
-        preprocessing, so latents are extracted later exactly as in training).
-        Its ``identity`` (a study's fingerprint,
-        :func:`icrst_jax.run_identity.fingerprint`) replaces the default, the
-        training config's and grid points' fingerprint.
-      progress: True prints a line per epoch to stderr; a callable gets the line;
-        False is quiet.
-      stop_after_epoch: stop (after checkpointing) once this epoch is done;
-        used to simulate an interrupted run.
-      at_epochs, on_epoch: ``on_epoch(epoch, engine, state)`` is called with
-        the stacked state after each epoch in ``at_epochs`` (0: the initial
-        state, before the first step), before the next epoch reuses its
-        buffers; e.g. to encode held-out latents along training without
-        retraining. The state at epoch E is the state a run of E epochs ends
-        with.
-      hooks: more :class:`EpochHook` duties after each epoch, called after the
-        snapshots and before the checkpoint (e.g. a test's simulated interrupt).
-      engine: the engine of an earlier :func:`fit` (``result.engine``) to
-        reuse its compiled programs; ``config`` may differ from the engine's
-        only in what is not part of the program (mode, p, epochs,
-        checkpoint_every, seed).
+        preprocessing). Its ``identity`` (a study's fingerprint) replaces the
+        default, the training config's and grid points' fingerprint.
+      progress: True prints a line per epoch to stderr; a callable gets the line; False is quiet.
+      stop_after_epoch: stop (after checkpointing) once this epoch is done (a simulated interrupt).
+      hooks: :class:`EpochHook` duties after each epoch (and at the start), called
+        after the loss checks and before the checkpoint; e.g. :class:`Snapshots`
+        to encode held-out latents along training without retraining.
+      engine: an earlier :func:`fit`'s ``result.engine``, to reuse its compiled
+        programs; ``config`` may differ from its config only in what is not part
+        of the program (mode, p, epochs, checkpoint_every, seed).
 
     Raises:
       icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
-      icrst_jax.faults.Interrupted: a signal (under
-        :func:`icrst_jax.faults.handle_interrupts`) stopped training after an
-        epoch, whose checkpoint was saved first.
-
-    Returns:
-      A :class:`FitResult`.
+      icrst_jax.faults.Interrupted: a signal (under :func:`icrst_jax.faults.handle_interrupts`)
+        stopped training after an epoch, whose checkpoint was saved first.
 
     Example:
       >>> cfg = TrainConfig(mode="icrst", p=1.0, epochs=5, batch_size=64,
@@ -571,81 +540,27 @@ def fit(
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
       >>> latents = encode(result.engine, result.state, ds.x_test, ...)   # (3, N_test, 128)
     """
-    if points is not None and seeds is not None:
-        raise ValueError("give seeds or grid points, not both")
-    if points is None:
-        seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
-        if not seeds:
-            raise ValueError("at least one seed is needed")
-    points = grid_points(config, seeds if points is None else list(points))
-    seeds = [pt.seed for pt in points]
-    if len(set(points)) != len(points):
-        raise ValueError("grid points must be distinct")
+    points = fit_points(config, seeds, points)
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
-    noise = any(pt.mode == "dae" for pt in points)
-    if engine is None:
-        engine = make_engine(config, x.shape[1:], x.shape[0], noise=noise)
-    else:
-        _check_reuse(engine, config, x.shape, noise)
+    engine = _engine_for(config, x.shape, points, engine)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
-    state = init_state(engine, points)
-    at_epochs = sorted({int(e) for e in at_epochs}) if on_epoch is not None else []
-    if 0 in at_epochs:
-        on_epoch(0, engine, state)  # each point's initialisation, whatever a checkpoint holds
-
+    initial = init_state(engine, points)
     manager = None
-    resumed_from = None
-    earlier = []
     try:
-        checkpointer = None
+        state, resumed_from, earlier, saving = initial, None, [], []
         if checkpoint_dir is not None:
-            from icrst_jax import checkpoint as ckpt
-            from icrst_jax.run_identity import train_fingerprint
-
-            meta = {"config": config.to_dict(), "seeds": seeds, "points": [dataclasses.asdict(pt) for pt in points],
-                    **(metadata or {})}
-            meta.setdefault("identity", train_fingerprint(config, points))
-            manager = ckpt.CheckpointManager(checkpoint_dir)
-            restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
-            if restored is not None:
-                restored, stored_meta = restored
-                resumed_from = int(np.asarray(restored.epoch)[0])
-                if resumed_from > config.epochs:
-                    raise ckpt.CheckpointMismatch(
-                        f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
-                        f"{config.epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
-                    )
-                state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
-                earlier = stored_meta.get("history", [])[:resumed_from]
-                say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
-            checkpointer = Checkpointer(manager, meta, config.checkpoint_every, earlier)
-
+            meta = _checkpoint_meta(config, points, metadata)
+            manager = _checkpoint_manager(checkpoint_dir)
+            state, resumed_from, earlier = _resume(manager, checkpoint_dir, engine, initial, meta=meta,
+                                                   epochs=config.epochs, say=say)
+            saving = [Checkpointer(manager, meta, config.checkpoint_every, earlier)]
         compiled, compile_s = compile_epoch(engine, state, data)
-        n_dev = engine.mesh.devices.size
-        pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
-        what = (
-            f"{config.mode} p={config.p:g} seeds={seeds}"
-            if pairs == [(config.mode, config.p)]
-            else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
-        )
-        say(
-            f"{what} model={config.model.name} width={config.model.width:g} "
-            f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
-            f"(compiled in {compile_s:.1f}s)"
-        )
-        start = int(np.asarray(state.epoch)[0])
-        missed = [e for e in at_epochs if 0 < e < start]
-        if start > 0 and start in at_epochs:
-            on_epoch(start, engine, state)
-        duties = [
-            ProgressLine(say, config.epochs, len(points)),
-            NonFiniteGuard(points),
-            *([Snapshots(at_epochs, lambda e, st: on_epoch(e, engine, st))] if at_epochs else []),
-            *hooks,
-            *([checkpointer] if checkpointer is not None else []),
-            StopOnSignal(say, checkpointed=checkpointer is not None),
-        ]
+        say(_start_line(config, engine, points, compile_s))
+        _start_hooks(hooks, TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
+        del initial  # a resumed run's buffers of epoch 0 are not needed any more
+        duties = [ProgressLine(say, config.epochs, len(points)), NonFiniteGuard(points), *hooks, *saving,
+                  StopOnSignal(say, checkpointed=bool(saving))]
         history = []
         # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
         with faults.deferred():
@@ -654,9 +569,86 @@ def fit(
     finally:
         if manager is not None:
             manager.close()
-    return FitResult(
-        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
-        resumed_from=resumed_from, points=points, earlier_history=earlier, missed_epochs=missed,
+    return FitResult(state=state, engine=engine, seeds=[pt.seed for pt in points], history=history,
+                     compile_seconds=compile_s, resumed_from=resumed_from, points=points, earlier_history=earlier)
+
+
+def fit_points(config: TrainConfig, seeds: Sequence[int] | None, points: Sequence[GridPoint] | None) -> list[GridPoint]:
+    """The distinct grid points of :func:`fit`'s ``seeds`` (default ``[config.seed]``) or ``points``."""
+    if points is not None and seeds is not None:
+        raise ValueError("give seeds or grid points, not both")
+    if points is None:
+        seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+    points = grid_points(config, seeds if points is None else list(points))
+    if len(set(points)) != len(points):
+        raise ValueError("grid points must be distinct")
+    return points
+
+
+def _engine_for(config: TrainConfig, x_shape, points: Sequence[GridPoint], engine: Engine | None) -> Engine:
+    """A new engine for the run, or ``engine`` once checked to hold this run's programs."""
+    noise = any(pt.mode == "dae" for pt in points)
+    if engine is None:
+        return make_engine(config, x_shape[1:], x_shape[0], noise=noise)
+    _check_reuse(engine, config, x_shape, noise)
+    return engine
+
+
+def _checkpoint_meta(config: TrainConfig, points: Sequence[GridPoint], metadata: dict | None) -> dict:
+    """The metadata every checkpoint of the run carries, its ``identity`` included."""
+    meta = {"config": config.to_dict(), "seeds": [pt.seed for pt in points],
+            "points": [dataclasses.asdict(pt) for pt in points], **(metadata or {})}
+    meta.setdefault("identity", train_fingerprint(config, points))
+    return meta
+
+
+def _checkpoint_manager(checkpoint_dir):
+    # orbax costs seconds at import: only a run with checkpoints loads it.
+    from icrst_jax import checkpoint as ckpt
+
+    return ckpt.CheckpointManager(checkpoint_dir)
+
+
+def _resume(manager, checkpoint_dir, engine: Engine, state: TrainState, *, meta: dict, epochs: int,
+            say: Callable[[str], None]):
+    """``(state, resumed_from, earlier)``: the latest checkpoint of this run in ``manager``
+    (its state, epoch and recorded loss curve), or ``(state, None, [])`` if there is none.
+
+    Raises:
+      icrst_jax.checkpoint.CheckpointMismatch: the checkpoint is another run's, or ahead of ``epochs``.
+    """
+    from icrst_jax import checkpoint as ckpt  # loaded with the manager (orbax)
+
+    restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
+    if restored is None:
+        return state, None, []
+    restored, stored_meta = restored
+    resumed_from = int(np.asarray(restored.epoch)[0])
+    if resumed_from > epochs:
+        raise ckpt.CheckpointMismatch(
+            f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
+            f"{epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
+        )
+    state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
+    say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+    return state, resumed_from, stored_meta.get("history", [])[:resumed_from]
+
+
+def _start_line(config: TrainConfig, engine: Engine, points: Sequence[GridPoint], compile_s: float) -> str:
+    """The progress line before the first epoch: what trains, on how many devices, in which batches."""
+    pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
+    seeds = [pt.seed for pt in points]
+    what = (
+        f"{config.mode} p={config.p:g} seeds={seeds}"
+        if pairs == [(config.mode, config.p)]
+        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+    )
+    return (
+        f"{what} model={config.model.name} width={config.model.width:g} "
+        f"devices={engine.mesh.devices.size} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+        f"(compiled in {compile_s:.1f}s)"
     )
 
 
@@ -683,6 +675,23 @@ def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> N
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainStart:
+    """What the hooks see before the first epoch of a :func:`fit` call.
+
+    Attributes:
+      engine: the run's engine (to :func:`encode` a state, say).
+      initial: each run's initialised state (epoch 0), whatever a checkpoint holds.
+      state: the state training goes on from: ``initial``, or a restored checkpoint's.
+      epoch: the epoch training goes on from: 0, or the restored checkpoint's.
+    """
+
+    engine: Engine
+    initial: TrainState
+    state: TrainState
+    epoch: int
+
+
+@dataclasses.dataclass(frozen=True)
 class EpochEnd:
     """What the hooks see after an epoch.
 
@@ -693,6 +702,7 @@ class EpochEnd:
       seconds: the epoch's wall time; samples_per_s: training samples x runs per second.
       history: every epoch of this call so far, this one last (``FitResult.history``'s entries).
       last: no epoch follows in this call (the final one, or ``stop_after_epoch``).
+      engine: the run's engine.
     """
 
     epoch: int
@@ -702,16 +712,31 @@ class EpochEnd:
     samples_per_s: float
     history: list
     last: bool
+    engine: Engine
 
 
 class EpochHook(Protocol):
-    """One duty after each epoch, called with an :class:`EpochEnd`; it may raise to end training.
+    """One duty of the training loop (after CLU's periodic actions); it may raise to end training.
 
-    :func:`fit` calls, in order: :class:`ProgressLine`, :class:`NonFiniteGuard`,
-    :class:`Snapshots`, the caller's ``hooks``, :class:`Checkpointer`, :class:`StopOnSignal`.
+    Called with an :class:`EpochEnd` after each epoch; its :meth:`start`, if it
+    has one, once with a :class:`TrainStart` before the first. :func:`fit` calls,
+    in order: :class:`ProgressLine`, :class:`NonFiniteGuard`, the caller's
+    ``hooks`` (e.g. :class:`Snapshots`), :class:`Checkpointer`, :class:`StopOnSignal`.
+    A plain function of an :class:`EpochEnd` is a hook too.
     """
 
     def __call__(self, end: EpochEnd) -> None: ...
+
+    def start(self, begin: TrainStart) -> None:
+        """Before the first epoch of the call; nothing by default."""
+
+
+def _start_hooks(hooks: Sequence[EpochHook], begin: TrainStart) -> None:
+    """Calls each hook's ``start`` (those that have one), in order."""
+    for hook in hooks:
+        start = getattr(hook, "start", None)
+        if start is not None:
+            start(begin)
 
 
 class ProgressLine(EpochHook):
@@ -741,14 +766,30 @@ class NonFiniteGuard(EpochHook):
 
 
 class Snapshots(EpochHook):
-    """``snapshot(epoch, state)`` after each epoch in ``at_epochs``, before the next epoch reuses the state's buffers."""
+    """``snapshot(epoch, engine, state)`` with the stacked state at each epoch in ``epochs``.
 
-    def __init__(self, at_epochs: Sequence[int], snapshot: Callable[[int, TrainState], None]):
-        self.at_epochs, self.snapshot = frozenset(at_epochs), snapshot
+    Epoch 0 is each run's initial state (before the first step); an epoch E > 0
+    is after E epochs: the state a run of E epochs ends with, handed over before
+    the next epoch reuses its buffers (e.g. to :func:`encode` held-out latents
+    along training without retraining). A resumed run sees the restored
+    checkpoint's epoch, not the epochs before it: those are in ``missed`` after
+    the start.
+    """
+
+    def __init__(self, epochs: Sequence[int], snapshot: Callable[[int, Engine, TrainState], None]):
+        self.epochs, self.snapshot = frozenset(int(e) for e in epochs), snapshot
+        self.missed: list[int] = []
+
+    def start(self, begin: TrainStart) -> None:
+        if 0 in self.epochs:
+            self.snapshot(0, begin.engine, begin.initial)
+        if begin.epoch > 0 and begin.epoch in self.epochs:
+            self.snapshot(begin.epoch, begin.engine, begin.state)
+        self.missed = sorted(e for e in self.epochs if 0 < e < begin.epoch)
 
     def __call__(self, end: EpochEnd) -> None:
-        if end.epoch in self.at_epochs:
-            self.snapshot(end.epoch, end.state)
+        if end.epoch in self.epochs:
+            self.snapshot(end.epoch, end.engine, end.state)
 
 
 class Checkpointer(EpochHook):
@@ -816,7 +857,7 @@ def train_epochs(engine: Engine, compiled, state: TrainState, data: TrainData, *
         })
         stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
         end = EpochEnd(epoch=epoch + 1, state=state, loss=loss, seconds=dt, samples_per_s=rate, history=history,
-                       last=stop or epoch + 1 == epochs)
+                       last=stop or epoch + 1 == epochs, engine=engine)
         for hook in hooks:
             hook(end)
         if stop:
@@ -892,7 +933,7 @@ def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_s
     float32, complete on every process.
 
     ``engine, state`` are a fit's (``result.engine, result.state``) or those of
-    any epoch in between (``fit(..., on_epoch=...)``); ``mean, std`` as in
+    any epoch in between (``fit(..., hooks=[Snapshots(...)])``); ``mean, std`` as in
     :func:`fit`. The jitted encoder is kept in the engine, so repeated calls
     (latents at several epochs) compile once.
     """
