@@ -540,7 +540,7 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
       >>> latents = encode(result.engine, result.state, ds.x_test, ...)   # (3, N_test, 128)
     """
-    points = fit_points(config, seeds, points)
+    points = _fit_points(config, seeds, points)
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
     engine = _engine_for(config, x.shape, points, engine)
@@ -573,7 +573,8 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
                      compile_seconds=compile_s, resumed_from=resumed_from, points=points, earlier_history=earlier)
 
 
-def fit_points(config: TrainConfig, seeds: Sequence[int] | None, points: Sequence[GridPoint] | None) -> list[GridPoint]:
+def _fit_points(config: TrainConfig, seeds: Sequence[int] | None,
+                points: Sequence[GridPoint] | None) -> list[GridPoint]:
     """The distinct grid points of :func:`fit`'s ``seeds`` (default ``[config.seed]``) or ``points``."""
     if points is not None and seeds is not None:
         raise ValueError("give seeds or grid points, not both")

@@ -345,8 +345,9 @@ def _epoch_panels(entries: Sequence[Mapping], metric: str, classifier: str) -> l
     """:func:`plot_vs_epochs`'s panels as ``(title, value, log scale)``, ``value(entry)``
     giving (mean, low, high) or None: a score per scaling, then what the entries have
     of purity, corrected MI and latent spread."""
+    score = f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}"
     panels = [
-        (f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}, {SCALING_SHORT.get(sc, sc)} latents",
+        (f"{score}, {SCALING_SHORT.get(sc, sc)} latents",
          functools.partial(_score_at, scaling=sc, classifier=classifier, metric=metric), False)
         for sc in record_scalings(entries)
     ]
