@@ -43,7 +43,7 @@ from icrst_jax.config import (
     apply_overrides,
     load_config,
 )
-from icrst_jax.distributed import DEFAULT_JOIN_TIMEOUT_S
+from icrst_jax.distributed import DEFAULT_JOIN_TIMEOUT_S, coordinator_port, initialize
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,6 +229,7 @@ def main(argv=None) -> int:
     with faults.handle_interrupts():
         try:  # bad input, found before any work: exit 2
             cfg = config_from_args(args)
+            _check_distributed_flags(args)
             from icrst_jax import distributed
 
             multi = args.distributed == "auto" or any(
@@ -236,8 +237,7 @@ def main(argv=None) -> int:
             if multi and not args.dry_run:
                 _fetch_before_joining(cfg, say)
             # Before JAX touches a device: a multi-process run must be joined first.
-            distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
-                                   auto=args.distributed == "auto", join_timeout=args.join_timeout, say=say)
+            _join(args, say)
             from icrst_jax import runtime
 
             runtime.check_platform()
@@ -282,6 +282,45 @@ def main(argv=None) -> int:
     print(studies.table(cfg, payload))
     print("results: " + ", ".join(str(path) for path in studies.outputs(cfg)))
     return 0
+
+
+def _check_distributed_flags(args) -> None:
+    """The multi-process flags, each wrong one or combination refused in one line that names the flags."""
+    given = {"--coordinator-address": args.coordinator_address, "--num-processes": args.num_processes,
+             "--process-id": args.process_id}
+    missing = [k for k, v in given.items() if v is None]
+    if args.distributed != "auto" and 0 < len(missing) < len(given):
+        raise ValueError(
+            f"{', '.join(k for k, v in given.items() if v is not None)} given without {' and '.join(missing)}: "
+            "a multi-process run needs all three of --coordinator-address, --num-processes and --process-id "
+            "(or --distributed auto under a cluster launcher such as SLURM)"
+        )
+    if args.coordinator_address is not None:
+        port = coordinator_port(args.coordinator_address)
+        if port is None:
+            raise ValueError(f"--coordinator-address must be HOST:PORT, got {args.coordinator_address!r}")
+        if not 1 <= port <= 65535:
+            raise ValueError(f"--coordinator-address: the port must be in 1..65535, got {port}")
+    if args.num_processes is not None and args.num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.process_id is not None and args.process_id < 0:
+        raise ValueError(f"--process-id must be >= 0, got {args.process_id}")
+    if args.process_id is not None and args.num_processes is not None and args.process_id >= args.num_processes:
+        raise ValueError(f"--process-id must be below --num-processes ({args.num_processes}), got {args.process_id}")
+    if not args.join_timeout > 0:
+        raise ValueError(f"--join-timeout must be > 0 seconds, got {args.join_timeout}")
+
+
+def _join(args, say) -> None:
+    """Joins a multi-process run, if the flags ask for one (:func:`icrst_jax.distributed.initialize`)."""
+    try:
+        initialize(args.coordinator_address, args.num_processes, args.process_id,
+                   auto=args.distributed == "auto", join_timeout=args.join_timeout, say=say)
+    except ValueError as e:
+        if args.distributed != "auto":
+            raise
+        raise ValueError(f"--distributed auto: {e} (no cluster environment found; outside SLURM, Open MPI or "
+                         "Cloud TPU give --coordinator-address, --num-processes and --process-id)") from None
 
 
 def _fetch_before_joining(cfg: StudyConfig, say) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import sys
 import time
@@ -51,6 +52,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+# The package's modules, scipy, matplotlib and PIL are imported where they are used
+# (start-up time): --help and a bad flag answer without loading jax.
 
 #: The models drawn, top to bottom; ``standard`` is optional.
 MODEL_ORDER = ("dae", "icrst", "standard")
@@ -247,6 +251,88 @@ def _sparse_progress(say: Callable[[str], None], mode: str, epochs: int, lines: 
     return progress
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scene:
+    """The toy data and the grids the fields are drawn on (see :func:`run_toy`'s arrays)."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    means: np.ndarray  # class means, in the order of np.unique(labels)
+    far_grid: np.ndarray
+    close_grid: np.ndarray
+    grid: np.ndarray  # the far grid then the close grid
+    grid_far: np.ndarray  # marks the far grid's points in grid
+    ring: np.ndarray  # the far grid's outer ring
+    data_centre: np.ndarray
+
+    @property
+    def mean_std(self):
+        """The encoder-input statistics: the points' mean and std per axis."""
+        return self.points.mean(0), self.points.std(0)
+
+
+def _scene(cfg: ToyConfig) -> _Scene:
+    points, labels = make_toy_data(cfg.classes, cfg.per_class, cfg.noise, cfg.seed)
+    far_grid, close_grid, centre, half = grids(points, cfg.far, cfg.far_steps, cfg.close_steps)
+    return _Scene(
+        points=points, labels=labels, means=class_means(points, labels), far_grid=far_grid, close_grid=close_grid,
+        grid=np.concatenate([far_grid, close_grid]),
+        grid_far=np.r_[np.ones(len(far_grid), bool), np.zeros(len(close_grid), bool)],
+        ring=outer_ring(far_grid, centre), data_centre=points.mean(0),
+    )
+
+
+def _train_model(cfg: ToyConfig, scene: _Scene, mode: str, say: Callable[[str], None]):
+    """Trains one model; returns its statistics, its reconstructions of the
+    points, its field on the grid and its per-class distances from the class means."""
+    from icrst_jax.train import fit, reconstruct
+
+    t0 = time.perf_counter()
+    mean, std = scene.mean_std
+    points, grid = scene.points, scene.grid
+    result = fit(cfg.train_config(mode), points, scene.labels, mean=mean, std=std,
+                 progress=_sparse_progress(say, mode, cfg.epochs))
+    # One call (one compiled shape) for the training points and the grid.
+    out_all = reconstruct(result.engine, result.state, np.concatenate([points, grid]), mean=mean, std=std)[0]
+    recon, field = out_all[: len(points)], out_all[len(points):] - grid
+    dist = distance_to_class_mean(recon, scene.labels, scene.means)
+    far_ring = scene.far_grid[scene.ring]
+    stats = {
+        "final_loss": float(result.final_loss[0]),
+        "dist_to_mean": dist.tolist(),
+        "dist_to_point": float(np.linalg.norm(recon - points, axis=1).mean()),
+        "far_ring_cosine": mean_cosine(field[scene.grid_far][scene.ring], far_ring, scene.data_centre),
+        # Where the far points land: on the data (a sink, Fig. 3a) or just
+        # somewhere in the sigmoid's square.
+        "far_ring_landing": float(nearest_distance(field[scene.grid_far][scene.ring] + far_ring, points).mean()),
+        "seconds": time.perf_counter() - t0,
+    }
+    say(
+        f"[{mode}] loss {stats['final_loss']:.5f}  |f(g(x)) - mu_c| per class "
+        + " ".join(f"{d:.3f}" for d in dist)
+        + f"  |f(g(x)) - x| {stats['dist_to_point']:.3f}  far ring: cosine {stats['far_ring_cosine']:.3f},"
+        + f" lands {stats['far_ring_landing']:.3f} from the data"
+        + f"  ({stats['seconds']:.1f}s)"
+    )
+    return stats, recon, field, dist
+
+
+def _say_comparison(say: Callable[[str], None], arrays: dict, summary: dict) -> None:
+    """The Fig. 2 distances of every model, and how the DAE's and ICRST's far fields compare."""
+    say(
+        "Fig. 2: distance of the reconstructions from their class mean, per class: points "
+        + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_points"])
+        + " | DAE " + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_dae"])
+        + " | ICRST " + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_icrst"])
+    )
+    say(
+        f"far ring ({summary['far_ring_points']} points): cosine between the DAE and ICRST fields "
+        f"{summary['far_ring_cosine_dae_vs_icrst']:.3f}; any sigmoid-bounded model gives a cosine with the "
+        f"inward direction >= {summary['far_ring_cosine_sigmoid_bound']:.3f} and lands on average "
+        f"{summary['unit_square_landing']:.3f} from the data"
+    )
+
+
 def run_toy(cfg: ToyConfig, out: str | Path | None = None, *, progress: Callable[[str], None] | None = None) -> dict:
     """Trains the toy models, computes the fields, writes the figure and arrays.
 
@@ -263,82 +349,38 @@ def run_toy(cfg: ToyConfig, out: str | Path | None = None, *, progress: Callable
       The summary (also ``summary.json``): per-class distances, outer-ring
       cosines, losses and seconds.
     """
-    from icrst_jax.train import fit, reconstruct
-
     say = progress or (lambda line: None)
     t_start = time.perf_counter()
-    points, labels = make_toy_data(cfg.classes, cfg.per_class, cfg.noise, cfg.seed)
-    means = class_means(points, labels)
-    mean, std = points.mean(0), points.std(0)
-    far_grid, close_grid, centre, half = grids(points, cfg.far, cfg.far_steps, cfg.close_steps)
-    grid = np.concatenate([far_grid, close_grid])
-    grid_far = np.r_[np.ones(len(far_grid), bool), np.zeros(len(close_grid), bool)]
-    ring = outer_ring(far_grid, centre)
-    data_centre = points.mean(0)
+    s = _scene(cfg)
     say(
-        f"toy data: {len(points)} points on {cfg.classes} arcs (noise {cfg.noise:g}), "
-        f"far grid {len(far_grid)} points (+-{cfg.far:g} half-extents), close grid {len(close_grid)} points"
+        f"toy data: {len(s.points)} points on {cfg.classes} arcs (noise {cfg.noise:g}), "
+        f"far grid {len(s.far_grid)} points (+-{cfg.far:g} half-extents), close grid {len(s.close_grid)} points"
     )
-
-    arrays = {"points": points, "labels": labels, "class_means": means, "grid": grid, "grid_far": grid_far,
-              "dist_to_mean_points": distance_to_class_mean(points, labels, means)}
+    arrays = {"points": s.points, "labels": s.labels, "class_means": s.means, "grid": s.grid, "grid_far": s.grid_far,
+              "dist_to_mean_points": distance_to_class_mean(s.points, s.labels, s.means)}
     summary = {
         "config": dataclasses.asdict(cfg), "models": list(cfg.modes),
         "dist_to_mean_points": arrays["dist_to_mean_points"].tolist(),
-        "far_ring_points": int(ring.sum()),
-        "far_ring_cosine_sigmoid_bound": sigmoid_cosine_bound(far_grid[ring], data_centre),
-        "unit_square_landing": unit_square_landing(points),
+        "far_ring_points": int(s.ring.sum()),
+        "far_ring_cosine_sigmoid_bound": sigmoid_cosine_bound(s.far_grid[s.ring], s.data_centre),
+        "unit_square_landing": unit_square_landing(s.points),
         "per_model": {},
     }
     for mode in cfg.modes:
-        t0 = time.perf_counter()
-        result = fit(cfg.train_config(mode), points, labels, mean=mean, std=std,
-                     progress=_sparse_progress(say, mode, cfg.epochs))
-        # One call (one compiled shape) for the training points and the grid.
-        out_all = reconstruct(result.engine, result.state, np.concatenate([points, grid]), mean=mean, std=std)[0]
-        recon, field = out_all[: len(points)], out_all[len(points):] - grid
-        dist = distance_to_class_mean(recon, labels, means)
-        stats = {
-            "final_loss": float(result.final_loss[0]),
-            "dist_to_mean": dist.tolist(),
-            "dist_to_point": float(np.linalg.norm(recon - points, axis=1).mean()),
-            "far_ring_cosine": mean_cosine(field[grid_far][ring], far_grid[ring], data_centre),
-            # Where the far points land: on the data (a sink, Fig. 3a) or just
-            # somewhere in the sigmoid's square.
-            "far_ring_landing": float(nearest_distance(field[grid_far][ring] + far_grid[ring], points).mean()),
-            "seconds": time.perf_counter() - t0,
-        }
-        arrays[f"recon_{mode}"], arrays[f"field_{mode}"], arrays[f"dist_to_mean_{mode}"] = recon, field, dist
+        stats, arrays[f"recon_{mode}"], arrays[f"field_{mode}"], arrays[f"dist_to_mean_{mode}"] = \
+            _train_model(cfg, s, mode, say)
         summary["per_model"][mode] = stats
-        say(
-            f"[{mode}] loss {stats['final_loss']:.5f}  |f(g(x)) - mu_c| per class "
-            + " ".join(f"{d:.3f}" for d in dist)
-            + f"  |f(g(x)) - x| {stats['dist_to_point']:.3f}  far ring: cosine {stats['far_ring_cosine']:.3f},"
-            + f" lands {stats['far_ring_landing']:.3f} from the data"
-            + f"  ({stats['seconds']:.1f}s)"
-        )
     summary["far_ring_cosine_dae_vs_icrst"] = pairwise_cosine(
-        arrays["field_dae"][grid_far][ring], arrays["field_icrst"][grid_far][ring]
+        arrays["field_dae"][s.grid_far][s.ring], arrays["field_icrst"][s.grid_far][s.ring]
     )
-    say(
-        "Fig. 2: distance of the reconstructions from their class mean, per class: points "
-        + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_points"])
-        + " | DAE " + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_dae"])
-        + " | ICRST " + " ".join(f"{d:.3f}" for d in arrays["dist_to_mean_icrst"])
-    )
-    say(
-        f"far ring ({summary['far_ring_points']} points): cosine between the DAE and ICRST fields "
-        f"{summary['far_ring_cosine_dae_vs_icrst']:.3f}; any sigmoid-bounded model gives a cosine with the "
-        f"inward direction >= {summary['far_ring_cosine_sigmoid_bound']:.3f} and lands on average "
-        f"{summary['unit_square_landing']:.3f} from the data"
-    )
+    _say_comparison(say, arrays, summary)
     summary["seconds"] = time.perf_counter() - t_start
 
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         np.savez(out / "vector_field.npz", **arrays)
-        plot_vector_field(arrays, cfg.modes, far_grid, close_grid, out / "vector_field.png")
+        plot_vector_field(arrays, cfg.modes, s.far_grid, s.close_grid, out / "vector_field.png")
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         say(f"wrote {out / 'vector_field.png'}, {out / 'vector_field.npz'}, {out / 'summary.json'}")
     summary["arrays"] = arrays
@@ -412,8 +454,6 @@ def plot_vector_field(arrays: dict, modes, far_grid, close_grid, path) -> None:
     fig.tight_layout(rect=(0, 0.035, 1, 0.97))
     # A 256-colour palette PNG: a third of the RGBA file's size with no visible
     # change (a plot has few distinct colours), small enough to ship in docs/.
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()

@@ -20,10 +20,27 @@ commit.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
+import operator
+import os
 import re
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+
+from icrst_jax import faults, run_identity
+from icrst_jax.config import config_paths
+from icrst_jax.jsonable import to_jsonable
+
+# jax is imported inside the functions (start-up time): the command line imports
+# this module for its defaults, and --help or a bad flag should not load jax.
 
 #: Values of ``--distributed``.
 DISTRIBUTED_CHOICES = ("auto",)
@@ -50,10 +67,9 @@ def initialize(
     """Joins a multi-process run; call before any JAX work.
 
     With ``auto=False`` either none of the three is given (a one-process run:
-    nothing happens) or all three are (``--coordinator-address HOST:PORT
-    --num-processes N --process-id I``, the same address and N on every
-    process, I = 0..N-1, process 0 on HOST). With ``auto=True``
-    (``--distributed auto``) ``jax.distributed.initialize`` reads whatever is
+    nothing happens) or all three are (the same address ``HOST:PORT`` and
+    process count N on every process, ``process_id`` 0..N-1, process 0 on
+    HOST). With ``auto=True`` ``jax.distributed.initialize`` reads whatever is
     not given from the environment of a cluster launcher it knows (SLURM,
     Open MPI, Cloud TPU, ...).
 
@@ -67,45 +83,17 @@ def initialize(
     waiting ends the process at once (exit 130 / 143).
 
     Returns:
-      True when this process joined a multi-process run, False when nothing
-      was done.
+      True when this process joined a multi-process run, False when nothing was done.
 
     Raises:
-      ValueError: an incomplete or inconsistent set of options, a port out of
-        range or already in use on process 0's host (one line).
+      ValueError: an incomplete or inconsistent set of arguments, a port out of
+        range or already in use on process 0's host (one line); with
+        ``auto=True``, no cluster environment found (JAX's message).
       RuntimeError: JAX already used a device in this process.
     """
-    given = {
-        "--coordinator-address": coordinator_address,
-        "--num-processes": num_processes,
-        "--process-id": process_id,
-    }
-    if not auto and all(v is None for v in given.values()):
+    if not auto and coordinator_address is None and num_processes is None and process_id is None:
         return False
-    if not auto:
-        missing = [k for k, v in given.items() if v is None]
-        if missing:
-            have = ", ".join(k for k, v in given.items() if v is not None)
-            raise ValueError(
-                f"{have} given without {' and '.join(missing)}: a multi-process run needs all three of "
-                "--coordinator-address, --num-processes and --process-id (or --distributed auto under a "
-                "cluster launcher such as SLURM)"
-            )
-    if coordinator_address is not None:
-        match = _ADDRESS.match(coordinator_address)
-        if not match:
-            raise ValueError(f"--coordinator-address must be HOST:PORT, got {coordinator_address!r}")
-        if not 1 <= int(match.group(1)) <= 65535:
-            raise ValueError(f"--coordinator-address: the port must be in 1..65535, got {match.group(1)}")
-    if num_processes is not None and num_processes < 1:
-        raise ValueError(f"--num-processes must be >= 1, got {num_processes}")
-    if process_id is not None:
-        if process_id < 0:
-            raise ValueError(f"--process-id must be >= 0, got {process_id}")
-        if num_processes is not None and process_id >= num_processes:
-            raise ValueError(f"--process-id must be below --num-processes ({num_processes}), got {process_id}")
-    if not join_timeout > 0:
-        raise ValueError(f"--join-timeout must be > 0 seconds, got {join_timeout}")
+    _check_arguments(coordinator_address, num_processes, process_id, auto=auto, join_timeout=join_timeout)
     if process_id == 0 and coordinator_address is not None:
         _check_port_free(coordinator_address)
 
@@ -122,26 +110,16 @@ def initialize(
     # take SIGTERM away from icrst_jax.faults (stop at an epoch boundary with
     # a checkpoint); this package does not use the service.
     jax.config.update("jax_enable_preemption_service", False)
-    from icrst_jax import faults
-
     who = f"process {process_id}/{num_processes}" if process_id is not None else "this process"
     where = coordinator_address or "the address from the cluster environment"
     seconds = int(math.ceil(join_timeout))
-    try:
-        with faults.exit_on_signal(f"while {who} waited for the others to join at {where}"), \
-                _JoinWatch(who, where, num_processes, join_timeout, say or (lambda line: None)):
-            jax.distributed.initialize(
-                coordinator_address, num_processes, process_id,
-                initialization_timeout=seconds + _JAX_DEADLINE_MARGIN_S,
-                heartbeat_timeout_seconds=seconds,
-            )
-    except ValueError as e:
-        if auto:
-            raise ValueError(
-                f"--distributed auto: {e} (no cluster environment found; outside SLURM, Open MPI or "
-                "Cloud TPU give --coordinator-address, --num-processes and --process-id)"
-            ) from None
-        raise
+    with faults.exit_on_signal(f"while {who} waited for the others to join at {where}"), \
+            _JoinWatch(who, where, num_processes, join_timeout, say or (lambda line: None)):
+        jax.distributed.initialize(
+            coordinator_address, num_processes, process_id,
+            initialization_timeout=seconds + _JAX_DEADLINE_MARGIN_S,
+            heartbeat_timeout_seconds=seconds,
+        )
     # The processes are in step right now (initialize returns once all have
     # connected). On CPU devices the first collective over a group of devices
     # also opens gloo's connections for that group, and that opening fails
@@ -154,13 +132,32 @@ def initialize(
     return True
 
 
+def _check_arguments(coordinator_address, num_processes, process_id, *, auto: bool, join_timeout: float) -> None:
+    """:func:`initialize`'s arguments, each refused in one line if it cannot be right."""
+    given = {"coordinator_address": coordinator_address, "num_processes": num_processes, "process_id": process_id}
+    if not auto and None in given.values():
+        raise ValueError("coordinator_address, num_processes and process_id go together (or auto=True); got only "
+                         + " and ".join(k for k, v in given.items() if v is not None))
+    if coordinator_address is not None and not 1 <= (coordinator_port(coordinator_address) or 0) <= 65535:
+        raise ValueError(f"coordinator_address must be HOST:PORT with a port in 1..65535, got {coordinator_address!r}")
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    if process_id is not None and not 0 <= process_id < (num_processes or math.inf):
+        bound = "" if num_processes is None else f" and below num_processes ({num_processes})"
+        raise ValueError(f"process_id must be >= 0{bound}, got {process_id}")
+    if not join_timeout > 0:
+        raise ValueError(f"join_timeout must be > 0 seconds, got {join_timeout}")
+
+
+def coordinator_port(address: str) -> int | None:
+    """The port of a ``HOST:PORT`` address (``[v6 address]:PORT`` too), or None if it is not one."""
+    match = _ADDRESS.match(address)
+    return int(match.group(1)) if match else None
+
+
 def _check_port_free(coordinator_address: str) -> None:
     """Process 0 is about to listen on the coordinator's port (on the host and port of
     ``JAX_COORDINATOR_BIND_ADDRESS`` if set): a port already in use is one line now."""
-    import errno
-    import os
-    import socket
-
     bind = os.environ.get("JAX_COORDINATOR_BIND_ADDRESS") or f"0.0.0.0:{coordinator_address.rsplit(':', 1)[1]}"
     host, port = bind.rsplit(":", 1)
     host = host.strip("[]")
@@ -171,7 +168,7 @@ def _check_port_free(coordinator_address: str) -> None:
             s.bind((host, int(port)))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
-                raise ValueError(f"--coordinator-address: port {port} is already in use on this host "
+                raise ValueError(f"coordinator address: port {port} is already in use on this host "
                                  f"(process 0 listens there); pick another free port") from None
 
 
@@ -181,17 +178,11 @@ class _JoinWatch:
     the main thread is blocked inside JAX)."""
 
     def __init__(self, who, where, num_processes, timeout, say):
-        import threading
-
         self.done = threading.Event()
         self.who, self.where, self.n, self.timeout, self.say = who, where, num_processes, timeout, say
         self.thread = threading.Thread(target=self._watch, name="icrst-join-watch", daemon=True)
 
     def _watch(self):
-        import time
-
-        from icrst_jax import faults
-
         deadline = time.monotonic() + self.timeout
         count = f"all {self.n} processes" if self.n else "the other processes"
         while True:
@@ -220,7 +211,6 @@ def _open_collectives() -> None:
     """Runs one all-reduce and one all-gather over all devices of all processes."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
     mesh = Mesh(np.array(jax.devices()), ("all",))
@@ -250,14 +240,6 @@ def check_same_study(cfg) -> None:
     """
     if process_count() == 1:
         return
-    import operator
-    import secrets
-    from pathlib import Path
-
-    from icrst_jax import run_identity
-    from icrst_jax.config import config_paths
-    from icrst_jax.jsonable import to_jsonable
-
     out = run_identity.out_dir(cfg)
     primary = is_primary()
     fields = to_jsonable({k: operator.attrgetter(k)(cfg) for k in config_paths(cfg) if k != "out"})
@@ -307,7 +289,6 @@ def check_same_study(cfg) -> None:
 
 def _gather_json(obj) -> list:
     """Every process's ``obj`` (JSON-able), in process order; a collective."""
-    import numpy as np
     from jax.experimental import multihost_utils
 
     data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
@@ -360,7 +341,6 @@ def to_host(tree: Any) -> Any:
     fails on the latter.
     """
     import jax
-    import numpy as np
     from jax.experimental import multihost_utils
 
     def get(a):

@@ -24,6 +24,9 @@ from typing import Callable
 
 import numpy as np
 
+# jax is imported inside the functions (start-up time): ``import icrst_jax``
+# imports this module, and a --help or a config check should not load jax.
+
 #: Environment variable that moves the cache (or disables it with ``off``).
 CACHE_ENV_VAR = "ICRST_JAX_CACHE_DIR"
 #: Values of the argument / environment variable that disable the cache.
@@ -146,19 +149,24 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
       >>> result = fit(cfg, x, y, seeds=range(10))   # 2nd run: no XLA compile
     """
     import jax
-    from jax.experimental.compilation_cache import compilation_cache as cc
 
     directory = resolve_cache_dir(path)
-    current = jax.config.jax_compilation_cache_dir
     if directory is None:
-        if current is not None:
-            jax.config.update("jax_compilation_cache_dir", None)
-            # JAX opens the cache once (at the first compilation that sees a
-            # directory) and keeps the handle: without a reset it would go on
-            # reading and writing the old directory.
-            cc.reset_cache()
+        _point_cache_at(None)
         return None
+    _make_writable_dir(directory)
+    target = str(directory)
+    _point_cache_at(target)
+    # Cache everything: JAX's default (>= 1 s compile) would skip the small
+    # programs that make up most of a CPU run's compile time.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    # -1: no size threshold, and JAX may not replace it with a file-system default.
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return target
 
+
+def _make_writable_dir(directory: Path) -> None:
+    """Creates the cache directory (private to this user) if missing; ``OSError`` in one line if not writable."""
     # Cache entries are code: a directory made here is private to this user
     # (``mode`` applies only to a directory that does not exist yet; an
     # existing one keeps the permissions its owner gave it).
@@ -171,19 +179,20 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
         probe.unlink()
     except OSError as e:
         raise OSError(f"{directory} is not writable ({e.strerror})") from None
-    target = str(directory)
-    if current != target:
-        jax.config.update("jax_compilation_cache_dir", target)
-        # Same reason as above: switch an already opened cache to the new
-        # directory. Harmless (a no-op reset) when none was opened yet.
-        cc.reset_cache()
-    # Cache everything: JAX's default (>= 1 s compile) would skip the small
-    # programs that make up most of a CPU run's compile time.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    # -1: no size threshold, and JAX may not replace it with a file-system default.
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-    return target
 
+
+def _point_cache_at(target: str | None) -> None:
+    """Points JAX's persistent compilation cache at ``target`` (None: off), unless it already is."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    if jax.config.jax_compilation_cache_dir != target:
+        jax.config.update("jax_compilation_cache_dir", target)
+        # JAX opens the cache once (at the first compilation that sees a
+        # directory) and keeps the handle: without a reset it would go on
+        # reading and writing the old directory. Harmless (a no-op reset)
+        # when none was opened yet.
+        cc.reset_cache()
 
 
 def setup_compilation_cache(
@@ -225,14 +234,14 @@ def setup_compilation_cache(
 
 def compilation_cache_dir() -> str | None:
     """The directory of the persistent compilation cache in use, or None when it is off."""
-    import jax  # lazily, like the rest of this module: `import icrst_jax` stays light
+    import jax
 
     return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
 
 
 def versions() -> dict:
     """The software and devices a result was computed with, for ``results.json``."""
-    import flax  # lazily, like the rest of this module: `import icrst_jax` stays light
+    import flax  # inside, like jax: `import icrst_jax` stays light
     import jax
     import optax
     import sklearn

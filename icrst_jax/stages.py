@@ -47,7 +47,7 @@ from icrst_jax.data.registry import DATASET_SHAPES
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, versions
-from icrst_jax.train import effective_batch_size, encode, fit, loss_curve, make_mesh
+from icrst_jax.train import Snapshots, effective_batch_size, encode, fit, loss_curve, make_mesh
 
 def p_tag(p: float) -> str:
     """``1.0 -> '1'``, ``0.25 -> '0.25'``: the ``p<P>`` part of file names."""
@@ -221,8 +221,6 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
     """Trains every grid point in one program, encoding the held-out latents at
     ``eval.at_epochs`` (and epoch 0 for the untrained row) along the way; those
     strictly inside training are saved at once (process 0), as ``latents_epoch<E>.npz``."""
-    from icrst_jax.train import encode, fit
-
     mean, std = dataset.preprocessing.encoder_mean_std()
     points = cfg.grid()
     # Held-out latents along training, encoded from the training loop's own
@@ -255,9 +253,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
         progress=say,
-        at_epochs=sorted(snapshot_epochs),
-        on_epoch=on_epoch,
-        hooks=hooks,
+        hooks=[Snapshots(snapshot_epochs, on_epoch), *hooks],
     )
     return Trained(result=result, snapshots=snapshots)
 

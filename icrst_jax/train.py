@@ -36,6 +36,7 @@ configuration with one seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -55,6 +56,7 @@ from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
+from icrst_jax.run_identity import train_fingerprint
 
 DATA_AXIS = "data"
 
@@ -199,110 +201,140 @@ def make_engine(
     """
     model = make_model(config.model, sample_shape)
     mesh = make_mesh(config.num_devices)
-    n_dev = mesh.devices.size
-    batch = effective_batch_size(config, num_samples, n_dev)
-    steps = int(math.ceil(num_samples / batch))
+    batch = effective_batch_size(config, num_samples, mesh.devices.size)
     tx = optax.adam(config.learning_rate)
-    noise = config.mode == "dae" if noise is None else bool(noise)
-    batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
-    replicated = NamedSharding(mesh, P())
+    spec = _EpochSpec(
+        model=model, tx=tx, batch_sharding=NamedSharding(mesh, P(DATA_AXIS)), replicated=NamedSharding(mesh, P()),
+        num_samples=num_samples, batch=batch, steps=int(math.ceil(num_samples / batch)),
+        noise=config.mode == "dae" if noise is None else bool(noise),
+    )
     trace_count = [0]
-    # Only a ragged last batch needs masked BatchNorm statistics; without one
-    # the plain statistics are the same (up to summation order) with fewer
-    # elementwise passes (BENCHMARKS.md, "Measurements behind code choices").
-    ragged = steps * batch != num_samples
 
     def init_fn(key, run: RunParams) -> TrainState:
-        k_init, k_train = jax.random.split(key)
-        dummy = jnp.zeros((1, *sample_shape), jnp.float32)
-        variables = model.init({"params": k_init}, dummy, train=False)
-        params = variables["params"]
-        return TrainState(
-            params=params,
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
-            key=jax.random.key_data(k_train),
-            epoch=jnp.zeros((), jnp.int32),
-            run=run,
-        )
-
-    def loss_fn(params, batch_stats, inputs, targets, mask, k_dropout):
-        variables = {"params": params}
-        has_bn = bool(jax.tree_util.tree_leaves(batch_stats))
-        if has_bn:
-            variables["batch_stats"] = batch_stats
-        (recon, _), updates = model.apply(
-            variables, inputs, train=True, mask=mask if ragged else None, rngs={"dropout": k_dropout},
-            mutable=["batch_stats"],
-        )
-        per_sample = jnp.mean(jnp.square(recon - targets).reshape(recon.shape[0], -1), axis=1)
-        loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
-        return loss, updates.get("batch_stats", batch_stats)
-
-    def train_step(state: TrainState, data: TrainData, idx, mask, key):
-        k_pair, k_noise, k_dropout = jax.random.split(key, 3)
-        partner = pair_indices(k_pair, data.table, idx, mode=state.run.partner, p=state.run.p)
-        # Gather on the device from the replicated training set, then split the
-        # global batch over the mesh: each device computes its shard.
-        x = jax.lax.with_sharding_constraint(data.x[idx], batch_sharding)
-        targets = jax.lax.with_sharding_constraint(data.x[partner], batch_sharding)
-        mask = jax.lax.with_sharding_constraint(mask, batch_sharding)
-        inputs = encoder_input(x, data.mean, data.std)
-        if noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
-            inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, inputs, targets, mask, k_dropout
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
-        return state, loss
+        return _init_run(model, tx, sample_shape, key, run)
 
     def epoch_fn(state: TrainState, data: TrainData):
         trace_count[0] += 1  # Python side effect: runs at trace time only.
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
-        k_perm, k_steps = jax.random.split(key)
-        if steps == 1:
-            # One step sees the whole set: the loss, its gradient and the
-            # BatchNorm statistics do not depend on the order, and every row's
-            # partner and dropout mask are drawn independently, so a shuffle
-            # would change nothing in distribution, and its sort is a visible
-            # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
-            perm = jnp.arange(num_samples, dtype=jnp.int32)
-        else:
-            perm = jax.random.permutation(k_perm, num_samples).astype(jnp.int32)
-        pad = steps * batch - num_samples
-        # Ragged last batch: pad with real indices (so gathers stay in range)
-        # whose mask is 0; they do not count in the loss or BatchNorm stats.
-        perm = jnp.concatenate([perm, perm[:pad]]) if pad else perm
-        idx = perm.reshape(steps, batch)
-        mask = (jnp.arange(steps * batch) < num_samples).astype(jnp.float32).reshape(steps, batch)
-
-        def body(st, xs):
-            i, idx_b, mask_b = xs
-            st, loss = train_step(st, data, idx_b, mask_b, jax.random.fold_in(k_steps, i))
-            return st, (loss, jnp.sum(mask_b))
-
-        state, (losses, counts) = jax.lax.scan(body, state, (jnp.arange(steps), idx, mask))
-        state = state.replace(epoch=state.epoch + 1)
-        state = jax.lax.with_sharding_constraint(state, replicated)
-        # Sample-weighted mean over the epoch (the last batch may be short).
-        metrics = {"loss": jnp.sum(losses * counts) / jnp.sum(counts), "step_loss": losses}
-        return state, metrics
+        return _run_epoch(spec, state, data)
 
     return Engine(
-        config=config,
-        model=model,
-        optimizer=tx,
-        mesh=mesh,
-        num_samples=num_samples,
-        batch_size=batch,
-        steps_per_epoch=steps,
-        init_fn=init_fn,
-        epoch_fn=epoch_fn,
-        trace_count=trace_count,
-        noise=noise,
+        config=config, model=model, optimizer=tx, mesh=mesh, num_samples=num_samples, batch_size=batch,
+        steps_per_epoch=spec.steps, init_fn=init_fn, epoch_fn=epoch_fn, trace_count=trace_count, noise=spec.noise,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _EpochSpec:
+    """What the epoch program is compiled for (static): the model, the optimizer, the
+    shardings and the epoch's shape. ``noise``: the epoch draws the DAE's input noise."""
+
+    model: AutoEncoder
+    tx: optax.GradientTransformation
+    batch_sharding: NamedSharding  # a global batch split along ``data``
+    replicated: NamedSharding
+    num_samples: int
+    batch: int
+    steps: int
+    noise: bool
+
+    @property
+    def ragged(self) -> bool:
+        """Whether the last batch is padded. Only then does BatchNorm need masked
+        statistics; without padding the plain ones are the same (up to summation
+        order) with fewer elementwise passes (BENCHMARKS.md, "Measurements behind code choices")."""
+        return self.steps * self.batch != self.num_samples
+
+
+def _init_run(model: AutoEncoder, tx: optax.GradientTransformation, sample_shape, key, run: RunParams) -> TrainState:
+    """One run's initial state from its key and its grid point's traced hyperparameters."""
+    k_init, k_train = jax.random.split(key)
+    dummy = jnp.zeros((1, *sample_shape), jnp.float32)
+    variables = model.init({"params": k_init}, dummy, train=False)
+    params = variables["params"]
+    return TrainState(
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        key=jax.random.key_data(k_train),
+        epoch=jnp.zeros((), jnp.int32),
+        run=run,
+    )
+
+
+def _batch_loss(spec: _EpochSpec, params, batch_stats, inputs, targets, mask, k_dropout):
+    """The masked mean squared reconstruction error of a batch, and the new BatchNorm statistics."""
+    variables = {"params": params}
+    has_bn = bool(jax.tree_util.tree_leaves(batch_stats))
+    if has_bn:
+        variables["batch_stats"] = batch_stats
+    (recon, _), updates = spec.model.apply(
+        variables, inputs, train=True, mask=mask if spec.ragged else None, rngs={"dropout": k_dropout},
+        mutable=["batch_stats"],
+    )
+    per_sample = jnp.mean(jnp.square(recon - targets).reshape(recon.shape[0], -1), axis=1)
+    loss = jnp.sum(per_sample * mask) / jnp.sum(mask)
+    return loss, updates.get("batch_stats", batch_stats)
+
+
+def _train_step(spec: _EpochSpec, state: TrainState, data: TrainData, idx, mask, key):
+    """One optimizer step on the global batch ``data.x[idx]`` (rows with mask 0 are padding)."""
+    k_pair, k_noise, k_dropout = jax.random.split(key, 3)
+    partner = pair_indices(k_pair, data.table, idx, mode=state.run.partner, p=state.run.p)
+    # Gather on the device from the replicated training set, then split the
+    # global batch over the mesh: each device computes its shard.
+    x = jax.lax.with_sharding_constraint(data.x[idx], spec.batch_sharding)
+    targets = jax.lax.with_sharding_constraint(data.x[partner], spec.batch_sharding)
+    mask = jax.lax.with_sharding_constraint(mask, spec.batch_sharding)
+    inputs = encoder_input(x, data.mean, data.std)
+    if spec.noise:  # sigma is 0 for every mode but dae: their inputs stay exact.
+        inputs = inputs + state.run.sigma * jax.random.normal(k_noise, inputs.shape, inputs.dtype)
+    (loss, batch_stats), grads = jax.value_and_grad(functools.partial(_batch_loss, spec), has_aux=True)(
+        state.params, state.batch_stats, inputs, targets, mask, k_dropout
+    )
+    updates, opt_state = spec.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    state = state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
+    return state, loss
+
+
+def _epoch_batches(spec: _EpochSpec, k_perm):
+    """The epoch's (steps, batch) sample indices and their masks (0: a padding row of the last batch)."""
+    n, steps, batch = spec.num_samples, spec.steps, spec.batch
+    if steps == 1:
+        # One step sees the whole set: the loss, its gradient and the
+        # BatchNorm statistics do not depend on the order, and every row's
+        # partner and dropout mask are drawn independently, so a shuffle
+        # would change nothing in distribution, and its sort is a visible
+        # part of a small epoch (BENCHMARKS.md, "Measurements behind code choices").
+        perm = jnp.arange(n, dtype=jnp.int32)
+    else:
+        perm = jax.random.permutation(k_perm, n).astype(jnp.int32)
+    pad = steps * batch - n
+    # Ragged last batch: pad with real indices (so gathers stay in range)
+    # whose mask is 0; they do not count in the loss or BatchNorm stats.
+    perm = jnp.concatenate([perm, perm[:pad]]) if pad else perm
+    idx = perm.reshape(steps, batch)
+    mask = (jnp.arange(steps * batch) < n).astype(jnp.float32).reshape(steps, batch)
+    return idx, mask
+
+
+def _run_epoch(spec: _EpochSpec, state: TrainState, data: TrainData):
+    """One epoch of one run: ``(state, data) -> (state, metrics)``, pure."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
+    k_perm, k_steps = jax.random.split(key)
+    idx, mask = _epoch_batches(spec, k_perm)
+
+    def body(st, xs):
+        i, idx_b, mask_b = xs
+        st, loss = _train_step(spec, st, data, idx_b, mask_b, jax.random.fold_in(k_steps, i))
+        return st, (loss, jnp.sum(mask_b))
+
+    state, (losses, counts) = jax.lax.scan(body, state, (jnp.arange(spec.steps), idx, mask))
+    state = state.replace(epoch=state.epoch + 1)
+    state = jax.lax.with_sharding_constraint(state, spec.replicated)
+    # Sample-weighted mean over the epoch (the last batch may be short).
+    metrics = {"loss": jnp.sum(losses * counts) / jnp.sum(counts), "step_loss": losses}
+    return state, metrics
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
@@ -437,8 +469,6 @@ class FitResult:
         run), step_loss (per run, per step), seconds, samples_per_s.
       compile_seconds: time spent compiling the epoch.
       resumed_from: the epoch restored from a checkpoint, or None.
-      missed_epochs: ``at_epochs`` that ``on_epoch`` never saw: those between
-        0 and a restored checkpoint's epoch (trained by an earlier run).
       earlier_history: the epochs before ``resumed_from``, as the checkpoint
         recorded them (epoch, loss per run, seconds): with ``history``, the
         whole run's loss curve.
@@ -451,7 +481,6 @@ class FitResult:
     compile_seconds: float
     resumed_from: int | None = None
     points: list = dataclasses.field(default_factory=list)
-    missed_epochs: list = dataclasses.field(default_factory=list)
     earlier_history: list = dataclasses.field(default_factory=list)
 
     @property
@@ -466,72 +495,43 @@ class FitResult:
         return np.asarray(h[-1]["loss"]) if h else np.array([])
 
 
-def fit(
-    config: TrainConfig,
-    x,
-    labels,
-    *,
-    seeds: Sequence[int] | None = None,
-    points: Sequence[GridPoint] | None = None,
-    mean=None,
-    std=None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    metadata: dict | None = None,
-    progress: bool | Callable[[str], None] = True,
-    stop_after_epoch: int | None = None,
-    at_epochs: Sequence[int] = (),
-    on_epoch: Callable[[int, "Engine", TrainState], None] | None = None,
-    hooks: Sequence["EpochHook"] = (),
-    engine: Engine | None = None,
-) -> FitResult:
+def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
+        points: Sequence[GridPoint] | None = None, mean=None, std=None,
+        checkpoint_dir: str | os.PathLike | None = None, metadata: dict | None = None,
+        progress: bool | Callable[[str], None] = True, stop_after_epoch: int | None = None,
+        hooks: Sequence[EpochHook] = (), engine: Engine | None = None) -> FitResult:
     """Trains R autoencoders (seeds, or grid points of a study) in one program.
 
     Args:
       config: the run's configuration (mode, p, epochs, batch size, model...);
         with ``points``, its mode and p are unused.
-      x: (N, ...) float32 training samples in unit scale ([0, 1] for images):
-        the reconstruction targets.
-      labels: (N,) integer labels (used by ``icrst`` only).
+      x, labels: (N, ...) float32 training samples in unit scale ([0, 1] for
+        images), the reconstruction targets; (N,) integer labels (``icrst`` only).
       seeds: seeds to train in parallel with ``config.mode`` and ``config.p``
-        (default ``[config.seed]``).
-      points: instead of ``seeds``: the grid points (mode, p, seed) of a study,
-        all trained in one compiled epoch program.
+        (default ``[config.seed]``); or ``points``: the grid points (mode, p,
+        seed) of a study, all trained in one compiled epoch program.
       mean, std: per-channel (or per-feature) statistics; the encoder input is
         ``(x - mean) / std``. ``None`` means identity.
       checkpoint_dir: orbax checkpoints go here every ``config.checkpoint_every``
-        epochs and at the end; an existing checkpoint is resumed automatically
-        if its fingerprint is this run's (damaged ones are skipped), and
-        refused if it is another run's or ahead of ``config.epochs``.
+        epochs and at the end; an existing checkpoint is resumed if its
+        fingerprint is this run's (damaged ones are skipped), and refused if it
+        is another run's or ahead of ``config.epochs``.
       metadata: JSON-able extras saved with each checkpoint (e.g. the data
-        preprocessing, so latents are extracted later exactly as in training).
-        Its ``identity`` (a study's fingerprint,
-        :func:`icrst_jax.run_identity.fingerprint`) replaces the default, the
-        training config's and grid points' fingerprint.
-      progress: True prints a line per epoch to stderr; a callable gets the line;
-        False is quiet.
-      stop_after_epoch: stop (after checkpointing) once this epoch is done;
-        used to simulate an interrupted run.
-      at_epochs, on_epoch: ``on_epoch(epoch, engine, state)`` is called with
-        the stacked state after each epoch in ``at_epochs`` (0: the initial
-        state, before the first step), before the next epoch reuses its
-        buffers; e.g. to encode held-out latents along training without
-        retraining. The state at epoch E is the state a run of E epochs ends
-        with.
-      hooks: more :class:`EpochHook` duties after each epoch, called after the
-        snapshots and before the checkpoint (e.g. a test's simulated interrupt).
-      engine: the engine of an earlier :func:`fit` (``result.engine``) to
-        reuse its compiled programs; ``config`` may differ from the engine's
-        only in what is not part of the program (mode, p, epochs,
-        checkpoint_every, seed).
+        preprocessing). Its ``identity`` (a study's fingerprint) replaces the
+        default, the training config's and grid points' fingerprint.
+      progress: True prints a line per epoch to stderr; a callable gets the line; False is quiet.
+      stop_after_epoch: stop (after checkpointing) once this epoch is done (a simulated interrupt).
+      hooks: :class:`EpochHook` duties after each epoch (and at the start), called
+        after the loss checks and before the checkpoint; e.g. :class:`Snapshots`
+        to encode held-out latents along training without retraining.
+      engine: an earlier :func:`fit`'s ``result.engine``, to reuse its compiled
+        programs; ``config`` may differ from its config only in what is not part
+        of the program (mode, p, epochs, checkpoint_every, seed).
 
     Raises:
       icrst_jax.faults.NonFiniteLoss: a run's loss became NaN or infinite.
-      icrst_jax.faults.Interrupted: a signal (under
-        :func:`icrst_jax.faults.handle_interrupts`) stopped training after an
-        epoch, whose checkpoint was saved first.
-
-    Returns:
-      A :class:`FitResult`.
+      icrst_jax.faults.Interrupted: a signal (under :func:`icrst_jax.faults.handle_interrupts`)
+        stopped training after an epoch, whose checkpoint was saved first.
 
     Example:
       >>> cfg = TrainConfig(mode="icrst", p=1.0, epochs=5, batch_size=64,
@@ -540,81 +540,27 @@ def fit(
       ...              mean=ds.preprocessing.mean, std=ds.preprocessing.std)
       >>> latents = encode(result.engine, result.state, ds.x_test, ...)   # (3, N_test, 128)
     """
-    if points is not None and seeds is not None:
-        raise ValueError("give seeds or grid points, not both")
-    if points is None:
-        seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
-        if not seeds:
-            raise ValueError("at least one seed is needed")
-    points = grid_points(config, seeds if points is None else list(points))
-    seeds = [pt.seed for pt in points]
-    if len(set(points)) != len(points):
-        raise ValueError("grid points must be distinct")
+    points = _fit_points(config, seeds, points)
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
-    noise = any(pt.mode == "dae" for pt in points)
-    if engine is None:
-        engine = make_engine(config, x.shape[1:], x.shape[0], noise=noise)
-    else:
-        _check_reuse(engine, config, x.shape, noise)
+    engine = _engine_for(config, x.shape, points, engine)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
-    state = init_state(engine, points)
-    at_epochs = sorted({int(e) for e in at_epochs}) if on_epoch is not None else []
-    if 0 in at_epochs:
-        on_epoch(0, engine, state)  # each point's initialisation, whatever a checkpoint holds
-
+    initial = init_state(engine, points)
     manager = None
-    resumed_from = None
-    earlier = []
     try:
-        checkpointer = None
+        state, resumed_from, earlier, saving = initial, None, [], []
         if checkpoint_dir is not None:
-            from icrst_jax import checkpoint as ckpt
-            from icrst_jax.run_identity import train_fingerprint
-
-            meta = {"config": config.to_dict(), "seeds": seeds, "points": [dataclasses.asdict(pt) for pt in points],
-                    **(metadata or {})}
-            meta.setdefault("identity", train_fingerprint(config, points))
-            manager = ckpt.CheckpointManager(checkpoint_dir)
-            restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
-            if restored is not None:
-                restored, stored_meta = restored
-                resumed_from = int(np.asarray(restored.epoch)[0])
-                if resumed_from > config.epochs:
-                    raise ckpt.CheckpointMismatch(
-                        f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
-                        f"{config.epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
-                    )
-                state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
-                earlier = stored_meta.get("history", [])[:resumed_from]
-                say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
-            checkpointer = Checkpointer(manager, meta, config.checkpoint_every, earlier)
-
+            meta = _checkpoint_meta(config, points, metadata)
+            manager = _checkpoint_manager(checkpoint_dir)
+            state, resumed_from, earlier = _resume(manager, checkpoint_dir, engine, initial, meta=meta,
+                                                   epochs=config.epochs, say=say)
+            saving = [Checkpointer(manager, meta, config.checkpoint_every, earlier)]
         compiled, compile_s = compile_epoch(engine, state, data)
-        n_dev = engine.mesh.devices.size
-        pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
-        what = (
-            f"{config.mode} p={config.p:g} seeds={seeds}"
-            if pairs == [(config.mode, config.p)]
-            else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
-        )
-        say(
-            f"{what} model={config.model.name} width={config.model.width:g} "
-            f"devices={n_dev} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
-            f"(compiled in {compile_s:.1f}s)"
-        )
-        start = int(np.asarray(state.epoch)[0])
-        missed = [e for e in at_epochs if 0 < e < start]
-        if start > 0 and start in at_epochs:
-            on_epoch(start, engine, state)
-        duties = [
-            ProgressLine(say, config.epochs, len(points)),
-            NonFiniteGuard(points),
-            *([Snapshots(at_epochs, lambda e, st: on_epoch(e, engine, st))] if at_epochs else []),
-            *hooks,
-            *([checkpointer] if checkpointer is not None else []),
-            StopOnSignal(say, checkpointed=checkpointer is not None),
-        ]
+        say(_start_line(config, engine, points, compile_s))
+        _start_hooks(hooks, TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
+        del initial  # a resumed run's buffers of epoch 0 are not needed any more
+        duties = [ProgressLine(say, config.epochs, len(points)), NonFiniteGuard(points), *hooks, *saving,
+                  StopOnSignal(say, checkpointed=bool(saving))]
         history = []
         # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
         with faults.deferred():
@@ -623,9 +569,87 @@ def fit(
     finally:
         if manager is not None:
             manager.close()
-    return FitResult(
-        state=state, engine=engine, seeds=seeds, history=history, compile_seconds=compile_s,
-        resumed_from=resumed_from, points=points, earlier_history=earlier, missed_epochs=missed,
+    return FitResult(state=state, engine=engine, seeds=[pt.seed for pt in points], history=history,
+                     compile_seconds=compile_s, resumed_from=resumed_from, points=points, earlier_history=earlier)
+
+
+def _fit_points(config: TrainConfig, seeds: Sequence[int] | None,
+                points: Sequence[GridPoint] | None) -> list[GridPoint]:
+    """The distinct grid points of :func:`fit`'s ``seeds`` (default ``[config.seed]``) or ``points``."""
+    if points is not None and seeds is not None:
+        raise ValueError("give seeds or grid points, not both")
+    if points is None:
+        seeds = [config.seed] if seeds is None else [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+    points = grid_points(config, seeds if points is None else list(points))
+    if len(set(points)) != len(points):
+        raise ValueError("grid points must be distinct")
+    return points
+
+
+def _engine_for(config: TrainConfig, x_shape, points: Sequence[GridPoint], engine: Engine | None) -> Engine:
+    """A new engine for the run, or ``engine`` once checked to hold this run's programs."""
+    noise = any(pt.mode == "dae" for pt in points)
+    if engine is None:
+        return make_engine(config, x_shape[1:], x_shape[0], noise=noise)
+    _check_reuse(engine, config, x_shape, noise)
+    return engine
+
+
+def _checkpoint_meta(config: TrainConfig, points: Sequence[GridPoint], metadata: dict | None) -> dict:
+    """The metadata every checkpoint of the run carries, its ``identity`` included."""
+    meta = {"config": config.to_dict(), "seeds": [pt.seed for pt in points],
+            "points": [dataclasses.asdict(pt) for pt in points], **(metadata or {})}
+    meta.setdefault("identity", train_fingerprint(config, points))
+    return meta
+
+
+def _checkpoint_manager(checkpoint_dir):
+    # orbax costs seconds at import: only a run with checkpoints loads it.
+    from icrst_jax import checkpoint as ckpt
+
+    return ckpt.CheckpointManager(checkpoint_dir)
+
+
+def _resume(manager, checkpoint_dir, engine: Engine, state: TrainState, *, meta: dict, epochs: int,
+            say: Callable[[str], None]):
+    """``(state, resumed_from, earlier)``: the latest checkpoint of this run in ``manager``
+    (its state, epoch and recorded loss curve), or ``(state, None, [])`` if there is none.
+
+    Raises:
+      icrst_jax.checkpoint.CheckpointMismatch: the checkpoint is another run's, or ahead of ``epochs``.
+    """
+    from icrst_jax import checkpoint as ckpt  # loaded with the manager (orbax)
+
+    restored = manager.restore_latest(state, expected_identity=meta["identity"], warn=say)
+    if restored is None:
+        return state, None, []
+    restored, stored_meta = restored
+    resumed_from = int(np.asarray(restored.epoch)[0])
+    if resumed_from > epochs:
+        raise ckpt.CheckpointMismatch(
+            f"{checkpoint_dir} holds a checkpoint at epoch {resumed_from}, ahead of the requested "
+            f"{epochs} epochs: ask for {resumed_from} epochs to use it, or use another folder"
+        )
+    state = jax.device_put(restored, NamedSharding(engine.mesh, P()))
+    say(f"resumed from checkpoint at epoch {resumed_from} in {checkpoint_dir}")
+    return state, resumed_from, stored_meta.get("history", [])[:resumed_from]
+
+
+def _start_line(config: TrainConfig, engine: Engine, points: Sequence[GridPoint], compile_s: float) -> str:
+    """The progress line before the first epoch: what trains, on how many devices, in which batches."""
+    pairs = list(dict.fromkeys((pt.mode, pt.p) for pt in points))
+    seeds = [pt.seed for pt in points]
+    what = (
+        f"{config.mode} p={config.p:g} seeds={seeds}"
+        if pairs == [(config.mode, config.p)]
+        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+    )
+    return (
+        f"{what} model={config.model.name} width={config.model.width:g} "
+        f"devices={engine.mesh.devices.size} batch={engine.batch_size} steps/epoch={engine.steps_per_epoch} "
+        f"(compiled in {compile_s:.1f}s)"
     )
 
 
@@ -652,6 +676,23 @@ def _check_reuse(engine: Engine, config: TrainConfig, x_shape, noise: bool) -> N
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainStart:
+    """What the hooks see before the first epoch of a :func:`fit` call.
+
+    Attributes:
+      engine: the run's engine (to :func:`encode` a state, say).
+      initial: each run's initialised state (epoch 0), whatever a checkpoint holds.
+      state: the state training goes on from: ``initial``, or a restored checkpoint's.
+      epoch: the epoch training goes on from: 0, or the restored checkpoint's.
+    """
+
+    engine: Engine
+    initial: TrainState
+    state: TrainState
+    epoch: int
+
+
+@dataclasses.dataclass(frozen=True)
 class EpochEnd:
     """What the hooks see after an epoch.
 
@@ -662,6 +703,7 @@ class EpochEnd:
       seconds: the epoch's wall time; samples_per_s: training samples x runs per second.
       history: every epoch of this call so far, this one last (``FitResult.history``'s entries).
       last: no epoch follows in this call (the final one, or ``stop_after_epoch``).
+      engine: the run's engine.
     """
 
     epoch: int
@@ -671,16 +713,31 @@ class EpochEnd:
     samples_per_s: float
     history: list
     last: bool
+    engine: Engine
 
 
 class EpochHook(Protocol):
-    """One duty after each epoch, called with an :class:`EpochEnd`; it may raise to end training.
+    """One duty of the training loop (after CLU's periodic actions); it may raise to end training.
 
-    :func:`fit` calls, in order: :class:`ProgressLine`, :class:`NonFiniteGuard`,
-    :class:`Snapshots`, the caller's ``hooks``, :class:`Checkpointer`, :class:`StopOnSignal`.
+    Called with an :class:`EpochEnd` after each epoch; its :meth:`start`, if it
+    has one, once with a :class:`TrainStart` before the first. :func:`fit` calls,
+    in order: :class:`ProgressLine`, :class:`NonFiniteGuard`, the caller's
+    ``hooks`` (e.g. :class:`Snapshots`), :class:`Checkpointer`, :class:`StopOnSignal`.
+    A plain function of an :class:`EpochEnd` is a hook too.
     """
 
     def __call__(self, end: EpochEnd) -> None: ...
+
+    def start(self, begin: TrainStart) -> None:
+        """Before the first epoch of the call; nothing by default."""
+
+
+def _start_hooks(hooks: Sequence[EpochHook], begin: TrainStart) -> None:
+    """Calls each hook's ``start`` (those that have one), in order."""
+    for hook in hooks:
+        start = getattr(hook, "start", None)
+        if start is not None:
+            start(begin)
 
 
 class ProgressLine(EpochHook):
@@ -710,14 +767,30 @@ class NonFiniteGuard(EpochHook):
 
 
 class Snapshots(EpochHook):
-    """``snapshot(epoch, state)`` after each epoch in ``at_epochs``, before the next epoch reuses the state's buffers."""
+    """``snapshot(epoch, engine, state)`` with the stacked state at each epoch in ``epochs``.
 
-    def __init__(self, at_epochs: Sequence[int], snapshot: Callable[[int, TrainState], None]):
-        self.at_epochs, self.snapshot = frozenset(at_epochs), snapshot
+    Epoch 0 is each run's initial state (before the first step); an epoch E > 0
+    is after E epochs: the state a run of E epochs ends with, handed over before
+    the next epoch reuses its buffers (e.g. to :func:`encode` held-out latents
+    along training without retraining). A resumed run sees the restored
+    checkpoint's epoch, not the epochs before it: those are in ``missed`` after
+    the start.
+    """
+
+    def __init__(self, epochs: Sequence[int], snapshot: Callable[[int, Engine, TrainState], None]):
+        self.epochs, self.snapshot = frozenset(int(e) for e in epochs), snapshot
+        self.missed: list[int] = []
+
+    def start(self, begin: TrainStart) -> None:
+        if 0 in self.epochs:
+            self.snapshot(0, begin.engine, begin.initial)
+        if begin.epoch > 0 and begin.epoch in self.epochs:
+            self.snapshot(begin.epoch, begin.engine, begin.state)
+        self.missed = sorted(e for e in self.epochs if 0 < e < begin.epoch)
 
     def __call__(self, end: EpochEnd) -> None:
-        if end.epoch in self.at_epochs:
-            self.snapshot(end.epoch, end.state)
+        if end.epoch in self.epochs:
+            self.snapshot(end.epoch, end.engine, end.state)
 
 
 class Checkpointer(EpochHook):
@@ -785,7 +858,7 @@ def train_epochs(engine: Engine, compiled, state: TrainState, data: TrainData, *
         })
         stop = stop_after_epoch is not None and epoch + 1 >= stop_after_epoch
         end = EpochEnd(epoch=epoch + 1, state=state, loss=loss, seconds=dt, samples_per_s=rate, history=history,
-                       last=stop or epoch + 1 == epochs)
+                       last=stop or epoch + 1 == epochs, engine=engine)
         for hook in hooks:
             hook(end)
         if stop:
@@ -861,7 +934,7 @@ def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_s
     float32, complete on every process.
 
     ``engine, state`` are a fit's (``result.engine, result.state``) or those of
-    any epoch in between (``fit(..., on_epoch=...)``); ``mean, std`` as in
+    any epoch in between (``fit(..., hooks=[Snapshots(...)])``); ``mean, std`` as in
     :func:`fit`. The jitted encoder is kept in the engine, so repeated calls
     (latents at several epochs) compile once.
     """

@@ -322,20 +322,20 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(run
             assert a[k] == b[k], k
 
 
-def test_incomplete_or_inconsistent_options_are_refused():
-    with pytest.raises(ValueError, match="--process-id given without --coordinator-address and --num-processes"):
+def test_incomplete_or_inconsistent_arguments_are_refused():
+    with pytest.raises(ValueError, match="go together .* got only process_id$"):
         distributed.initialize(process_id=1)
-    with pytest.raises(ValueError, match="--num-processes given without --process-id"):
+    with pytest.raises(ValueError, match="got only coordinator_address and num_processes$"):
         distributed.initialize("127.0.0.1:1234", num_processes=2)
     with pytest.raises(ValueError, match="HOST:PORT"):
         distributed.initialize("127.0.0.1", 2, 0)
-    with pytest.raises(ValueError, match="below --num-processes"):
+    with pytest.raises(ValueError, match="below num_processes"):
         distributed.initialize("127.0.0.1:1234", 2, 2)
     with pytest.raises(ValueError, match=">= 1"):
         distributed.initialize("127.0.0.1:1234", 0, 0)
-    with pytest.raises(ValueError, match="the port must be in 1..65535, got 99999"):
+    with pytest.raises(ValueError, match="port in 1..65535, got '127.0.0.1:99999'"):
         distributed.initialize("127.0.0.1:99999", 2, 0)
-    with pytest.raises(ValueError, match="--join-timeout must be > 0"):
+    with pytest.raises(ValueError, match="join_timeout must be > 0"):
         distributed.initialize("127.0.0.1:1234", 2, 1, join_timeout=0)
     with socket.socket() as busy:  # process 0 would listen on a port that is taken
         busy.bind(("127.0.0.1", 0))
@@ -343,9 +343,24 @@ def test_incomplete_or_inconsistent_options_are_refused():
         port = busy.getsockname()[1]
         with pytest.raises(ValueError, match=f"port {port} is already in use on this host"):
             distributed.initialize(f"127.0.0.1:{port}", 2, 0)
-    # None of the options: a one-process run, nothing happens.
+    # None of the arguments: a one-process run, nothing happens.
     assert distributed.initialize() is False
     assert not jax.distributed.is_initialized()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--process-id", "1"], "--process-id given without --coordinator-address and --num-processes"),
+    (["--coordinator-address", "h:1234", "--num-processes", "2"], "--num-processes given without --process-id"),
+    (["--coordinator-address", "h", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
+    (["--coordinator-address", "h:1234", "--num-processes", "2", "--process-id", "2"], "below --num-processes"),
+    (["--coordinator-address", "h:1234", "--num-processes", "0", "--process-id", "0"], "--num-processes must be >= 1"),
+    (["--coordinator-address", "h:99999", "--num-processes", "2", "--process-id", "0"],
+     "the port must be in 1..65535, got 99999"),
+    (["--join-timeout", "0"], "--join-timeout must be > 0"),
+])
+def test_the_command_line_names_the_flags_it_refuses(flags, message):
+    with pytest.raises(ValueError, match=message):
+        cli._check_distributed_flags(cli.build_parser().parse_args(flags))
 
 
 def test_data_is_found_before_the_processes_join(tmp_path, capsys):

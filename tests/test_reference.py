@@ -16,7 +16,7 @@ from icrst_jax import data as data_lib
 from icrst_jax import faults, reporting, run_identity
 from icrst_jax.config import DataConfig, EvalConfig, GridPoint, ModelConfig, StudyConfig, TrainConfig
 from icrst_jax.studies import run as run_experiment
-from icrst_jax.train import EpochHook, encode, fit, init_state, make_engine
+from icrst_jax.train import EpochHook, Snapshots, encode, fit, init_state, make_engine
 
 TRAIN = TrainConfig(epochs=3, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
 
@@ -96,7 +96,7 @@ def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
         seen[epoch] = encode(engine, state, ds.x_test, mean=mean, std=std)
 
     long = fit(TRAIN.replace(epochs=5), ds.x_train, ds.y_train, points=points, mean=mean, std=std,
-               progress=False, at_epochs=(0, 2, 5), on_epoch=on_epoch)
+               progress=False, hooks=[Snapshots((0, 2, 5), on_epoch)])
     assert sorted(seen) == [0, 2, 5]
     short = fit(TRAIN.replace(epochs=2), ds.x_train, ds.y_train, points=points, mean=mean, std=std, progress=False,
                 engine=long.engine)  # the same compiled programs: the epochs alone differ
@@ -115,10 +115,11 @@ def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_pa
     first = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
                 checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
     seen = {}
+    snapshots = Snapshots((0, 1, 2, 4), lambda e, engine, state: seen.setdefault(
+        e, encode(engine, state, ds.x_test, mean=mean, std=std)))
     resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False, engine=first.engine,
-                  checkpoint_dir=tmp_path / "ckpt", at_epochs=(0, 1, 2, 4),
-                  on_epoch=lambda e, engine, state: seen.setdefault(e, encode(engine, state, ds.x_test, mean=mean, std=std)))
-    assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and resumed.missed_epochs == [1]
+                  checkpoint_dir=tmp_path / "ckpt", hooks=[snapshots])
+    assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and snapshots.missed == [1]
     whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
                 engine=first.engine)
     np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))

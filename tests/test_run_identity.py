@@ -55,7 +55,7 @@ def test_fingerprint_is_every_deciding_config_field():
                                                            "modes=standard,cross_icrst"]))
     assert adapt["data.target"] == "mnist5k" and "adapt.threshold" in adapt
     assert "latent_sizes" in run_identity.fingerprint(apply_override(cfg, "latent_sizes=4,8"))
-    # The cases: data set, split and image size all change the fingerprint and the folder.
+    # Data set, split, image size, model and grid all change the fingerprint and the folder.
     for changes in (["data.name=digits", "train.model.name=conv"], ["data.test_fraction=0.5"], ["data.split_seed=1"],
                     ["data.input_scheme=unit"], ["train.model.width=0.5"], ["seeds=0,1"], ["p_values=0.5"],
                     ["train.learning_rate=0.01"]):

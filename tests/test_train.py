@@ -1,13 +1,22 @@
 """Training engine: compile once, devices, seeds, checkpoints, ragged batches."""
 
+import logging
+
 import jax
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from icrst_jax import faults
 from icrst_jax.checkpoint import CheckpointMismatch
 from icrst_jax.config import GridPoint, ModelConfig, TrainConfig
+from icrst_jax.data import load_dataset
 from icrst_jax.train import (
+    Checkpointer,
+    EpochEnd,
+    NonFiniteGuard,
+    Snapshots,
+    TrainStart,
     compile_epoch,
     effective_batch_size,
     encode,
@@ -180,8 +189,6 @@ def test_table_d1_conv_trains():
     compile in a third of the time (BENCHMARKS.md, "Cold start"); that the CPU
     convolutions compute XLA's on this model's layer shapes is
     ``test_conv.py::test_cpu_matches_xla_on_model_shapes``."""
-    from icrst_jax.data import load_dataset
-
     ds = load_dataset("digits", image_size=12)
     mean, std = ds.preprocessing.encoder_mean_std()
     cfg = TrainConfig(mode="standard", epochs=20, batch_size=16, learning_rate=3e-3, num_devices=1,
@@ -338,8 +345,6 @@ STUDY_POINTS = [
 @pytest.fixture(scope="module")
 def study_fit(cancer):
     """One study of 12 grid points, and the XLA compilations it caused."""
-    import logging
-
     x, y = cancer
     records = []
 
@@ -431,24 +436,26 @@ def test_points_and_seeds_are_exclusive(cancer):
 
 def test_epoch_hooks_guard_snapshot_and_checkpoint():
     """The loop's duties, each alone, on hand-made epoch ends (no compilation)."""
-    from icrst_jax import faults
-    from icrst_jax.train import Checkpointer, EpochEnd, NonFiniteGuard, Snapshots
 
     def end(epoch, loss=(0.5, 0.4), last=False, start=0):
         history = [{"epoch": e, "loss": [0.5, 0.4], "step_loss": [[0.5], [0.4]], "seconds": 1.0, "samples_per_s": 9.0}
                    for e in range(start + 1, epoch + 1)]
         return EpochEnd(epoch=epoch, state=f"state{epoch}", loss=np.asarray(loss), seconds=1.0, samples_per_s=9.0,
-                        history=history, last=last)
+                        history=history, last=last, engine="engine")
 
     points = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 1)]
     NonFiniteGuard(points)(end(1))
     with pytest.raises(faults.NonFiniteLoss, match="at epoch 2 for icrst p=1 seed 1"):
         NonFiniteGuard(points)(end(2, loss=(0.5, np.nan)))
     seen = []
-    snap = Snapshots([2, 4], lambda e, st: seen.append((e, st)))
+    snap = Snapshots([0, 2, 4], lambda e, engine, st: seen.append((e, engine, st)))
+    snap.start(TrainStart(engine="engine", initial="state0", state="state0", epoch=0))
     for e in range(1, 5):
         snap(end(e))
-    assert seen == [(2, "state2"), (4, "state4")]
+    assert seen == [(0, "engine", "state0"), (2, "engine", "state2"), (4, "engine", "state4")] and snap.missed == []
+    seen.clear()  # resumed at epoch 4: epoch 0 from the initial state, 4 from the restored one, 2 missed
+    snap.start(TrainStart(engine="engine", initial="state0", state="state4", epoch=4))
+    assert seen == [(0, "engine", "state0"), (4, "engine", "state4")] and snap.missed == [2]
 
     class Manager:
         saved = []

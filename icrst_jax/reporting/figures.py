@@ -11,6 +11,7 @@ module stays cheap. Other scripts draw through :func:`new_figure` and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -311,32 +312,7 @@ def plot_vs_epochs(
     if not recs:
         raise ValueError("no record has a trajectory (set eval.at_epochs)")
     entries = [t for r in recs for t in r["trajectory"]]
-    panels = []
-    for sc in record_scalings(entries):
-        def acc(t, sc=sc):
-            s = (scaled_classifiers(t, sc) or {}).get(classifier, {}).get(metric)
-            return None if s is None else (s["mean"], s["low"], s["high"])
-        panels.append((f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}, "
-                       f"{SCALING_SHORT.get(sc, sc)} latents", acc, False))
-    if any(t.get("purity") for t in entries):
-        def pur(t):
-            p = t.get("purity")
-            if not p:
-                return None
-            seeds = p.get("per_seed") or [p["purity"]]
-            return p["purity"], min(seeds), max(seeds)
-        panels.append((f"kNN label purity (k = {next(t['purity']['k'] for t in entries if t.get('purity'))})", pur, False))
-    if any((t.get("mi") or {}).get("corrected") for t in entries):
-        def mi(t):
-            c = (t.get("mi") or {}).get("corrected")
-            return None if c is None else (c["mi"], c["low"], c["high"])
-        panels.append(("MI, corrected (nats)", mi, False))
-    if any(t.get("latent_spread") for t in entries):
-        def spread(t):
-            v = t.get("latent_spread")
-            return None if not v else (float(np.mean(v)), min(v), max(v))
-        panels.append(("latent spread (mean std per dim)", spread, True))
-
+    panels = _epoch_panels(entries, metric, classifier)
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
     fig = new_figure((4.0 * ncols, 3.2 * nrows + 0.6))
@@ -344,21 +320,10 @@ def plot_vs_epochs(
     colors = colormaps["tab10"](np.arange(10))
     # Runs with identical curves (standard = ICRST p=0 = TRST p=0) must stay apart: each run
     # its own marker and dash, shifted sideways by a little of the epoch span.
-    markers, dashes = "osD^v<>Ph*", ("-", "--", "-.", ":")
     span = max((float(t["epoch"]) for t in entries), default=1.0) or 1.0
     shift = (np.arange(len(recs)) - (len(recs) - 1) / 2) * 0.012 * span
     for ax, (label, value, log) in zip(axes, panels):
-        for j, r in enumerate(recs):
-            arr = _trajectory_series(r, value)
-            if not len(arr):
-                continue
-            c = colors[j % 10]
-            arr[:, 0] += shift[j]
-            ax.plot(arr[:, 0], arr[:, 1], marker=markers[j % len(markers)], ms=4, color=c,
-                    linestyle=dashes[j % len(dashes)], label=row_label(r))
-            # Thin error bars, not bands: seven overlapping bands blend into one block.
-            ax.errorbar(arr[:, 0], arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], fmt="none",
-                        ecolor=c, elinewidth=0.8, capsize=2, alpha=0.7)
+        _draw_epoch_panel(ax, recs, value, shift, colors)
         if label.startswith("kNN"):
             chance = next(t["purity"]["chance"] for t in entries if t.get("purity"))
             ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
@@ -374,3 +339,63 @@ def plot_vs_epochs(
     if title:
         fig.suptitle(title)
     return save_png(fig, path)
+
+
+def _epoch_panels(entries: Sequence[Mapping], metric: str, classifier: str) -> list[tuple]:
+    """:func:`plot_vs_epochs`'s panels as ``(title, value, log scale)``, ``value(entry)``
+    giving (mean, low, high) or None: a score per scaling, then what the entries have
+    of purity, corrected MI and latent spread."""
+    score = f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}"
+    panels = [
+        (f"{score}, {SCALING_SHORT.get(sc, sc)} latents",
+         functools.partial(_score_at, scaling=sc, classifier=classifier, metric=metric), False)
+        for sc in record_scalings(entries)
+    ]
+    if any(t.get("purity") for t in entries):
+        k = next(t["purity"]["k"] for t in entries if t.get("purity"))
+        panels.append((f"kNN label purity (k = {k})", _purity_at, False))
+    if any((t.get("mi") or {}).get("corrected") for t in entries):
+        panels.append(("MI, corrected (nats)", _mi_at, False))
+    if any(t.get("latent_spread") for t in entries):
+        panels.append(("latent spread (mean std per dim)", _spread_at, True))
+    return panels
+
+
+def _score_at(t: Mapping, *, scaling: str, classifier: str, metric: str):
+    s = (scaled_classifiers(t, scaling) or {}).get(classifier, {}).get(metric)
+    return None if s is None else (s["mean"], s["low"], s["high"])
+
+
+def _purity_at(t: Mapping):
+    p = t.get("purity")
+    if not p:
+        return None
+    seeds = p.get("per_seed") or [p["purity"]]
+    return p["purity"], min(seeds), max(seeds)
+
+
+def _mi_at(t: Mapping):
+    c = (t.get("mi") or {}).get("corrected")
+    return None if c is None else (c["mi"], c["low"], c["high"])
+
+
+def _spread_at(t: Mapping):
+    v = t.get("latent_spread")
+    return None if not v else (float(np.mean(v)), min(v), max(v))
+
+
+def _draw_epoch_panel(ax, recs: Sequence[Mapping], value, shift, colors) -> None:
+    """One line per record of ``value`` against the epochs, each with its own colour, marker,
+    dash and sideways ``shift``, and thin error bars."""
+    markers, dashes = "osD^v<>Ph*", ("-", "--", "-.", ":")
+    for j, r in enumerate(recs):
+        arr = _trajectory_series(r, value)
+        if not len(arr):
+            continue
+        c = colors[j % 10]
+        arr[:, 0] += shift[j]
+        ax.plot(arr[:, 0], arr[:, 1], marker=markers[j % len(markers)], ms=4, color=c,
+                linestyle=dashes[j % len(dashes)], label=row_label(r))
+        # Thin error bars, not bands: seven overlapping bands blend into one block.
+        ax.errorbar(arr[:, 0], arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], fmt="none",
+                    ecolor=c, elinewidth=0.8, capsize=2, alpha=0.7)
