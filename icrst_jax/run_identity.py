@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from icrst_jax.config import GRID_DECIDED, StudyConfig, TrainConfig, config_paths
+from icrst_jax.config import GRID_DECIDED, SCALING_ALIASES, StudyConfig, TrainConfig, config_paths
 from icrst_jax.jsonable import to_jsonable
 
 # Fields that say where and how the work is done, not what it computes: the
@@ -73,6 +73,10 @@ def fingerprint(cfg: StudyConfig) -> dict:
     # A None dropout is the model's own rate (earlier folders recorded 0.2 for the Table D1 models).
     if "train.model.dropout" in fields:
         fields["train.model.dropout"] = cfg.train.model.dropout_rate
+    # The in-fold scaling under its earlier name: a folder made before the rename holds the same study.
+    if "eval.scalings" in fields:
+        earlier = {new: old for old, new in SCALING_ALIASES.items()}
+        fields["eval.scalings"] = tuple(earlier.get(sc, sc) for sc in fields["eval.scalings"])
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
     return to_jsonable(fields)  # tuples become lists, as in a stored file

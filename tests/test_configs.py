@@ -278,3 +278,8 @@ def test_the_scalings_earlier_name_is_an_alias_with_one_notice(capsys, monkeypat
     assert err == ["notice: the scaling 'standard' is now called 'standardised' (the old name still works)"]
     with pytest.raises(ValueError, match="unknown scaling 'minmax'"):
         EvalConfig(scalings=("minmax",))
+    # A run folder made under the earlier name holds the same study.
+    from icrst_jax.run_identity import fingerprint
+
+    assert fingerprint(StudyConfig(eval=EvalConfig(scalings=("none", "standardised"))))["eval.scalings"] == [
+        "none", "standard"]
