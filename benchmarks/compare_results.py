@@ -11,9 +11,10 @@ leave every number a study reports where it was. The reference study
 keeps its accuracy means equal to 1e-6 through every such change; run it (and
 ``configs/cpu_breast_cancer.py``, ``configs/cpu_digits.py``) before and after,
 and compare here. Every number of the two payloads is compared, found by its
-path; wall-clock fields (``timing``, ``*_s``, ``*seconds``, ``history[*].seconds``)
-and the environment (``versions``) are left out. Names that results.json
-renamed between schema versions are read under their current name (the in-fold
+path; wall-clock fields (``timing``, ``*_s``, ``*seconds``, ``history[*].seconds``,
+``fit_time``, ``score_time``) and the environment (``versions``) are left out.
+Names that results.json renamed between schema versions are read under their
+current name (the in-fold
 scaling ``standard`` is ``standardised`` from schema version 2).
 
 Exit status 0 when every number agrees within ``--tol`` (absolute) and both
@@ -28,7 +29,8 @@ import math
 import sys
 from pathlib import Path
 
-SKIPPED_KEYS = {"timing", "versions", "wall_seconds", "seconds", "compilation_cache_dir", "schema_version"}
+SKIPPED_KEYS = {"timing", "versions", "wall_seconds", "seconds", "compilation_cache_dir", "schema_version",
+                "fit_time", "score_time"}
 RENAMED = {"standard": "standardised"}  # schema 1 -> 2: the in-fold scaling's name, where it is a key
 
 

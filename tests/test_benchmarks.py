@@ -82,7 +82,7 @@ def test_every_benchmark_runs_and_prints_its_table(suite):
     assert failed == [], {n: b[n]["error"] for n in failed}
     assert set(b) == set(run.BENCHMARKS)
     for title in ("== pairing", "== training", "== seeds", "== utilisation", "== profile", "== Breast Cancer",
-                  "== devices", "== study"):
+                  "== devices", "== study", "== first hour"):
         assert title in text
     assert all(is_number(r["seconds"]) for r in b.values())
 
