@@ -45,6 +45,7 @@ from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
 from icrst_jax.data import custom
 from icrst_jax.data.registry import DATASET_SHAPES
+from icrst_jax.encoder import save_encoder
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, versions
@@ -161,6 +162,8 @@ def run_pipeline(cfg: StudyConfig, out: Path, *, progress: Callable[[str], None]
         study = write_outputs(cfg, dataset, latents, study, out, say,
                               timer=lambda tsne_s: _timing(clock, trained.result, evaluated.seconds, tsne_s,
                                                            time.perf_counter()))
+        if distributed.is_primary():  # each point's final encoder, usable without the config or the data
+            save_encoder(out, cfg.train.model, dataset, trained.result.state, latents.points, study.data or None)
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()

@@ -171,6 +171,18 @@ def _tfds_examples(data_source, name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([np.asarray(ex[feature]) for ex in examples]), np.asarray([ex[label] for ex in examples])
 
 
+def _tfds_splits(tfds, name: str, data_dir: Path) -> dict:
+    """The catalog's train and test splits (its train split alone when it has no test split)."""
+    kwargs = dict(data_dir=os.fspath(data_dir), download=False)
+    try:
+        return dict(zip(("train", "test"), tfds.data_source(name, split=["train", "test"], **kwargs)))
+    except (KeyError, ValueError) as first:
+        try:
+            return {"train": tfds.data_source(name, split="train", **kwargs)}
+        except (KeyError, ValueError):
+            raise first from None
+
+
 def _read_tfds(name: str, data_dir: Path) -> _Read:
     """A TFDS catalog name (``NAME[/CONFIG][:VERSION]``) prepared as array_record under ``data_dir``."""
     try:  # an optional dependency at run time: needed only to read TFDS data
@@ -179,7 +191,7 @@ def _read_tfds(name: str, data_dir: Path) -> _Read:
         raise DatasetError(f"tfds:{name} needs tensorflow-datasets: pip install tensorflow-datasets ({e})") from e
     command = f"tfds build {name} --data_dir {data_dir} --file_format array_record"
     try:
-        splits = tfds.data_source(name, split=None, data_dir=os.fspath(data_dir), download=False)
+        splits = _tfds_splits(tfds, name, data_dir)
     except (KeyError, NotImplementedError, ValueError, OSError, AssertionError) as e:
         detail = " ".join(str(e).split())[:160]
         raise DatasetError(f"tfds:{name}: no prepared TFDS data in {data_dir} ({detail}); prepare it with "

@@ -73,13 +73,13 @@ def _diagnose(path: Path, delimiter: str, columns: list[str], features: list[int
         empty = np.isin(np.char.lower(col), _MISSING)
         missing |= empty
         try:
-            col[~empty].astype(np.float64)
+            missing |= ~np.isfinite(np.where(empty, "nan", col).astype(np.float64))
         except ValueError:
             bad = next(v for v in col[~empty] if not _is_number(v))
-            return DatasetError(f"{path}: column {columns[j]!r} is text (e.g. {bad!r} ); features must be numeric: "
+            return DatasetError(f"{path}: column {columns[j]!r} is text (e.g. {bad!r}); features must be numeric: "
                                 "drop or encode it, or name it with --label-column if it is the label")
     if missing.any():
-        return DatasetError(f"{path}: {int(missing.sum())} row(s) with missing values (first: data row "
+        return DatasetError(f"{path}: {int(missing.sum())} row(s) with missing or infinite values (first: data row "
                             f"{int(np.argmax(missing)) + 1}); fill or drop them")
     return DatasetError(f"{path}: cannot read the table as numbers")
 
