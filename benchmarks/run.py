@@ -15,7 +15,7 @@ import sys
 import time
 import traceback
 
-from benchmarks import bench_devices, bench_e2e, bench_pairing, bench_seeds, bench_study, bench_training
+from benchmarks import bench_devices, bench_e2e, bench_own_data, bench_pairing, bench_seeds, bench_study, bench_training
 from benchmarks.bench_lib import Context, environment, write_json
 
 # Order matters for speed only: training compiles the runs that seeds, utilisation
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "breast_cancer_e2e": bench_e2e.run,
     "devices": bench_devices.run,
     "study": bench_study.run,
+    "own_data": bench_own_data.run,
 }
 
 

@@ -219,3 +219,19 @@ def test_tfds_name_read_through_data_source(tmp_path):
         ds = load_source("tfds:mnist", data_dir=tmp_path)
     assert ds.x_train.shape == (24, 28, 28, 1) and ds.split == "given"
     assert ds.facts.class_names == tuple(str(i) for i in range(10)) and ds.facts.format == "tfds"
+
+
+def test_fingerprint_covers_the_content(tmp_path):
+    from icrst_jax import run_identity
+    from icrst_jax.config import StudyConfig, apply_overrides
+
+    path = _wine_csv(tmp_path / "wine.csv")
+    cfg = apply_overrides(StudyConfig(), [f"data.source={path}", "data.label_column=label"])
+    first = run_identity.fingerprint(cfg)
+    assert "data.name" not in first and first["data.hash"] and run_identity.default_out(cfg).startswith("runs/wine-")
+    path.write_text(path.read_text().replace("14.23", "14.24", 1))
+    from icrst_jax.data import custom
+
+    custom._LOADED.clear()
+    assert run_identity.fingerprint(cfg)["data.hash"] != first["data.hash"]
+    assert "data.source" not in run_identity.fingerprint(StudyConfig())
