@@ -30,6 +30,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from icrst_jax.config import (
     CLASSIFIERS,
@@ -78,6 +79,12 @@ SHORTHANDS = [
     ("--folds", "eval.n_folds", dict(type=int), "stratified cross-validation folds"),
     ("--mi-samples", "eval.mi_samples", dict(type=int), "MI: sampled observations (paper: 150)"),
     ("--mi-k", "eval.mi_k", dict(type=int), "MI: latent-space neighbours (paper: 20)"),
+    ("--data", "data.source", dict(metavar="SOURCE"),
+     "your own data instead of --dataset: a .csv/.tsv table, an .npz/.npy array file, an image folder "
+     "(root/<class>/*.png, or root/train/<class> and root/test/<class>) or tfds:NAME (docs/own_data.md) "
+     "[default: none]"),
+    ("--label-column", "data.label_column", dict(metavar="NAME"),
+     "the label column of a --data table [default: the column named label, target, class or y]"),
     ("--data-dir", "data.data_dir", dict(), "folder with the original files, downloaded there when missing [default: ~/.cache/icrst_jax/data], or TFDS data_dir"),
     ("--image-size", "data.image_size", dict(type=int), "resize images to this side (digits: 28, caltech101: 64)"),
     ("--test-fraction", "data.test_fraction", dict(type=float), "held-out fraction for sets without an official split"),
@@ -213,8 +220,41 @@ def config_from_args(args) -> StudyConfig:
       ValueError: one line that starts with the flag (or ``--set key=value``) that made the config invalid.
     """
     base = load_config(args.config) if args.config else StudyConfig()
+    if args.data is not None and args.dataset is not None:
+        raise ValueError("--data and --dataset do not go together: --data reads your own data, --dataset a built-in set")
     changes = flagged_overrides(args) + [(f"--set {a}", a) for a in args.overrides]
-    return apply_overrides(base, [a for _, a in changes], labels=[flag for flag, _ in changes])
+    cfg = apply_overrides(base, [a for _, a in changes], labels=[flag for flag, _ in changes])
+    _check_builtin_data_dir(cfg)
+    if cfg.data.source is not None and args.model is None and not any(
+            a.startswith("train.model.name=") for a in args.overrides):
+        # The model the data asks for (Table D1's for its kind), as --dataset picks the paper's.
+        from icrst_jax.data.custom import load_for, suggest_model
+
+        data = load_for(cfg.data)
+        name, latent = suggest_model(data.facts.kind, data.facts.shape, cfg.train.model.width)
+        picked = [("--data", f"train.model.name={name}")]
+        if latent is not None and cfg.train.model.latent_size is None:
+            picked.append(("--data", f"train.model.latent_size={latent}"))
+        changes = picked + changes  # a flag or --set of the same field still wins
+        cfg = apply_overrides(base, [a for _, a in changes], labels=[flag for flag, _ in changes])
+    return cfg
+
+
+def _check_builtin_data_dir(cfg: StudyConfig) -> None:
+    """--data-dir with a set read from an installed package: a folder of class sub-folders was meant
+    for --data (refused); any other folder is not used (said in one line)."""
+    from icrst_jax.data import DATASET_SPECS
+    from icrst_jax.data.image_folder import is_image_folder
+
+    spec = DATASET_SPECS[cfg.data.name]
+    if cfg.data.source is not None or cfg.data.data_dir is None or not spec.builtin or cfg.data.target is not None:
+        return
+    folder = os.path.expanduser(cfg.data.data_dir)
+    if is_image_folder(Path(folder)):
+        raise ValueError(f"--data-dir {cfg.data.data_dir} is not read for {cfg.data.name}, which ships with "
+                         f"{spec.source}; to train on the class folders in it, use --data {cfg.data.data_dir}")
+    print(f"note: --data-dir {cfg.data.data_dir} is not used: {cfg.data.name} ships with {spec.source}",
+          file=sys.stderr)
 
 
 def main(argv=None) -> int:

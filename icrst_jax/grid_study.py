@@ -36,7 +36,7 @@ def dry_check(cfg: StudyConfig, *, num_devices: int | None = None) -> dict:
     cfg.check_eval_epochs()
     check_widths(cfg.train.model)
     shape, n_train = stages.sample_shape(cfg)
-    return {"study": KIND, "dataset": cfg.data.name, **stages.model_summary(cfg, shape, n_train,
+    return {"study": KIND, "dataset": stages.data_name(cfg), **stages.model_summary(cfg, shape, n_train,
                                                                              num_devices=num_devices)}
 
 

@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from icrst_jax.data import custom
 from icrst_jax.config import GRID_DECIDED, SCALING_ALIASES, StudyConfig, TrainConfig, config_paths
 from icrst_jax.jsonable import to_jsonable
 
@@ -79,7 +80,21 @@ def fingerprint(cfg: StudyConfig) -> dict:
         fields["eval.scalings"] = tuple(earlier.get(sc, sc) for sc in fields["eval.scalings"])
     if fields.get("data.data_dir"):
         fields["data.data_dir"] = os.path.abspath(os.path.expanduser(fields["data.data_dir"]))
+    _own_data_fields(cfg, fields)
     return to_jsonable(fields)  # tuples become lists, as in a stored file
+
+
+def _own_data_fields(cfg: StudyConfig, fields: dict) -> None:
+    """A study of a built-in set is the study it was before ``data.source`` existed; one of a
+    researcher's own data is decided by the data's content (its hash), not by ``data.name``."""
+    if cfg.data.source is None:
+        fields.pop("data.source", None)
+        fields.pop("data.label_column", None)
+        return
+    fields.pop("data.name", None)
+    facts = custom.load_for(cfg.data).facts
+    fields["data.source"] = facts.source
+    fields["data.hash"] = facts.hash
 
 
 def train_fingerprint(config: TrainConfig, points: Iterable) -> dict:
@@ -100,8 +115,9 @@ def short_hash(fields: dict) -> str:
 
 
 def default_out(cfg: StudyConfig) -> str:
-    """``runs/<dataset>-<short fingerprint>``: this study's own folder."""
-    return f"runs/{cfg.data.name}-{short_hash(fingerprint(cfg))}"
+    """``runs/<dataset>-<short fingerprint>``: this study's own folder (for own data, named after its file)."""
+    name = cfg.data.name if cfg.data.source is None else custom.load_for(cfg.data).facts.name
+    return f"runs/{name}-{short_hash(fingerprint(cfg))}"
 
 
 def out_dir(cfg: StudyConfig) -> Path:
@@ -194,7 +210,10 @@ def write_identity(out: Path, cfg: StudyConfig) -> None:
     fields = fingerprint(cfg)
     from icrst_jax.reporting import write_results_json  # atomic, same permissions as the other outputs
 
-    write_results_json(Path(out) / IDENTITY_FILE, {"fingerprint": short_hash(fields), "fields": fields})
+    record = {"fingerprint": short_hash(fields), "fields": fields}
+    if cfg.data.source is not None:  # own data: what was inferred about it, as in results.json
+        record["data"] = custom.load_for(cfg.data).facts.to_dict()
+    write_results_json(Path(out) / IDENTITY_FILE, record)
 
 
 class FolderLock:

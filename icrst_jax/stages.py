@@ -43,7 +43,9 @@ import numpy as np
 from icrst_jax import data as data_lib
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
+from icrst_jax.data import custom
 from icrst_jax.data.registry import DATASET_SHAPES
+from icrst_jax.encoder import save_encoder
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, versions
@@ -70,6 +72,10 @@ def epoch_latents_path(out: Path, epoch: int) -> Path:
 def sample_shape(cfg: StudyConfig, name: str | None = None) -> tuple[tuple[int, ...], int]:
     """The sample shape of data set ``name`` (default ``cfg.data.name``) at the study's image
     size, and its training-split size, from the registry (no data is read)."""
+    if name is None and cfg.data.source is not None:  # own data: its shape is read from the data itself
+        dataset = custom.load_for(cfg.data)
+        check_model_fits(cfg, dataset)
+        return tuple(dataset.x_train.shape[1:]), int(dataset.x_train.shape[0])
     shape, n_train = DATASET_SHAPES[name or cfg.data.name]
     if cfg.data.image_size is not None and len(shape) == 3:
         shape = (cfg.data.image_size, cfg.data.image_size, shape[2])
@@ -156,6 +162,8 @@ def run_pipeline(cfg: StudyConfig, out: Path, *, progress: Callable[[str], None]
         study = write_outputs(cfg, dataset, latents, study, out, say,
                               timer=lambda tsne_s: _timing(clock, trained.result, evaluated.seconds, tsne_s,
                                                            time.perf_counter()))
+        if distributed.is_primary():  # each point's final encoder, usable without the config or the data
+            save_encoder(out, cfg.train.model, dataset, trained.result.state, latents.points, study.data or None)
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
@@ -183,6 +191,8 @@ def load_data(cfg: StudyConfig, dataset=None, say: Callable[[str], None] = lambd
       ValueError: the model does not fit the samples, or ``eval.mi_k`` is not
         below the test split's size (checked before training, not after it).
     """
+    if dataset is None and cfg.data.source is not None:
+        dataset = custom.load_for(cfg.data, say)
     if dataset is None:
         say(f"loading {cfg.data.name} ...")
         dataset = data_lib.load_dataset(
@@ -195,11 +205,40 @@ def load_data(cfg: StudyConfig, dataset=None, say: Callable[[str], None] = lambd
             download=cfg.data.download,
             say=say,
         )
+    if dataset.facts is not None:
+        check_model_fits(cfg, dataset)
+        for line in used_facts(cfg, dataset).lines():
+            say(line)
     say(dataset.summary())
     make_model(cfg.train.model, dataset.x_train.shape[1:])
     if cfg.eval.mi and dataset.x_test.ndim == 4 and cfg.eval.mi_k >= dataset.x_test.shape[0]:
         raise ValueError(f"--mi-k {cfg.eval.mi_k} must be below the test split's {dataset.x_test.shape[0]} samples")
     return dataset
+
+
+def check_model_fits(cfg: StudyConfig, dataset) -> None:
+    """Own data: the MLP takes table rows, the conv models images; one line otherwise."""
+    facts = dataset.facts
+    if (facts.kind == "tabular") != (cfg.train.model.name == "mlp"):
+        raise ValueError(f"model {cfg.train.model.name} does not fit {facts.name} "
+                         f"({'table rows' if facts.kind == 'tabular' else 'images'}); "
+                         f"set train.model.name={facts.model} (--model {facts.model})")
+
+
+def used_facts(cfg: StudyConfig, dataset):
+    """The data's facts with the model the study trains (the config's, which the command line
+    picks from the data unless told)."""
+    model = cfg.train.model
+    narrow = model.latent_size if model.name == "mlp" and model.latent_size is not None else None
+    return dataclasses.replace(dataset.facts, model=model.name, latent_size=narrow)
+
+
+def data_name(cfg: StudyConfig, dataset=None) -> str:
+    """The name the report and figures give the data: a built-in set's, or own data's file name."""
+    if cfg.data.source is None:
+        return cfg.data.name
+    facts = (dataset.facts if dataset is not None else None) or custom.load_for(cfg.data).facts
+    return facts.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +287,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
         checkpoint_dir=(out / "checkpoints").absolute() if cfg.checkpoints else None,
         metadata={
             "preprocessing": dataset.preprocessing.to_dict(),
-            "dataset": cfg.data.name,
+            "dataset": data_name(cfg, dataset),
             # Where the data actually came from (files or TFDS) joins the config's fields.
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
@@ -438,7 +477,7 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
     untrained encoder first), a :class:`PointRecord` per grid point, and the
     report's warnings. No files, no figures, no timing yet."""
     ev = cfg.eval
-    metric = reporting.primary_metric(cfg.data.name)
+    metric = reporting.primary_metric(data_name(cfg, dataset))
     points, diverged = latents.points, latents.diverged
     result = trained.result
     final_loss = result.final_loss.tolist()
@@ -486,7 +525,7 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
     if latents.missing_epochs:
         warnings.append(_missing_message(latents.missing_epochs, result.resumed_from, None))
     return StudyResult(
-        dataset=cfg.data.name,
+        dataset=data_name(cfg, dataset),
         dataset_summary=dataset.summary(),
         split=dataset.split,
         metric=metric,
@@ -506,6 +545,7 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
         diverged=[{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
         compilation_cache_dir=compilation_cache_dir(),
         warnings=warnings,
+        data=used_facts(cfg, dataset).to_dict() if dataset.facts is not None else {},
     )
 
 
@@ -558,7 +598,7 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
 def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult, out: Path, say
                   ) -> tuple[list[str], float]:
     """The study's PNG figures; returns their names and the seconds the t-SNE took."""
-    ev, metric, name = cfg.eval, study.metric, cfg.data.name
+    ev, metric, name = cfg.eval, study.metric, study.dataset
     figures = []
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         if ev.tsne:
@@ -589,6 +629,7 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
             embedded, tsne_s = embedding.result()
             figures.insert(0, reporting.plot_tsne(
                 panels, out / "tsne.png", seed=cfg.seeds[0], max_points=ev.tsne_points, embedded=embedded,
+                class_names=(study.data or {}).get("class_names") or None,
                 title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
     return [Path(f).name for f in figures], tsne_s
 

@@ -495,6 +495,16 @@ class FitResult:
         return np.asarray(h[-1]["loss"]) if h else np.array([])
 
 
+def check_target_range(x: np.ndarray) -> None:
+    """The samples are the reconstruction targets, and every decoder ends in a sigmoid:
+    values outside [0, 1] could never be reconstructed, so they are refused in one line."""
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ValueError(
+            f"fit: x spans [{float(x.min()):.4g}, {float(x.max()):.4g}] but the decoder's sigmoid output lies in "
+            "[0, 1]; scale x to [0, 1] first (load_dataset and load_source do, or Preprocessing.to_unit)"
+        )
+
+
 def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
         points: Sequence[GridPoint] | None = None, mean=None, std=None,
         checkpoint_dir: str | os.PathLike | None = None, metadata: dict | None = None,
@@ -543,6 +553,7 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
     points = _fit_points(config, seeds, points)
     say = _progress_fn(progress)
     x = np.asarray(x, np.float32)
+    check_target_range(x)
     engine = _engine_for(config, x.shape, points, engine)
     data = make_train_data(engine, x, labels, mean=mean, std=std)
     initial = init_state(engine, points)

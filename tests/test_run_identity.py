@@ -46,7 +46,9 @@ def test_fingerprint_is_every_deciding_config_field():
     cfg = StudyConfig()
     fields = run_identity.fingerprint(cfg)
     # An empty latent-size axis is left out, so that studies keep the fingerprints they had before it.
-    unused = {"latent_sizes", "data.target"} | {p for p in config_paths(cfg) if p.startswith("adapt.")}
+    # So is an unset data.source (own data), with its label column.
+    unused = {"latent_sizes", "data.target", "data.source", "data.label_column"} | {
+        p for p in config_paths(cfg) if p.startswith("adapt.")}
     assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING) - unused
     # A study scored by scikit-learn alone keeps the fingerprint it had before eval.backend existed.
     assert "eval.backend" in fields and "eval.backend" not in run_identity.fingerprint(

@@ -301,6 +301,12 @@ class DataConfig:
         an unsupervised domain adaptation (:mod:`icrst_jax.adaptation`) from
         ``name`` (source, labels used) to ``target`` (labels used only to
         evaluate), both read with the settings above.
+      source: a researcher's own data instead of ``name`` (``--data``): a
+        ``.csv``/``.tsv`` table, an ``.npz``/``.npy`` array file, an image
+        folder (``root/<class>/*.png``) or ``tfds:NAME``
+        (:mod:`icrst_jax.data.custom`); None: the built-in set ``name``.
+      label_column: a table's label column (default: ``label``, ``target``,
+        ``class`` or ``y``).
     """
 
     _PATH: ClassVar[str] = "data."
@@ -313,16 +319,19 @@ class DataConfig:
     input_scheme: InputScheme = "standardized"
     download: bool = True
     target: DatasetName | None = None
+    source: str | None = None
+    label_column: str | None = None
 
     def __post_init__(self):
         check_types(self)
+        self._check_source()
         if self.name not in DATASETS:
             raise ValueError(f"unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.input_scheme not in INPUT_SCHEMES:
             raise ValueError(f"input_scheme must be standardized or unit, got {self.input_scheme!r}")
-        if is_tabular(self.name) and self.image_size is not None:
+        if is_tabular(self.name) and self.image_size is not None and self.source is None:
             raise ValueError(f"{self.name} is tabular: image_size must be none, got {self.image_size}")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
@@ -331,6 +340,14 @@ class DataConfig:
             raise ValueError(f"unknown target dataset {self.target!r}; known: {', '.join(DATASETS)}")
         if self.target is not None and (self.target == self.name or is_tabular(self.name) or is_tabular(self.target)):
             raise ValueError(f"data.target must be another image data set than {self.name!r}, got {self.target!r}")
+
+    def _check_source(self) -> None:
+        if self.source is not None and not self.source.strip():
+            raise ValueError("data.source must name a file, a folder or tfds:NAME (or be none), got ''")
+        if self.source is not None and self.target is not None:
+            raise ValueError("data.source and data.target do not go together: an adaptation study reads built-in sets")
+        if self.label_column is not None and self.source is None:
+            raise ValueError("data.label_column (--label-column) names a column of --data's table; give --data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -554,6 +571,8 @@ class StudyConfig:
         """The MLP takes tabular rows, the conv models images: a one-line error otherwise."""
         if self.data.target is not None:
             return  # adaptation studies (two image sets) flatten the images for the mlp
+        if self.data.source is not None:
+            return  # own data: its kind is known once it is read (icrst_jax.stages.check_model_fits)
         tabular = is_tabular(self.data.name)
         if tabular != (self.train.model.name == "mlp"):
             want = PAPER_MODEL_FOR_DATASET[self.data.name]

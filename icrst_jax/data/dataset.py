@@ -202,6 +202,8 @@ class Dataset:
         ``"stratified holdout 0.2, seed 0"``.
       source: where the data came from, e.g. ``"sklearn"``, ``"tfds:/data"``,
         ``"idx:/data/mnist"``, ``"cifar-python:/data/cifar-10-python.tar.gz"``.
+      facts: for a researcher's own data, what :mod:`icrst_jax.data.custom` inferred
+        (its ``DataFacts``: kind, classes and names, hash, split); None for a built-in set.
     """
 
     name: str
@@ -213,6 +215,7 @@ class Dataset:
     num_classes: int
     split: str
     source: str
+    facts: Any = None
 
     def __post_init__(self):
         for part in ("train", "test"):

@@ -102,6 +102,7 @@ def plot_tsne(
     max_iter: int = 1000,
     title: str | None = None,
     embedded: Sequence[tuple[str, np.ndarray, np.ndarray]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path:
     """t-SNE of latent spaces, one panel per training mode (Figs. 6 and 7).
 
@@ -115,6 +116,7 @@ def plot_tsne(
       seed, max_points, max_iter: as in :func:`tsne_embeddings`.
       title: figure title.
       embedded: ``tsne_embeddings(panels, seed=..., max_points=..., max_iter=...)``, or None.
+      class_names: the legend's name of label ``i`` (own data's class names), or None for the labels.
 
     Returns:
       ``Path(path)``.
@@ -152,7 +154,8 @@ def plot_tsne(
         ax.set_yticks([])
     if n_cls <= 20:
         handles = [
-            Line2D([], [], marker="o", linestyle="", color=colors[i], label=str(c))
+            Line2D([], [], marker="o", linestyle="",
+                   color=colors[i], label=class_names[int(c)] if class_names else str(c))
             for i, c in enumerate(classes)
         ]
         fig.legend(handles=handles, loc="outside right center", title="class", fontsize="small")

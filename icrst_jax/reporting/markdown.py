@@ -46,7 +46,10 @@ def render_report(study: StudyResult, *, title: str | None = None) -> str:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRIC_LABELS)}")
     records = sorted(study.record_dicts(), key=sort_key)
     clf_records = [r for r in records if r.get("classifiers")]
+    if study.data and title is None:
+        title = f"Results: {study.data['name']} (sha256 {study.data['hash'][:12]})"
     lines = _heading(dataset, title, study.warnings, clf_records)
+    lines += own_data_table(study.data)
     lines += _classification(dataset, metric, clf_records)
     lines += _side_by_side(metric, clf_records)
     lines += _convergence_notes(clf_records)
@@ -55,6 +58,22 @@ def render_report(study: StudyResult, *, title: str | None = None) -> str:
     lines += _along_training(metric, records)
     lines += _figures(study.figures)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def own_data_table(data: Mapping) -> list[str]:
+    """A researcher's own data, in a table: where it is from, rows, classes and counts, split, preprocessing."""
+    if not data:
+        return []
+    names = data["class_names"] or [str(i) for i in range(len(data["train_counts"]))]
+    rows = [["source", f"`{data['source']}` ({data['format']})"], ["sha256", f"`{data['hash']}`"],
+            ["kind, sample shape", f"{data['kind']}, {tuple(data['shape'])}"],
+            ["samples", f"{sum(data['train_counts'])} train, {sum(data['test_counts'])} test"],
+            ["classes (train / test)", ", ".join(f"{n} {a} / {b}" for n, a, b in
+                                                 zip(names, data["train_counts"], data["test_counts"]))],
+            ["split", data["split"]], ["preprocessing", data["preprocessing"]],
+            ["model", data["model"] + (f", bottleneck {data['latent_size']}" if data.get("latent_size") else "")]]
+    rows += [["note", n] for n in data.get("notes", ())]
+    return ["## Data", ""] + markdown_table(["", ""], rows) + [""]
 
 
 def _heading(dataset: str, title: str | None, warnings: Sequence[str], clf_records) -> list[str]:

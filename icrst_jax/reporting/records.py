@@ -207,6 +207,8 @@ class StudyResult:
     diverged: Sequence[Mapping] = ()
     compilation_cache_dir: str | None = None
     missing_epochs: Sequence[int] = ()
+    # A researcher's own data: what was inferred about it (icrst_jax.data.custom.DataFacts.to_dict()).
+    data: Mapping = dataclasses.field(default_factory=dict)
 
     def record_dicts(self) -> list[dict]:
         """The records' JSON form (what the figures and the report read)."""
@@ -241,6 +243,8 @@ class StudyResult:
         }
         if self.missing_epochs:
             d["missing_epochs"] = list(self.missing_epochs)
+        if self.data:
+            d["data"] = dict(self.data)
         return d
 
 
