@@ -206,8 +206,9 @@ def test_comparison_table_shows_each_scaling_and_the_corrected_mi():
     payload = {"dataset": "digits", "metric": "accuracy", "scalings": ["none", "standardised"],
                "records": [rec("untrained", 0.5, 0.6, 0.883, 0.011), rec("standard", 0.7, 0.8, 0.412, 0.123)]}
     lines = comparison_table(payload).splitlines()
-    assert "svm raw" in lines[1] and "svm standardised" in lines[1] and "MI corrected" in lines[1]
+    assert "SVM" in lines[0] and "raw" in lines[1] and "standardised" in lines[1] and "MI corrected" in lines[1]
     assert "standard " not in lines[0].replace("standardised", "")  # a scaling is never called "standard"
     row = lines[3].split()
-    assert row[0] == "standard" and row[1] == "0.700" and row[3] == "0.800" and row[4] == "0.123"
+    assert row[0] == "standard" and row[1:4] == ["0.700", "[0.65,", "0.75]"] and row[4] == "0.800"
+    assert row[-1] == "0.123" and max(len(line) for line in lines) <= 100
     assert "0.883" not in lines[2] and "0.011" in lines[2]

@@ -39,8 +39,8 @@ def comparison_table(payload: dict) -> str:
     head = f"{'method':<18}" + "".join(f"{SCALING_SHORT.get(sc, sc):>20}" for sc in scalings)
     head += ("  MI corrected" if corrected else "  MI plug-in") if has_mi else ""
     head += "  paper (its ±)" if show_paper else ""
-    lines = [f"{payload['dataset']}: {CLASSIFIER_LABELS.get(name, name)} {metric} on held-out latents, "
-             f"mean [95% CI of the mean]; all classifiers: report.md", head]
+    lines = [f"{payload['dataset']}: {CLASSIFIER_LABELS.get(name, name)} {metric} of held-out latents, "
+             f"mean [95% CI of the mean] (all: report.md)", head]
     for r in recs:
         label = r["mode"] + (f" p={r['p']:g}" if r["mode"] in P_MODES else "")
         label += f" L={r['latent_size']}" if "latent_size" in r else ""  # a study over latent sizes
