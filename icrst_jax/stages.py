@@ -43,7 +43,7 @@ import numpy as np
 from icrst_jax import data as data_lib
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
-from icrst_jax.data.registry import DATASET_SHAPES
+from icrst_jax.data.registry import CLASS_NAMES, DATASET_SHAPES
 from icrst_jax.log import bar_of, detail_of
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
@@ -579,10 +579,10 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
             embedding = pool.submit(embed)
         if len(cfg.p_values) > 1:
             for mode in (m for m in P_MODES if m in cfg.modes):
-                curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
                 scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
+                # The records, not their curves: the Standard and untrained rows become reference bands.
                 figures.append(reporting.plot_accuracy_vs_p(
-                    curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
+                    study.records, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
                     title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
         if ev.at_epochs:
             clf = ev.epoch_classifiers[0]
@@ -594,6 +594,7 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
             embedded, tsne_s = embedding.result()
             figures.insert(0, reporting.plot_tsne(
                 panels, out / "tsne.png", seed=cfg.seeds[0], max_points=ev.tsne_points, embedded=embedded,
+                class_names=CLASS_NAMES.get(name),
                 title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
     return [Path(f).name for f in figures], tsne_s
 
