@@ -24,5 +24,5 @@ def get_config() -> StudyConfig:
         seeds=(0, 1, 2),
         # Both feature scalings and the latents along training: the untrained
         # encoder, once scaled, is already a strong baseline.
-        eval=EvalConfig(scalings=("none", "standardised"), at_epochs=(0, 10, 30)),
+        eval=EvalConfig(scalings=("none", "standardised"), at_epochs=(0, 20)),
     )

@@ -13,10 +13,14 @@ order for :meth:`Log.write`.
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
 Say = Callable[[str], None]
+
+# The terminal's width: longer lines are wrapped, unless they hold a path.
+WIDTH = 100
 
 
 class Log:
@@ -59,13 +63,31 @@ class Log:
             return
         if self._bar is not None and not self._bar.disable:
             self._bar.clear()
-        print(line, file=self.stream, flush=True)
+        for piece in fit_width(line):
+            print(piece, file=self.stream, flush=True)
         if self._bar is not None and not self._bar.disable:
             self._bar.refresh()
 
     def write(self, path: Path) -> None:
         """Every line so far, shown or not, into ``path`` (the run folder's ``log.txt``)."""
         Path(path).write_text("\n".join(self.lines) + "\n")
+
+
+def fit_width(line: str, width: int = WIDTH) -> list[str]:
+    """``line`` as terminal lines of at most ``width`` characters, continuations indented; a
+    line that holds a path stays whole (a path cut in two cannot be copied).
+
+    Example:
+      >>> [len(piece) <= 20 for piece in fit_width("a b c d e f g h i j k l m n o", 20)]
+      [True, True]
+    """
+    if len(line) <= width or any(_is_path(token) for token in line.split()):
+        return [line]
+    return textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False)
+
+
+def _is_path(token: str) -> bool:
+    return "/" in token and (token.lstrip("'\"(").startswith(("/", "~", "./", "../")) or "." in token.split("/")[-1])
 
 
 def detail_of(say: Say | None) -> Say:
