@@ -4,6 +4,11 @@ scikit-learn's 8x8 digits (offline), resized to 16x16; the conv model of Table
 D1 at 1/8 width; 5 epochs of batch 128. 10 grid points (standard; ICRST and
 TRST at p = 0.5, 1; seeds 0, 1) in one compiled program: minutes on 2 cores.
 
+It stops early on purpose: 5 epochs of 12 steps (60 optimizer steps per run)
+keep it a few-minute workload that the evaluation benchmark compares over
+time, so the log warns that the loss is still falling. Train it further with
+``--set train.epochs=40`` (docs/results/reproduction.md).
+
     python -m experiments.run --config configs/cpu_digits.py
     python -m experiments.run --config configs/cpu_digits.py --set train.epochs=20 --set seeds=0,1,2
 """

@@ -45,6 +45,10 @@ from icrst_jax.config import (
     load_config,
 )
 from icrst_jax.distributed import DEFAULT_JOIN_TIMEOUT_S, coordinator_port, initialize
+from icrst_jax.log import Log
+
+# The whole log of a run, detail lines included, in its folder.
+LOG_FILE = "log.txt"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,6 +114,7 @@ def _default(key: str):
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="python -m experiments.run",
+        allow_abbrev=False,  # a flag is typed in full: --no-c would otherwise pick one of several
         description=(
             "Train undercomplete autoencoders with standard, ICRST (in-class random target), TRST "
             "(whole-set random target) or denoising training over a grid of modes x p x seeds in one "
@@ -169,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="auto: read what the three options above leave out from the cluster launcher's "
                            "environment (SLURM, Open MPI, Cloud TPU)")
     ap.add_argument("--quiet", action="store_true", help="print only the final table")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="also print every epoch, every classifier's scores per latent set and every fit batch "
+                         "(the run folder's log.txt holds them either way)")
     return ap
 
 
@@ -265,7 +273,8 @@ def main(argv=None) -> int:
     from icrst_jax import faults
 
     cfg = None
-    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    log = Log(verbose=args.verbose, shown=not args.quiet)
+    say = log
     with faults.handle_interrupts():
         try:  # bad input, found before any work: exit 2
             cfg = config_from_args(args)
@@ -287,10 +296,11 @@ def main(argv=None) -> int:
             from icrst_jax.run_identity import check_out_path, out_dir
 
             check_out_path(out_dir(cfg))
+            check_out_writable(out_dir(cfg), given=cfg.out is not None)
             if args.dry_run:
                 print(json.dumps(check, indent=1))
                 return 0
-            progress = None if say is None else distributed.tag_progress(say)
+            progress = distributed.tag_progress(say)
             # Before anything compiles: programs compiled earlier would bypass the cache. A directory
             # named by the environment is as explicit as one named by the flag: both must be usable.
             cache = args.compilation_cache
@@ -307,9 +317,11 @@ def main(argv=None) -> int:
             payload = studies.run(cfg, progress=progress, command=command)
         except faults.Interrupted as e:
             print(_interrupted_line(e, cfg), file=sys.stderr)
+            _keep_log(log, cfg, _interrupted_line(e, cfg))
             return e.exit_status
         except (faults.NonFiniteLoss, faults.MissingResults) as e:  # ValueErrors, but the input was fine: the run failed
             print(f"error: {e}", file=sys.stderr)
+            _keep_log(log, cfg, f"error: {e}")
             return 1
         except ValueError as e:  # refused before training: another study's folder, a busy one, data not found
             print(f"error: {e}", file=sys.stderr)
@@ -319,9 +331,57 @@ def main(argv=None) -> int:
             return 1
     if not distributed.is_primary():
         return 0
-    print(studies.table(cfg, payload))
-    print("results: " + ", ".join(str(path) for path in studies.outputs(cfg)))
+    table = studies.table(cfg, payload)
+    print(table)
+    log.lines.append(table)
+    written = _written(cfg)
+    print("wrote: " + ", ".join(str(path) for path in written))
+    _keep_log(log, cfg, "wrote: " + ", ".join(str(path) for path in written))
     return 0
+
+
+def check_out_writable(out, *, given: bool) -> None:
+    """The output folder can be made and written, checked before any work; nothing is created.
+
+    Raises:
+      ValueError: one line naming --out (or the default folder) and the fix.
+    """
+    out = Path(out).absolute()
+    what = f"--out {out}" if given else f"the output folder {out}"
+    fix = "pick a folder you can write with --out DIR"
+    if out.exists():
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} is not writable; {fix}")
+        return
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{what} cannot be created: {parent} is a file, not a folder; {fix}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} cannot be created: {parent} is not writable; {fix}")
+
+
+def _written(cfg) -> list[Path]:
+    """The files the study really wrote for a reader: its results, reports and figures, and the log."""
+    from icrst_jax import studies
+    from icrst_jax.run_identity import out_dir
+
+    out = out_dir(cfg)
+    return [p for p in studies.outputs(cfg) if p.is_file()] + sorted(out.glob("*.png")) + [out / LOG_FILE]
+
+
+def _keep_log(log, cfg, last: str) -> None:
+    """The whole log, detail lines included, into the run folder's log.txt (if the run made the folder)."""
+    from icrst_jax import distributed
+    from icrst_jax.run_identity import out_dir
+
+    if cfg is None or not distributed.is_primary():
+        return
+    out = out_dir(cfg)
+    if out.is_dir():
+        log.lines.append(last)
+        log.write(out / LOG_FILE)
 
 
 def _check_distributed_flags(args) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 from icrst_jax import faults, run_identity
 from icrst_jax.config import config_paths
 from icrst_jax.jsonable import to_jsonable
+from icrst_jax.log import bar_of
 
 # jax is imported inside the functions (start-up time): the command line imports
 # this module for its defaults, and --help or a bad flag should not load jax.
@@ -324,10 +325,16 @@ def tag_progress(say: Callable[[str], None]) -> Callable[[str], None]:
     printer does not start JAX's backends (which must wait for :func:`initialize`).
     """
 
-    def tagged(line: str) -> None:
+    def prefixed(line: str) -> str:
         n = process_count()
-        say(line if n == 1 else f"[process {process_index()}/{n}] {line}")
+        return line if n == 1 else f"[process {process_index()}/{n}] {line}"
 
+    def tagged(line: str) -> None:
+        say(prefixed(line))
+
+    if hasattr(say, "detail"):  # a Log: its levels and bars stay (icrst_jax.log)
+        tagged.detail = lambda line: say.detail(prefixed(line))
+        tagged.bar = lambda total, desc: bar_of(say, total, desc)
     return tagged
 
 

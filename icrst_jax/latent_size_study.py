@@ -166,8 +166,8 @@ def _loss_cell(rec: Mapping | None) -> str:
 def combine(out, latent_sizes: Sequence[int]) -> dict:
     """Reads each width's ``results.json`` under ``out`` and writes the side-by-side report.
 
-    Writes ``latent_sizes.md`` (per classifier: score mean ± half-width
-    [interval] per mode and p against latent size; then the final training
+    Writes ``latent_sizes.md`` (per classifier: score mean [95% interval of
+    the mean] per mode and p against latent size; then the final training
     loss (mean ± standard deviation over seeds; ICRST / TRST against their
     swapped targets), each mode's score minus Standard's paired over seeds and
     folds, the section 7 MI and the kNN purity), the figure
@@ -193,8 +193,8 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
     head = ["method"] + [f"latent {s}" for s in sizes]
     lines = [f"# {dataset}: the bottleneck as a study axis", "",
              f"Each column is the same study with `train.model.latent_size` = L (folder `latent_size<L>/`, "
-             f"its own report there). Held-out {reporting.METRIC_LABELS.get(metric, metric)}: mean ± half-width "
-             f"[95% percentile interval over folds and seeds].", ""]
+             f"its own report there). Held-out {reporting.METRIC_LABELS.get(metric, metric)}: mean [low, high], "
+             f"the 95% interval of the mean (percentile bootstrap over seeds and folds).", ""]
     for name in classifiers:
         lines += [f"## {reporting.CLASSIFIER_LABELS.get(name, name)}", ""]
         lines += markdown_table(head, [

@@ -44,12 +44,14 @@ from icrst_jax import data as data_lib
 from icrst_jax import distributed, evaluation, faults, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
 from icrst_jax.data import custom
-from icrst_jax.data.registry import DATASET_SHAPES
+from icrst_jax.data.registry import CLASS_NAMES, DATASET_SHAPES
 from icrst_jax.encoder import save_encoder
+from icrst_jax.log import bar_of, detail_of
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, versions
 from icrst_jax.train import Snapshots, effective_batch_size, encode, fit, loss_curve, make_mesh
+from icrst_jax.training_check import check_training
 
 def p_tag(p: float) -> str:
     """``1.0 -> '1'``, ``0.25 -> '0.25'``: the ``p<P>`` part of file names."""
@@ -294,6 +296,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
         progress=say,
         hooks=[Snapshots(snapshot_epochs, on_epoch), *hooks],
     )
+    _say_training_check(result, say)
     return Trained(result=result, snapshots=snapshots)
 
 
@@ -417,7 +420,9 @@ def evaluate(cfg: StudyConfig, dataset, latents: Latents, say: Callable[[str], N
         say(f"   and the latents after epochs {epochs} ({', '.join(ev.epoch_classifiers)})")
     seconds = evaluation.EvalSeconds()
     per_set = [ev.classifiers] * len(sets) + [ev.epoch_classifiers] * len(mid)
+    t0 = time.perf_counter()
     flat = evaluate_sets(sets + mid, dataset.x_test, dataset.y_test, ev, per_set, say, seconds, names + mid_names)
+    say(f"evaluated: {len(sets) + len(mid)} latent sets in {time.perf_counter() - t0:.1f} s")
     scores, flat_along = flat[: len(sets)], flat[len(sets):]
     along = {e: flat_along[j * len(points):(j + 1) * len(points)] for j, e in enumerate(epochs)}
     return Evaluated(final=scores[: len(points)], untrained=scores[len(points):], along=along, seconds=seconds)
@@ -442,7 +447,7 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     per_set = [classifiers] * len(sets) if classifiers and isinstance(classifiers[0], str) else classifiers
     every = list(dict.fromkeys(c for cs in per_set for c in cs))
     flat = evaluation.evaluate_many(jobs, every, n_folds=ev.n_folds, n_jobs=n_jobs,
-                                    progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
+                                    progress=_Indented(say), fold_lines=False, backend=ev.backend,
                                     seconds=seconds, job_names=job_names,
                                     job_classifiers=[cs for cs in per_set for _ in ev.scalings])
     n_sc = len(ev.scalings)
@@ -493,7 +498,7 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
         records.append(Record(mode="untrained", p=None, seeds=tuple(seeds), epoch=0,
                               scores=pooled(evaluated.untrained, ev.scalings),
                               latents=tuple(untrained_latents_path(Path(), s).name for s in seeds)))
-        say("   untrained encoder: " + _summary_line(records[-1].to_dict(), metric))
+        detail_of(say)("   untrained encoder: " + _summary_line(records[-1].to_dict(), metric))
     for mode, p in cfg.configurations():
         idx = [i for i, pt in enumerate(points) if (pt.mode, pt.p) == (mode, p)]
         trajectory = ()
@@ -517,7 +522,7 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
             dae_sigma=cfg.train.dae_sigma if mode == "dae" else None,
             trajectory=trajectory,
         ))
-        say(f"   {_label(mode, p)}: " + _summary_line(records[-1].to_dict(), metric))
+        detail_of(say)(f"   {_label(mode, p)}: " + _summary_line(records[-1].to_dict(), metric))
     warnings = [
         f"{pt.mode} p={p_tag(pt.p)} seed {pt.seed} diverged ({d}); its rows are marked DIVERGED and are not results."
         for pt, d in zip(points, diverged) if d
@@ -614,10 +619,10 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
             embedding = pool.submit(embed)
         if len(cfg.p_values) > 1:
             for mode in (m for m in P_MODES if m in cfg.modes):
-                curves = reporting.curves_from_records(study.records, metric=metric, mode=mode)
                 scaling = reporting.SCALING_SHORT.get(ev.scalings[0], ev.scalings[0])
+                # The records, not their curves: the Standard and untrained rows become reference bands.
                 figures.append(reporting.plot_accuracy_vs_p(
-                    curves, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
+                    study.records, out / f"{metric}_vs_p_{mode}.png", metric=metric, mode=mode,
                     title=f"{name}: {reporting.MODE_LABELS.get(mode, mode)}, {metric} vs p ({scaling} latents)"))
         if ev.at_epochs:
             clf = ev.epoch_classifiers[0]
@@ -629,7 +634,7 @@ def _draw_figures(cfg: StudyConfig, latents: Latents, labels, study: StudyResult
             embedded, tsne_s = embedding.result()
             figures.insert(0, reporting.plot_tsne(
                 panels, out / "tsne.png", seed=cfg.seeds[0], max_points=ev.tsne_points, embedded=embedded,
-                class_names=(study.data or {}).get("class_names") or None,
+                class_names=(study.data or {}).get("class_names") or CLASS_NAMES.get(name),
                 title=f"{name}: t-SNE of test-split latents (seed {cfg.seeds[0]})"))
     return [Path(f).name for f in figures], tsne_s
 
@@ -738,3 +743,24 @@ def _summary_line(record: dict, metric: str) -> str:
     if record.get("purity"):
         parts.append(f"purity {record['purity']['purity']:.3f}")
     return f"{metric}: " + "  ".join(parts)
+
+
+def _say_training_check(result, say: Callable[[str], None]) -> None:
+    """The optimizer steps per run and the loss at the end, and one warning line if training stopped early."""
+    checked = check_training([h["loss"] for h in result.full_history], result.engine.steps_per_epoch)
+    say(checked.line())
+    if checked.warning:
+        say(checked.warning)
+
+
+class _Indented:
+    """The evaluation's progress: its lines indented, as detail (-v), and a Log's bars passed on."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+
+    def __call__(self, line: str) -> None:
+        detail_of(self.say)("   " + line)
+
+    def bar(self, total: int, desc: str):
+        return bar_of(self.say, total, desc)

@@ -54,6 +54,7 @@ from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
 from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
+from icrst_jax.log import bar_of, detail_of
 from icrst_jax.models import AutoEncoder, make_model
 from icrst_jax.pairing import PairingTable, build_pairing_table, pair_indices, partner_code
 from icrst_jax.run_identity import train_fingerprint
@@ -568,9 +569,10 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
             saving = [Checkpointer(manager, meta, config.checkpoint_every, earlier)]
         compiled, compile_s = compile_epoch(engine, state, data)
         say(_start_line(config, engine, points, compile_s))
-        _start_hooks(hooks, TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
+        line = ProgressLine(say, config.epochs, len(points))
+        _start_hooks([line, *hooks], TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
         del initial  # a resumed run's buffers of epoch 0 are not needed any more
-        duties = [ProgressLine(say, config.epochs, len(points)), NonFiniteGuard(points), *hooks, *saving,
+        duties = [line, NonFiniteGuard(points), *hooks, *saving,
                   StopOnSignal(say, checkpointed=bool(saving))]
         history = []
         # A first SIGINT/SIGTERM waits for the epoch (and its checkpoint) to finish.
@@ -755,7 +757,15 @@ class ProgressLine(EpochHook):
     """``epoch   3/50  loss 0.01234 (runs 0.01..0.02)  12,345 samples/s  0.10s``."""
 
     def __init__(self, say: Callable[[str], None], epochs: int, n_runs: int):
-        self.say, self.epochs, self.n_runs = say, epochs, n_runs
+        # The epoch lines are detail (-v); a Log draws one bar with its ETA instead.
+        self.say, self.epochs, self.n_runs = detail_of(say), epochs, n_runs
+        self.make_bar = lambda: bar_of(say, epochs, "training")
+        self.bar = None
+
+    def start(self, begin: TrainStart) -> None:
+        self.bar = self.make_bar()
+        if self.bar is not None and begin.epoch:
+            self.bar.update(begin.epoch)
 
     def __call__(self, end: EpochEnd) -> None:
         loss = end.loss
@@ -764,6 +774,10 @@ class ProgressLine(EpochHook):
             + (f" (runs {loss.min():.5f}..{loss.max():.5f})" if self.n_runs > 1 else "")
             + f"  {end.samples_per_s:,.0f} samples/s  {end.seconds:.2f}s"
         )
+        if self.bar is not None:
+            self.bar.update(1)
+            if end.epoch >= self.epochs:
+                self.bar.close()
 
 
 class NonFiniteGuard(EpochHook):

@@ -247,7 +247,7 @@ def test_config_paths_that_are_no_config_file(tmp_path):
         (["--config", "configs"], "is a folder"),
         (["--config", "configs/paper_mnist.py", "--set", "train.model.width=0.001"], "channels"),
         (["--config", "configs/cpu_breast_cancer.py", "--set", "train.epochs=2"],
-         "--set train.epochs=2: eval.at_epochs [10, 25] lie beyond train.epochs=2; cut them with --set eval.at_epochs=0"),
+         "--set train.epochs=2: eval.at_epochs [20] lie beyond train.epochs=2; cut them with --set eval.at_epochs=0"),
         (["--dataset", "breast_cancer", "--classifiers", "nb", "--set", "eval.at_epochs=0,5"],
          "--set eval.at_epochs=0,5: eval.epoch_classifiers ['mlp'] must be among eval.classifiers ['nb']"),
         (["--out", ""], "--out: out must name a folder"),

@@ -168,6 +168,29 @@ def test_percentile_interval_matches_numpy():
         percentile_interval([1.0], level=1.0)
 
 
+def test_bootstrap_interval_is_that_of_the_mean_and_resamples_seeds():
+    """The interval shown with a mean is the mean's: about 1.96 standard errors each side for
+    10 folds, far inside the single folds' spread; reproducible; and across seeds it resamples
+    the seeds first, so seeds that disagree widen it beyond folds pooled as one sample."""
+    from icrst_jax.evaluation.intervals import bootstrap_mean_interval
+
+    folds = np.array([0.82, 0.91, 0.95, 0.88, 1.0, 0.86, 0.93, 0.97, 0.9, 0.84])
+    low, high = bootstrap_mean_interval([folds])
+    se = folds.std(ddof=0) / np.sqrt(folds.size)  # the bootstrap's own standard error
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.15)
+    assert low < folds.mean() < high
+    assert (low, high) == bootstrap_mean_interval([folds])  # seeded
+    _, fold_low, fold_high = percentile_interval(folds)
+    assert high - low < (fold_high - fold_low) / 2
+    apart = [folds - 0.1, folds + 0.1]
+    as_one = bootstrap_mean_interval([np.concatenate(apart)])
+    by_seed = bootstrap_mean_interval(apart)
+    assert by_seed[1] - by_seed[0] > 2 * (as_one[1] - as_one[0])
+    assert bootstrap_mean_interval([[0.7]]) == (0.7, 0.7)
+    with pytest.raises(ValueError):
+        bootstrap_mean_interval([[]])
+
+
 def test_summarize_and_pooling():
     s = summarize([1.0, 2.0, 3.0, 4.0])
     assert s["n"] == 4 and s["mean"] == 2.5
@@ -177,7 +200,9 @@ def test_summarize_and_pooling():
     pooled = pool_over_seeds(seeds)
     allv = np.concatenate(seeds)
     assert pooled["n"] == 5 and pooled["n_seeds"] == 2
-    assert pooled["low"] == pytest.approx(np.percentile(allv, 2.5))
+    assert pooled["fold_low"] == pytest.approx(np.percentile(allv, 2.5))
+    assert pooled["fold_high"] == pytest.approx(np.percentile(allv, 97.5))
+    assert pooled["fold_low"] < pooled["low"] < pooled["mean"] < pooled["high"] <= pooled["fold_high"]
     np.testing.assert_array_equal(pooled["folds"], allv)
 
     def result(folds, conv):

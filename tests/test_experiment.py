@@ -1,6 +1,7 @@
 """The command line end to end on an offline data set, its files and its errors."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from icrst_jax.train import encode, fit
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_end_to_end_files(tmp_path):
+def test_cli_end_to_end_files(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [
         "--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst", "--p-grid", "0.5,1",
@@ -76,6 +77,17 @@ def test_cli_end_to_end_files(tmp_path):
         assert 0 < timing[part] <= timing["evaluation_s"]
     assert timing["mi_s"] == 0.0
     assert (out / "checkpoints").is_dir() and not (out / "checkpoints" / "icrst_p1").exists()
+    # The terminal: the table fits 100 columns and the run ends with the paths it really wrote;
+    # the whole log (quiet here) is in log.txt, with the optimizer steps and the early-stop warning.
+    printed = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 100 for line in printed[:-1])
+    wrote = printed[-1].removeprefix("wrote: ").split(", ")
+    assert printed[-1].startswith("wrote: ") and all((tmp_path / w).is_file() or (out / w).is_file() for w in wrote)
+    assert set(wrote) >= {str(out / "results.json"), str(out / "report.md"), str(out / "log.txt")}
+    log = (out / "log.txt").read_text()
+    assert "trained: 24 optimizer steps per run" in log and "epoch   3/3" in log
+    assert "warning: only 24 optimizer steps per run (fewer than 300)" in log
+    assert log.rstrip().endswith(printed[-1])
 
 
 @pytest.mark.parametrize(
@@ -88,18 +100,21 @@ def test_cli_end_to_end_files(tmp_path):
         (["--dataset", "nope"], "invalid choice"),
         (["--p-grid", "0,x"], "comma-separated"),
         (["--seed-batch", "0"], "seed_batch must be"),
+        (["--no-c"], "unrecognized arguments: --no-c"),  # no abbreviations: --no-checkpoints? --no-compilation-cache?
+        (["--out", "/dev/null/run"], "--out /dev/null/run cannot be created: /dev/null is a file, not a folder; "
+                                     "pick a folder you can write with --out DIR"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, tmp_path, capsys):
     try:
-        status = cli.main([*argv, "--out", str(tmp_path / "never")])
+        status = cli.main(["--out", str(tmp_path / "never"), *argv])  # a later --out wins
     except SystemExit as e:  # argparse's own errors (a flag's type or choices)
         status = e.code
     assert status == 2
     lines = [l for l in capsys.readouterr().err.strip().splitlines() if l]
     assert len(lines) == 1, lines
     assert lines[0].startswith("error:") and message in lines[0], lines[0]
-    assert not (tmp_path / "never").exists()
+    assert not (tmp_path / "never").exists() and not list(tmp_path.iterdir())
 
 
 def test_no_traceback_reaches_the_terminal():
@@ -206,8 +221,26 @@ def test_comparison_table_shows_each_scaling_and_the_corrected_mi():
     payload = {"dataset": "digits", "metric": "accuracy", "scalings": ["none", "standardised"],
                "records": [rec("untrained", 0.5, 0.6, 0.883, 0.011), rec("standard", 0.7, 0.8, 0.412, 0.123)]}
     lines = comparison_table(payload).splitlines()
-    assert "svm raw" in lines[1] and "svm standardised" in lines[1] and "MI corrected" in lines[1]
+    assert "SVM" in lines[0] and "raw" in lines[1] and "standardised" in lines[1] and "MI corrected" in lines[1]
     assert "standard " not in lines[0].replace("standardised", "")  # a scaling is never called "standard"
     row = lines[3].split()
-    assert row[0] == "standard" and row[1] == "0.700" and row[3] == "0.800" and row[4] == "0.123"
+    assert row[0] == "standard" and row[1:4] == ["0.700", "[0.65,", "0.75]"] and row[4] == "0.800"
+    assert row[-1] == "0.123" and max(len(line) for line in lines) <= 100
     assert "0.883" not in lines[2] and "0.011" in lines[2]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert cli.main(["--out", str(locked / "run"), "--epochs", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: --out {locked / 'run'} cannot be created: {locked} is not writable; "
+                       "pick a folder you can write with --out DIR")
+        assert cli.main(["--out", str(locked), "--epochs", "1"]) == 2
+        assert "is not writable; pick a folder" in capsys.readouterr().err
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)

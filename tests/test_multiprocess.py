@@ -300,12 +300,12 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(run
     work = runs["work"]
     cwds = [work / "p0", work / "p1"]
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
-        ["run.json", "results.json", "report.md"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+        ["run.json", "results.json", "report.md", "log.txt"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
                                           for s in (0, 1)]
         + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()
     log1 = (work / "resume_1.log").read_text()
-    assert "[process 1/2] epoch   3/3" in log1 and "results:" not in log1
+    assert "[process 1/2] trained: " in log1 and "wrote:" not in log1
 
     monkeypatch.chdir(tmp_path)  # the one-process run, in this process (one of its four devices)
     assert cli.main([*CLI_ARGS, "--num-devices", "1", "--quiet"]) == 0

@@ -188,18 +188,19 @@ def test_report_has_paper_column_for_paper_dataset(tmp_path):
     text = render_report(StudyResult(dataset="mnist", metric="accuracy", records=recs,
                                      figures=[fig.relative_to(tmp_path).as_posix()]))
     assert "# Results: MNIST" in text
-    assert "paper MLP (accuracy)" in text
+    assert "paper MLP (accuracy, the paper's ±)" in text
     assert "0.85 ± 0.02 (T1) / 0.86 ± 0.02 (T3)" in text  # Standard row
     assert "0.97 ± 0.01 (T1)" in text  # ICRST p=1 row
     assert "paper MI (Table 2)" in text and "0.40 ± 0.01 (T2)" in text
-    # Rows sorted Standard, ICRST p=0.5, ICRST p=1, DAE; ours formatted mean ± half-width [low, high].
-    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "±" in ln]
+    # Rows sorted Standard, ICRST p=0.5, ICRST p=1, DAE; ours formatted mean [low, high], no ± beside.
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "[0." in ln]
     labels = [ln.split("|")[1].strip() for ln in rows]
     assert labels[:4] == ["Standard", "ICRST (p=0.5)", "ICRST (p=1)", "DAE (σ=0.5)"]
-    assert "0.820 ± 0.020 [0.800, 0.840]" in rows[0]  # MLP of the Standard record
+    assert "| 0.820 [0.800, 0.840] |" in rows[0]  # MLP of the Standard record
+    assert not any(re.search(r"± [0-9.]+ \[", ln) for ln in text.splitlines())
     icrst_half = [ln for ln in rows if ln.startswith("| ICRST (p=0.5)")][0]
     assert icrst_half.rstrip(" |").endswith("—")  # no paper value for p = 0.5
-    assert "0.380 ± 0.020 [0.370, 0.410]" in text  # MI cell
+    assert "0.380 [0.370, 0.410]" in text  # MI cell
     assert "## Secondary metric: macro F1" in text
     assert "![p](figs/p.png)" in text
 
@@ -217,7 +218,7 @@ def test_caltech_report_uses_macro_f1_and_table_values():
     recs = [_record("standard", 1.0, 0.3), _record("icrst", 1.0, 0.45)]
     text = render_report(StudyResult(dataset="caltech101", metric=primary_metric("caltech101"), records=recs))
     assert text.index("## Classification: macro F1") < text.index("## Secondary metric: accuracy")
-    assert "paper MLP (macro F1)" in text and "0.40 ± 0.01 (T1)" in text
+    assert "paper MLP (macro F1, the paper's ±)" in text and "0.40 ± 0.01 (T1)" in text
     # Asking for accuracy on Caltech101: no paper column (the paper's number is F1).
     text = render_report(StudyResult(dataset="caltech101", metric="accuracy", records=recs))
     assert "paper MLP" not in text and "Paper column omitted" in text
@@ -242,3 +243,22 @@ def test_report_says_which_classifiers_were_fitted_once_for_both_scalings():
     note = "Random Forest: fitted once per latent set, on the raw latents, and reported under each scaling"
     assert "## Side by side" in with_scalings("none") and note in with_scalings("none")
     assert note not in with_scalings("standardised")
+
+
+def test_what_this_shows_is_written_from_the_numbers():
+    """The paragraph names each classifier's best mode, says whether its interval overlaps the
+    next, whether the untrained encoder is higher, the gap to the paper and the settings that differ."""
+    recs = [_record("untrained", None, 0.95), _record("standard", None, 0.80), _record("icrst", 1.0, 0.90),
+            _record("trst", 1.0, 0.89)]
+    config = {"train": {"epochs": 100, "learning_rate": 1e-3, "model": {"name": "mlp"}},
+              "p_values": [0.0, 1.0], "seeds": [0, 1, 2]}
+    text = render_report(StudyResult(dataset="breast_cancer", metric="accuracy", records=recs, config=config,
+                                     batch_size=64))
+    para = text.split("## What this shows\n\n")[1].split("\n")[0]
+    assert "MLP: best ICRST (p=1) 0.920, its interval overlaps that of TRST (p=1) (0.910)" in para
+    assert "the untrained encoder is higher still (0.970, intervals apart)" in para
+    assert "ICRST (p=1) -0.050 (T1 0.97)" in para and "Standard -0.140 (T1 0.96)" in para
+    assert "batch 64 (paper 512); 100 epochs (paper 50); p in 0, 1" in para and "3 seeds pooled" in para
+    recs[3] = _record("trst", 1.0, 0.60)  # far below: ICRST's interval is clear of the next
+    text = render_report(StudyResult(dataset="breast_cancer", metric="accuracy", records=recs))
+    assert "its interval clear of the next (Standard 0.820)" in text

@@ -206,3 +206,12 @@ DATASET_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {n: (s.shape, s.train_s
 def is_tabular(name: str) -> bool:
     """Whether the data set ``name`` (a key of :data:`DATASET_SPECS`) is tabular rows, not images."""
     return DATASET_SPECS[name].tabular
+
+
+# The name of each label, where the data set has names (figure legends): label i is CLASS_NAMES[name][i].
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "breast_cancer": ("malignant", "benign"),  # sklearn's target_names
+    "fashion_mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                      "ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}

@@ -53,6 +53,7 @@ _DEFINED_IN = {
     "intelex_available": "auto_backend",
     "svm_through_intelex": "auto_backend",
     "percentile_interval": "intervals",
+    "bootstrap_mean_interval": "intervals",
     "summarize": "intervals",
     "pool_over_seeds": "intervals",
     "pool_results": "intervals",

@@ -28,6 +28,7 @@ from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS  # declared once, with t
 from icrst_jax.evaluation.auto_backend import auto_fits
 from icrst_jax.evaluation.folds import FeatureSet, Fit, prepare, unpack
 from icrst_jax.evaluation.intervals import summarize
+from icrst_jax.log import bar_of
 from icrst_jax.evaluation.scores import METRICS, FoldOutcome
 from icrst_jax.evaluation.sklearn_backend import sklearn_fits
 from icrst_jax.evaluation.timing import EvalSeconds
@@ -239,8 +240,11 @@ def _collect(sets: Sequence[FeatureSet], fits: Sequence[Fit], outcomes, fitted_o
     per_clf: dict[tuple, list[FoldOutcome]] = {}
     results: list[dict[str, dict]] = [{} for _ in sets]
     not_converged: dict[str, list[int]] = {}
+    bar = bar_of(progress, len(fits), "evaluating")  # a Log's bar (icrst_jax.log), else None
     # strict: also runs the outcomes generator to its end (where the sklearn backend adds its seconds).
     for (s, name, f), outcome in zip(fits, outcomes, strict=True):
+        if bar is not None:
+            bar.update(1)
         folds_used = sets[s].n_folds
         for category, message in outcome.other_warnings:
             warnings.warn(f"[{name} fold {f + 1}] {message}", category, stacklevel=3)  # at evaluate_many
@@ -260,6 +264,8 @@ def _collect(sets: Sequence[FeatureSet], fits: Sequence[Fit], outcomes, fitted_o
                 acc, f1 = entry["accuracy"], entry["f1_macro"]
                 progress(f"{tag(s)}[{name}] accuracy {acc['mean']:.4f} [{acc['low']:.4f}, {acc['high']:.4f}]  "
                          f"f1_macro {f1['mean']:.4f} [{f1['low']:.4f}, {f1['high']:.4f}]")
+    if bar is not None:
+        bar.close()
     if progress is not None:
         # One line per classifier, not the same sentence on every set's line.
         for name, (n_warned, n_fits) in not_converged.items():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from icrst_jax.evaluation import CLASSIFIERS
-from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING_SHORT
+from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, MODE_LABELS, SCALING_SHORT
 from icrst_jax.reporting.records import as_dict
 from icrst_jax.reporting.rows import p_of, record_scalings, row_label, scaled_classifiers, sort_key
 
@@ -116,7 +116,7 @@ def plot_tsne(
       seed, max_points, max_iter: as in :func:`tsne_embeddings`.
       title: figure title.
       embedded: ``tsne_embeddings(panels, seed=..., max_points=..., max_iter=...)``, or None.
-      class_names: the legend's name of label ``i`` (own data's class names), or None for the labels.
+      class_names: the legend's name of label i (default: the label itself).
 
     Returns:
       ``Path(path)``.
@@ -154,8 +154,8 @@ def plot_tsne(
         ax.set_yticks([])
     if n_cls <= 20:
         handles = [
-            Line2D([], [], marker="o", linestyle="",
-                   color=colors[i], label=class_names[int(c)] if class_names else str(c))
+            Line2D([], [], marker="o", linestyle="", color=colors[i],
+                   label=str(class_names[int(c)]) if class_names and 0 <= int(c) < len(class_names) else str(c))
             for i, c in enumerate(classes)
         ]
         fig.legend(handles=handles, loc="outside right center", title="class", fontsize="small")
@@ -218,6 +218,21 @@ def curves_from_records(
     return curves
 
 
+def references_from_records(records: Sequence[Mapping], *, metric: str = "accuracy") -> dict[str, dict]:
+    """``{classifier: {label: (mean, low, high)}}`` of the Standard and untrained rows: the
+    reference bands of :func:`plot_accuracy_vs_p`."""
+    refs: dict[str, dict] = {}
+    for rec in map(as_dict, records):
+        if rec.get("mode") not in ("standard", "untrained") or not rec.get("classifiers"):
+            continue
+        label = "Standard (p = 0)" if rec["mode"] == "standard" else "untrained encoder"
+        for name, res in rec["classifiers"].items():
+            s = res.get(metric)
+            if s is not None:
+                refs.setdefault(name, {})[label] = (float(s["mean"]), float(s["low"]), float(s["high"]))
+    return refs
+
+
 def plot_accuracy_vs_p(
     curves,
     path,
@@ -225,19 +240,25 @@ def plot_accuracy_vs_p(
     metric: str = "accuracy",
     mode: str = "icrst",
     title: str | None = None,
+    references: Mapping[str, Mapping] | None = None,
 ) -> Path:
-    """Score vs the Bernoulli probability p, one line per classifier (Fig. 5).
+    """Score vs the Bernoulli probability p, one panel per classifier (Fig. 5).
 
-    The shaded band is the percentile interval ``[low, high]`` of each point.
+    Each panel: the mean at each p with thin caps for its 95% interval; the
+    Standard run (p = 0: the same program) and the untrained encoder as
+    labelled horizontal reference bands (their means, their intervals light);
+    one y range for every panel, from the data.
 
     Args:
       curves: ``{classifier: [(p, mean, low, high), ...]}``, or a sequence of
         run records, converted with ``curves_from_records(records,
-        metric=metric, mode=mode)``.
+        metric=metric, mode=mode)`` (and their references with
+        :func:`references_from_records`).
       path: PNG file to write.
       metric: score name for the y label (and for record selection).
       mode: training mode of the records (ignored for explicit curves).
-      title: axes title.
+      title: figure title.
+      references: ``{classifier: {label: (mean, low, high)}}``, bands to draw.
 
     Returns:
       ``Path(path)``.
@@ -246,30 +267,47 @@ def plot_accuracy_vs_p(
       >>> plot_accuracy_vs_p({"mlp": [(0, .85, .83, .87), (1, .97, .96, .98)]}, "p.png")  # doctest: +SKIP
     """
     if not isinstance(curves, Mapping):
+        references = references_from_records(curves, metric=metric) if references is None else references
         curves = curves_from_records(curves, metric=metric, mode=mode)
     if not curves:
         raise ValueError("no points to plot")
-    fig = new_figure((7.4, 4.2))
-    ax = fig.subplots()
+    references = references or {}
+    n = len(curves)
+    ncols = min(n, 2)
+    fig = new_figure((4.2 * ncols + 1.8, 2.9 * math.ceil(n / ncols) + 0.5))
+    axes = fig.subplots(math.ceil(n / ncols), ncols, squeeze=False, sharex=True, sharey=True).ravel()
     ps = sorted({float(pt[0]) for pts in curves.values() for pt in pts})
-    # Each classifier's intervals as error bars shifted sideways by a fraction of the
-    # smallest p step: four overlapping bands would hide one another.
-    step = min(np.diff(ps)) if len(ps) > 1 else 1.0
-    offsets = (np.arange(len(curves)) - (len(curves) - 1) / 2) * 0.06 * step
-    markers = "osD^v<>"
-    for k, (name, pts) in enumerate(curves.items()):
+    for ax, (name, pts) in zip(axes, curves.items()):
         arr = np.asarray(sorted(pts), dtype=np.float64).reshape(-1, 4)
-        x = arr[:, 0] + offsets[k]
-        ax.errorbar(x, arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], marker=markers[k % 7],
-                    capsize=3, linewidth=1.4, elinewidth=1.0, label=CLASSIFIER_LABELS.get(name, name))
-    ax.set_xticks(ps)
-    ax.set_xlabel("p (probability of a random target)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric) + " (mean, 95% interval over folds and seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        _reference_bands(ax, references.get(name, {}), ps)
+        ax.errorbar(arr[:, 0], arr[:, 1], yerr=[arr[:, 1] - arr[:, 2], arr[:, 3] - arr[:, 1]], marker="o",
+                    color="C0", capsize=3, linewidth=1.6, elinewidth=0.8,
+                    label=f"{MODE_LABELS.get(mode, mode)} at p (p = 0: the Standard run)")
+        ax.set_title(CLASSIFIER_LABELS.get(name, name), fontsize="medium")
+        ax.set_xticks(ps)
+        ax.grid(alpha=0.3)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax in axes[:n]:
+        if ax.get_subplotspec().is_last_row() or ax is axes[n - 1]:
+            ax.set_xlabel("p (probability of a random partner)")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize="small",
+               title="mean; bars and bands:\n95% interval of the mean", title_fontsize="small")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     return save_png(fig, path)
+
+
+def _reference_bands(ax, refs: Mapping[str, tuple], ps: Sequence[float]) -> None:
+    """The Standard and untrained rows as horizontal lines with light interval bands across the p range."""
+    styles = {"Standard (p = 0)": ("grey", "--"), "untrained encoder": ("C1", ":")}
+    for label, (mean, low, high) in refs.items():
+        color, dash = styles.get(label, ("C2", "-."))
+        ax.axhspan(low, high, color=color, alpha=0.15, linewidth=0)
+        ax.axhline(mean, color=color, linestyle=dash, linewidth=1.2, label=label)
 
 
 def _trajectory_series(rec: Mapping, value) -> np.ndarray:
@@ -311,44 +349,76 @@ def plot_vs_epochs(
     """
     from matplotlib import colormaps
 
-    recs = sorted((r for r in map(as_dict, records) if r.get("trajectory")), key=sort_key)
+    recs = _one_per_program(sorted((r for r in map(as_dict, records) if r.get("trajectory")), key=sort_key))
     if not recs:
         raise ValueError("no record has a trajectory (set eval.at_epochs)")
     entries = [t for r in recs for t in r["trajectory"]]
     panels = _epoch_panels(entries, metric, classifier)
-    ncols = min(len(panels), 3)
+    # Every panel filled: 4 as 2 x 2, up to 5 in one row, more in rows of 3.
+    ncols = 2 if len(panels) == 4 else len(panels) if len(panels) <= 5 else 3
     nrows = math.ceil(len(panels) / ncols)
-    fig = new_figure((4.0 * ncols, 3.2 * nrows + 0.6))
+    fig = new_figure((3.6 * ncols, 3.0 * nrows + 0.9))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = colormaps["tab10"](np.arange(10))
-    # Runs with identical curves (standard = ICRST p=0 = TRST p=0) must stay apart: each run
-    # its own marker and dash, shifted sideways by a little of the epoch span.
     span = max((float(t["epoch"]) for t in entries), default=1.0) or 1.0
-    shift = (np.arange(len(recs)) - (len(recs) - 1) / 2) * 0.012 * span
+    shift = (np.arange(len(recs)) - (len(recs) - 1) / 2) * 0.01 * span
     for ax, (label, value, log) in zip(axes, panels):
         _draw_epoch_panel(ax, recs, value, shift, colors)
         if label.startswith("kNN"):
             chance = next(t["purity"]["chance"] for t in entries if t.get("purity"))
-            ax.axhline(chance, color="grey", linestyle=":", linewidth=1)
+            ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance (random neighbours)")
         if log:
             ax.set_yscale("log")
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(label.split(",")[0].split(" (")[0])
         ax.grid(alpha=0.3)
+    _share_score_range([ax for ax, (label, _, _) in zip(axes, panels) if label.startswith(_score_name(
+        classifier, metric))])
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize="small")
+    handles, labels = {}, {}
+    for ax in axes[:len(panels)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 3),
+               fontsize="small", title="bars: 95% interval of the mean (scores), lowest to highest seed "
+               "(purity, spread); epoch 0: the untrained encoder", title_fontsize="small")
     if title:
         fig.suptitle(title)
     return save_png(fig, path)
+
+
+def _score_name(classifier: str, metric: str) -> str:
+    return f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}"
+
+
+def _share_score_range(axes) -> None:
+    """One y range for the score panels (raw and standardised latents read against each other)."""
+    if len(axes) < 2:
+        return
+    low = min(ax.get_ylim()[0] for ax in axes)
+    high = max(ax.get_ylim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_ylim(low, high)
+
+
+def _one_per_program(recs: Sequence[Mapping]) -> list[Mapping]:
+    """Records that are one program drawn once: Standard, ICRST p=0 and TRST p=0 train the same
+    autoencoders (no partner is ever swapped), so they are one line carrying all their names."""
+    same = [r for r in recs if r.get("mode") == "standard" or (r.get("mode") in ("icrst", "trst")
+                                                                and r.get("p") is not None and p_of(r) == 0.0)]
+    if len(same) < 2 or not any(r.get("mode") == "standard" for r in same):
+        return list(recs)
+    merged = dict(same[0], label=" = ".join(row_label(r) for r in same))
+    return [merged] + [r for r in recs if all(r is not s for s in same)]
 
 
 def _epoch_panels(entries: Sequence[Mapping], metric: str, classifier: str) -> list[tuple]:
     """:func:`plot_vs_epochs`'s panels as ``(title, value, log scale)``, ``value(entry)``
     giving (mean, low, high) or None: a score per scaling, then what the entries have
     of purity, corrected MI and latent spread."""
-    score = f"{CLASSIFIER_LABELS.get(classifier, classifier)} {METRIC_LABELS[metric]}"
+    score = _score_name(classifier, metric)
     panels = [
         (f"{score}, {SCALING_SHORT.get(sc, sc)} latents",
          functools.partial(_score_at, scaling=sc, classifier=classifier, metric=metric), False)

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from icrst_jax.evaluation import CLASSIFIERS
+from icrst_jax.reporting.findings import what_this_shows
 from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING_LABELS, SCALING_SHORT
 from icrst_jax.reporting.paper import DATASET_LABELS, PAPER_DATASETS, PAPER_RESULTS, paper_values, primary_metric
 from icrst_jax.reporting.records import StudyResult
@@ -22,9 +23,10 @@ def render_report(study: StudyResult, *, title: str | None = None) -> str:
     """The markdown of ``report.md`` (the caller writes it).
 
     Rows are training configurations (Standard, ICRST/TRST with p, DAE), sorted
-    by mode then p. Cells are ``mean ± h [low, high]`` where ``[low, high]`` is
-    the 95% percentile interval and ``h = (high - low) / 2`` its half-width
-    (the paper prints "mean ± x" without saying more). For a dataset the paper
+    by mode then p. Cells are ``mean [low, high]`` where ``[low, high]`` is
+    the 95% interval of the mean (a percentile bootstrap over folds and seeds,
+    :func:`icrst_jax.evaluation.intervals.bootstrap_mean_interval`; the paper
+    prints "mean ± x", kept in its own column as the paper's). For a dataset the paper
     reports, a "paper" column gives its MLP value (Tables 1 and 3; Standard has
     one of each, marked T1/T3) beside ours, and the MI table its Table 2 value;
     ICRST/TRST runs with p != 1 get "—" there.
@@ -50,6 +52,7 @@ def render_report(study: StudyResult, *, title: str | None = None) -> str:
         title = f"Results: {study.data['name']} (sha256 {study.data['hash'][:12]})"
     lines = _heading(dataset, title, study.warnings, clf_records)
     lines += own_data_table(study.data)
+    lines += what_this_shows(study, clf_records)
     lines += _classification(dataset, metric, clf_records)
     lines += _side_by_side(metric, clf_records)
     lines += _convergence_notes(clf_records)
@@ -81,8 +84,9 @@ def _heading(dataset: str, title: str | None, warnings: Sequence[str], clf_recor
     if warnings:
         lines += ["## Warning", ""] + [f"- {w}" for w in warnings] + [""]
     lines += [
-        "Cells: mean ± half-width [low, high] of the 95% percentile interval over "
-        "cross-validation folds (pooled over seeds where a run has several). "
+        "Cells: mean [low, high], the mean over cross-validation folds (pooled over seeds where a "
+        "run has several) and its 95% interval (percentile bootstrap of the mean: seeds, then folds "
+        "within them, resampled; results.json's `fold_low`/`fold_high` hold the single folds' spread). "
         "Classifiers use scikit-learn defaults (paper, section 6).",
         "",
     ]
@@ -119,7 +123,7 @@ def _classification(dataset: str, metric: str, clf_records) -> list[str]:
         # The paper's protocol is unscaled: its column sits beside the raw table only.
         show_paper = is_paper and i == 0 and m == primary_metric(dataset) and sc == "none"
         if show_paper:
-            header.append(f"paper MLP ({METRIC_LABELS[m]})")
+            header.append(f"paper MLP ({METRIC_LABELS[m]}, the paper's ±)")
         rows = []
         for r in clf_records:
             res = scaled_classifiers(r, sc) or {}
@@ -296,13 +300,13 @@ def _figures(figures: Sequence[str]) -> list[str]:
 
 
 def format_score(s: Mapping | None) -> str:
-    """'mean ± half-width [low, high]' of a summary dict."""
+    """'mean [low, high]' of a summary dict."""
     if not s or s.get("mean") is None:
         return "—"
     mean, low, high = s["mean"], s.get("low"), s.get("high")
     if low is None or high is None:
         return f"{mean:.3f}"
-    return f"{mean:.3f} ± {(high - low) / 2:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _paper_cell(dataset: str, rec: Mapping, quantity: str) -> str:

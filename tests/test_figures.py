@@ -1,0 +1,125 @@
+"""Every figure a study draws has a title, labelled axes and a legend clear of the data.
+
+The figures are caught as they are saved (``save_png``) and checked with what
+matplotlib reports of them: titles, axis labels, and the drawn extents of each
+legend and of every data point. A planted legend over the data must fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from icrst_jax.reporting import figures
+
+
+def layout_problems(fig) -> list[str]:
+    """What is wrong with a figure's layout: a missing title, an unlabelled axis, a legend over data."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    problems = []
+    if not (fig._suptitle and fig._suptitle.get_text()) and not all(ax.get_title() for ax in axes):
+        problems.append("no title")
+    for ax in axes:
+        name = ax.get_title() or "an axes"
+        if ax.get_xticks().size and not _labelled(ax, axes, "x"):
+            problems.append(f"{name}: no x label")
+        if ax.get_yticks().size and not _labelled(ax, axes, "y"):
+            problems.append(f"{name}: no y label")
+    legends = list(fig.legends) + [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in axes:
+            points = _data_points(ax)
+            if any(box.contains(x, y) for x, y in points):
+                problems.append(f"a legend covers data of {ax.get_title() or 'an axes'}")
+    return problems
+
+
+def _labelled(ax, axes, which: str) -> bool:
+    """An axis with its own label, or shared with a labelled one (shared x below, shared y beside)."""
+    get = (lambda a: a.get_xlabel()) if which == "x" else (lambda a: a.get_ylabel())
+    if get(ax):
+        return True
+    shared = ax.get_shared_x_axes() if which == "x" else ax.get_shared_y_axes()
+    return any(other is not ax and shared.joined(ax, other) and get(other) for other in axes)
+
+
+def _data_points(ax) -> np.ndarray:
+    """Display coordinates of the axes' data: line vertices and scatter points."""
+    pts = [line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+           for line in ax.get_lines() if len(line.get_xdata())]
+    pts += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
+            if len(c.get_offsets()) and c.get_offsets().ndim == 2]
+    return np.concatenate(pts) if pts else np.zeros((0, 2))
+
+
+@pytest.fixture
+def caught(monkeypatch):
+    """The figures drawn during a test, caught as they are saved."""
+    figs = []
+    real = figures.save_png
+
+    def save(fig, path):
+        figs.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(figures, "save_png", save)
+    return figs
+
+
+def _summary(mean, half=0.02):
+    return {"mean": mean, "low": mean - half, "high": mean + half}
+
+
+def _record(mode, p, acc, *, epochs=(0, 5, 10)):
+    clfs = {n: {"accuracy": _summary(acc + d)} for n, d in (("svm", 0.0), ("mlp", 0.01), ("nb", -0.05))}
+    traj = [{"epoch": e, "scaling": "none", "classifiers": {"mlp": {"accuracy": _summary(0.6 + (acc - 0.6) * e / 10)}},
+             "purity": {"purity": 0.5 + 0.03 * e, "chance": 0.5, "k": 5, "per_seed": [0.5, 0.5 + 0.04 * e]},
+             "latent_spread": [0.1 + e / 10, 0.2 + e / 10]} for e in epochs]
+    return {"mode": mode, "p": p, "seeds": [0, 1], "classifiers": clfs, "trajectory": traj}
+
+
+RECORDS = [_record("untrained", None, 0.7), _record("standard", 0.0, 0.8), _record("icrst", 0.0, 0.8),
+           _record("icrst", 0.5, 0.85), _record("icrst", 1.0, 0.9), _record("trst", 0.0, 0.8),
+           _record("trst", 1.0, 0.65)]
+
+
+def test_study_figures_have_titles_labels_and_a_legend_clear_of_the_data(caught, tmp_path):
+    figures.plot_accuracy_vs_p(RECORDS, tmp_path / "p.png", mode="icrst", title="accuracy vs p")
+    figures.plot_vs_epochs(RECORDS, tmp_path / "e.png", classifier="mlp", title="along training")
+    rng = np.random.default_rng(0)
+    emb = [(name, rng.normal(size=(30, 2)), np.repeat([0, 1, 2], 10)) for name in ("Untrained", "ICRST (p=1)")]
+    figures.plot_tsne({}, tmp_path / "t.png", embedded=emb, title="t-SNE (seed 0)",
+                      class_names=("zero", "one", "two"))
+    assert len(caught) == 3
+    for fig in caught:
+        assert layout_problems(fig) == []
+    # Along training, Standard = ICRST p=0 = TRST p=0 is one line with all three names.
+    labels = [t.get_text() for t in caught[1].legends[0].get_texts()]
+    assert "Standard = ICRST (p=0) = TRST (p=0)" in labels and not any(lab == "ICRST (p=0)" for lab in labels)
+    assert "chance (random neighbours)" in labels
+    # The accuracy panels share one y range; the t-SNE legend names the classes.
+    score_axes = [ax for ax in caught[1].axes if "accuracy" in ax.get_title()]
+    assert len({ax.get_ylim() for ax in score_axes}) == 1
+    assert [t.get_text() for t in caught[2].legends[0].get_texts()] == ["zero", "one", "two"]
+    # The p figure: Standard and untrained as labelled reference bands in every panel.
+    p_labels = [t.get_text() for t in caught[0].legends[0].get_texts()]
+    assert "Standard (p = 0)" in p_labels and "untrained encoder" in p_labels
+
+
+def test_the_check_fails_on_a_legend_over_the_data_and_a_missing_label(caught, tmp_path):
+    fig = figures.new_figure((4, 3))
+    ax = fig.subplots()
+    x = np.linspace(0, 1, 50)
+    ax.plot(x, 0.5 + 0 * x, label="flat")  # through the middle, where a centred legend sits
+    ax.set_title("planted")
+    ax.set_xlabel("x")
+    ax.legend(loc="center")
+    problems = layout_problems(fig)
+    assert "a legend covers data of planted" in problems and "planted: no y label" in problems
+    ax.set_ylabel("y")
+    ax.get_legend().remove()
+    fig.legend(loc="outside right upper")
+    assert layout_problems(fig) == []
