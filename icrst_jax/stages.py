@@ -405,7 +405,8 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     flat = evaluation.evaluate_many(jobs, every, n_folds=ev.n_folds, n_jobs=n_jobs,
                                     progress=lambda line: say("   " + line), fold_lines=False, backend=ev.backend,
                                     seconds=seconds, job_names=job_names,
-                                    job_classifiers=[cs for cs in per_set for _ in ev.scalings])
+                                    job_classifiers=[cs for cs in per_set for _ in ev.scalings],
+                                    options=evaluation.ClassifierOptions(ev.knn_k, ev.knn_temperature))
     n_sc = len(ev.scalings)
 
     def mi(f, s):
