@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from icrst_jax import data as data_lib
-from icrst_jax import distributed, evaluation, faults, reporting, run_identity
+from icrst_jax import distributed, evaluation, faults, live_logs, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
 from icrst_jax.data.registry import DATASET_SHAPES
 from icrst_jax.models import check_widths, make_model
@@ -156,6 +156,7 @@ def run_pipeline(cfg: StudyConfig, out: Path, *, progress: Callable[[str], None]
         study = write_outputs(cfg, dataset, latents, study, out, say,
                               timer=lambda tsne_s: _timing(clock, trained.result, evaluated.seconds, tsne_s,
                                                            time.perf_counter()))
+        live_logs.log_results(cfg, out, study.to_dict(), evaluated)
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
@@ -253,7 +254,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
         progress=say,
-        hooks=[Snapshots(snapshot_epochs, on_epoch), *hooks],
+        hooks=[Snapshots(snapshot_epochs, on_epoch), *live_logs.training_hooks(cfg, out, points), *hooks],
     )
     return Trained(result=result, snapshots=snapshots)
 

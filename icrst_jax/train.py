@@ -557,7 +557,8 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
             saving = [Checkpointer(manager, meta, config.checkpoint_every, earlier)]
         compiled, compile_s = compile_epoch(engine, state, data)
         say(_start_line(config, engine, points, compile_s))
-        _start_hooks(hooks, TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
+        _start_hooks(hooks, TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0,
+                                       earlier=earlier))
         del initial  # a resumed run's buffers of epoch 0 are not needed any more
         duties = [ProgressLine(say, config.epochs, len(points)), NonFiniteGuard(points), *hooks, *saving,
                   StopOnSignal(say, checkpointed=bool(saving))]
@@ -684,12 +685,14 @@ class TrainStart:
       initial: each run's initialised state (epoch 0), whatever a checkpoint holds.
       state: the state training goes on from: ``initial``, or a restored checkpoint's.
       epoch: the epoch training goes on from: 0, or the restored checkpoint's.
+      earlier: the epochs before ``epoch``, as the checkpoint recorded them (epoch, loss per run, seconds).
     """
 
     engine: Engine
     initial: TrainState
     state: TrainState
     epoch: int
+    earlier: Sequence[dict] = ()
 
 
 @dataclasses.dataclass(frozen=True)
