@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-mi", action="store_true", help="skip the section 7 mutual information (eval.mi=false)")
     ap.add_argument("--no-tsne", action="store_true", help="skip the t-SNE figure (eval.tsne=false)")
     ap.add_argument("--no-checkpoints", action="store_true", help="write no checkpoints (checkpoints=false)")
+    ap.add_argument("--no-tensorboard", action="store_true",
+                    help="write no TensorBoard event files under <out>/tensorboard (log.tensorboard=false)")
     ap.add_argument("--no-download", action="store_true",
                     help="never fetch a data set's original files; read only what --data-dir (or the cache "
                          "~/.cache/icrst_jax/data) and TFDS hold (data.download=false)")
@@ -212,6 +214,8 @@ def flagged_overrides(args) -> list[tuple[str, str]]:
         sets.append(("--no-tsne", "eval.tsne=false"))
     if args.no_checkpoints:
         sets.append(("--no-checkpoints", "checkpoints=false"))
+    if args.no_tensorboard:
+        sets.append(("--no-tensorboard", "log.tensorboard=false"))
     if args.no_download:
         sets.append(("--no-download", "data.download=false"))
     return sets

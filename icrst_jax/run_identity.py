@@ -36,7 +36,7 @@ from icrst_jax.jsonable import to_jsonable
 # implementation; checkpoints only stop
 # and restart it exactly).
 NOT_DECIDING = ("out", "checkpoints", "train.checkpoint_every", "train.num_devices", "train.seed_batch",
-                "train.model.conv_impl", "eval.n_jobs", "data.download")
+                "train.model.conv_impl", "eval.n_jobs", "data.download", "log.tensorboard")
 # Fields a rerun may change and still continue the folder's training: more
 # epochs extend it, and the evaluation is redone from the latents on every run.
 RESUMABLE = ("train.epochs", "eval.")
@@ -71,6 +71,10 @@ def fingerprint(cfg: StudyConfig) -> dict:
             fields.pop(path)
     if fields.get("eval.backend") == "sklearn":
         fields.pop("eval.backend")
+    # The kNN vote's settings decide results only where knn is among the classifiers.
+    if "knn" not in cfg.eval.classifiers:
+        for path in ("eval.knn_k", "eval.knn_temperature"):
+            fields.pop(path, None)
     # A None dropout is the model's own rate (earlier folders recorded 0.2 for the Table D1 models).
     if "train.model.dropout" in fields:
         fields["train.model.dropout"] = cfg.train.model.dropout_rate

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from icrst_jax import data as data_lib
-from icrst_jax import distributed, evaluation, faults, reporting, run_identity
+from icrst_jax import distributed, evaluation, faults, live_logs, reporting, run_identity
 from icrst_jax.config import P_MODES, GridPoint, StudyConfig
 from icrst_jax.data import custom
 from icrst_jax.data.registry import CLASS_NAMES, DATASET_SHAPES
@@ -166,6 +166,7 @@ def run_pipeline(cfg: StudyConfig, out: Path, *, progress: Callable[[str], None]
                                                            time.perf_counter()))
         if distributed.is_primary():  # each point's final encoder, usable without the config or the data
             save_encoder(out, cfg.train.model, dataset, trained.result.state, latents.points, study.data or None)
+        live_logs.log_results(cfg, out, study.to_dict(), evaluated)
     if latents.missing_epochs:
         raise faults.MissingResults(_missing_message(latents.missing_epochs, trained.result.resumed_from, out))
     return study.to_dict()
@@ -294,7 +295,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
             "identity": {**run_identity.fingerprint(cfg), "data.source": dataset.source},
         },
         progress=say,
-        hooks=[Snapshots(snapshot_epochs, on_epoch), *hooks],
+        hooks=[Snapshots(snapshot_epochs, on_epoch), *live_logs.training_hooks(cfg, out, points), *hooks],
     )
     _say_training_check(result, say)
     return Trained(result=result, snapshots=snapshots)
@@ -449,7 +450,8 @@ def evaluate_sets(sets, x_test, labels, ev, classifiers, say: Callable[[str], No
     flat = evaluation.evaluate_many(jobs, every, n_folds=ev.n_folds, n_jobs=n_jobs,
                                     progress=_Indented(say), fold_lines=False, backend=ev.backend,
                                     seconds=seconds, job_names=job_names,
-                                    job_classifiers=[cs for cs in per_set for _ in ev.scalings])
+                                    job_classifiers=[cs for cs in per_set for _ in ev.scalings],
+                                    options=evaluation.ClassifierOptions(ev.knn_k, ev.knn_temperature))
     n_sc = len(ev.scalings)
 
     def mi(f, s):

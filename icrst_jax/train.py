@@ -570,7 +570,8 @@ def fit(config: TrainConfig, x, labels, *, seeds: Sequence[int] | None = None,
         compiled, compile_s = compile_epoch(engine, state, data)
         say(_start_line(config, engine, points, compile_s))
         line = ProgressLine(say, config.epochs, len(points))
-        _start_hooks([line, *hooks], TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0))
+        _start_hooks([line, *hooks], TrainStart(engine=engine, initial=initial, state=state, epoch=resumed_from or 0,
+                                                earlier=earlier))
         del initial  # a resumed run's buffers of epoch 0 are not needed any more
         duties = [line, NonFiniteGuard(points), *hooks, *saving,
                   StopOnSignal(say, checkpointed=bool(saving))]
@@ -697,12 +698,14 @@ class TrainStart:
       initial: each run's initialised state (epoch 0), whatever a checkpoint holds.
       state: the state training goes on from: ``initial``, or a restored checkpoint's.
       epoch: the epoch training goes on from: 0, or the restored checkpoint's.
+      earlier: the epochs before ``epoch``, as the checkpoint recorded them (epoch, loss per run, seconds).
     """
 
     engine: Engine
     initial: TrainState
     state: TrainState
     epoch: int
+    earlier: Sequence[dict] = ()
 
 
 @dataclasses.dataclass(frozen=True)

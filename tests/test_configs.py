@@ -6,7 +6,7 @@ import pytest
 
 from experiments import run as cli
 from icrst_jax.config import (
-    CLASSIFIERS,
+    PAPER_CLASSIFIERS as CLASSIFIERS,
     ConfigFileError,
     EvalConfig,
     TrainConfig,

@@ -12,7 +12,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 
 from icrst_jax.evaluation import (
-    CLASSIFIERS,
+    PAPER_CLASSIFIERS as CLASSIFIERS,
     discretize,
     evaluate_classifiers,
     evaluate_many,

@@ -20,7 +20,7 @@ from conftest import child_env
 from experiments import run as cli
 from icrst_jax import faults, run_identity
 from icrst_jax.checkpoint import NoIntactCheckpoint
-from icrst_jax.config import (GridPoint, ModelConfig, StudyConfig, TrainConfig, apply_override, apply_overrides,
+from icrst_jax.config import (EvalConfig, GridPoint, ModelConfig, StudyConfig, TrainConfig, apply_override, apply_overrides,
                               config_paths)
 from icrst_jax.train import fit
 
@@ -49,7 +49,11 @@ def test_fingerprint_is_every_deciding_config_field():
     # So is an unset data.source (own data), with its label column.
     unused = {"latent_sizes", "data.target", "data.source", "data.label_column"} | {
         p for p in config_paths(cfg) if p.startswith("adapt.")}
+    # The kNN vote's settings only where knn is among the classifiers (not by default).
+    unused |= {"eval.knn_k", "eval.knn_temperature"}
     assert set(fields) == set(config_paths(cfg)) - set(run_identity.NOT_DECIDING) - unused
+    with_knn = StudyConfig(eval=EvalConfig(classifiers=("nb", "knn")))
+    assert run_identity.fingerprint(with_knn)["eval.knn_k"] == 20
     # A study scored by scikit-learn alone keeps the fingerprint it had before eval.backend existed.
     assert "eval.backend" in fields and "eval.backend" not in run_identity.fingerprint(
         apply_override(cfg, "eval.backend=sklearn"))

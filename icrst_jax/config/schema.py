@@ -251,8 +251,11 @@ class GridPoint:
 # ---------------------------------------------------------------------------
 
 DatasetName = Literal[DATASETS]
-Classifier = Literal["svm", "rf", "mlp", "nb"]  # the four classifiers of section 6
+# The four classifiers of section 6, then the representation-learning protocols:
+# DINO's weighted kNN vote and the linear probe (LogisticRegression()).
+Classifier = Literal["svm", "rf", "mlp", "nb", "knn", "linear"]
 CLASSIFIERS: tuple[str, ...] = typing.get_args(Classifier)
+PAPER_CLASSIFIERS: tuple[str, ...] = CLASSIFIERS[:4]
 # Feature scaling before the classifiers: "none" is the paper's protocol (it
 # mentions none); "standard" is a StandardScaler fitted inside each training fold.
 Scaling = Literal["none", "standardised"]
@@ -355,7 +358,9 @@ class EvalConfig:
     """How the latents are judged (sections 6 and 7).
 
     Attributes:
-      classifiers: any of ``CLASSIFIERS`` (SVM, random forest, MLP, Gaussian NB).
+      classifiers: any of ``CLASSIFIERS``: the paper's four (SVM, random forest, MLP,
+        Gaussian NB; the default) and the representation-learning protocols
+        ``knn`` (weighted kNN vote) and ``linear`` (``LogisticRegression()``).
       n_folds: stratified cross-validation folds (paper: 10).
       mi, mi_samples, mi_k, mi_bins: the section 7 mutual information
         (paper: 150 observations, 20 neighbours); images only.
@@ -382,11 +387,13 @@ class EvalConfig:
         all fits, SVM and random forest by scikit-learn; see
         ``evaluation.evaluate_many``) or ``sklearn`` (every fit by
         scikit-learn, the reference).
+      knn_k, knn_temperature: the ``knn`` classifier's neighbours and the
+        temperature of its votes ``exp(cosine similarity / T)`` (DINO: 20, 0.07).
     """
 
     _PATH: ClassVar[str] = "eval."
 
-    classifiers: tuple[Classifier, ...] = CLASSIFIERS
+    classifiers: tuple[Classifier, ...] = PAPER_CLASSIFIERS
     n_folds: int = 10
     mi: bool = True
     mi_samples: int = 150
@@ -403,6 +410,8 @@ class EvalConfig:
     tsne_points: int = 2000
     n_jobs: int | None = None
     backend: EvalBackend = "auto"
+    knn_k: int = 20
+    knn_temperature: float = 0.07
 
     def __post_init__(self):
         if isinstance(self.scalings, (tuple, list)):
@@ -438,12 +447,33 @@ class EvalConfig:
             )
         if self.purity_k < 1:
             raise ValueError(f"purity_k must be >= 1, got {self.purity_k}")
+        if self.knn_k < 1:
+            raise ValueError(f"eval.knn_k must be >= 1, got {self.knn_k}")
+        if not self.knn_temperature > 0:
+            raise ValueError(f"eval.knn_temperature must be > 0, got {self.knn_temperature}")
         # mi_k must also stay below the test split's size: checked once the data is loaded.
         for name, low in (("mi_samples", 1), ("mi_k", 1), ("mi_bins", 2), ("tsne_points", 2)):
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if self.n_jobs is not None and not (self.n_jobs >= 1 or self.n_jobs == -1):
             raise ValueError(f"n_jobs must be >= 1, or -1 for every core, got {self.n_jobs}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """Live logs of the training and the results, beside the study's files.
+
+    Attributes:
+      tensorboard: TensorBoard event files, one run per grid point, under the
+        study folder's ``tensorboard/`` (:mod:`icrst_jax.metric_writers`).
+    """
+
+    _PATH: ClassVar[str] = "log."
+
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        check_types(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -504,6 +534,7 @@ class StudyConfig:
       out: output folder; None (default) is ``runs/<dataset>-<fingerprint>``,
         a folder of this study's own (:func:`icrst_jax.run_identity.default_out`).
       adapt: cross-domain ICRST's pseudo-labels (adaptation studies only).
+      log: live logs (TensorBoard).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -518,6 +549,7 @@ class StudyConfig:
     checkpoints: bool = True
     out: str | None = None
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
+    log: LogConfig = dataclasses.field(default_factory=LogConfig)
 
     def __post_init__(self):
         check_types(self)

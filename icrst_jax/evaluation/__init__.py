@@ -22,6 +22,9 @@ One module per idea:
 * :mod:`~icrst_jax.evaluation.chunks`: many fits of one compiled program, chunk by chunk;
 * :mod:`~icrst_jax.evaluation.jax_classifiers`: Gaussian NB and the MLP as JAX programs;
 * :mod:`~icrst_jax.evaluation.jax_svc`: ``SVC()`` as a JAX program;
+* :mod:`~icrst_jax.evaluation.weighted_knn`, :mod:`~icrst_jax.evaluation.jax_knn`: DINO's weighted kNN
+  vote (numpy reference, JAX program); :mod:`~icrst_jax.evaluation.jax_linear`: the linear probe
+  (``LogisticRegression()``) in JAX;
 * :mod:`~icrst_jax.evaluation.intervals`: percentile intervals, summaries, pooling over seeds;
 * :mod:`~icrst_jax.evaluation.information`: the section-7 mutual information;
 * :mod:`~icrst_jax.evaluation.neighbours`: the kNN search, kNN label purity, the latents' spread;
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import importlib
 
-from icrst_jax.config import CLASSIFIERS  # declared once, with the study config
+from icrst_jax.config import CLASSIFIERS, PAPER_CLASSIFIERS  # declared once, with the study config
 
 # Public name -> the module that defines it.
 _DEFINED_IN = {
@@ -49,6 +52,8 @@ _DEFINED_IN = {
     "METRICS": "scores",
     "fold_scores": "scores",
     "make_classifier": "classifiers",
+    "ClassifierOptions": "classifiers",
+    "WeightedKNN": "weighted_knn",
     "random_forest_predict": "forest",
     "intelex_available": "auto_backend",
     "svm_through_intelex": "auto_backend",
@@ -66,7 +71,7 @@ _DEFINED_IN = {
     "latent_spread": "neighbours",
 }
 
-__all__ = ["CLASSIFIERS", *_DEFINED_IN]
+__all__ = ["CLASSIFIERS", "PAPER_CLASSIFIERS", *_DEFINED_IN]
 
 
 def __getattr__(name: str):

@@ -1,6 +1,6 @@
 """The ``auto`` backend of the cross-validation: JAX programs for what they fit, scikit-learn beside them.
 
-Gaussian NB and the MLP (and the SVM on an accelerator, or with
+Gaussian NB, the MLP, the weighted kNN vote and the linear probe (and the SVM on an accelerator, or with
 :data:`JAX_SVC_ON_CPU`) of every feature set and fold are fitted by compiled JAX
 programs (:mod:`~icrst_jax.evaluation.jax_classifiers`,
 :mod:`~icrst_jax.evaluation.jax_svc`), one program per classifier and data
@@ -25,10 +25,12 @@ import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
 from icrst_jax.evaluation.chunks import host_cores
-from icrst_jax.evaluation.classifiers import fit_fold
+from icrst_jax.evaluation.classifiers import ClassifierOptions, fit_fold
 from icrst_jax.evaluation.folds import FeatureSet, Fit
 from icrst_jax.evaluation.forest import random_forest_predict
 from icrst_jax.evaluation.jax_classifiers import MLP_MAX_ITER, fits_per_chunk, gaussian_nb, mlp
+from icrst_jax.evaluation.jax_knn import knn, knn_fits_per_chunk
+from icrst_jax.evaluation.jax_linear import linear, linear_fits_per_chunk
 from icrst_jax.evaluation.jax_svc import class_size, svc, svc_fits_per_chunk
 from icrst_jax.evaluation.scores import FoldOutcome, fold_scores
 from icrst_jax.evaluation.timing import EvalSeconds
@@ -102,7 +104,8 @@ def _host_fits(sets: Sequence[FeatureSet], host: list[tuple[int, str]], n_worker
 
 
 def auto_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | None, progress,
-              seconds: EvalSeconds) -> tuple[list[FoldOutcome], dict[tuple[int, str], str]]:
+              seconds: EvalSeconds, options: ClassifierOptions = ClassifierOptions()
+              ) -> tuple[list[FoldOutcome], dict[tuple[int, str], str]]:
     """The ``auto`` backend's fits.
 
     Args:
@@ -112,6 +115,7 @@ def auto_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | 
         less one left to the JAX programs on a CPU).
       progress: optional callable receiving one line per JAX program.
       seconds: the JAX programs' and the pool's wall seconds are added to it.
+      options: the kNN vote's ``k`` and temperature.
 
     Returns:
       ``(outcomes in the order of fits, {(set, classifier): the scaling it was fitted on})``.
@@ -133,7 +137,7 @@ def auto_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | 
     with ThreadPoolExecutor(1) as pool:
         host_future = pool.submit(_host_fits, sets, host, n_workers, seconds)
         t0 = time.perf_counter()
-        device = _jax_fits(sets, fits, progress, host_only)
+        device = _jax_fits(sets, fits, progress, host_only, options)
         seconds.jax_classifiers_s += time.perf_counter() - t0
         host_out = host_future.result()
     outcomes = []
@@ -146,7 +150,7 @@ def auto_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | 
 
 
 def _jax_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], progress,
-              host_only: tuple[str, ...]) -> dict[Fit, FoldOutcome]:
+              host_only: tuple[str, ...], options: ClassifierOptions) -> dict[Fit, FoldOutcome]:
     """The JAX classifiers' fits, one program per group.
 
     A group is the sets of one classifier and data shape (N, D, classes); their
@@ -162,12 +166,13 @@ def _jax_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], progress,
         for (shape, n_classes), members in groups.items():
             members = [s for s in members if (s, name) in asked]
             if members:
-                out.update(_fit_group(name, [sets[s] for s in members], members, shape, n_classes, progress))
+                out.update(_fit_group(name, [sets[s] for s in members], members, shape, n_classes, progress,
+                                      options))
     return out
 
 
 def _fit_group(name: str, group: list[FeatureSet], members: list[int], shape: tuple, n_classes: int,
-               progress) -> dict[Fit, FoldOutcome]:
+               progress, options: ClassifierOptions) -> dict[Fit, FoldOutcome]:
     """Every fold of ``group`` (sets ``members`` of the call, one data shape) by one JAX program."""
     labels = [np.unique(fs.y, return_inverse=True) for fs in group]
     # One copy of each distinct (features, labels): its scalings are fits, not sets.
@@ -186,7 +191,7 @@ def _fit_group(name: str, group: list[FeatureSet], members: list[int], shape: tu
         train_mask[g, group[m].splits[f][0]] = True
     t0 = time.perf_counter()
     pred, warned = _run_program(name, x_sets, y_sets, set_idx, train_mask, n_classes, scaled,
-                                seeds=[group[m].seed for m, _ in rows], folds=[f for _, f in rows])
+                                seeds=[group[m].seed for m, _ in rows], folds=[f for _, f in rows], options=options)
     elapsed = time.perf_counter() - t0
     if progress is not None:
         progress(f"[{name}] {len(rows)} fits ({len(group)} feature sets and scalings x folds) as one "
@@ -200,7 +205,7 @@ def _fit_group(name: str, group: list[FeatureSet], members: list[int], shape: tu
     return out
 
 
-def _run_program(name, x_sets, y_sets, set_idx, train_mask, n_classes, scaled, *, seeds, folds):
+def _run_program(name, x_sets, y_sets, set_idx, train_mask, n_classes, scaled, *, seeds, folds, options):
     """``(pred (G, N) class indices, warned (G,) bool)``: classifier ``name``'s fits as one JAX
     program; ``warned`` where a fit stopped at its iteration limit (scikit-learn's ConvergenceWarning)."""
     n, d = x_sets.shape[1:]
@@ -208,6 +213,15 @@ def _run_program(name, x_sets, y_sets, set_idx, train_mask, n_classes, scaled, *
         pred = gaussian_nb(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
                            chunk=fits_per_chunk(n, d))[0]
         return pred, np.zeros(len(set_idx), bool)
+    if name == "knn":
+        n_test = int((~np.asarray(train_mask)).sum(1).max())
+        pred = knn(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled, k=options.knn_k,
+                   temperature=options.knn_temperature, chunk=knn_fits_per_chunk(n, d, n_test))
+        return pred, np.zeros(len(set_idx), bool)
+    if name == "linear":
+        res = linear(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,
+                     chunk=linear_fits_per_chunk(n, d, n_classes))
+        return res.pred, ~res.converged
     if name == "svm":
         c_max = class_size(y_sets, set_idx, train_mask, n_classes)
         res = svc(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled,

@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS  # declared once, with the study config
+from icrst_jax.config import CLASSIFIERS, EVAL_BACKENDS, PAPER_CLASSIFIERS  # declared once, with the study config
 from icrst_jax.evaluation.auto_backend import auto_fits
+from icrst_jax.evaluation.classifiers import ClassifierOptions
 from icrst_jax.evaluation.folds import FeatureSet, Fit, prepare, unpack
 from icrst_jax.evaluation.intervals import summarize
 from icrst_jax.log import bar_of
@@ -37,7 +38,7 @@ from icrst_jax.evaluation.timing import EvalSeconds
 def evaluate_classifiers(
     features,
     labels,
-    classifiers: Sequence[str] = CLASSIFIERS,
+    classifiers: Sequence[str] = PAPER_CLASSIFIERS,
     *,
     n_folds: int = 10,
     seed: int = 0,
@@ -46,6 +47,7 @@ def evaluate_classifiers(
     level: float = 0.95,
     scaling: str = "none",
     backend: str = "sklearn",
+    options: ClassifierOptions | None = None,
 ) -> dict[str, dict]:
     """Stratified k-fold cross-validation of the paper's classifiers on latent features.
 
@@ -68,7 +70,7 @@ def evaluate_classifiers(
     Args:
       features: ``(N, D)`` latent features.
       labels: ``(N,)`` class labels.
-      classifiers: names from ``CLASSIFIERS``.
+      classifiers: names from ``CLASSIFIERS`` (default the paper's four).
       n_folds: number of cross-validation folds (10 in the paper).
       seed: seed of the fold shuffle and of the classifiers' ``random_state``.
       n_jobs: joblib workers for the (classifier, fold) fits; ``None`` = 1,
@@ -79,6 +81,7 @@ def evaluate_classifiers(
       scaling: ``"none"`` or ``"standardised"`` (see
         :func:`~icrst_jax.evaluation.classifiers.make_classifier`).
       backend: ``"sklearn"`` or ``"auto"`` (see :func:`evaluate_many`).
+      options: the ``knn`` vote's ``k`` and temperature (default DINO's 20 and 0.07).
 
     Returns:
       ``{name: {"accuracy": {...}, "f1_macro": {...}, "fit_time": (n_folds,),
@@ -93,12 +96,12 @@ def evaluate_classifiers(
       1.0
     """
     return evaluate_many([(features, labels, seed, scaling)], classifiers, n_folds=n_folds, n_jobs=n_jobs,
-                         progress=progress, level=level, backend=backend)[0]
+                         progress=progress, level=level, backend=backend, options=options)[0]
 
 
 def evaluate_many(
     jobs: Sequence[tuple],
-    classifiers: Sequence[str] = CLASSIFIERS,
+    classifiers: Sequence[str] = PAPER_CLASSIFIERS,
     *,
     n_folds: int = 10,
     n_jobs: int | None = None,
@@ -109,6 +112,7 @@ def evaluate_many(
     seconds: EvalSeconds | None = None,
     job_names: Sequence[str] | None = None,
     job_classifiers: Sequence[Sequence[str]] | None = None,
+    options: ClassifierOptions | None = None,
 ) -> list[dict[str, dict]]:
     """:func:`evaluate_classifiers` of several feature sets as one pool of fits.
 
@@ -140,6 +144,7 @@ def evaluate_many(
       job_classifiers: optional subset of ``classifiers`` per feature set (a study's
         latents along training get only ``eval.epoch_classifiers``); one call keeps
         the compiled fits of every set busy while scikit-learn's run beside them.
+      options: the ``knn`` vote's ``k`` and temperature, as in :func:`evaluate_classifiers`.
       classifiers, n_folds, progress, level: as in :func:`evaluate_classifiers`.
 
     Returns:
@@ -156,7 +161,7 @@ def evaluate_many(
     first_of = _first_equal(jobs, job_classifiers)
     unique = sorted(set(first_of))
     options = dict(n_folds=n_folds, n_workers=n_jobs, progress=progress, level=level, fold_lines=fold_lines,
-                   backend=backend, seconds=seconds)
+                   backend=backend, seconds=seconds, options=options or ClassifierOptions())
     if len(unique) == len(jobs):
         return _evaluate_unique(jobs, names, set_names=job_names, set_classifiers=job_classifiers, **options)
     name_of = (lambda s: job_names[s]) if job_names is not None else (lambda s: f"job {s + 1}")
@@ -206,7 +211,7 @@ def _first_equal(entries: Sequence[tuple], set_classifiers) -> list[int]:
 
 
 def _evaluate_unique(entries, names, *, n_folds, n_workers, progress, level, fold_lines, backend, seconds,
-                     set_names, set_classifiers) -> list[dict[str, dict]]:
+                     set_names, set_classifiers, options: ClassifierOptions) -> list[dict[str, dict]]:
     """:func:`evaluate_many` of feature sets that are all different."""
     sets = []
     for entry in entries:  # a loop, not a comprehension: its warnings' stacklevel counts frames
@@ -222,10 +227,10 @@ def _evaluate_unique(entries, names, *, n_folds, n_workers, progress, level, fol
     fits = [Fit(s, name, f) for s, fs in enumerate(sets) for name in names_of[s] for f in range(fs.n_folds)]
     seconds = EvalSeconds() if seconds is None else seconds
     if backend == "sklearn":
-        outcomes = sklearn_fits(sets, fits, n_workers, seconds)
+        outcomes = sklearn_fits(sets, fits, n_workers, seconds, options)
         fitted_on = {(s, name): sets[s].scaling for s, name, _ in fits}
     else:
-        outcomes, fitted_on = auto_fits(sets, fits, n_workers, progress, seconds)
+        outcomes, fitted_on = auto_fits(sets, fits, n_workers, progress, seconds, options)
     results = _collect(sets, fits, outcomes, fitted_on, progress=progress, fold_lines=fold_lines, level=level,
                        set_names=set_names)
     # Classifier order as given, whatever order the fits finished in.

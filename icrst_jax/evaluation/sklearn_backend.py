@@ -12,20 +12,21 @@ from collections.abc import Iterator, Sequence
 
 from sklearn.utils.parallel import Parallel, delayed
 
-from icrst_jax.evaluation.classifiers import fit_fold
+from icrst_jax.evaluation.classifiers import ClassifierOptions, fit_fold
 from icrst_jax.evaluation.folds import FeatureSet, Fit
 from icrst_jax.evaluation.scores import FoldOutcome
 from icrst_jax.evaluation.timing import EvalSeconds
 
 
 def sklearn_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | None,
-                 seconds: EvalSeconds) -> Iterator[FoldOutcome]:
+                 seconds: EvalSeconds, options: ClassifierOptions = ClassifierOptions()) -> Iterator[FoldOutcome]:
     """:func:`~icrst_jax.evaluation.classifiers.fit_fold` of each fit in one joblib pool of
     ``n_workers`` (``None`` = 1, ``-1`` = all cores), lazily, in the order of ``fits``;
     the pool's wall time is added to ``seconds.sklearn_classifiers_s`` once it is drained."""
     runner = Parallel(n_jobs=n_workers, return_as="generator")
     outcomes = runner(
-        delayed(fit_fold)(name, sets[s].seed, sets[s].scaling, sets[s].x, sets[s].y, *sets[s].splits[f])
+        delayed(fit_fold)(name, sets[s].seed, sets[s].scaling, sets[s].x, sets[s].y, *sets[s].splits[f],
+                          options=options)
         for s, name, f in fits
     )
     return _timed(outcomes, seconds)
