@@ -30,7 +30,7 @@ import numpy as np
 from icrst_jax.config import GridPoint, ModelConfig
 from icrst_jax.data.dataset import Preprocessing
 from icrst_jax.models import make_model
-from icrst_jax.train import _batched_apply, make_encode_fn, make_mesh
+from icrst_jax.train import batched_apply, make_encode_fn, make_mesh
 
 ENCODER_FILE = "encoder.json"
 WEIGHTS_FILE = "encoder_weights.msgpack"
@@ -87,7 +87,7 @@ class Encoder:
         mean, std = self.preprocessing.encoder_mean_std()
         engine = types.SimpleNamespace(mesh=make_mesh(None))
         state = types.SimpleNamespace(**self._variables)
-        out = _batched_apply(make_encode_fn(self._model), engine, state, unit, mean, std, batch_size)
+        out = batched_apply(make_encode_fn(self._model), engine, state, unit, mean, std, batch_size)
         return out[self._index].astype(np.float32)
 
 

@@ -926,7 +926,7 @@ def make_reconstruct_fn(model: AutoEncoder) -> Callable:
     return jax.jit(jax.vmap(recon_one, in_axes=(0, 0, None)))
 
 
-def _batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
+def batched_apply(fn, engine: Engine, state: TrainState, x, mean, std, batch_size: int, progress=None) -> np.ndarray:
     """Runs ``fn(params, batch_stats, inputs)`` over ``x`` in fixed-size batches
     (the last one padded, so it compiles once) and returns numpy (K, N, ...).
 
@@ -969,7 +969,7 @@ def encode(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_s
     if "encode" not in engine.programs:
         engine.programs["encode"] = make_encode_fn(engine.model)
     fn = engine.programs["encode"]
-    return _batched_apply(fn, engine, state, x, mean, std, batch_size, progress).astype(np.float32)
+    return batched_apply(fn, engine, state, x, mean, std, batch_size, progress).astype(np.float32)
 
 
 def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, batch_size: int = 1024) -> np.ndarray:
@@ -978,4 +978,4 @@ def reconstruct(engine: Engine, state: TrainState, x, *, mean=None, std=None, ba
     The jitted reconstruction is kept in the engine, like :func:`encode`'s."""
     if "reconstruct" not in engine.programs:
         engine.programs["reconstruct"] = make_reconstruct_fn(engine.model)
-    return _batched_apply(engine.programs["reconstruct"], engine, state, x, mean, std, batch_size)
+    return batched_apply(engine.programs["reconstruct"], engine, state, x, mean, std, batch_size)

@@ -6,16 +6,26 @@ in Optax's and big_vision's sharding tests. Code that wants a single device
 asks for ``num_devices=1``.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The command line turns on JAX's persistent compilation cache by default (under
-# ~/.cache); tests that call it in-process must neither write there nor switch the
-# whole session to a cache. Tests of the cache pass their own directory.
-os.environ.setdefault("ICRST_JAX_CACHE_DIR", "off")
+# One persistent compilation cache for the whole run, never ~/.cache: many tests
+# compile the same programs (the same tiny models in several files, the command line
+# in child processes), and the second compilation of a program is then a disk read.
+# The first process (pytest, or xdist's controller) makes the directory and removes it
+# at exit; the xdist workers and every child process inherit it through the
+# environment, and so does the command line run in-process (its ICRST_JAX_CACHE_DIR).
+# Tests of the cache pass their own directory.
+if "ICRST_JAX_TEST_XLA_CACHE" not in os.environ:
+    os.environ["ICRST_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="icrst-jax-test-xla-")
+    atexit.register(shutil.rmtree, os.environ["ICRST_JAX_TEST_XLA_CACHE"], ignore_errors=True)
+os.environ.setdefault("ICRST_JAX_CACHE_DIR", os.environ["ICRST_JAX_TEST_XLA_CACHE"])
 # Data downloads: no test may reach the internet or write under ~/.cache. A test
 # that fetches serves the files itself (tests/test_download.py) and sets both.
 os.environ.setdefault("ICRST_JAX_DATA_MIRROR", "http://127.0.0.1:9/no-network-in-tests")
@@ -26,6 +36,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 
 assert jax.device_count() == 4, "conftest must run before anything imports jax"
+
+from icrst_jax.runtime import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache(os.environ["ICRST_JAX_CACHE_DIR"])
 
 
 FORCE_FLAG = "--xla_force_host_platform_device_count"

@@ -53,8 +53,8 @@ def test_make_classifier_uses_defaults_and_seed():
 
 
 def test_unknown_classifier_lists_known_names():
-    with pytest.raises(ValueError, match="svm, rf, mlp, nb"):
-        make_classifier("knn")
+    with pytest.raises(ValueError, match="svm, rf, mlp, nb, knn, linear"):
+        make_classifier("logreg")
     x, y = _clusters(20, 2)
     with pytest.raises(ValueError, match="unknown classifier 'xgb'"):
         evaluate_classifiers(x, y, ["nb", "xgb"], n_folds=3)

@@ -94,7 +94,7 @@ def test_cli_end_to_end_files(tmp_path, capsys):
     "argv, message",
     [
         (["--p", "1.5"], "p must be in [0, 1]"),
-        (["--classifiers", "knn"], "unknown classifier"),
+        (["--classifiers", "logreg"], "unknown classifier"),
         (["--seeds"], "seed list is empty"),
         (["--dataset", "digits", "--width", "0.001"], "channels"),
         (["--dataset", "nope"], "invalid choice"),

@@ -300,7 +300,8 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(run
     work = runs["work"]
     cwds = [work / "p0", work / "p1"]
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
-        ["run.json", "results.json", "report.md", "log.txt"] + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+        ["run.json", "results.json", "report.md", "log.txt", "encoder.json", "encoder_weights.msgpack", "tensorboard"]
+        + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
                                           for s in (0, 1)]
         + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()

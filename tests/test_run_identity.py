@@ -298,7 +298,8 @@ def test_divergence_rules():
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status, tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "experiments.run", *TINY, "--epochs", "20000", "--out", str(out)]
+    # -v: the epoch lines it waits for are detail lines.
+    argv = [sys.executable, "-m", "experiments.run", *TINY, "-v", "--epochs", "20000", "--out", str(out)]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             env=child_env())
     for line in proc.stderr:

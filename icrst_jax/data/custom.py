@@ -25,7 +25,7 @@ from icrst_jax.data import image_folder, tables
 from icrst_jax.data.dataset import Dataset, DatasetError, Preprocessing, channel_stats, resize_images, validate_arrays
 from icrst_jax.data.download import default_data_dir
 from icrst_jax.data.registry import MIN_IMAGE_SIZE, STRIDED_MULTIPLE
-from icrst_jax.data.sources import _stratified_split, _tfds_default_dir
+from icrst_jax.data.sources import stratified_split, tfds_default_dir
 
 TFDS_PREFIX = "tfds:"
 # The conv model for images up to this side, the strided one above (Table D1: MNIST vs CIFAR-10 / Caltech101).
@@ -302,7 +302,7 @@ def _assemble(name: str, where: str, fmt: str, read: _Read, image_size, test_fra
         x, x_test = x[..., None], (None if x_test is None else x_test[..., None])
     validate_arrays(x, y, name)
     if x_test is None:
-        x, y, x_test, y_test = _stratified_split(x, y, name, float(test_fraction), int(split_seed))
+        x, y, x_test, y_test = stratified_split(x, y, name, float(test_fraction), int(split_seed))
         split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
     else:
         split = "given"
@@ -353,7 +353,7 @@ def load_source(source: str, *, label_column: str | None = None, data_dir=None, 
         return _LOADED[key]
     fmt, path = _form(source)
     if fmt == "tfds":
-        cache_dir = Path(data_dir).expanduser() if data_dir is not None else _tfds_default_dir()
+        cache_dir = Path(data_dir).expanduser() if data_dir is not None else tfds_default_dir()
     else:
         cache_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     where = source if fmt == "tfds" else str(path.resolve())

