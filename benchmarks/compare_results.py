@@ -1,6 +1,6 @@
 """Two studies' results.json compared number by number, timings aside.
 
-    python -m benchmarks.compare_results BEFORE/results.json AFTER/results.json [--tol 1e-6]
+    python -m benchmarks.compare_results BEFORE/results.json AFTER/results.json [--tol 1e-6] [--only mean]
 
 A change that does not mean to change results (a refactor, a speed-up) must
 leave every number a study reports where it was. The reference study
@@ -16,6 +16,9 @@ path; wall-clock fields (``timing``, ``*_s``, ``*seconds``, ``history[*].seconds
 Names that results.json renamed between schema versions are read under their
 current name (the in-fold
 scaling ``standard`` is ``standardised`` from schema version 2).
+
+``--only KEY ...`` compares only the numbers stored under those keys (``--only mean``:
+the accuracy means, which a change of the interval's definition leaves alone).
 
 Exit status 0 when every number agrees within ``--tol`` (absolute) and both
 hold the same numbers, 1 otherwise (each difference listed, at most 40).
@@ -58,10 +61,11 @@ def _is_scaling_key(path: str) -> bool:
     return path.endswith("/other_scalings")
 
 
-def compare(before: dict, after: dict, tol: float) -> list[str]:
-    """One line per number that differs by more than ``tol`` or is in only one payload."""
-    a = numbers(before, renamed_keys=before.get("schema_version", 1) < 2)
-    b = numbers(after, renamed_keys=after.get("schema_version", 1) < 2)
+def compare(before: dict, after: dict, tol: float, only: tuple[str, ...] = ()) -> list[str]:
+    """One line per number that differs by more than ``tol`` or is in only one payload
+    (of the numbers stored under a key of ``only``, if given)."""
+    a = _kept(numbers(before, renamed_keys=before.get("schema_version", 1) < 2), only)
+    b = _kept(numbers(after, renamed_keys=after.get("schema_version", 1) < 2), only)
     lines = [f"only before: {p}" for p in sorted(a.keys() - b.keys())]
     lines += [f"only after: {p}" for p in sorted(b.keys() - a.keys())]
     for p in sorted(a.keys() & b.keys()):
@@ -71,15 +75,20 @@ def compare(before: dict, after: dict, tol: float) -> list[str]:
     return lines
 
 
+def _kept(found: dict[str, float], only: tuple[str, ...]) -> dict[str, float]:
+    return {p: v for p, v in found.items() if not only or p.rsplit("/", 1)[-1] in only}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance (default 1e-6)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="KEY", help="compare only numbers under these keys")
     args = parser.parse_args(argv)
     before, after = (json.loads(p.read_text()) for p in (args.before, args.after))
-    diffs = compare(before, after, args.tol)
-    n = len(numbers(after, renamed_keys=after.get("schema_version", 1) < 2))
+    diffs = compare(before, after, args.tol, tuple(args.only))
+    n = len(_kept(numbers(after, renamed_keys=after.get("schema_version", 1) < 2), tuple(args.only)))
     for line in diffs[:40]:
         print(line)
     print(f"{n} numbers compared: {'all equal' if not diffs else f'{len(diffs)} differ'} (tolerance {args.tol:g})")

@@ -19,9 +19,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # compile the same programs (the same tiny models in several files, the command line
 # in child processes), and the second compilation of a program is then a disk read.
 # The first process (pytest, or xdist's controller) makes the directory and removes it
-# at exit; the xdist workers and every child process inherit it through the
-# environment, and so does the command line run in-process (its ICRST_JAX_CACHE_DIR).
-# Tests of the cache pass their own directory.
+# at exit; the xdist workers inherit it through the environment, and so does the
+# command line run in-process (its ICRST_JAX_CACHE_DIR). Child processes started
+# with child_env() compile cold; tests of the cache pass their own directory.
 if "ICRST_JAX_TEST_XLA_CACHE" not in os.environ:
     os.environ["ICRST_JAX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="icrst-jax-test-xla-")
     atexit.register(shutil.rmtree, os.environ["ICRST_JAX_TEST_XLA_CACHE"], ignore_errors=True)
@@ -47,8 +47,8 @@ FORCE_FLAG = "--xla_force_host_platform_device_count"
 
 def child_env(**extra) -> dict:
     """The environment for a child Python process (``from conftest import child_env``):
-    this one minus the session's forced device count, on the CPU, with no JAX
-    compilation cache directory of its own (the benchmark suite measures cold
+    this one minus the run's forced device count, on the CPU, with no JAX
+    compilation cache (the benchmark suite measures cold
     compilation; cache tests name theirs through ``ICRST_JAX_CACHE_DIR``), plus ``extra``."""
     env = dict(os.environ)
     flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(FORCE_FLAG)]
@@ -58,5 +58,6 @@ def child_env(**extra) -> dict:
         env.pop("XLA_FLAGS", None)
     env["JAX_PLATFORMS"] = "cpu"
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env["ICRST_JAX_CACHE_DIR"] = "off"  # not the run's shared cache: a child measures or tests its own
     env.update(extra)
     return env

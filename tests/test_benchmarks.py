@@ -12,12 +12,22 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import sys
 
 import pytest
 
 from benchmarks import accelerator_check, bench_evaluation, bench_training, run
 from benchmarks.bench_lib import Context, kind_of, model_flops_per_sample, op_self_times
+from icrst_jax.runtime import enable_compilation_cache
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cold_compilation():
+    """The benchmarks measure cold compilation: the run's shared cache is off in this file."""
+    enable_compilation_cache("off")
+    yield
+    enable_compilation_cache(os.environ["ICRST_JAX_CACHE_DIR"])
 
 
 def strict_load(path) -> dict:
