@@ -305,6 +305,11 @@ def claim_folder(out, cfg: StudyConfig):
     out = Path(out)
     check_out_path(out)
     created = not out.exists()
+    parents = []  # the folders above ``out`` this run makes (``runs/``), removed with it
+    above = out.absolute().parent
+    while not above.exists() and above != above.parent:
+        parents.append(above)
+        above = above.parent
     try:
         with FolderLock(out):
             check_folder(out, cfg)
@@ -315,4 +320,6 @@ def claim_folder(out, cfg: StudyConfig):
             (out / IDENTITY_FILE).unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # a file another process put there meanwhile keeps it
                 out.rmdir()
+                for parent in parents:
+                    parent.rmdir()
         raise

@@ -219,6 +219,13 @@ def config_file(tmp_path, body: str) -> Path:
                                               "No module named 'nonexistent_module_xyz'"),
         ("def get_config():\n    return TrainConfig()\n", "get_config() returned TrainConfig, not a StudyConfig"),
         ("x = 1\n", "defines no get_config()"),
+        # A misspelt field gets --set's did-you-mean, by its dotted path.
+        ("def get_config():\n    return StudyConfig(train=TrainConfig(epoch=5))\n",
+         "study.py:3: get_config() failed: TrainConfig has no field 'epoch': unknown config key 'train.epoch'; "
+         "did you mean train.epochs or eval.epoch_classifiers?"),
+        ("CFG = StudyConfig(train=TrainConfig(model=ModelConfig(widht=2.0)))\n",
+         "study.py:2: the config file failed: ModelConfig has no field 'widht': unknown config key "
+         "'train.model.widht'; did you mean train.model.width?"),
     ],
 )
 def test_config_file_mistakes_are_one_line(tmp_path, body, message):

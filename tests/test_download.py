@@ -389,3 +389,81 @@ def test_no_download_flag_and_fingerprint():
     assert "--no-download" in ap.format_help()
     # Where the files came from does not change the results: the same run folder.
     assert fingerprint(on) == fingerprint(off)
+
+
+# --------------------------------------------------------------------------
+# A failed download leaves nothing
+# --------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_refused_stalled_or_cut_downloads_leave_no_folder_and_say_downloading_only_on_bytes(
+        site, monkeypatch, tmp_path):
+    files, _ = mnist_files()
+    publish(site, monkeypatch, "mnist", files)
+    data_dir = tmp_path / "fresh" / "data"
+    # Refused: no bytes, so no "downloading" line; only the error says what was tried.
+    monkeypatch.setenv(download.MIRROR_ENV, f"http://127.0.0.1:{_closed_port()}/a")
+    lines = []
+    with pytest.raises(DatasetError, match="Connection refused") as refused:
+        download.fetch("mnist", data_dir, **quiet(lines))
+    assert "\n" not in str(refused.value) and lines == []
+    assert not (tmp_path / "fresh").exists()
+    # Stalled: the server answers nothing; the read timeout ends the attempt.
+    monkeypatch.setenv(download.MIRROR_ENV, f"{site.url}/a")
+    monkeypatch.setattr(download, "READ_TIMEOUT_S", 0.3)
+    site.behaviour["/a/mnist/train-images-idx3-ubyte.gz"] = "hold"
+    with pytest.raises(DatasetError, match=r"no data for 0.3 s"):
+        download.fetch("mnist", data_dir, **quiet(lines))
+    site.release.set()
+    assert lines == [] and not (tmp_path / "fresh").exists()
+    # Half a file: bytes came (the line is said once), the transfer is cut, nothing stays.
+    site.behaviour["/a/mnist/train-images-idx3-ubyte.gz"] = "cut"
+    with pytest.raises(DatasetError, match="transfer cut short"):
+        download.fetch("mnist", data_dir, **quiet(lines))
+    assert len(lines) == 1 and lines[0].startswith(f"downloading {site.url}/a/mnist/train-images")
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_an_interrupted_download_leaves_no_lock_and_no_folder(site, monkeypatch, tmp_path):
+    import signal
+
+    from icrst_jax import faults
+
+    files, _ = mnist_files()
+    publish(site, monkeypatch, "mnist", files)
+    site.behaviour["/a/mnist/train-images-idx3-ubyte.gz"] = "hold"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()  # an existing data directory stays; the data set's own folder goes
+
+    def terminate():
+        site.holding.wait(10)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate, daemon=True).start()
+    with faults.handle_interrupts(), pytest.raises(faults.Interrupted) as stopped:
+        download.fetch("mnist", data_dir, **quiet())
+    site.release.set()
+    assert stopped.value.exit_status == 143
+    assert list(data_dir.iterdir()) == []
+
+
+def test_the_command_line_after_a_failed_download_leaves_no_run_folder(site, monkeypatch, tmp_path, capsys):
+    from experiments import run
+
+    files, _ = mnist_files()
+    publish(site, monkeypatch, "mnist", files)
+    monkeypatch.setenv(download.MIRROR_ENV, f"http://127.0.0.1:{_closed_port()}/a")
+    monkeypatch.chdir(tmp_path)
+    status = run.main(["--dataset", "mnist", "--epochs", "1", "--seeds", "0",
+                       "--classifiers", "nb", "--no-tsne", "--no-tensorboard", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: mnist: cannot download")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no data folder

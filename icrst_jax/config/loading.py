@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import re
 import traceback
 from pathlib import Path
 
+from icrst_jax.config.overrides import config_paths, did_you_mean
 from icrst_jax.config.schema import StudyConfig
 
 
@@ -42,6 +45,9 @@ def load_config(path) -> StudyConfig:
         return f"{path}:{frames[-1].lineno}" if frames else str(path)
 
     def first_line(e: BaseException) -> str:
+        typo = _misspelt_field(e)
+        if typo is not None:
+            return typo
         text = str(e).strip().splitlines()
         return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
@@ -62,3 +68,28 @@ def load_config(path) -> StudyConfig:
     if not isinstance(cfg, StudyConfig):
         raise ConfigFileError(f"{path}: get_config() returned {type(cfg).__name__}, not a StudyConfig")
     return cfg
+
+
+def _sections() -> dict[str, str]:
+    """Each config class's name -> its dotted prefix in a study (``TrainConfig`` -> ``train.``)."""
+    out = {"StudyConfig": ""}
+
+    def walk(obj, prefix):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                out.setdefault(type(value).__name__, prefix + f.name + ".")
+                walk(value, prefix + f.name + ".")
+
+    walk(StudyConfig(), "")
+    return out
+
+
+def _misspelt_field(e: BaseException) -> str | None:
+    """``TrainConfig(epoch=5)``'s TypeError as the line ``--set train.epoch=5`` would get (its did-you-mean)."""
+    found = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(e))
+    if not isinstance(e, TypeError) or found is None or found.group(1) not in _sections():
+        return None
+    key = _sections()[found.group(1)] + found.group(2)
+    return f"{found.group(1)} has no field {found.group(2)!r}: unknown config key {key!r}" + did_you_mean(
+        key, config_paths(StudyConfig()))

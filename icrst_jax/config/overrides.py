@@ -95,6 +95,12 @@ def _near_keys(key: str, paths) -> list[str]:
     return (hits or difflib.get_close_matches(key, list(paths), n=3, cutoff=0.6))[:3]
 
 
+def did_you_mean(key: str, paths) -> str:
+    """``"; did you mean train.epochs?"`` for an unknown ``key`` (else the known keys), for an error line."""
+    near = _near_keys(key, paths)
+    return f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
+
+
 def _parse_assignment(assignment: str, paths: dict) -> tuple[str, Any]:
     """``key=value`` -> ``(key, typed value)``, or a one-line ``ValueError``."""
     key, sep, text = assignment.partition("=")
@@ -104,9 +110,7 @@ def _parse_assignment(assignment: str, paths: dict) -> tuple[str, Any]:
     if key in GRID_DECIDED:
         raise ValueError(f"{key} is decided by the study's grid; set {GRID_DECIDED[key]} instead")
     if key not in paths:
-        near = _near_keys(key, paths)
-        hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(paths)}"
-        raise ValueError(f"unknown config key {key!r}{hint}")
+        raise ValueError(f"unknown config key {key!r}{did_you_mean(key, paths)}")
     return key, _parse_value(text, paths[key], key)
 
 

@@ -39,6 +39,9 @@ DATA_DIR_ENV = "ICRST_JAX_DATA_DIR"
 #: Environment variable with base URLs (comma-separated) that replace the publishers' hosts.
 MIRROR_ENV = "ICRST_JAX_DATA_MIRROR"
 LOCK_FILE = ".download.lock"
+#: Seconds to wait for a connection, and for the next bytes of a transfer, before giving up on a URL.
+CONNECT_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 60.0
 
 
 def default_data_dir() -> Path:
@@ -72,17 +75,52 @@ def manual_hint(name: str, folder: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(fd: int, folder: Path, say: Callable[[str], None]) -> Iterator[None]:
-    """An exclusive ``flock`` on the open lock file ``fd``; says so while it waits for another process."""
-    try:
+def _locked(name: str, folder: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder/.download.lock``; says so while it waits for another process.
+
+    The holder removes the file before unlocking (a data folder keeps only data);
+    a process that locked a file just removed that way locks the new one instead.
+    """
+    path = folder / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise _write_error(name, folder, e) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            say(f"waiting for another process downloading into {folder} (lock {folder / LOCK_FILE})")
+            say(f"waiting for another process downloading into {folder} (lock {path})")
             fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed that file meanwhile: lock the one at the path now
+    try:
         yield
     finally:
+        path.unlink(missing_ok=True)  # while still locked: see above
         os.close(fd)  # releases the lock
+
+
+def _new_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    made = []
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Removes the folders this download made, deepest first, as long as they are empty."""
+    for made in folders:
+        try:
+            made.rmdir()
+        except OSError:  # not empty (another process's files, or data): keep it and its parents
+            return
 
 
 def _write_error(name: str, folder: Path, e: OSError) -> DatasetError:
@@ -99,6 +137,11 @@ def _reason(e: Exception) -> str:
 
     if isinstance(e, requests.HTTPError) and e.response is not None:
         return f"HTTP {e.response.status_code}"
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return f"no connection within {CONNECT_TIMEOUT_S:g} s"
+    if isinstance(e, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)) and \
+            "timed out" in str(e).lower():
+        return f"no data for {READ_TIMEOUT_S:g} s"
     if isinstance(e, requests.exceptions.ChunkedEncodingError):
         return "transfer cut short"
     errno_text = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(e))
@@ -106,6 +149,37 @@ def _reason(e: Exception) -> str:
         return errno_text.group(1).strip()
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text[:120]}"
+
+
+class _Streamer:
+    """pooch's downloader: one GET with a connect and a read timeout, streamed in chunks.
+
+    It says "downloading ..." only once the server has answered with the file
+    (a refused, silent or missing one gets only the error line), and a server that stops sending
+    for :data:`READ_TIMEOUT_S` fails the transfer instead of hanging the run.
+    """
+
+    def __init__(self, line: str, say: Callable[[str], None], progress: bool):
+        self.line, self.say, self.progress = line, say, progress
+
+    def __call__(self, url: str, output_file, pooch_obj=None) -> None:
+        import requests  # start-up time: only a download needs the HTTP stack
+
+        with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as response:
+            response.raise_for_status()
+            self.say(self.line)  # the server answered: the file is on its way
+            total = int(response.headers.get("content-length", 0)) or None
+            with open(output_file, "wb") if isinstance(output_file, (str, os.PathLike)) else \
+                    contextlib.nullcontext(output_file) as out, _progress_bar(total, self.progress) as bar:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+
+
+def _progress_bar(total: int | None, shown: bool):
+    from tqdm import tqdm  # start-up time: only a download shows a bar
+
+    return tqdm(total=total, unit="B", unit_scale=True, disable=not shown, leave=False)
 
 
 def _download(name: str, file: RemoteFile, folder: Path, say: Callable[[str], None], progress: bool) -> None:
@@ -116,12 +190,11 @@ def _download(name: str, file: RemoteFile, folder: Path, say: Callable[[str], No
 
     failures, mismatch = [], None
     for url in file_urls(name, file):
-        say(f"downloading {url} ({_size(file.size)}) into {folder}")
+        streamer = _Streamer(f"downloading {url} ({_size(file.size)}) into {folder}", say, progress)
         try:
-            pooch.retrieve(url, known_hash=file.hash, fname=file.name, path=folder, progressbar=progress,
-                           downloader=pooch.HTTPDownloader(progressbar=progress, timeout=60))
+            pooch.retrieve(url, known_hash=file.hash, fname=file.name, path=folder, downloader=streamer)
             return
-        except requests.RequestException as e:  # no network, refused, HTTP error, cut-off transfer
+        except requests.RequestException as e:  # no network, refused, stalled, HTTP error, cut-off transfer
             failures.append(f"{url} ({_reason(e)})")
         except ValueError as e:  # pooch: the hash differs (it has deleted the download)
             found = re.search(r"but got ([0-9a-fA-F]+)", str(e))
@@ -172,32 +245,40 @@ def fetch(
         files by hand), a checksum mismatch (expected and found hashes), a
         folder that cannot be written (read-only, full).
     """
-    import pooch  # start-up time: only a download needs it
-
     spec = DATASET_SPECS[name]
     if not spec.files:
         raise DatasetError(f"{name} has no files to download")
     folder = (Path(data_dir).expanduser() if data_dir is not None else default_data_dir()) / name
     if not missing_files(name, folder):
         return folder
+    made = _new_folders(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as e:
-        raise _write_error(name, folder, e) from e
-    with _locked(fd, folder, say):
-        missing = missing_files(name, folder)  # another process may have fetched them while this one waited
-        need = sum(f.size for f in missing)
-        free = shutil.disk_usage(folder).free
-        if need > free:
-            raise _write_error(name, folder, OSError(
-                errno.ENOSPC, f"{_size(need)} needed, {_size(free)} free"))
-        logger = pooch.get_logger()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # this module says what it downloads itself
         try:
-            for file in missing:
-                _download(name, file, folder, say, progress)
-        finally:
-            logger.setLevel(level)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _write_error(name, folder, e) from e
+        with _locked(name, folder, say):
+            _fetch_missing(name, folder, say, progress)
+    except BaseException:  # failed, interrupted: nothing of this attempt stays, not even an empty folder
+        _remove_empty(made)
+        raise
     return folder
+
+
+def _fetch_missing(name: str, folder: Path, say: Callable[[str], None], progress: bool) -> None:
+    """Downloads what ``folder`` still lacks (under the lock), after checking there is room for it."""
+    import pooch  # start-up time: only a download needs it
+
+    missing = missing_files(name, folder)  # another process may have fetched them while this one waited
+    need = sum(f.size for f in missing)
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise _write_error(name, folder, OSError(errno.ENOSPC, f"{_size(need)} needed, {_size(free)} free"))
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # this module says what it downloads itself
+    try:
+        for file in missing:
+            _download(name, file, folder, say, progress)
+    finally:
+        logger.setLevel(level)
