@@ -222,7 +222,8 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
     lines += _measure_tables(rows, sizes, head)
     figure = plot_vs_latent_size(rows, sizes, classifiers, metric, out / f"{metric}_vs_latent_size.png",
                                  title=f"{dataset}: held-out {reporting.METRIC_LABELS.get(metric, metric)} "
-                                       f"against latent size")
+                                       f"against latent size",
+                                 majority=majority_share(size_dir(out, sizes[0])) if metric == "accuracy" else None)
     lines += [f"![{metric} against latent size]({figure.name})", ""]
     reporting.atomic_write_text(out / TABLE, "\n".join(lines))
     records = [{**rec, "latent_size": s} for s, p in zip(sizes, payloads) for rec in p["records"]]
@@ -254,11 +255,24 @@ def _measure_tables(rows: Mapping, sizes: Sequence[int], head: list[str]) -> lis
     return lines
 
 
+def majority_share(folder: Path) -> float | None:
+    """The share of the largest class among the labels the classifiers were judged on
+    (a saved ``latents_untrained_seed<s>.npz``): the accuracy of always guessing it."""
+    saved = sorted(Path(folder).glob("latents_untrained_seed*.npz"))
+    if not saved:
+        return None
+    with np.load(saved[0]) as f:
+        labels = np.asarray(f["labels"])
+    return float(np.bincount(labels.astype(np.int64).ravel()).max() / labels.size) if labels.size else None
+
+
 def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequence[str], metric: str, path,
-                        *, title: str) -> Path:
+                        *, title: str, majority: float | None = None) -> Path:
     """One panel per classifier: score against latent size (log scale), a line
-    per mode and p with its interval shaded; the untrained encoder dashed."""
-    fig = reporting.new_figure((4.2 * len(classifiers), 3.8))
+    per mode and p with its 95% interval of the mean shaded; the untrained
+    encoder dashed; ``majority`` (always guessing the largest class) dotted.
+    The legend sits below the panels, clear of the data."""
+    fig = reporting.new_figure((4.2 * len(classifiers), 4.6), layout=None)  # the legend below: laid out by hand
     axes = np.atleast_1d(fig.subplots(1, len(classifiers), sharey=True))
     for ax, name in zip(axes, classifiers):
         for key, by in rows.items():
@@ -271,12 +285,20 @@ def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequen
             line = ax.plot(x, mean, marker="o", label=_label(by), **style)[0]
             ax.fill_between(x, [v["low"] for _, v in pts], [v["high"] for _, v in pts], color=line.get_color(),
                             alpha=0.15, linewidth=0)
+        if majority is not None:
+            ax.axhline(majority, color="black", linestyle=":", linewidth=1,
+                       label=f"majority class ({majority:.3f})")
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel("latent size")
+        ax.minorticks_off()
+        ax.set_xlabel("latent size (log scale)")
         ax.set_title(reporting.CLASSIFIER_LABELS.get(name, name), fontsize="medium")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(reporting.METRIC_LABELS.get(metric, metric))
-    axes[-1].legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize="small",
+               title="line: mean over seeds and folds; band: its 95% interval (percentile bootstrap)",
+               title_fontsize="small", frameon=False)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.27, top=0.86, wspace=0.08)
     fig.suptitle(title, fontsize="medium")
     return reporting.save_png(fig, path)

@@ -123,3 +123,30 @@ def test_the_check_fails_on_a_legend_over_the_data_and_a_missing_label(caught, t
     ax.get_legend().remove()
     fig.legend(loc="outside right upper")
     assert layout_problems(fig) == []
+
+
+def test_the_latent_size_figure_has_a_log_axis_explained_bands_and_the_majority_class(caught, tmp_path,
+                                                                                        monkeypatch):
+    from icrst_jax import latent_size_study, reporting
+
+    monkeypatch.setattr(reporting, "save_png", figures.save_png)  # caught too
+    sizes = (1, 2, 8)
+    rows = {(r["mode"], r["p"]): {s: {**r, "classifiers": {n: {"accuracy": _summary(v["accuracy"]["mean"] + 0.01 * s)}
+                                                         for n, v in r["classifiers"].items()}} for s in sizes}
+            for r in RECORDS if r["p"] in (None, 0.0, 1.0) and r["mode"] in ("untrained", "standard", "icrst")}
+    labels = np.array([0] * 63 + [1] * 37)
+    np.savez(tmp_path / "latents_untrained_seed0.npz", features=np.zeros((100, 2)), labels=labels)
+    majority = latent_size_study.majority_share(tmp_path)
+    assert majority == pytest.approx(0.63) and latent_size_study.majority_share(tmp_path / "none") is None
+    latent_size_study.plot_vs_latent_size(rows, sizes, ("svm", "nb"), "accuracy", tmp_path / "l.png",
+                                          title="latent size", majority=majority)
+    (fig,) = caught
+    assert layout_problems(fig) == []
+    assert all(ax.get_xscale() == "log" and ax.get_xlabel() == "latent size (log scale)" for ax in fig.axes)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "8"]
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert "majority class (0.630)" in texts and "Untrained encoder (epoch 0)" in texts
+    assert "band: its 95% interval" in legend.get_title().get_text()
+    flat = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("majority")]
+    assert len(flat) == 1 and set(flat[0].get_ydata()) == {0.63}
