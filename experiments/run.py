@@ -302,7 +302,7 @@ def main(argv=None) -> int:
             check_out_path(out_dir(cfg))
             check_out_writable(out_dir(cfg), given=cfg.out is not None)
             if args.dry_run:
-                print(json.dumps(check, indent=1))
+                print(json.dumps({**check, **_dry_run_data(cfg)}, indent=1))
                 return 0
             progress = distributed.tag_progress(say)
             # Before anything compiles: programs compiled earlier would bypass the cache. A directory
@@ -342,6 +342,19 @@ def main(argv=None) -> int:
     print("wrote: " + ", ".join(str(path) for path in written))
     _keep_log(log, cfg, "wrote: " + ", ".join(str(path) for path in written))
     return 0
+
+
+def _dry_run_data(cfg: StudyConfig) -> dict:
+    """What --dry-run adds: where the data is (or what a run would download) and the output folder."""
+    from icrst_jax.data.sources import data_plan
+    from icrst_jax.run_identity import out_dir
+
+    if cfg.data.source is not None:
+        data = f"your own: {cfg.data.source}"
+    else:
+        names = [cfg.data.name] + ([cfg.data.target] if getattr(cfg.data, "target", None) else [])
+        data = "; ".join(data_plan(n, cfg.data.data_dir, download=cfg.data.download) for n in names)
+    return {"data": data, "output_folder": str(Path(out_dir(cfg)).absolute())}
 
 
 def check_out_writable(out, *, given: bool) -> None:

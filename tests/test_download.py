@@ -60,7 +60,10 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload[: len(payload) // 2] if mode == "cut" else payload)
+                try:
+                    self.wfile.write(payload[: len(payload) // 2] if mode == "cut" else payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout, an interrupt)
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -467,3 +470,28 @@ def test_the_command_line_after_a_failed_download_leaves_no_run_folder(site, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("error: mnist: cannot download")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no runs/, no data folder
+
+
+def test_dry_run_says_where_the_data_is_or_what_would_be_downloaded(site, monkeypatch, tmp_path, capsys):
+    import json
+
+    from experiments import run
+
+    files, _ = mnist_files()
+    publish(site, monkeypatch, "mnist", {**files, "extra.bin": b"x" * 2_500_000})
+    monkeypatch.chdir(tmp_path)
+    data_dir = tmp_path / "data"
+    argv = ["--dataset", "mnist", "--data-dir", str(data_dir), "--out", "out", "--dry-run"]
+    assert run.main(argv) == 0
+    said = json.loads(capsys.readouterr().out)
+    size = (sum(map(len, files.values())) + 2_500_000) / 1e6
+    assert said["data"] == f"mnist: would download 5 files ({size:.1f} MB) into {data_dir / 'mnist'}"
+    assert said["output_folder"] == str(tmp_path / "out") and site.requests == []
+    assert list(tmp_path.iterdir()) == []  # a dry run creates nothing
+    assert run.main([*argv, "--no-download"]) == 0
+    assert "downloads are off" in json.loads(capsys.readouterr().out)["data"]
+    for fname, payload in files.items():
+        (data_dir / "mnist").mkdir(parents=True, exist_ok=True)
+        (data_dir / "mnist" / fname).write_bytes(payload)
+    assert run.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["data"] == f"mnist: present in {data_dir / 'mnist'}"

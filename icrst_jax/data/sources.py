@@ -29,7 +29,7 @@ from icrst_jax.data.dataset import (
     resize_images,
     validate_arrays,
 )
-from icrst_jax.data.download import default_data_dir, fetch, manual_hint
+from icrst_jax.data.download import default_data_dir, fetch, manual_hint, missing_files
 from icrst_jax.data.formats import (
     CALTECH_ARCHIVE,
     CALTECH_FOLDER,
@@ -407,3 +407,29 @@ def _load_located(name: str, where: DataLocation, size, input_scheme: str) -> Da
         )
     raw, origin = _read_files(where.reader, where.path, size)
     return assemble(name, raw, size=size, input_scheme=input_scheme, split="official", source=origin)
+
+
+def data_plan(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> str:
+    """One line for ``--dry-run``: where ``name``'s data is, or what a run would download (reads nothing).
+
+    Example:
+      >>> data_plan("mnist")
+      'mnist: would download 4 files (11.6 MB) into /home/me/.cache/icrst_jax/data/mnist'
+    """
+    name = _canonical_name(name)
+    spec = DATASET_SPECS[name]
+    if spec.builtin:
+        return f"{name}: ships with {spec.source}, nothing to download"
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    try:
+        found = _find_files(name, root, partial_ok=True)
+    except DatasetError:  # a half-filled folder: the run itself says which files are missing
+        found = None
+    if found is not None:
+        return f"{name}: present in {found[1]}"
+    missing = missing_files(name, root / name)
+    size = sum(f.size for f in missing) / 1e6
+    what = f"{len(missing)} file{'s' * (len(missing) != 1)} ({size:.1f} MB) into {root / name}"
+    if not download:
+        return f"{name}: not in {root} and downloads are off (data.download=false): {what} are needed"
+    return f"{name}: would download {what}"
