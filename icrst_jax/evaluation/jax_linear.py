@@ -6,7 +6,7 @@ more than two classes, one logistic output for two. scikit-learn minimises the
 mean log loss plus ``||W||^2 / (2 C n)`` and stops when the largest gradient
 entry is at most ``tol``; the problem is convex, so a solver run to the same
 tolerance reaches the same minimiser, up to the tolerance, and predicts what
-scikit-learn predicts (tests/test_jax_linear.py). Here the solver is optax's
+scikit-learn predicts (tests/test_jax_knn_linear.py). Here the solver is optax's
 L-BFGS (zoom line search, 10 pairs of memory, as scipy's L-BFGS-B), each fit's
 stop a mask of a ``lax.while_loop`` under ``vmap``, in float64.
 """
