@@ -57,7 +57,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from icrst_jax import distributed, faults, run_identity, stages
+from icrst_jax import distributed, faults, live_logs, run_identity, stages
 from icrst_jax.config import CROSS_ICRST, AdaptConfig, GridPoint, StudyConfig, TrainConfig
 from icrst_jax.data import load_dataset
 from icrst_jax.distributed import to_host
@@ -167,6 +167,7 @@ def train_adaptation(
     encode_sets: dict | None = None,
     progress: Callable[[str], None] = lambda line: None,
     engine=None,
+    on_epoch: Callable[[int, np.ndarray, bool], None] | None = None,
 ) -> AdaptTraining:
     """Trains every grid point on source + target images; target labels are not an input.
 
@@ -182,6 +183,8 @@ def train_adaptation(
         before and after training.
       engine: an earlier call's ``engine`` (same config and data shapes), to
         reuse its compiled programs.
+      on_epoch: called after each epoch with (epochs done, (R,) loss, last), as the live logs'
+        :meth:`~icrst_jax.live_logs.TrainingLog.epoch`.
     """
     x_source = np.asarray(x_source, np.float32)
     x_target = np.asarray(x_target, np.float32)
@@ -214,6 +217,8 @@ def train_adaptation(
             state, loss = _epoch(compiled, state, data, epoch, config.epochs, points, progress)
             epoch += 1
             losses.append(loss)
+            if on_epoch is not None:
+                on_epoch(epoch, loss, epoch == config.epochs)
     final = {name: enc(state, images) for name, images in encode_sets.items()}
     return AdaptTraining(engine, state, initial, final, np.stack(losses), refreshes, engine.trace_count[0],
                          time.perf_counter() - t0)
@@ -394,10 +399,16 @@ def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str]
     sets = {"source": x_source_all, "target_test": model_input(cfg, target.x_test)}
     if out is not None:
         sets["target_train"] = model_input(cfg, target.x_train)
-    training = train_adaptation(cfg.train, cfg.adapt, points, model_input(cfg, source.x_train), source.y_train,
-                                model_input(cfg, target.x_train), mean=mean, std=std, encode_sets=sets,
-                                progress=progress)
+    live = live_logs.adaptation_training_log(cfg, out, points)
+    try:
+        training = train_adaptation(cfg.train, cfg.adapt, points, model_input(cfg, source.x_train), source.y_train,
+                                    model_input(cfg, target.x_train), mean=mean, std=std, encode_sets=sets,
+                                    progress=progress, on_epoch=live.epoch if live else None)
+    finally:
+        if live:  # an interrupted run keeps the epochs it logged
+            live.close()
     records = _evaluate_points(cfg, points, training, y_source_all, target, progress)
+    live_logs.log_adaptation(cfg, out, points, records)
     untrained = _evaluate_untrained(cfg, points, training, y_source_all, target, progress) if ev.untrained else []
     if out is not None:
         _write_latents(out, cfg, points, training, source, target, records, untrained)

@@ -10,6 +10,10 @@ measure of its ``results.json`` entry (``final/<classifier>/<scaling>/<metric>``
 ``final/mi_corrected``, ``final/purity``) and its hyperparameters (hparams).
 A resumed run writes its curve again from the start (the epochs before its
 checkpoint from the checkpoint's record), so each epoch is in the run once.
+The adaptation study, with its own training loop, writes the same runs: the
+loss per epoch (:func:`adaptation_training_log`), then its measures
+(``final/transfer/<classifier>/accuracy``, ``final/target_only/<classifier>/accuracy``,
+``final/domain_accuracy``, ``final/target_purity``) and hparams (:func:`log_adaptation`).
 Process 0 alone writes. The writers are :class:`~icrst_jax.metric_writers.MetricWriter`\\ s.
 """
 
@@ -43,20 +47,28 @@ class TrainingLog:
         self.writers: list[MetricWriter] = []
 
     def start(self, begin: TrainStart) -> None:
+        self.open(begin.earlier)
+
+    def open(self, earlier: Sequence[Mapping] = ()) -> None:
+        """A fresh run per grid point, holding ``earlier``'s epochs (a restored checkpoint's record)."""
         self.writers = []
         for i, pt in enumerate(self.points):
             clear_run(run_dir(self.out, pt))
             w = self.writer(run_dir(self.out, pt))
-            for h in begin.earlier:  # the epochs before a restored checkpoint
+            for h in earlier:
                 w.write_scalars(int(h["epoch"]), {LOSS_TAG: float(h["loss"][i])})
             w.flush()
             self.writers.append(w)
 
     def __call__(self, end: EpochEnd) -> None:
+        self.epoch(end.epoch, end.loss, end.last)
+
+    def epoch(self, epoch: int, loss: Sequence[float], last: bool) -> None:
+        """Each run's loss after ``epoch`` epochs; the writers close after the ``last``."""
         for i, w in enumerate(self.writers):
-            w.write_scalars(end.epoch, {LOSS_TAG: float(end.loss[i])})
+            w.write_scalars(epoch, {LOSS_TAG: float(loss[i])})
             w.flush()
-        if end.last:
+        if last:
             self.close()
 
     def close(self) -> None:
@@ -127,4 +139,36 @@ def log_results(cfg: StudyConfig, out: Path, study: Mapping, evaluated, writer: 
         final = final_scalars(entry)
         w.write_scalars(cfg.train.epochs, final)
         w.write_hparams(hparams(cfg, pt, study.get("batch_size")), final)
+        w.close()
+
+
+def adaptation_training_log(cfg: StudyConfig, out: Path | None, points: Sequence[GridPoint]) -> TrainingLog | None:
+    """The adaptation study's loss curves, opened (its loop calls :meth:`TrainingLog.epoch`); None
+    where ``log.tensorboard`` is off, there is no study folder, or on another process than 0."""
+    if out is None or not cfg.log.tensorboard or not distributed.is_primary():
+        return None
+    log = TrainingLog(out, points)
+    log.open()
+    return log
+
+
+def adaptation_scalars(record: Mapping) -> dict[str, float]:
+    """The final measures of one adaptation record (``adaptation.evaluate_point``'s keys)."""
+    out = {f"final/{kind}/{name}/accuracy": float(acc)
+           for kind in ("transfer", "target_only") for name, acc in record.get(kind, {}).items()}
+    out["final/domain_accuracy"] = float(record["domain_accuracy"])
+    out["final/target_purity"] = float(record["target_purity"])
+    return out
+
+
+def log_adaptation(cfg: StudyConfig, out: Path | None, points: Sequence[GridPoint], records: Sequence[Mapping],
+                   writer: WriterFactory = TensorBoardWriter) -> None:
+    """Each adaptation point's final measures and hparams (with the target domain), at its last epoch."""
+    if out is None or not cfg.log.tensorboard or not distributed.is_primary():
+        return
+    for pt, rec in zip(points, records):
+        w = writer(run_dir(out, pt))
+        final = adaptation_scalars(rec)
+        w.write_scalars(cfg.train.epochs, final)
+        w.write_hparams({**hparams(cfg, pt, cfg.train.batch_size), "target": str(cfg.data.target)}, final)
         w.close()

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from icrst_jax import adaptation
-from icrst_jax.config import (AdaptConfig, DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig,
+from icrst_jax import adaptation, live_logs
+from icrst_jax.config import (AdaptConfig, DataConfig, EvalConfig, LogConfig, ModelConfig, StudyConfig, TrainConfig,
                               apply_override)
+from icrst_jax.live_logs import LOSS_TAG, TENSORBOARD_FOLDER
 
 EPOCHS, EVERY = 5, 2  # refreshes before epochs 0, 2 and 4
 
@@ -150,12 +151,22 @@ def test_adaptation_config_is_validated():
         apply_override(CFG, "data.target=none")
 
 
-def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(planted, tmp_path, monkeypatch):
-    source, target = _pair()
+@pytest.fixture(scope="module")
+def written(planted, tmp_path_factory):
+    """The study with a folder (latents and TensorBoard runs), on the compiled programs of ``planted``."""
+    out = tmp_path_factory.mktemp("adaptation")
     real, engine = adaptation.train_adaptation, planted[0][1].engine
-    monkeypatch.setattr(adaptation, "train_adaptation", lambda *a, **k: real(*a, engine=engine, **k))
-    cfg = CFG.replace(eval=dataclasses.replace(CFG.eval, untrained=True))
-    payload = adaptation.run_adaptation(cfg, source, target, out=tmp_path)
+    adaptation.train_adaptation = lambda *a, **k: real(*a, engine=engine, **k)
+    try:
+        cfg = CFG.replace(eval=dataclasses.replace(CFG.eval, untrained=True))
+        return cfg, adaptation.run_adaptation(cfg, *_pair(), out=out), out
+    finally:
+        adaptation.train_adaptation = real
+
+
+def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(written):
+    source, target = _pair()
+    cfg, payload, tmp_path = written
     assert len(list(tmp_path.glob("*.npz"))) == 4 * (len(cfg.grid()) + len(cfg.seeds))
     for rec in payload["records"] + payload["untrained"]:
         z = {name: np.load(tmp_path / f) for name, f in rec["latents"].items()}
@@ -171,3 +182,37 @@ def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(pl
     trained = np.load(tmp_path / payload["records"][0]["latents"]["target_test"])["features"]
     untrained = np.load(tmp_path / payload["untrained"][0]["latents"]["target_test"])["features"]
     assert not np.allclose(trained, untrained)
+
+
+def test_each_point_logs_its_loss_and_measures_to_tensorboard(written):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cfg, payload, out = written
+    loss = np.asarray(payload["loss"], np.float32)  # (epochs, runs)
+    assert sorted(p.name for p in (out / TENSORBOARD_FOLDER).iterdir()) == sorted(pt.tag for pt in cfg.grid())
+    for r, (pt, rec) in enumerate(zip(cfg.grid(), payload["records"])):
+        acc = EventAccumulator(str(out / TENSORBOARD_FOLDER / pt.tag))
+        acc.Reload()
+        curve = [(e.step, e.value) for e in acc.Scalars(LOSS_TAG)]
+        assert [s for s, _ in curve] == list(range(1, EPOCHS + 1))
+        np.testing.assert_allclose([v for _, v in curve], loss[:, r], rtol=1e-6)
+        want = {"final/transfer/nb/accuracy": rec["transfer"]["nb"], "final/target_only/nb/accuracy":
+                rec["target_only"]["nb"], "final/domain_accuracy": rec["domain_accuracy"],
+                "final/target_purity": rec["target_purity"]}
+        assert {t for t in acc.Tags()["scalars"] if t != LOSS_TAG} == set(want)
+        for tag, value in want.items():
+            assert [(e.step, e.value) for e in acc.Scalars(tag)] == [(EPOCHS, pytest.approx(value, rel=1e-6))]
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            acc.summary_metadata["_hparams_/session_start_info"].plugin_data.content).session_start_info
+        assert {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()} == {
+            "mode": pt.mode, "p": pt.p, "seed": pt.seed, "data": "digits", "target": "mnist5k", "model": "mlp",
+            "batch": 32, "learning_rate": pytest.approx(CFG.train.learning_rate)}
+
+
+def test_no_tensorboard_logs_nothing(tmp_path):
+    cfg = CFG.replace(log=LogConfig(tensorboard=False))
+    assert live_logs.adaptation_training_log(cfg, tmp_path, cfg.grid()) is None
+    assert live_logs.adaptation_training_log(CFG, None, CFG.grid()) is None  # no study folder
+    live_logs.log_adaptation(cfg, tmp_path, cfg.grid(), [{"domain_accuracy": 0.5, "target_purity": 0.5}] * 3)
+    assert not (tmp_path / TENSORBOARD_FOLDER).exists()

@@ -108,9 +108,15 @@ def test_hyperparameters_are_logged_with_the_final_metrics(resumed):
     acc = _runs(out)["icrst_p1_seed0"]
     start = plugin_data_pb2.HParamsPluginData.FromString(
         acc.summary_metadata["_hparams_/session_start_info"].plugin_data.content).session_start_info
-    values = {k: (v.string_value or v.number_value) for k, v in start.hparams.items()}
-    assert values == {"mode": "icrst", "p": 1.0, "seed": 0.0, "data": "breast_cancer", "model": "mlp", "batch": 64.0,
-                      "learning_rate": pytest.approx(1e-3)} or values["mode"] == "icrst" and values["batch"] == 64.0
+    # Each value as its own kind (a string stays a string, a number a number).
+    values = {k: (v.WhichOneof("kind"), getattr(v, v.WhichOneof("kind"))) for k, v in start.hparams.items()}
+    assert values == {"mode": ("string_value", "icrst"), "p": ("number_value", 1.0), "seed": ("number_value", 0.0),
+                      "data": ("string_value", "breast_cancer"), "model": ("string_value", "mlp"),
+                      "batch": ("number_value", 64.0), "learning_rate": ("number_value", pytest.approx(1e-3))}
+    # The final metrics are the hparams plugin's metrics of the run.
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        acc.summary_metadata["_hparams_/experiment"].plugin_data.content).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {t for t in acc.Tags()["scalars"] if t.startswith("final/")}
 
 
 def test_no_tensorboard_turns_the_logs_off(tmp_path):

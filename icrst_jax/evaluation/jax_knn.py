@@ -32,9 +32,11 @@ def _normalised(x):
     return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-@functools.partial(jax.jit, static_argnames=("n_classes", "k", "n_test", "uniform", "euclidean"))
-def _knn_program(x_sets, y_sets, set_idx, train_mask, scaled, temperature, *, n_classes, k, n_test, uniform,
-                 euclidean):
+@functools.partial(jax.jit, static_argnames=("n_classes", "k", "n_test"))
+def _knn_program(x_sets, y_sets, set_idx, train_mask, scaled, temperature, uniform, euclidean, *, n_classes, k,
+                 n_test):
+    # ``uniform`` and ``euclidean`` are data, not static flags: the vote and scikit-learn's plain kNN share
+    # one program; they are the same for every fit (not vmapped), so ``cond`` computes one similarity only.
     def one(s, mask, sc):
         x, y = x_sets[s], y_sets[s]
         mean, scale = fit_stats(x, mask, sc)
@@ -42,14 +44,18 @@ def _knn_program(x_sets, y_sets, set_idx, train_mask, scaled, temperature, *, n_
         # The test rows, padded to the largest fold with row 0: its prediction is
         # written twice with the same value, or (a training row) never scored.
         test = jnp.nonzero(~mask, size=n_test, fill_value=0)[0]
-        if euclidean:
+
+        def by_distance():
             q = xs[test]
-            sim = -(jnp.square(q).sum(1)[:, None] - 2 * q @ xs.T + jnp.square(xs).sum(1)[None])
-        else:
+            return -(jnp.square(q).sum(1)[:, None] - 2 * q @ xs.T + jnp.square(xs).sum(1)[None])
+
+        def by_cosine():
             xn = _normalised(xs)
-            sim = xn[test] @ xn.T
+            return xn[test] @ xn.T
+
+        sim = jax.lax.cond(euclidean, by_distance, by_cosine)
         top, nearest = jax.lax.top_k(jnp.where(mask[None], sim, -jnp.inf), k)
-        w = jnp.ones_like(top) if uniform else jnp.exp(top / temperature)
+        w = jnp.where(uniform, jnp.ones_like(top), jnp.exp(top / temperature))
         votes = jnp.einsum("qk,qkc->qc", w, jax.nn.one_hot(y[nearest], n_classes, dtype=w.dtype))
         return jnp.zeros(x.shape[0], jnp.int32).at[test].set(jnp.argmax(votes, axis=1).astype(jnp.int32))
 
@@ -78,7 +84,7 @@ def knn(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, k: int =
     n_test = int((~train_mask).sum(1).max())
     with jax.enable_x64(True):
         scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
-        program = functools.partial(_knn_program, temperature=np.float64(temperature), n_classes=n_classes, k=k,
-                                    n_test=n_test, uniform=uniform, euclidean=euclidean)
+        program = functools.partial(_knn_program, temperature=np.float64(temperature), uniform=np.bool_(uniform),
+                                    euclidean=np.bool_(euclidean), n_classes=n_classes, k=k, n_test=n_test)
         return run_chunked(lambda x, y, s, m, sc: program(x, y, s, m, sc), np.asarray(x_sets, np.float64),
                            np.asarray(y_sets, np.int32), np.asarray(set_idx), train_mask, chunk, scaled)

@@ -6,7 +6,7 @@ more than two classes, one logistic output for two. scikit-learn minimises the
 mean log loss plus ``||W||^2 / (2 C n)`` and stops when the largest gradient
 entry is at most ``tol``; the problem is convex, so a solver run to the same
 tolerance reaches the same minimiser, up to the tolerance, and predicts what
-scikit-learn predicts (tests/test_jax_linear.py). Here the solver is optax's
+scikit-learn predicts (tests/test_jax_knn_linear.py). Here the solver is optax's
 L-BFGS (zoom line search, 10 pairs of memory, as scipy's L-BFGS-B), each fit's
 stop a mask of a ``lax.while_loop`` under ``vmap``, in float64.
 """
@@ -57,19 +57,21 @@ def logistic_loss(w, b, x, y_onehot, weight, penalty):
 
 
 def linear_fit_one(x, y_onehot, weight, *, c: float = LINEAR_C, max_iter: int = LINEAR_MAX_ITER,
-                   tol: float = LINEAR_TOL, intercept: bool = True):
+                   tol: float = LINEAR_TOL, intercept=True):
     """``LogisticRegression(C=c, max_iter=max_iter, tol=tol).fit`` on ``weight``'s rows (vmap this over fits).
 
-    Returns ``((W, b), n_iter, converged)``; ``intercept=False`` fixes ``b`` at 0.
+    Returns ``((W, b), n_iter, converged)``; a false ``intercept`` (a bool or a traced one) fixes ``b`` at 0.
     """
     k = y_onehot.shape[1]
     out = 1 if k == 2 else k
     penalty = 1.0 / (c * jnp.sum(weight))
     params0 = (jnp.zeros((x.shape[1], out), x.dtype), jnp.zeros((out,), x.dtype))
+    # Data, not a static flag: fits with and without the intercept share one program.
+    use_b = jnp.asarray(intercept, x.dtype)
 
     def fun(params):
         w, b = params
-        return logistic_loss(w, b if intercept else jnp.zeros_like(b), x, y_onehot, weight, penalty)
+        return logistic_loss(w, use_b * b, x, y_onehot, weight, penalty)
 
     solver = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=50))
     value_and_grad = optax.value_and_grad_from_state(fun)
@@ -89,27 +91,27 @@ def linear_fit_one(x, y_onehot, weight, *, c: float = LINEAR_C, max_iter: int = 
 
     state0 = solver.init(params0)
     done0 = largest(jax.grad(fun)(params0)) <= tol
-    params, _, n_iter, converged = jax.lax.while_loop(going, step, (params0, state0, jnp.int32(0), done0))
-    return params, n_iter, converged
+    (w, b), _, n_iter, converged = jax.lax.while_loop(going, step, (params0, state0, jnp.int32(0), done0))
+    return (w, use_b * b), n_iter, converged
 
 
-@functools.partial(jax.jit, static_argnames=("n_classes", "intercept"))
-def _linear_program(x_sets, y_sets, set_idx, train_mask, scaled, *, n_classes, intercept):
-    def one(s, mask, sc):
+@functools.partial(jax.jit, static_argnames=("n_classes",))
+def _linear_program(x_sets, y_sets, set_idx, train_mask, scaled, intercept, *, n_classes):
+    def one(s, mask, sc, icpt):
         x, y = x_sets[s], y_sets[s]
         mean, scale = fit_stats(x, mask, sc)
         xs = (x - mean) / scale
         (w, b), n_iter, converged = linear_fit_one(xs, jax.nn.one_hot(y, n_classes, dtype=xs.dtype),
-                                                   mask.astype(xs.dtype), intercept=intercept)
+                                                   mask.astype(xs.dtype), intercept=icpt)
         z = xs @ w + b
         pred = (z[:, 0] > 0).astype(jnp.int32) if w.shape[1] == 1 else jnp.argmax(z, axis=1).astype(jnp.int32)
         return LinearResult(pred, n_iter, converged)
 
-    return jax.vmap(one)(set_idx, train_mask, scaled)
+    return jax.vmap(one)(set_idx, train_mask, scaled, intercept)
 
 
 def linear(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk: int | None = None,
-           intercept: bool = True) -> LinearResult:
+           intercept=True) -> LinearResult:
     """``LogisticRegression()`` of every fit, predicting every row, in float64.
 
     Args:
@@ -117,7 +119,7 @@ def linear(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk
       set_idx: ``(G,)`` the set of each fit; train_mask: ``(G, N)`` its training rows.
       scaled: bool or ``(G,)``: standardise with the training fold's statistics first.
       chunk: fits per program call (default all).
-      intercept: fit the intercept (scikit-learn's default); False only to show that it matters.
+      intercept: bool or ``(G,)``: fit the intercept (scikit-learn's default); False only to show that it matters.
 
     Returns:
       :class:`LinearResult` with a leading ``(G,)`` axis; a fit not ``converged`` after
@@ -125,7 +127,9 @@ def linear(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, chunk
     """
     with jax.enable_x64(True):
         scaled = np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx))
-        program = functools.partial(_linear_program, n_classes=n_classes, intercept=intercept)
-        return LinearResult(*run_chunked(lambda x, y, s, m, sc: program(x, y, s, m, sc),
+        intercept = np.broadcast_to(np.asarray(intercept, bool), np.shape(set_idx))
+        program = functools.partial(_linear_program, n_classes=n_classes)
+        return LinearResult(*run_chunked(lambda x, y, s, m, sc, ic: program(x, y, s, m, sc, ic),
                                          np.asarray(x_sets, np.float64), np.asarray(y_sets, np.int32),
-                                         np.asarray(set_idx), np.asarray(train_mask, bool), chunk, scaled))
+                                         np.asarray(set_idx), np.asarray(train_mask, bool), chunk, scaled,
+                                         intercept))
