@@ -133,7 +133,7 @@ def test_image_folder_cached_and_named(tmp_path):
     ds = load_source(str(root), data_dir=cache)
     assert ds.x_train.shape[1:] == (16, 16, 1) and ds.facts.class_names == ("0", "1", "2")
     assert ds.facts.model == "conv" and any("skipped 1" in n for n in ds.facts.notes)
-    entries = list((cache / "decoded").glob("*.npz"))
+    entries = list((cache / "decoded").glob("*/x.npy"))
     assert len(entries) == 1
     from icrst_jax.data import custom
 
@@ -146,7 +146,7 @@ def test_image_folder_cached_and_named(tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "0" / "0.png")  # a changed file: a new entry
     custom._LOADED.clear()
     changed = load_source(str(root), data_dir=cache)
-    assert changed.facts.hash != ds.facts.hash and len(list((cache / "decoded").glob("*.npz"))) == 2
+    assert changed.facts.hash != ds.facts.hash and len(list((cache / "decoded").glob("*/x.npy"))) == 2
 
 
 def _bad_inputs(tmp: Path) -> dict:
@@ -217,7 +217,12 @@ def test_tfds_name_read_through_data_source(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=24, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = load_source("tfds:mnist", data_dir=tmp_path)
+        from experiments.encode import read_all
+
+        x, y = read_all("tfds:mnist", None, tmp_path, None)  # what experiments.encode encodes: train, then test
     assert ds.x_train.shape == (24, 28, 28, 1) and ds.split == "given"
+    assert x.shape == (48, 28, 28, 1) and x.dtype == np.uint8 and set(y) <= {str(i) for i in range(10)}
+    np.testing.assert_allclose(x[:24] / 255, ds.x_train, atol=1e-6)
     assert ds.facts.class_names == tuple(str(i) for i in range(10)) and ds.facts.format == "tfds"
 
 
