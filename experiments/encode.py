@@ -3,8 +3,8 @@
     python -m experiments.encode runs/wine-1a2b3c4d --mode icrst --p 1 --seed 0 --data new.csv --out latents.npz
 
 Every sample of ``--data`` is encoded in its order (a table's rows, an
-``.npz``'s ``x`` then ``x_test``, an image folder's files by class and name;
-no split) with the stored preprocessing; ``--out`` gets ``features`` and, when
+``.npz``'s ``x`` then ``x_test``, an image folder's files by class and name,
+a TFDS name's train then test split; no split) with the stored preprocessing; ``--out`` gets ``features`` and, when
 the source has them, ``labels``. Exit status: 0 done, 2 bad input (one line,
 nothing written).
 """
@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--p", type=float, default=1.0, help="the grid point's p [default: 1]")
     ap.add_argument("--seed", type=int, default=0, help="the grid point's seed [default: 0]")
     ap.add_argument("--data", required=True, metavar="SOURCE",
-                    help="samples to encode: a .csv/.tsv table, an .npz/.npy array file or an image folder")
+                    help="samples to encode: a .csv/.tsv table, an .npz/.npy array file, an image folder or "
+                         "tfds:NAME (prepared under --data-dir)")
     ap.add_argument("--label-column", metavar="NAME", default=None, help="a table's label column")
-    ap.add_argument("--data-dir", default=None, help="where decoded image folders are cached")
+    ap.add_argument("--data-dir", default=None, help="where decoded image folders are cached and TFDS data is prepared")
     ap.add_argument("--out", required=True, metavar="FILE", help="the .npz to write (features, labels)")
     return ap
 
@@ -44,8 +45,12 @@ def read_all(source: str, label_column, data_dir, image_size: int | None):
     from icrst_jax.data.download import default_data_dir
 
     fmt, path = custom._form(source)
-    if fmt == "tfds":
-        raise ValueError("--data tfds:NAME is not encoded here; export its samples to an .npz first")
+    if fmt == "tfds":  # prepared array_record data under --data-dir (TFDS's default dir without it)
+        read = custom.read_tfds(source, data_dir)
+        raw = read.raw
+        x, y = (raw.x, raw.y) if raw.x_test is None else (np.concatenate([raw.x, raw.x_test]),
+                                                           np.concatenate([raw.y, raw.y_test]))
+        return x, (np.array(read.class_names)[y] if read.class_names else y)
     if fmt in ("csv", "tsv"):
         raw = tables.read_table(path, label_column)
         return raw.x, raw.y

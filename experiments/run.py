@@ -236,7 +236,7 @@ def config_from_args(args) -> StudyConfig:
         raise ValueError("--data and --dataset do not go together: --data reads your own data, --dataset a built-in set")
     changes = flagged_overrides(args) + [(f"--set {a}", a) for a in args.overrides]
     cfg = apply_overrides(base, [a for _, a in changes], labels=[flag for flag, _ in changes])
-    _check_builtin_data_dir(cfg)
+    _check_builtin_data_dir(cfg, quiet=getattr(args, "quiet", False))
     if cfg.data.source is not None and args.model is None and not any(
             a.startswith("train.model.name=") for a in args.overrides):
         # The model the data asks for (Table D1's for its kind), as --dataset picks the paper's.
@@ -252,7 +252,7 @@ def config_from_args(args) -> StudyConfig:
     return cfg
 
 
-def _check_builtin_data_dir(cfg: StudyConfig) -> None:
+def _check_builtin_data_dir(cfg: StudyConfig, quiet: bool = False) -> None:
     """--data-dir with a set read from an installed package: a folder of class sub-folders was meant
     for --data (refused); any other folder is not used (said in one line)."""
     from icrst_jax.data import DATASET_SPECS
@@ -265,8 +265,9 @@ def _check_builtin_data_dir(cfg: StudyConfig) -> None:
     if is_image_folder(Path(folder)):
         raise ValueError(f"--data-dir {cfg.data.data_dir} is not read for {cfg.data.name}, which ships with "
                          f"{spec.source}; to train on the class folders in it, use --data {cfg.data.data_dir}")
-    print(f"note: --data-dir {cfg.data.data_dir} is not used: {cfg.data.name} ships with {spec.source}",
-          file=sys.stderr)
+    if not quiet:  # --quiet prints only the final table
+        print(f"note: --data-dir {cfg.data.data_dir} is not used: {cfg.data.name} ships with {spec.source}",
+              file=sys.stderr)
 
 
 def main(argv=None) -> int:

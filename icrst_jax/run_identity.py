@@ -216,7 +216,7 @@ def write_identity(out: Path, cfg: StudyConfig) -> None:
 
     record = {"fingerprint": short_hash(fields), "fields": fields}
     if cfg.data.source is not None:  # own data: what was inferred about it, as in results.json
-        record["data"] = custom.load_for(cfg.data).facts.to_dict()
+        record["data"] = custom.load_for(cfg.data).facts.trained_with(cfg.train.model).to_dict()
     write_results_json(Path(out) / IDENTITY_FILE, record)
 
 

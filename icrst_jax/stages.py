@@ -231,9 +231,7 @@ def check_model_fits(cfg: StudyConfig, dataset) -> None:
 def used_facts(cfg: StudyConfig, dataset):
     """The data's facts with the model the study trains (the config's, which the command line
     picks from the data unless told)."""
-    model = cfg.train.model
-    narrow = model.latent_size if model.name == "mlp" and model.latent_size is not None else None
-    return dataclasses.replace(dataset.facts, model=model.name, latent_size=narrow)
+    return dataset.facts.trained_with(cfg.train.model)
 
 
 def data_name(cfg: StudyConfig, dataset=None) -> str:

@@ -61,7 +61,8 @@ def npz_study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("npz")
     source = _wine_npz(tmp / "wine_arrays.npz")
     out = tmp / "run"
-    rc = run_cli.main(["--data", str(source), "--out", str(out), "--data-dir", str(tmp / "cache"), *TINY])
+    rc = run_cli.main(["--data", str(source), "--out", str(out), "--data-dir", str(tmp / "cache"), *TINY,
+                       "--set", "train.model.latent_size=4"])  # not the suggested model: run.json must say so
     assert rc == 0
     return source, out
 
@@ -78,7 +79,8 @@ def test_npz_study_reports_its_data(npz_study):
     assert report.startswith(f"# Results: wine_arrays (sha256 {data['hash'][:12]})")
     assert "## Data" in report and "| split | given |" in report
     assert "paper MLP" not in report and "untrained" in report
-    assert json.loads((out / "run.json").read_text())["data"]["hash"] == data["hash"]
+    recorded = json.loads((out / "run.json").read_text())["data"]
+    assert recorded["hash"] == data["hash"] and recorded["latent_size"] == data["latent_size"] == 4
 
 
 def test_loaded_encoder_gives_the_exported_latents_exactly(npz_study, tmp_path, capsys):
@@ -133,7 +135,7 @@ def test_image_folder_cached_and_named(tmp_path):
     ds = load_source(str(root), data_dir=cache)
     assert ds.x_train.shape[1:] == (16, 16, 1) and ds.facts.class_names == ("0", "1", "2")
     assert ds.facts.model == "conv" and any("skipped 1" in n for n in ds.facts.notes)
-    entries = list((cache / "decoded").glob("*.npz"))
+    entries = list((cache / "decoded").glob("*/x.npy"))
     assert len(entries) == 1
     from icrst_jax.data import custom
 
@@ -146,7 +148,35 @@ def test_image_folder_cached_and_named(tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "0" / "0.png")  # a changed file: a new entry
     custom._LOADED.clear()
     changed = load_source(str(root), data_dir=cache)
-    assert changed.facts.hash != ds.facts.hash and len(list((cache / "decoded").glob("*.npz"))) == 2
+    assert changed.facts.hash != ds.facts.hash and len(list((cache / "decoded").glob("*/x.npy"))) == 2
+
+
+def test_large_folder_decoded_by_workers_as_here(tmp_path, monkeypatch):
+    from icrst_jax.data import image_folder
+
+    root = _digits_folder(tmp_path / "digits_png", per_class=6)
+    listing = image_folder.list_folder(root)
+    here = image_folder.decode_folder(listing, None, print)
+    monkeypatch.setattr(image_folder, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(image_folder, "_workers", lambda: 2)
+    lines = []
+    workers = image_folder.decode_folder(listing, None, lines.append)
+    np.testing.assert_array_equal(workers.x, here.x)
+    assert workers.content_hash == here.content_hash and len(lines) == 4 and lines[-1].endswith("18/18 images")
+    (root / "1" / "2.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"2\.png: cannot decode the image") as bad:
+        image_folder.decode_folder(image_folder.list_folder(root), None, print)
+    assert "\n" not in str(bad.value)
+
+
+def test_quiet_hides_the_data_dir_note(tmp_path, capsys):
+    from icrst_jax.config import StudyConfig, apply_overrides
+
+    cfg = apply_overrides(StudyConfig(), ["data.name=breast_cancer", f"data.data_dir={tmp_path}"])
+    run_cli._check_builtin_data_dir(cfg, quiet=True)
+    assert capsys.readouterr().err == ""
+    run_cli._check_builtin_data_dir(cfg)
+    assert "is not used" in capsys.readouterr().err
 
 
 def _bad_inputs(tmp: Path) -> dict:
@@ -158,6 +188,8 @@ def _bad_inputs(tmp: Path) -> dict:
     text.write_text("a,b,label\n1,x,0\n2,y,1\n")
     missing = tmp / "missing.csv"
     missing.write_text("a,b,label\n1,2,0\n3,,1\n4,5,0\n6,inf,1\n")
+    short = tmp / "short.csv"
+    short.write_text("a,b,label\n1,2,x\n3,4\n")
     np.savez(tmp / "noy.npz", x=np.zeros((4, 3)))
     single = _digits_folder(tmp / "single", classes=range(1), per_class=2)
     _digits_folder(tmp / "emptycls", classes=range(2), per_class=2)
@@ -169,6 +201,7 @@ def _bad_inputs(tmp: Path) -> dict:
         "text": (["--data", str(text)], "column 'b' is text"),
         "missing": (["--data", str(missing)], "2 row(s) with missing"),
         "npz_no_y": (["--data", str(tmp / "noy.npz")], "no y array"),
+        "short_row": (["--data", str(short)], "the number of columns changed from 3 to 2 at row 2"),
         "single_class": (["--data", str(single)], "at least two"),
         "empty_class": (["--data", str(tmp / "emptycls")], "holds no image"),
         "absent": (["--data", str(tmp / "absent.csv")], "no such file"),
@@ -178,7 +211,7 @@ def _bad_inputs(tmp: Path) -> dict:
     }
 
 
-CASES = ["no_label", "unknown_column", "text", "missing", "npz_no_y", "single_class", "empty_class", "absent",
+CASES = ["no_label", "unknown_column", "text", "missing", "short_row", "npz_no_y", "single_class", "empty_class", "absent",
          "tfds_unprepared", "data_dir_builtin"]
 
 
@@ -217,7 +250,12 @@ def test_tfds_name_read_through_data_source(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=24, policy=tfds.testing.MockPolicy.USE_CODE):
         ds = load_source("tfds:mnist", data_dir=tmp_path)
+        from experiments.encode import read_all
+
+        x, y = read_all("tfds:mnist", None, tmp_path, None)  # what experiments.encode encodes: train, then test
     assert ds.x_train.shape == (24, 28, 28, 1) and ds.split == "given"
+    assert x.shape == (48, 28, 28, 1) and x.dtype == np.uint8 and set(y) <= {str(i) for i in range(10)}
+    np.testing.assert_allclose(x[:24] / 255, ds.x_train, atol=1e-6)
     assert ds.facts.class_names == tuple(str(i) for i in range(10)) and ds.facts.format == "tfds"
 
 

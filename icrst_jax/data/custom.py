@@ -86,6 +86,11 @@ class DataFacts:
             *(f"   note: {n}" for n in self.notes),
         ]
 
+    def trained_with(self, model) -> "DataFacts":
+        """These facts with the model a study trains (a ``ModelConfig``) in place of the suggested one."""
+        narrow = model.latent_size if model.name == "mlp" and model.latent_size is not None else None
+        return dataclasses.replace(self, model=model.name, latent_size=narrow)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
@@ -210,6 +215,13 @@ def _read_tfds(name: str, data_dir: Path) -> _Read:
     info = json.dumps(str(getattr(splits["train"], "dataset_info", name)), sort_keys=True)
     digest = hashlib.sha256(info.encode() + x.tobytes() + np.asarray(y).tobytes()).hexdigest()
     return _Read(raw, names, digest, raw_max=255.0 if x.dtype == np.uint8 else None)
+
+
+def read_tfds(source: str, data_dir=None) -> _Read:
+    """``tfds:NAME`` read as the study reads it (train split, then test split if any), under
+    ``data_dir`` or TFDS's default data dir."""
+    cache_dir = Path(data_dir).expanduser() if data_dir is not None else tfds_default_dir()
+    return _read_tfds(source[len(TFDS_PREFIX):].strip(), cache_dir)
 
 
 # --------------------------------------------------------------------------

@@ -247,7 +247,9 @@ def _canonical_name(name) -> str:
     key = {"fashion": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10",
            "caltech_101": "caltech101"}.get(key, key)
     if key not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        own = any(c in name for c in "/.\\:")  # a path or tfds:NAME: data.source's forms
+        hint = "; your own data (data.source) loads with icrst_jax.data.custom.load_source(SOURCE)" if own else ""
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}{hint}")
     return key
 
 

@@ -64,7 +64,10 @@ def label_index(path: Path, columns: list[str], label_column: str | None) -> int
 
 def _diagnose(path: Path, delimiter: str, columns: list[str], features: list[int]) -> DatasetError:
     """The first problem of a table numpy could not read as numbers: a text column or missing values."""
-    cells = np.loadtxt(path, delimiter=delimiter, skiprows=1, dtype=str, quotechar='"', ndmin=2)
+    try:
+        cells = np.loadtxt(path, delimiter=delimiter, skiprows=1, dtype=str, quotechar='"', ndmin=2)
+    except ValueError as e:  # rows of different lengths
+        return DatasetError(f"{path}: {e}".split("; use `usecols`")[0])
     if cells.shape[1] != len(columns):
         return DatasetError(f"{path}: rows have {cells.shape[1]} fields, the header {len(columns)}")
     missing = np.zeros(cells.shape[0], bool)
@@ -92,6 +95,20 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _label_texts(path: Path, delimiter: str, li: int, columns: int, rows: int) -> np.ndarray:
+    """The label column as text. Parsing it with ``np.loadtxt`` costs as much again as the
+    numbers (every field is parsed); a table without quotes or comments whose rows all have
+    the header's field count is split here instead."""
+    text = path.read_text(encoding="utf-8")
+    if '"' not in text and "#" not in text:
+        lines = [line for line in text.splitlines()[1:] if line.strip()]
+        if len(lines) == rows and all(line.count(delimiter) == columns - 1 for line in lines):
+            if li == columns - 1:  # the usual place: no field but the last is split off
+                return np.array([line.rpartition(delimiter)[2] for line in lines], dtype=str)
+            return np.array([line.split(delimiter, li + 1)[li] for line in lines], dtype=str)
+    return np.loadtxt(path, delimiter=delimiter, skiprows=1, usecols=[li], dtype=str, quotechar='"', ndmin=1)
+
+
 def read_table(path: Path, label_column: str | None) -> RawArrays:
     """A ``.csv``/``.tsv`` with a header: numeric features and the label column."""
     delimiter = TABLE_DELIMITERS[path.suffix.lower()]
@@ -103,7 +120,7 @@ def read_table(path: Path, label_column: str | None) -> RawArrays:
     try:
         x = np.loadtxt(path, delimiter=delimiter, skiprows=1, usecols=features, dtype=np.float64, quotechar='"',
                        ndmin=2)
-        y = np.loadtxt(path, delimiter=delimiter, skiprows=1, usecols=[li], dtype=str, quotechar='"', ndmin=1)
+        y = _label_texts(path, delimiter, li, len(columns), x.shape[0])
     except ValueError:
         raise _diagnose(path, delimiter, columns, features) from None
     if x.shape[0] == 0:
