@@ -300,8 +300,10 @@ def test_signal_stops_at_an_epoch_keeps_a_checkpoint_and_resumes(signum, status,
     out = tmp_path / "run"
     # -v: the epoch lines it waits for are detail lines.
     argv = [sys.executable, "-m", "experiments.run", *TINY, "-v", "--epochs", "20000", "--out", str(out)]
+    # The run's shared compilation cache: what is under test is the signal, not compiling,
+    # so the second child (and the in-process rerun) load the first one's programs.
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=child_env())
+                            env=child_env(ICRST_JAX_CACHE_DIR=os.environ["ICRST_JAX_TEST_XLA_CACHE"]))
     for line in proc.stderr:
         if line.split()[:2] == ["epoch", "3/20000"]:
             proc.send_signal(signum)
