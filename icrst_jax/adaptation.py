@@ -52,16 +52,12 @@ from typing import Callable, Sequence
 
 import jax
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import GaussianNB
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from icrst_jax import distributed, faults, live_logs, run_identity, stages
+# The evaluation package loads scikit-learn on first use: its names are read at call time.
+from icrst_jax import distributed, evaluation, faults, live_logs, run_identity, stages
 from icrst_jax.config import CROSS_ICRST, AdaptConfig, GridPoint, StudyConfig, TrainConfig
 from icrst_jax.data import load_dataset
 from icrst_jax.distributed import to_host
-from icrst_jax.evaluation import evaluate_classifiers, knn_purity, make_classifier, summarize
 from icrst_jax.models import check_widths
 from icrst_jax.pairing import build_pairing_table
 from icrst_jax.reporting import atomic_write_text, write_results_json
@@ -131,6 +127,13 @@ def pseudo_labels(z_source, y_source, z_target, *, classifier: str, threshold: f
     Returns:
       (labels (N_t,), confident (N_t,) bool).
     """
+    # scikit-learn is imported here for start-up time: the command line imports this module
+    # for every study, and a --help, a dry check or a refused input need no scikit-learn.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     clf = GaussianNB() if classifier == "nb" else make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
     clf.fit(np.asarray(z_source, np.float64), y_source)
     proba = clf.predict_proba(np.asarray(z_target, np.float64))
@@ -266,7 +269,7 @@ def transfer_accuracy(z_source, y_source, z_target, y_target, classifiers: Seque
     """Accuracy on the target of each classifier fitted on the source latents: ``{name: float}``."""
     out = {}
     for name in classifiers:
-        clf = make_classifier(name, seed)
+        clf = evaluation.make_classifier(name, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(np.asarray(z_source, np.float64), y_source)
@@ -287,7 +290,7 @@ def domain_invariance(z_source, z_target, *, classifier: str = "nb", n_folds: in
     b = np.asarray(z_target)[rng.choice(len(z_target), n, replace=False)]
     z = np.concatenate([a, b])
     domain = np.r_[np.zeros(n, int), np.ones(n, int)]
-    return evaluate_classifiers(z, domain, [classifier], n_folds=n_folds, seed=seed)[classifier]["accuracy"]["mean"]
+    return evaluation.evaluate_classifiers(z, domain, [classifier], n_folds=n_folds, seed=seed)[classifier]["accuracy"]["mean"]
 
 
 def evaluate_point(z_source, y_source, z_target, y_target, *, classifiers, n_folds, purity_k, seed=0,
@@ -303,10 +306,10 @@ def evaluate_point(z_source, y_source, z_target, y_target, *, classifiers, n_fol
     """
     out = {"transfer": transfer_accuracy(z_source, y_source, z_target, y_target, classifiers, seed)}
     if target_only:
-        cv = evaluate_classifiers(z_target, y_target, list(classifiers), n_folds=n_folds, seed=seed)
+        cv = evaluation.evaluate_classifiers(z_target, y_target, list(classifiers), n_folds=n_folds, seed=seed)
         out["target_only"] = {c: cv[c]["accuracy"]["mean"] for c in classifiers}
     out["domain_accuracy"] = domain_invariance(z_source, z_target, classifier=classifiers[0], seed=seed)
-    out["target_purity"] = knn_purity(z_target, y_target, k=purity_k)["purity"]
+    out["target_purity"] = evaluation.knn_purity(z_target, y_target, k=purity_k)["purity"]
     return out
 
 
@@ -324,7 +327,7 @@ def _get(record, path):
 
 def pool_over_seeds(records: Sequence[dict]) -> dict:
     """Mean and percentile interval over seeds of every metric: ``{"transfer/svm": summary, ...}``."""
-    return {"/".join(path): summarize([_get(r, path) for r in records]) for path in _metric_paths(records[0])}
+    return {"/".join(path): evaluation.summarize([_get(r, path) for r in records]) for path in _metric_paths(records[0])}
 
 
 # ---------------------------------------------------------------------------

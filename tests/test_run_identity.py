@@ -157,8 +157,9 @@ def test_a_failed_start_leaves_no_folder_and_a_run_no_lock_file(tmp_path):
             assert json.loads((out / "run.json").read_text())["fields"] == run_identity.fingerprint(cfg)
             raise RuntimeError("data not found")
     assert not out.exists()
+    assert not out.parent.exists()  # nor the runs/ folder it made on the way
     # A folder that existed before, or that holds results, stays.
-    out.mkdir()
+    out.mkdir(parents=True)
     with pytest.raises(RuntimeError):
         with run_identity.claim_folder(out, cfg):
             raise RuntimeError("data not found")
@@ -170,7 +171,7 @@ def test_a_failed_start_leaves_no_folder_and_a_run_no_lock_file(tmp_path):
 
 def test_device_count_is_refused_before_any_file(tmp_path, capsys):
     out = tmp_path / "never"
-    assert cli.main([*TINY, "--num-devices", "5", "--out", str(out), "--quiet"]) == 2  # the session has 4 devices
+    assert cli.main([*TINY, "--num-devices", "5", "--out", str(out), "--quiet"]) == 2  # the test process has 4 devices
     assert capsys.readouterr().err.strip() == "error: num_devices=5 but 4 devices are available"
     assert not out.exists()
 
