@@ -594,7 +594,8 @@ def write_outputs(cfg: StudyConfig, dataset, latents: Latents, study: StudyResul
     reporting.atomic_write_text(out / "report.md", reporting.render_report(study))
     study = dataclasses.replace(study, timing=timer(tsne_s) if timer else None)
     reporting.write_results_json(out / "results.json", study.to_dict())
-    say(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
+    # A detail line: the command line ends with the paths it really wrote.
+    detail_of(say)(f"wrote {out / 'results.json'}, {out / 'report.md'} and {len(figures)} figure(s)")
     if study.timing:
         say(study.timing.line())
     return study

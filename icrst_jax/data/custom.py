@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from icrst_jax.data import image_folder, tables
-from icrst_jax.data.dataset import Dataset, DatasetError, Preprocessing, channel_stats, resize_images, validate_arrays
+from icrst_jax.data.dataset import Dataset, DatasetError, fit_preprocessing, resize_images, validate_arrays
 from icrst_jax.data.download import default_data_dir
 from icrst_jax.data.registry import MIN_IMAGE_SIZE, STRIDED_MULTIPLE
 from icrst_jax.data.sources import stratified_split, tfds_default_dir
@@ -266,22 +266,8 @@ def _image_size(x: np.ndarray, image_size: int | None, what: str) -> tuple[tuple
 def _preprocess(x_train, x_test, kind: str, raw_max, input_scheme: str):
     """Unit scale from the training split (per column for tables, one range for images), then
     the paper's encoder input; returns the unit-scale splits and the :class:`Preprocessing`."""
-    if kind == "tabular":
-        lo, hi = x_train.min(axis=0), x_train.max(axis=0)
-        span = hi - lo
-        scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 1.0)
-        d = x_train.shape[1]
-        prep = Preprocessing("tabular", lo, scale, np.zeros(d), np.ones(d), input_scheme)
-        return prep.to_unit(x_train), prep.to_unit(x_test), prep
-    c = x_train.shape[-1]
-    lo = 0.0 if raw_max is not None else float(x_train.min())
-    span = (raw_max if raw_max is not None else float(x_train.max())) - lo
-    ones = np.ones(c, np.float32)
-    prep = Preprocessing("image", lo * ones, ones / np.float32(span if span > 0 else 1.0), 0 * ones, ones,
-                         input_scheme)
-    unit_train, unit_test = prep.to_unit(x_train), prep.to_unit(x_test)
-    mean, std = channel_stats(unit_train)
-    return unit_train, unit_test, dataclasses.replace(prep, mean=mean, std=std)
+    prep, unit_train = fit_preprocessing(kind, x_train, input_scheme, raw_max=raw_max)
+    return unit_train, prep.to_unit(x_test), prep
 
 
 def suggest_model(kind: str, shape: tuple[int, ...], width: float = 1.0) -> tuple[str, int | None]:

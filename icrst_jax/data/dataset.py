@@ -415,6 +415,32 @@ def channel_stats(unit: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.n
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def fit_preprocessing(kind: str, x_train, input_scheme: str, *, raw_max: float | None = None
+                      ) -> tuple[Preprocessing, np.ndarray]:
+    """The paper's preprocessing fitted on the training split, and that split at unit scale.
+
+    Tables: each column's [min, max] to [0, 1] (a constant column maps to 0). Images:
+    [0, ``raw_max``] (or, unknown, the split's own range) to [0, 1] for every channel,
+    then the per-channel mean and std of the unit-scale images for the encoder input.
+    """
+    if kind == "tabular":
+        lo, hi = x_train.min(axis=0), x_train.max(axis=0)
+        span = hi - lo
+        # A constant feature maps to 0 rather than dividing by zero.
+        scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 1.0)
+        d = x_train.shape[1]
+        prep = Preprocessing("tabular", lo, scale, np.zeros(d), np.ones(d), input_scheme)
+        return prep, prep.to_unit(x_train)
+    ones = np.ones(x_train.shape[-1], np.float32)
+    lo = 0.0 if raw_max is not None else float(x_train.min())
+    span = (raw_max if raw_max is not None else float(x_train.max())) - lo
+    prep = Preprocessing("image", lo * ones, ones / np.float32(span if span > 0 else 1.0), 0 * ones, ones,
+                         input_scheme)
+    unit_train = prep.to_unit(x_train)
+    mean, std = channel_stats(unit_train)
+    return dataclasses.replace(prep, mean=mean, std=std), unit_train
+
+
 def assemble(
     name: str,
     raw: tuple,
@@ -433,12 +459,6 @@ def assemble(
     y_test = _int32_labels(y_test, name)
     if spec.kind == "tabular":
         x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
-        lo, hi = x_train.min(axis=0), x_train.max(axis=0)
-        span = hi - lo
-        # A constant feature maps to 0 rather than dividing by zero.
-        scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 1.0)
-        d = x_train.shape[1]
-        prep = Preprocessing("tabular", lo, scale, np.zeros(d), np.ones(d), input_scheme)
     else:
         if x_train.ndim != 4 or x_test.ndim != 4:
             raise DatasetError(f"{name}: images must be (N, H, W, C), got {x_train.shape} and {x_test.shape}")
@@ -447,11 +467,8 @@ def assemble(
             x_train = resize_images(x_train, size)
         if size is not None and x_test.shape[1:3] != size:
             x_test = resize_images(x_test, size)
-        prep = Preprocessing.for_images(x_train.shape[-1], spec.raw_max, input_scheme)
-    unit_train, unit_test = prep.to_unit(x_train), prep.to_unit(x_test)
-    if spec.kind == "image":
-        mean, std = channel_stats(unit_train)
-        prep = dataclasses.replace(prep, mean=mean, std=std)
+    prep, unit_train = fit_preprocessing(spec.kind, x_train, input_scheme, raw_max=spec.raw_max)
+    unit_test = prep.to_unit(x_test)
     num_classes = int(np.unique(np.concatenate([y_train, y_test])).size)
     return Dataset(name, unit_train, y_train, unit_test, y_test, prep, num_classes, split, source)
 
