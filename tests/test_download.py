@@ -60,6 +60,10 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
+                if mode == "headers only":  # the server answers, then sends no byte of the file
+                    self.wfile.flush()
+                    server.release.wait(20)
+                    return
                 try:
                     self.wfile.write(payload[: len(payload) // 2] if mode == "cut" else payload)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout, an interrupt)
@@ -423,6 +427,13 @@ def test_refused_stalled_or_cut_downloads_leave_no_folder_and_say_downloading_on
     monkeypatch.setenv(download.MIRROR_ENV, f"{site.url}/a")
     monkeypatch.setattr(download, "READ_TIMEOUT_S", 0.3)
     site.behaviour["/a/mnist/train-images-idx3-ubyte.gz"] = "hold"
+    with pytest.raises(DatasetError, match=r"no data for 0.3 s"):
+        download.fetch("mnist", data_dir, **quiet(lines))
+    site.release.set()
+    assert lines == [] and not (tmp_path / "fresh").exists()
+    # Answered with headers, then silence: still no byte, so still no "downloading" line.
+    site.release.clear()
+    site.behaviour["/a/mnist/train-images-idx3-ubyte.gz"] = "headers only"
     with pytest.raises(DatasetError, match=r"no data for 0.3 s"):
         download.fetch("mnist", data_dir, **quiet(lines))
     site.release.set()

@@ -21,6 +21,7 @@ from a cluster's own mirror or, in the tests, a server on 127.0.0.1.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import errno
 import fcntl
 import logging
@@ -154,8 +155,9 @@ def _reason(e: Exception) -> str:
 class _Streamer:
     """pooch's downloader: one GET with a connect and a read timeout, streamed in chunks.
 
-    It says "downloading ..." only once the server has answered with the file
-    (a refused, silent or missing one gets only the error line), and a server that stops sending
+    It says "downloading ..." only once the file's first bytes arrive (a refused,
+    silent or missing one, or one that sends its headers and then nothing, gets
+    only the error line), and a server that stops sending
     for :data:`READ_TIMEOUT_S` fails the transfer instead of hanging the run.
     """
 
@@ -167,11 +169,15 @@ class _Streamer:
 
         with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as response:
             response.raise_for_status()
-            self.say(self.line)  # the server answered: the file is on its way
             total = int(response.headers.get("content-length", 0)) or None
+            # One byte first, so that the line is said when data arrives, also for a transfer
+            # that is cut before a whole chunk came.
+            first = next(response.iter_content(chunk_size=1), b"")
+            if first:
+                self.say(self.line)
             with open(output_file, "wb") if isinstance(output_file, (str, os.PathLike)) else \
                     contextlib.nullcontext(output_file) as out, _progress_bar(total, self.progress) as bar:
-                for chunk in response.iter_content(chunk_size=1 << 16):
+                for chunk in itertools.chain([first], response.iter_content(chunk_size=1 << 16)):
                     out.write(chunk)
                     bar.update(len(chunk))
 
