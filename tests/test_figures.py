@@ -109,6 +109,17 @@ def test_study_figures_have_titles_labels_and_a_legend_clear_of_the_data(caught,
     assert "Standard (p = 0)" in p_labels and "untrained encoder" in p_labels
 
 
+def test_a_short_run_has_whole_epoch_ticks(caught, tmp_path):
+    records = [_record("standard", 0.0, 0.8, epochs=(0, 1, 2)), _record("icrst", 1.0, 0.9, epochs=(0, 1, 2))]
+    figures.plot_vs_epochs(records, tmp_path / "e.png", classifier="mlp", title="along training")
+    (fig,) = caught
+    fig.canvas.draw()
+    for ax in fig.axes:
+        if ax.get_visible():
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
 def test_the_check_fails_on_a_legend_over_the_data_and_a_missing_label(caught, tmp_path):
     fig = figures.new_figure((4, 3))
     ax = fig.subplots()

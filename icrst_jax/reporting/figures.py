@@ -348,6 +348,7 @@ def plot_vs_epochs(
       ``Path(path)``.
     """
     from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
 
     recs = _one_per_program(sorted((r for r in map(as_dict, records) if r.get("trajectory")), key=sort_key))
     if not recs:
@@ -371,6 +372,7 @@ def plot_vs_epochs(
             ax.set_yscale("log")
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a few epochs: no 0.5-epoch ticks
         ax.set_ylabel(label.split(",")[0].split(" (")[0])
         ax.grid(alpha=0.3)
     _share_score_range([ax for ax, (label, _, _) in zip(axes, panels) if label.startswith(_score_name(
