@@ -658,7 +658,8 @@ def _start_line(config: TrainConfig, engine: Engine, points: Sequence[GridPoint]
     what = (
         f"{config.mode} p={config.p:g} seeds={seeds}"
         if pairs == [(config.mode, config.p)]
-        else f"{len(points)} runs ({', '.join(f'{m} p={q:g}' for m, q in pairs)}; seeds {sorted(set(seeds))})"
+        # A study's header line has already listed its grid points.
+        else f"{len(points)} runs"
     )
     return (
         f"{what} model={config.model.name} width={config.model.width:g} "
