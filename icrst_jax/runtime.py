@@ -17,8 +17,10 @@ suite deliberately does not, because it reports compilation time separately.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -256,4 +258,26 @@ def versions() -> dict:
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
         "processes": jax.process_count(),
+        "icrst_jax_commit": source_commit(),
     }
+
+
+@functools.cache
+def source_commit() -> str | None:
+    """The git commit of this package's checkout (``+dirty`` with uncommitted changes), or None.
+
+    A results.json quoted in the docs names the code it ran at; an installed copy
+    outside git has no commit.
+    """
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(here), "rev-parse", "--show-toplevel", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=5)
+        # Only this project's own checkout: a copy installed inside another repository has no commit of ours.
+        if head.returncode != 0 or Path(head.stdout.split()[0]).resolve() != here.parent:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.split()[1] + ("+dirty" if dirty.stdout.strip() else "")

@@ -49,7 +49,7 @@ from icrst_jax.encoder import save_encoder
 from icrst_jax.log import bar_of, detail_of
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
-from icrst_jax.runtime import compilation_cache_dir, versions
+from icrst_jax.runtime import compilation_cache_dir, source_commit, versions
 from icrst_jax.train import Snapshots, effective_batch_size, encode, fit, loss_curve, make_mesh
 from icrst_jax.training_check import check_training
 
@@ -151,6 +151,7 @@ def run_pipeline(cfg: StudyConfig, out: Path, *, progress: Callable[[str], None]
     make_mesh(cfg.train.num_devices)  # a device count this machine lacks: refused before any file or data
     distributed.check_same_study(cfg)  # a multi-process run: one study, one folder that all processes see
     say = progress or (lambda line: None)
+    source_commit()  # read now: results.json names the code that was loaded, not a later checkout
     with _prepared_folder(cfg, out):
         clock = {"start": time.perf_counter()}
         say(f"output folder: {out}")

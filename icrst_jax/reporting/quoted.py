@@ -1,0 +1,131 @@
+"""Quoted results: the tables of measured results in the docs, written from a committed results.json.
+
+A quoted table sits in a markdown file between two comments that name a
+``results.json`` (relative to the markdown file) and a section of the
+``report.md`` that the report code writes from it::
+
+    <!-- quoted: breast_cancer_b64/results.json "Classification: accuracy, raw latents" -->
+    | method | seeds | SVM | ... |
+    |---|---|---|...|
+    ...
+    <!-- end quoted -->
+
+The block holds that section's table as :func:`~icrst_jax.reporting.markdown.render_report`
+writes it today, so a quoted number cannot drift from its results.json or
+from the report code: ``python -m experiments.quote`` rewrites the blocks,
+``--check`` lists the stale ones, and the test suite runs the check on
+README.md and docs/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from icrst_jax.reporting.markdown import render_report
+from icrst_jax.reporting.records import StudyResult
+
+BLOCK = re.compile(
+    r'(?P<open><!-- quoted: (?P<source>\S+) "(?P<section>[^"]+)" -->\n)(?P<body>.*?)(?P<close><!-- end quoted -->)',
+    re.S,
+)
+
+
+class QuoteError(ValueError):
+    """A quoted block that cannot be written: its results.json or its section is missing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Quote:
+    """One quoted block of a markdown file: where it points and what it holds now."""
+
+    document: Path
+    source: Path
+    section: str
+    body: str
+
+
+def quotes(document: Path) -> list[Quote]:
+    """The quoted blocks of one markdown file, in order."""
+    document = Path(document)
+    text = document.read_text()
+    return [Quote(document, document.parent / m["source"], m["section"], m["body"]) for m in BLOCK.finditer(text)]
+
+
+def study_from_json(payload: Mapping) -> StudyResult:
+    """The :class:`StudyResult` a grid study's results.json describes (what its report reads)."""
+    if "records" not in payload or "dataset" not in payload:
+        raise QuoteError("not a grid study's results.json (no 'records' or 'dataset')")
+    return StudyResult(
+        dataset=payload["dataset"],
+        metric=payload.get("metric", ""),
+        records=payload["records"],
+        figures=(),
+        data=payload.get("data") or {},
+    )
+
+
+def section_table(report: str, section: str) -> str:
+    """The markdown table (its lines, newline-terminated) under ``## {section}`` in ``report``."""
+    lines = report.splitlines()
+    heading = f"## {section}"
+    if heading not in lines:
+        known = [line[3:] for line in lines if line.startswith("## ")]
+        raise QuoteError(f"no section {section!r}; the report has: {', '.join(map(repr, known))}")
+    table = []
+    for line in lines[lines.index(heading) + 1:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    if not table:
+        raise QuoteError(f"section {section!r} has no table")
+    return "\n".join(table) + "\n"
+
+
+def render(quote: Quote, _reports: dict | None = None) -> str:
+    """What the block should hold: the section's table of the report written from its results.json."""
+    reports = {} if _reports is None else _reports
+    source = quote.source.resolve()
+    if source not in reports:
+        if not source.is_file():
+            raise QuoteError(f"{quote.document}: {quote.source} does not exist")
+        reports[source] = render_report(study_from_json(json.loads(source.read_text())))
+    try:
+        return section_table(reports[source], quote.section)
+    except QuoteError as e:
+        raise QuoteError(f"{quote.document}: {quote.source}: {e}") from None
+
+
+def stale(documents: Iterable[Path]) -> list[Quote]:
+    """The quoted blocks whose table differs from what the report code writes today."""
+    reports: dict = {}
+    return [q for d in documents for q in quotes(d) if q.body != render(q, reports)]
+
+
+def rewrite(document: Path) -> int:
+    """Rewrites the quoted blocks of one markdown file; returns how many changed."""
+    document = Path(document)
+    text, reports, changed = document.read_text(), {}, 0
+
+    def fill(m: re.Match) -> str:
+        nonlocal changed
+        body = render(Quote(document, document.parent / m["source"], m["section"], m["body"]), reports)
+        changed += body != m["body"]
+        return m["open"] + body + m["close"]
+
+    new = BLOCK.sub(fill, text)
+    if changed:
+        document.write_text(new)
+    return changed
+
+
+def documents(root: Path) -> list[Path]:
+    """The markdown files whose quoted tables are kept current: README.md and docs/."""
+    root = Path(root)
+    return [p for p in [root / "README.md", *sorted((root / "docs").rglob("*.md"))] if p.is_file()]

@@ -1,0 +1,73 @@
+"""The quoted result tables of README.md and docs/ are what the report code writes from their results.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from experiments import quote
+from icrst_jax.reporting import quoted
+from icrst_jax.reporting.markdown import render_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_quoted_table_is_what_the_report_code_writes_from_its_results_json():
+    docs = quoted.documents(ROOT)
+    blocks = [q for d in docs for q in quoted.quotes(d)]
+    assert len(blocks) >= 3, "the docs quote their measured tables"
+    for q in blocks:
+        assert q.source.name == "results.json" and q.source.is_file(), q
+    assert [f"{q.document.name}: {q.section}" for q in quoted.stale(docs)] == []
+
+
+def _doc_with_a_block(tmp_path: Path) -> tuple[Path, str]:
+    """A markdown file quoting the Breast Cancer study's raw table, and that table."""
+    source = next(q.source for d in quoted.documents(ROOT) for q in quoted.quotes(d))
+    shutil.copy(source, tmp_path / "results.json")
+    report = render_report(quoted.study_from_json(json.loads(source.read_text())))
+    section = next(line[3:] for line in report.splitlines() if line.startswith("## Classification"))
+    table = quoted.section_table(report, section)
+    doc = tmp_path / "page.md"
+    doc.write_text(f'# Page\n\ntext\n\n<!-- quoted: results.json "{section}" -->\n{table}<!-- end quoted -->\n\nmore\n')
+    return doc, table
+
+
+def test_a_changed_number_is_found_and_rewritten(tmp_path, capsys):
+    doc, table = _doc_with_a_block(tmp_path)
+    assert quote.main(["--check", str(doc)]) == 0
+    cell = table.splitlines()[2].split(" | ")[2]  # the first row's first classifier cell
+    doc.write_text(doc.read_text().replace(cell, cell.replace("0.", "0.1", 1), 1))
+    assert quote.main(["--check", str(doc)]) == 1
+    assert "stale: " in capsys.readouterr().out
+    assert quote.main([str(doc)]) == 0
+    assert table in doc.read_text() and doc.read_text().endswith("<!-- end quoted -->\n\nmore\n")
+    assert quote.main(["--check", str(doc)]) == 0
+
+
+def test_a_block_without_its_source_or_section_is_one_line_exit_2(tmp_path, capsys):
+    doc, _ = _doc_with_a_block(tmp_path)
+    text = doc.read_text()
+    doc.write_text(text.replace('"Classification', '"Classificaton'))
+    assert quote.main(["--check", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no section 'Classificaton" in err
+    doc.write_text(text.replace("quoted: results.json", "quoted: gone/results.json"))
+    assert quote.main([str(doc)]) == 2
+    assert "gone/results.json does not exist" in capsys.readouterr().err
+
+
+def test_the_readme_glance_quotes_only_numbers_of_the_page_it_links():
+    """Each results-at-a-glance row's numbers appear on the page it links to."""
+    readme = (ROOT / "README.md").read_text()
+    glance = readme.split("## Results at a glance", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in glance.splitlines() if line.startswith("| ") and "](docs/results/" in line]
+    assert len(rows) >= 3
+    for row in rows:
+        page = ROOT / re.search(r"\]\((docs/results/[^)#]+)\)", row)[1]
+        numbers = re.findall(r"(?<![\d.])\d\.\d{2,3}(?!\d)", row)
+        assert numbers, row
+        text = page.read_text()
+        assert [n for n in numbers if n not in text] == [], f"{page.name}: {row}"
