@@ -25,11 +25,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax import distributed, evaluation, reporting, run_identity, stages
+from icrst_jax import distributed, reporting, run_identity, stages
 from icrst_jax.config import StudyConfig
 from icrst_jax.models import check_widths
 from icrst_jax.reporting.console import comparison_table
-from icrst_jax.reporting.markdown import format_score, markdown_table
+from icrst_jax.reporting.latent_sizes import render_latent_sizes, rows_by_size
 from icrst_jax.reporting.records import SCHEMA_VERSION
 from icrst_jax.reporting.rows import plain_row_label
 
@@ -124,55 +124,15 @@ def _load(out: Path, latent_sizes: Sequence[int]) -> list[dict]:
     return payloads
 
 
-def _row_key(rec: Mapping) -> tuple[str, float | None]:
-    return rec["mode"], rec.get("p")
-
-
-def side_by_side(payloads: Sequence[Mapping], latent_sizes: Sequence[int]) -> dict:
-    """``{(mode, p): {latent size: record}}`` in the studies' row order."""
-    rows: dict[tuple, dict[int, Mapping]] = {}
-    for size, payload in zip(latent_sizes, payloads):
-        for rec in payload["records"]:
-            rows.setdefault(_row_key(rec), {})[int(size)] = rec
-    return rows
-
-
-def _label(by_size: Mapping) -> str:
-    """The row label (mode, p) of one row of :func:`side_by_side`."""
-    return plain_row_label(next(iter(by_size.values())))
-
-
-def _difference_cell(rec: Mapping | None, standard: Mapping | None, classifier: str, metric: str) -> str:
-    """Paired ``rec - standard`` over their seed x fold scores (the same seeds, in order)."""
-    if rec is None or standard is None or rec.get("seeds") != standard.get("seeds"):
-        return "—"
-    a = rec["classifiers"][classifier][metric]["folds"]
-    b = standard["classifiers"][classifier][metric]["folds"]
-    if len(a) != len(b):
-        return "—"
-    mean, low, high = evaluation.percentile_interval(np.subtract(a, b))
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
-
-
-def _loss_cell(rec: Mapping | None) -> str:
-    losses = [x for x in (rec or {}).get("final_loss") or [] if x is not None]
-    if not losses:
-        return "—"
-    if len(losses) == 1:
-        return f"{losses[0]:.4f}"
-    return f"{np.mean(losses):.4f} ± {np.std(losses, ddof=1):.4f}"
-
-
 def combine(out, latent_sizes: Sequence[int]) -> dict:
     """Reads each width's ``results.json`` under ``out`` and writes the side-by-side report.
 
-    Writes ``latent_sizes.md`` (per classifier: score mean [95% interval of
-    the mean] per mode and p against latent size; then the final training
-    loss (mean ± standard deviation over seeds; ICRST / TRST against their
-    swapped targets), each mode's score minus Standard's paired over seeds and
-    folds, the section 7 MI and the kNN purity), the figure
-    ``<metric>_vs_latent_size.png`` (one panel per classifier, one line per
-    mode and p, the interval shaded) and ``results.json``.
+    Writes ``results.json`` (every width's records, each with its
+    ``latent_size``), the figure ``<metric>_vs_latent_size.png`` (one panel per
+    classifier, one line per mode and p, the interval shaded) and
+    ``latent_sizes.md``, the tables that
+    :func:`icrst_jax.reporting.latent_sizes.render_latent_sizes` writes from
+    that results.json.
 
     Returns:
       ``{"dataset", "metric", "latent_sizes", "schema_version", "folders", "records",
@@ -186,47 +146,13 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
     out = Path(out)
     sizes = [int(s) for s in latent_sizes]
     payloads = _load(out, sizes)
-    metric = payloads[0]["metric"]
-    dataset = payloads[0]["dataset"]
-    rows = side_by_side(payloads, sizes)
-    classifiers = list(payloads[0]["records"][0]["classifiers"])
-    head = ["method"] + [f"latent {s}" for s in sizes]
-    lines = [f"# {dataset}: the bottleneck as a study axis", "",
-             f"Each column is the same study with `train.model.latent_size` = L (folder `latent_size<L>/`, "
-             f"its own report there). Held-out {reporting.METRIC_LABELS.get(metric, metric)}: mean [low, high], "
-             f"the 95% interval of the mean (percentile bootstrap over seeds and folds).", ""]
-    for name in classifiers:
-        lines += [f"## {reporting.CLASSIFIER_LABELS.get(name, name)}", ""]
-        lines += markdown_table(head, [
-            [_label(by)] + [format_score(by[s]["classifiers"].get(name, {}).get(metric)) if s in by else "—"
-                                for s in sizes]
-            for key, by in rows.items()
-        ])
-        lines.append("")
-    trained = {k: by for k, by in rows.items() if k[0] != "untrained"}
-    if ("standard", 0.0) in rows:
-        lines += ["## Difference to Standard, paired", "",
-                  "Score minus Standard's at the same latent size, over the same seeds' cross-validation folds "
-                  "(a seed's folds are the same for every mode): mean [95% percentile interval] of the "
-                  "seed x fold differences.", ""]
-        for name in classifiers:
-            cells = [[f"{reporting.CLASSIFIER_LABELS.get(name, name)}: {_label(by)}"]
-                     + [_difference_cell(by.get(s), rows[("standard", 0.0)].get(s), name, metric) for s in sizes]
-                     for k, by in trained.items() if k != ("standard", 0.0)]
-            lines += markdown_table(head, cells) + [""]
-    lines += ["## Final training loss", "",
-              "MSE against the training targets in the last epoch, mean ± standard deviation over seeds "
-              "(ICRST and TRST: against their swapped targets, so compare a mode with itself across widths).", ""]
-    lines += markdown_table(head, [[_label(by)] + [_loss_cell(by.get(s)) for s in sizes] for k, by in trained.items()])
-    lines.append("")
-    lines += _measure_tables(rows, sizes, head)
-    figure = plot_vs_latent_size(rows, sizes, classifiers, metric, out / f"{metric}_vs_latent_size.png",
+    metric, dataset = payloads[0]["metric"], payloads[0]["dataset"]
+    records = [{**rec, "latent_size": s} for s, p in zip(sizes, payloads) for rec in p["records"]]
+    figure = plot_vs_latent_size(rows_by_size(records), sizes, list(records[0]["classifiers"]), metric,
+                                 out / f"{metric}_vs_latent_size.png",
                                  title=f"{dataset}: held-out {reporting.METRIC_LABELS.get(metric, metric)} "
                                        f"against latent size",
                                  majority=majority_share(size_dir(out, sizes[0])) if metric == "accuracy" else None)
-    lines += [f"![{metric} against latent size]({figure.name})", ""]
-    reporting.atomic_write_text(out / TABLE, "\n".join(lines))
-    records = [{**rec, "latent_size": s} for s, p in zip(sizes, payloads) for rec in p["records"]]
     combined = {
         "dataset": dataset,
         "metric": metric,
@@ -237,22 +163,9 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
         "diverged": [{**d, "latent_size": s} for s, p in zip(sizes, payloads) for d in p.get("diverged", [])],
         "figures": [figure.name],
     }
+    reporting.atomic_write_text(out / TABLE, render_latent_sizes(combined))
     reporting.write_results_json(out / RESULTS, combined)
     return combined
-
-
-def _measure_tables(rows: Mapping, sizes: Sequence[int], head: list[str]) -> list[str]:
-    """The MI and kNN purity tables (where the study computed them), one row per mode and p."""
-    lines = []
-    for title, field, value in (("Mutual information (section 7)", "mi", "mi"), ("kNN purity", "purity", "purity")):
-        if any((r or {}).get(field) for by in rows.values() for r in by.values()):
-            lines += [f"## {title}", ""]
-            lines += markdown_table(head, [
-                [_label(by)] + [f"{by[s][field][value]:.3f}" if s in by and by[s].get(field) else "—" for s in sizes]
-                for k, by in rows.items()
-            ])
-            lines.append("")
-    return lines
 
 
 def majority_share(folder: Path) -> float | None:
@@ -282,7 +195,7 @@ def plot_vs_latent_size(rows: Mapping, sizes: Sequence[int], classifiers: Sequen
             x = np.array([s for s, _ in pts], dtype=float)
             mean = np.array([v["mean"] for _, v in pts])
             style = dict(linestyle="--", color="gray") if key[0] == "untrained" else {}
-            line = ax.plot(x, mean, marker="o", label=_label(by), **style)[0]
+            line = ax.plot(x, mean, marker="o", label=plain_row_label(next(iter(by.values()))), **style)[0]
             ax.fill_between(x, [v["low"] for _, v in pts], [v["high"] for _, v in pts], color=line.get_color(),
                             alpha=0.15, linewidth=0)
         if majority is not None:

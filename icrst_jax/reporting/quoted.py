@@ -10,8 +10,9 @@ A quoted table sits in a markdown file between two comments that name a
     ...
     <!-- end quoted -->
 
-The block holds that section's table as :func:`~icrst_jax.reporting.markdown.render_report`
-writes it today, so a quoted number cannot drift from its results.json or
+The block holds that section's table as the report code writes it today
+(:func:`~icrst_jax.reporting.markdown.render_report` for a grid study,
+:func:`~icrst_jax.reporting.latent_sizes.render_latent_sizes` for a latent-size study), so a quoted number cannot drift from its results.json or
 from the report code: ``python -m experiments.quote`` rewrites the blocks,
 ``--check`` lists the stale ones, and the test suite runs the check on
 README.md and docs/.
@@ -25,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from icrst_jax.reporting.latent_sizes import render_latent_sizes
 from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
 
@@ -68,6 +70,14 @@ def study_from_json(payload: Mapping) -> StudyResult:
     )
 
 
+def report_of(payload: Mapping) -> str:
+    """The markdown report a study writes from this results.json: a latent-size study's
+    ``latent_sizes.md`` or a grid study's ``report.md``."""
+    if "latent_sizes" in payload:
+        return render_latent_sizes(payload)
+    return render_report(study_from_json(payload))
+
+
 def section_table(report: str, section: str) -> str:
     """The markdown table (its lines, newline-terminated) under ``## {section}`` in ``report``."""
     lines = report.splitlines()
@@ -95,7 +105,7 @@ def render(quote: Quote, _reports: dict | None = None) -> str:
     if source not in reports:
         if not source.is_file():
             raise QuoteError(f"{quote.document}: {quote.source} does not exist")
-        reports[source] = render_report(study_from_json(json.loads(source.read_text())))
+        reports[source] = report_of(json.loads(source.read_text()))
     try:
         return section_table(reports[source], quote.section)
     except QuoteError as e:
