@@ -7,6 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from experiments import quote
 from icrst_jax.reporting import quoted
 from icrst_jax.reporting.markdown import render_report
@@ -71,3 +73,12 @@ def test_the_readme_glance_quotes_only_numbers_of_the_page_it_links():
         assert numbers, row
         text = page.read_text()
         assert [n for n in numbers if n not in text] == [], f"{page.name}: {row}"
+
+
+def test_a_section_with_several_tables_is_quoted_by_number():
+    report = "# r\n\n## A\n\ntext\n\n| a |\n|---|\n| 1 |\n\n| b |\n|---|\n| 2 |\n\n## B\n\n| c |\n|---|\n| 3 |\n"
+    assert quoted.section_table(report, "A") == "| a |\n|---|\n| 1 |\n"
+    assert quoted.section_table(report, "A", 2) == "| b |\n|---|\n| 2 |\n"
+    assert quoted.section_table(report, "B") == "| c |\n|---|\n| 3 |\n"
+    with pytest.raises(quoted.QuoteError, match="has 2 table"):
+        quoted.section_table(report, "A", 3)

@@ -10,7 +10,8 @@ A quoted table sits in a markdown file between two comments that name a
     ...
     <!-- end quoted -->
 
-The block holds that section's table as the report code writes it today
+A section with several tables takes ``table N`` after its name (the first
+by default). The block holds that table as the report code writes it today
 (:func:`~icrst_jax.reporting.markdown.render_report` for a grid study,
 :func:`~icrst_jax.reporting.latent_sizes.render_latent_sizes` for a latent-size study), so a quoted number cannot drift from its results.json or
 from the report code: ``python -m experiments.quote`` rewrites the blocks,
@@ -31,7 +32,8 @@ from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
 
 BLOCK = re.compile(
-    r'(?P<open><!-- quoted: (?P<source>\S+) "(?P<section>[^"]+)" -->\n)(?P<body>.*?)(?P<close><!-- end quoted -->)',
+    r'(?P<open><!-- quoted: (?P<source>\S+) "(?P<section>[^"]+)"(?: table (?P<table>\d+))? -->\n)'
+    r'(?P<body>.*?)(?P<close><!-- end quoted -->)',
     re.S,
 )
 
@@ -48,13 +50,18 @@ class Quote:
     source: Path
     section: str
     body: str
+    table: int = 1
 
 
 def quotes(document: Path) -> list[Quote]:
     """The quoted blocks of one markdown file, in order."""
     document = Path(document)
     text = document.read_text()
-    return [Quote(document, document.parent / m["source"], m["section"], m["body"]) for m in BLOCK.finditer(text)]
+    return [_quote(document, m) for m in BLOCK.finditer(text)]
+
+
+def _quote(document: Path, m: re.Match) -> Quote:
+    return Quote(document, document.parent / m["source"], m["section"], m["body"], int(m["table"] or 1))
 
 
 def study_from_json(payload: Mapping) -> StudyResult:
@@ -78,24 +85,27 @@ def report_of(payload: Mapping) -> str:
     return render_report(study_from_json(payload))
 
 
-def section_table(report: str, section: str) -> str:
-    """The markdown table (its lines, newline-terminated) under ``## {section}`` in ``report``."""
+def section_table(report: str, section: str, table: int = 1) -> str:
+    """The ``table``-th markdown table (its lines, newline-terminated) under ``## {section}`` in ``report``."""
     lines = report.splitlines()
     heading = f"## {section}"
     if heading not in lines:
         known = [line[3:] for line in lines if line.startswith("## ")]
         raise QuoteError(f"no section {section!r}; the report has: {', '.join(map(repr, known))}")
-    table = []
-    for line in lines[lines.index(heading) + 1:]:
+    tables, current = [], []
+    for line in lines[lines.index(heading) + 1:] + [""]:
         if line.startswith("## "):
             break
         if line.startswith("|"):
-            table.append(line)
-        elif table:
-            break
-    if not table:
-        raise QuoteError(f"section {section!r} has no table")
-    return "\n".join(table) + "\n"
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    if not 1 <= table <= len(tables):
+        raise QuoteError(f"section {section!r} has {len(tables)} table(s), not a table {table}")
+    return "\n".join(tables[table - 1]) + "\n"
 
 
 def render(quote: Quote, _reports: dict | None = None) -> str:
@@ -107,7 +117,7 @@ def render(quote: Quote, _reports: dict | None = None) -> str:
             raise QuoteError(f"{quote.document}: {quote.source} does not exist")
         reports[source] = report_of(json.loads(source.read_text()))
     try:
-        return section_table(reports[source], quote.section)
+        return section_table(reports[source], quote.section, quote.table)
     except QuoteError as e:
         raise QuoteError(f"{quote.document}: {quote.source}: {e}") from None
 
@@ -125,7 +135,7 @@ def rewrite(document: Path) -> int:
 
     def fill(m: re.Match) -> str:
         nonlocal changed
-        body = render(Quote(document, document.parent / m["source"], m["section"], m["body"]), reports)
+        body = render(_quote(document, m), reports)
         changed += body != m["body"]
         return m["open"] + body + m["close"]
 
