@@ -34,13 +34,17 @@ def run(ctx: Context) -> tuple[dict, str]:
     labels = rng.integers(0, 10, NUM_LABELS)
     table = build_pairing_table(labels)
     fn = jax.jit(pair_indices, static_argnames="mode")
-    keys = iter(jax.random.split(jax.random.key(0), 1000))
+    # A fresh key per call, made before any timing, from integer seeds: one small compiled
+    # program (iterating over a split array of keys compiles an unstack of all of them).
+    keys = iter([jax.random.key(i) for i in range(100)])
+    programs: dict[tuple[str, int], tuple] = {}  # p is data: one program per (mode, batch)
 
     def device_rate(mode: str, p: float, batch: int) -> tuple[dict, float]:
         idx, pp = jnp.asarray(rng.integers(0, NUM_LABELS, batch), jnp.int32), jnp.float32(p)
-        t0 = time.perf_counter()
-        compiled = fn.lower(next(keys), table, idx, mode=mode, p=pp).compile()
-        compile_s = time.perf_counter() - t0
+        if (mode, batch) not in programs:
+            t0 = time.perf_counter()
+            programs[mode, batch] = fn.lower(next(keys), table, idx, mode=mode, p=pp).compile(), time.perf_counter() - t0
+        compiled, compile_s = programs[mode, batch]
         partner = compiled(next(keys), table, idx, p=pp)
         if mode == "icrst" and p == 1.0:  # it checks what it times: partners stay in the anchor's class
             assert np.array_equal(labels[np.asarray(partner)], labels[np.asarray(idx)]), "pair_indices left the class"

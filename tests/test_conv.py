@@ -8,6 +8,8 @@ definition of a transposed convolution), with hand-derived gradients.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,10 +81,11 @@ def np_conv_transpose2d(x, w, s, p, op):
     return y, vjp
 
 
-def _rand(seed, shape, dtype=jnp.float32):
+def _rand(seed, shape, dtype=jnp.float32, scale=1.0):
     # Gaussians: no zeros, no structure for a wrong formula to hide in. numpy's
-    # generator, because jax.random compiles anew for every shape (seconds each).
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+    # generator, because jax.random compiles anew for every shape (seconds each);
+    # scaled and cast on the host, because JAX compiles each op on a new shape.
+    return jnp.asarray((np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype))
 
 
 def _rel(a, b):
@@ -98,6 +101,27 @@ def _value_and_grads(fn, x, w, ct):
         return (y, *vjp(ct))
 
     return jax.jit(f)(x, w, ct)
+
+
+def _conv_fn(impl, transpose, s, p, op):
+    """``convolution`` with these settings as a function of (x, w)."""
+    return functools.partial(convolution, impl, transpose=transpose, stride=s, padding=p,
+                             **({"output_padding": op} if transpose else {}))
+
+
+@functools.cache
+def _shared_vg(impl, transpose, s, p, op):
+    """(x, w, ct) -> (y, dx, dw), one jitted function per setting: tests of the same
+    setting, shapes and dtypes share its compiled program. Never under a monkeypatched
+    ``cpu_conv`` (a cached trace would not see the patch): those tests use
+    :func:`_value_and_grads`."""
+    fn = _conv_fn(impl, transpose, s, p, op)
+
+    def f(x, w, ct):
+        y, vjp = jax.vjp(fn, x, w)
+        return (y, *vjp(ct))
+
+    return jax.jit(f)
 
 
 # (B, H, W, Cin), (kh, kw, Cout), stride, padding: the shapes the models use
@@ -139,7 +163,7 @@ def test_conv2d_matches_numpy(impl, xs, ks, s, p):
     w = _rand(1, (ks[0], ks[1], xs[3], ks[2]))
     y_ref, vjp = np_conv2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p)
     ct = _rand(2, y_ref.shape)
-    y, dx, dw = _value_and_grads(lambda a, b: convolution(impl, a, b, stride=s, padding=p), x, w, ct)
+    y, dx, dw = _shared_vg(impl, False, s, p, 0)(x, w, ct)
     dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
     assert y.shape == y_ref.shape and y.dtype == jnp.float32
     assert _rel(y, y_ref) < TOL
@@ -154,9 +178,7 @@ def test_conv_transpose2d_matches_scatter_definition(impl, xs, ks, s, p, op):
     y_ref, vjp = np_conv_transpose2d(np.asarray(x, np.float64), np.asarray(w, np.float64), s, p, op)
     assert y_ref.shape[1] == (xs[1] - 1) * s - 2 * p + ks[0] + op  # torch's size formula
     ct = _rand(5, y_ref.shape)
-    y, dx, dw = _value_and_grads(
-        lambda a, b: convolution(impl, a, b, transpose=True, stride=s, padding=p, output_padding=op), x, w, ct
-    )
+    y, dx, dw = _shared_vg(impl, True, s, p, op)(x, w, ct)
     dx_ref, dw_ref = vjp(np.asarray(ct, np.float64))
     assert y.shape == y_ref.shape
     assert _rel(y, y_ref) < TOL
@@ -262,15 +284,10 @@ MODEL_LAYERS = [
 @pytest.mark.parametrize("kind,xs,co,s,p,op", MODEL_LAYERS)
 def test_cpu_matches_xla_on_model_shapes(kind, xs, co, s, p, op):
     x = _rand(6, xs)
-    w = _rand(7, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])
-    if kind == "conv":
-        f = lambda impl: lambda a, b: convolution(impl, a, b, stride=s, padding=p)  # noqa: E731
-    else:
-        f = lambda impl: lambda a, b: convolution(impl, a, b, transpose=True, stride=s, padding=p, output_padding=op)  # noqa: E731
-    y0 = f("xla")(x, w)
-    ct = _rand(8, y0.shape)
-    ref = _value_and_grads(f("xla"), x, w, ct)
-    got = _value_and_grads(f("cpu"), x, w, ct)
+    w = _rand(7, (3, 3, xs[3], co), scale=1 / np.sqrt(9 * xs[3]))
+    ct = _rand(8, jax.eval_shape(_conv_fn("xla", kind == "convT", s, p, op), x, w).shape)
+    ref = _shared_vg("xla", kind == "convT", s, p, op)(x, w, ct)
+    got = _shared_vg("cpu", kind == "convT", s, p, op)(x, w, ct)
     for a, b in zip(got, ref):
         assert a.shape == b.shape
         assert _rel(a, b) < 1e-5
@@ -320,25 +337,32 @@ def _stack(impl):
 
 
 def _stack_params(key, cin=2):
+    """The stack's weights as numpy arrays (stacked and sliced on the host: JAX compiles each op)."""
     shapes = [(3, 3, cin, 6), (3, 3, 6, 8), (3, 3, 8, 6), (3, 3, 6, cin)]
-    return [_rand(100 * key + i, s) / np.sqrt(9 * s[2]) for i, s in enumerate(shapes)]
+    return [np.asarray(_rand(100 * key + i, s, scale=1 / np.sqrt(9 * s[2]))) for i, s in enumerate(shapes)]
+
+
+@functools.cache
+def _one_stack(impl):
+    """The stack's jitted loss and gradient on one run: the vmap, matmul and sharding tests share it."""
+    return jax.jit(jax.value_and_grad(_stack(impl)))
 
 
 def test_vmap_over_seed_axis_equals_loop():
     """vmap of the custom VJP over a leading seed axis of both inputs and weights."""
     seeds = 3
-    ws = [jnp.stack(z) for z in zip(*[_stack_params(k) for k in range(seeds)])]
-    xs = _rand(9, (seeds, 4, 10, 10, 2))
-    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("cpu"))))(ws, xs)
-    one_fast = jax.jit(jax.value_and_grad(_stack("cpu")))
-    one_xla = jax.jit(jax.value_and_grad(_stack("xla")))
+    ws_np = [np.stack(z) for z in zip(*[_stack_params(k) for k in range(seeds)])]
+    xs_np = np.asarray(_rand(9, (seeds, 4, 10, 10, 2)))
+    loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("cpu"))))([jnp.asarray(w) for w in ws_np], xs_np)
+    one_fast, one_xla = _one_stack("cpu"), _one_stack("xla")
     for k in range(seeds):
-        wk = [w[k] for w in ws]
-        loss_k, grad_k = one_fast(wk, xs[k])
+        wk = [jnp.asarray(w[k]) for w in ws_np]
+        xk = jnp.asarray(xs_np[k])
+        loss_k, grad_k = one_fast(wk, xk)
         assert _rel(loss_v[k], loss_k) < 1e-6
         for a, b in zip(grad_v, grad_k):
             assert _rel(a[k], b) < 1e-5
-        loss_x, grad_x = one_xla(wk, xs[k])  # and the loop over the reference
+        loss_x, grad_x = one_xla(wk, xk)  # and the loop over the reference
         assert _rel(loss_k, loss_x) < 1e-5
         for a, b in zip(grad_k, grad_x):
             assert _rel(a, b) < 1e-5
@@ -350,8 +374,10 @@ def test_matmul_vmapped_over_runs_is_a_batched_product_and_equals_loop():
     runs), the matmul path a matrix product batched over the run axis, with
     the values and gradients of separate runs."""
     runs = 3
-    ws = [jnp.stack(z) for z in zip(*[_stack_params(k) for k in range(runs)])]
-    xs = _rand(12, (runs, 4, 10, 10, 2))
+    ws_np = [np.stack(z) for z in zip(*[_stack_params(k) for k in range(runs)])]
+    ws = [jnp.asarray(w) for w in ws_np]
+    xs_np = np.asarray(_rand(12, (runs, 4, 10, 10, 2)))
+    xs = jnp.asarray(xs_np)
 
     def program(impl):
         return str(jax.make_jaxpr(jax.vmap(jax.value_and_grad(_stack(impl))))(ws, xs))
@@ -361,9 +387,9 @@ def test_matmul_vmapped_over_runs_is_a_batched_product_and_equals_loop():
     assert "conv_general_dilated" not in mm
     assert "dot_general" in mm and "([0], [0]))" in mm  # the run axis is a batch dimension
     loss_v, grad_v = jax.jit(jax.vmap(jax.value_and_grad(_stack("matmul"))))(ws, xs)
-    one_xla = jax.jit(jax.value_and_grad(_stack("xla")))
+    one_xla = _one_stack("xla")
     for k in range(runs):
-        loss_k, grad_k = one_xla([w[k] for w in ws], xs[k])
+        loss_k, grad_k = one_xla([jnp.asarray(w[k]) for w in ws_np], jnp.asarray(xs_np[k]))
         assert _rel(loss_v[k], loss_k) < 1e-5
         for a, b in zip(grad_v, grad_k):
             assert _rel(a[k], b) < 1e-5
@@ -380,24 +406,26 @@ def test_jit_equals_eager():
         assert _rel(a, b) < 1e-6
 
 
+# Shapes and settings of CONV_CASES / CONVT_CASES: the float32 reference is the
+# program test_conv2d_matches_numpy / test_conv_transpose2d_matches_scatter_definition
+# compiled (a Winograd weight gradient; XLA's strided convolution; a stride-1 and a
+# sub-pixel transposed one).
 @pytest.mark.parametrize(
     "kind,xs,co,s,p,op",
-    [("conv", (2, 12, 10, 8), 16, 1, 0, 0), ("conv", (2, 10, 10, 3), 8, 2, 1, 0),
-     ("convT", (2, 9, 7, 16), 8, 1, 0, 0), ("convT", (2, 5, 5, 8), 3, 2, 1, 1)],
+    [("conv", (2, 12, 10, 8), 16, 1, 0, 0), ("conv", (2, 9, 6, 3), 5, 2, 1, 0),
+     ("convT", (2, 6, 9, 16), 8, 1, 0, 0), ("convT", (2, 4, 5, 6), 4, 2, 1, 1)],
 )
 def test_bfloat16_runs_and_is_close(kind, xs, co, s, p, op):
     """bf16 in, bf16 out, float32 accumulation: close to float32 on the same (rounded) inputs."""
     bf = jnp.bfloat16
-    x = _rand(20, xs).astype(bf)
-    w = (_rand(21, (3, 3, xs[3], co)) / np.sqrt(9 * xs[3])).astype(bf)
-    if kind == "conv":
-        f = lambda a, b: convolution("cpu", a, b, stride=s, padding=p)  # noqa: E731
-    else:
-        f = lambda a, b: convolution("cpu", a, b, transpose=True, stride=s, padding=p, output_padding=op)  # noqa: E731
-    ct = _rand(22, jax.eval_shape(f, x, w).shape).astype(bf)
-    got = _value_and_grads(f, x, w, ct)
+    x = _rand(20, xs, bf)
+    w = _rand(21, (3, 3, xs[3], co), bf, scale=1 / np.sqrt(9 * xs[3]))
+    vg = _shared_vg("cpu", kind == "convT", s, p, op)
+    ct = _rand(22, jax.eval_shape(_conv_fn("cpu", kind == "convT", s, p, op), x, w).shape, bf)
+    got = vg(x, w, ct)
     assert all(t.dtype == bf for t in got)
-    ref = _value_and_grads(f, x.astype(jnp.float32), w.astype(jnp.float32), ct.astype(jnp.float32))
+    f32 = lambda a: jnp.asarray(np.asarray(a, np.float32))  # noqa: E731  (exact, on the host)
+    ref = vg(f32(x), f32(w), f32(ct))
     for a, b in zip(got, ref):
         # bf16 keeps 8 bits: one rounding of the result is 2^-9 relative.
         assert _rel(a, b) < 1.5e-2
@@ -407,10 +435,10 @@ def test_sharded_data_parallel_jit_matches_single_device():
     devices = jax.devices()
     assert len(devices) == 4
     mesh = Mesh(np.array(devices), ("data",))
-    ws = _stack_params(3)
-    x = _rand(12, (8, 10, 10, 2))
+    ws = [jnp.asarray(w) for w in _stack_params(3)]
+    x = _rand(12, (4, 10, 10, 2))  # one sample per device; the vmap test's shapes: its compiled reference
     f = jax.value_and_grad(_stack("cpu"))
-    ref_l, ref_g = jax.jit(f)(ws, x)
+    ref_l, ref_g = _one_stack("cpu")(ws, x)
     xs = jax.device_put(x, NamedSharding(mesh, P("data")))
     wr = jax.device_put(ws, NamedSharding(mesh, P()))
     sharded = jax.jit(f, out_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P())))

@@ -9,19 +9,39 @@ from icrst_jax.config import GridPoint, ModelConfig, TrainConfig
 from icrst_jax.models import latent_dim, make_model
 from icrst_jax.train import fit, reconstruct
 
-# Structure tests draw initial parameters from an "rbg" key: any values do for them, and
-# the default threefry initialisers compiled once per parameter shape (~7 s of a model's
-# first eager init; the engine's initialisation is tested in test_train.py).
-INIT_RNGS = {"params": jax.random.key(0, impl="rbg")}
-# ... and XLA's convolutions: the CPU path's formulations (icrst_jax.cpu_conv) are ~180
-# small ops compiled one by one in eager mode, and test_conv.py compares them with XLA's
-# on these models' shapes.
+# Structure tests run XLA's convolutions: test_conv.py compares the CPU path's
+# formulations (icrst_jax.cpu_conv) with XLA's on these models' shapes.
 STRUCTURE_CONV = "xla"
 
 
 def inputs(shape) -> jax.Array:
-    """Uniform [0, 1) test images from numpy (a threefry draw compiles once per shape)."""
-    return jnp.asarray(np.random.default_rng(1).uniform(size=shape), jnp.float32)
+    """Uniform [0, 1) test images from numpy (a threefry draw compiles once per shape),
+    cast on the host (a float64 array cast by JAX compiles a convert per shape)."""
+    return jnp.asarray(np.random.default_rng(1).uniform(size=shape).astype(np.float32))
+
+
+def structure_variables(model, x, seed=0):
+    """The variables of ``model.init`` on ``x`` -- its names, shapes and dtypes, taken
+    abstractly (``jax.eval_shape``) -- with values drawn in numpy: weights U(+-1/sqrt(fan_in))
+    like the models' own initialiser, BatchNorm's scale and statistics as a fresh init
+    leaves them. Any values do for structure tests, and an init, eager or jitted,
+    compiles a random draw per parameter shape (seconds per model; the engine's
+    initialisation is tested in test_train.py)."""
+    abstract = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, train=False))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = path[-1].key
+        if name in ("scale", "var"):
+            value = np.ones(leaf.shape)
+        elif name == "mean":
+            value = np.zeros(leaf.shape)
+        else:
+            bound = 1.0 / np.sqrt(np.prod(leaf.shape[:-1]) if leaf.ndim > 1 else leaf.shape[0])
+            value = rng.uniform(-bound, bound, leaf.shape)
+        return np.asarray(value, leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, abstract)
 
 
 def expected_conv_params(channels_in, enc, dec, kernel=3):
@@ -78,13 +98,15 @@ def test_shapes_and_latent(name, shape, latent):
     cfg = ModelConfig(name=name, width=1 / 16 if name != "mlp" else 1.0, conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, shape)
     x = inputs((3, *shape))
-    variables = model.init(INIT_RNGS, x, train=False)
-    recon, z = model.apply(variables, x, train=False)
+    variables = structure_variables(model, x)
+    # One compiled program (eager, each op of the model compiles on its own).
+    recon, z, encoded = jax.jit(lambda v, x: (*model.apply(v, x, train=False), model.apply(v, x, method=model.encode)))(
+        variables, x)
     assert recon.shape == x.shape and recon.dtype == jnp.float32
-    assert bool(jnp.all((recon > 0) & (recon < 1)))  # sigmoid output
+    assert ((np.asarray(recon) > 0) & (np.asarray(recon) < 1)).all()  # sigmoid output
     assert z.shape == (3, latent) == (3, latent_dim(cfg))
     # encode() is the same latent in inference mode.
-    np.testing.assert_allclose(model.apply(variables, x, method=model.encode), z, rtol=1e-6)
+    np.testing.assert_allclose(encoded, z, rtol=1e-6)
 
 
 def test_size_and_width_errors():
@@ -104,11 +126,12 @@ def test_bfloat16_compute_keeps_float32_params():
     cfg = ModelConfig(name="conv", width=1 / 16, dtype="bfloat16", conv_impl=STRUCTURE_CONV)
     model = make_model(cfg, (12, 12, 1))
     x = inputs((2, 12, 12, 1))
-    variables = model.init(INIT_RNGS, x, train=False)
+    # The dtypes are those model.init gives (structure_variables keeps them).
+    variables = structure_variables(model, x)
     assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(variables))
-    recon, z = model.apply(variables, x, train=False)
-    ref = make_model(ModelConfig(name="conv", width=1 / 16, conv_impl=STRUCTURE_CONV), (12, 12, 1)).apply(
-        variables, x, train=False)[0]
+    f32 = make_model(ModelConfig(name="conv", width=1 / 16, conv_impl=STRUCTURE_CONV), (12, 12, 1))
+    recon, ref = jax.jit(lambda v, x: (model.apply(v, x, train=False)[0], f32.apply(v, x, train=False)[0]))(
+        variables, x)
     assert recon.dtype == jnp.float32
     np.testing.assert_allclose(recon, ref, atol=3e-2)
 
@@ -161,7 +184,8 @@ def test_dropout_rate_unbiased_and_deterministic_off():
 
     x = jnp.ones((64, 9, 9, 33), jnp.float32)  # 33 channels: odd, exercises the slice
     layer = Dropout(0.2)
-    y = layer.apply({}, x, rngs={"dropout": jax.random.key(0)})
+    drop = jax.jit(lambda x, key: layer.apply({}, x, rngs={"dropout": key}))  # one program for both keys
+    y = drop(x, jax.random.key(0))
     dropped = np.asarray(y == 0)
     n = dropped.size
     frac = dropped.mean()
@@ -176,7 +200,7 @@ def test_dropout_rate_unbiased_and_deterministic_off():
     assert abs(float(y.mean()) - 1.0) < 5 * np.sqrt(0.2 / 0.8 / n)
     kept = np.asarray(y)[~dropped]
     np.testing.assert_allclose(kept, 65536 / (65536 - round(0.2 * 65536)), rtol=1e-6)
-    y2 = layer.apply({}, x, rngs={"dropout": jax.random.key(1)})
+    y2 = drop(x, jax.random.key(1))
     assert (np.asarray(y2 == 0) != dropped).mean() > 0.2
     np.testing.assert_array_equal(Dropout(0.2, deterministic=True).apply({}, x), x)
 
@@ -210,10 +234,10 @@ def test_mlp_latent_size_sets_the_bottleneck_only():
     cfg = ModelConfig(name="mlp", width=0.5, latent_size=1)
     model = make_model(cfg, (2,))
     x = inputs((5, 2))
-    variables = model.init(INIT_RNGS, x, train=False)
+    variables = structure_variables(model, x)
     shapes = [v.shape for v in jax.tree_util.tree_leaves(variables["params"]) if v.ndim == 2]
     assert sorted(shapes) == sorted([(2, 32), (32, 1), (1, 32), (32, 2)])
-    recon, z = model.apply(variables, x, train=False)
+    recon, z = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
     assert recon.shape == (5, 2) and z.shape == (5, 1) and latent_dim(cfg) == 1
     # Unset, the bottleneck follows the width (Table D1: 8 units at width 1).
     assert latent_dim(ModelConfig(name="mlp", width=0.5)) == 4
@@ -243,14 +267,13 @@ def test_conv_latent_size_sets_last_encoder_and_first_decoder_block(name, shape,
     model = make_model(cfg, shape)
     assert count(model, shape) == expected_conv_params(1, enc, dec)
     x = inputs((2, *shape))
-    variables = model.init(INIT_RNGS, x, train=False)
-    recon, z = model.apply(variables, x, train=False)
+    variables = structure_variables(model, x)
+    (recon, z), state = jax.jit(lambda v, x: model.apply(v, x, train=False, capture_intermediates=True))(variables, x)
     assert recon.shape == x.shape and z.shape == (2, 3) and latent_dim(cfg) == 3
     # The latent is the global average of the last encoder block's map.
-    _, state = model.apply(variables, x, train=False, capture_intermediates=True)
     last = state["intermediates"][f"enc_{len(enc) - 1}"]["__call__"][0]
     assert last.shape[-1] == 3
-    np.testing.assert_allclose(z, last.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(z, np.asarray(last).mean(axis=(1, 2)), rtol=1e-5)
 
 
 def test_strided_latent_size():
@@ -291,16 +314,15 @@ def test_authors_ae2_parameters_and_shapes(shape):
     model = make_model(cfg, shape)
     assert count(model, shape) == expected_authors_ae2_params(c) == AUTHORS_AE2_TORCH_PARAMS[c]
     x = inputs((2, *shape))
-    variables = model.init(INIT_RNGS, x, train=False)
-    recon, z = model.apply(variables, x, train=False)
-    assert recon.shape == x.shape and bool(jnp.all((recon > 0) & (recon < 1)))
+    variables = structure_variables(model, x)
+    (recon, z), state = jax.jit(lambda v, x: model.apply(v, x, train=False, capture_intermediates=True))(variables, x)
+    assert recon.shape == x.shape and ((np.asarray(recon) > 0) & (np.asarray(recon) < 1)).all()
     assert z.shape == (2, 128) == (2, latent_dim(cfg))
     kernels = {k: v["Conv_0"]["kernel"].shape for k, v in variables["params"].items() if k != "head"}
     assert kernels == {"enc_0": (3, 3, c, 32), "enc_1": (3, 3, 32, 64), "enc_2": (3, 3, 64, 128),
                        "dec_0": (3, 3, 128, 128), "dec_1": (3, 3, 128, 64), "dec_2": (3, 3, 64, 32)}
     assert variables["params"]["head"]["kernel"].shape == (1, 1, 32, c)
     # Unpadded 3x3 layers: the encoder's map is 6 pixels smaller per side.
-    _, state = model.apply(variables, x, train=False, capture_intermediates=True)
     assert state["intermediates"]["enc_2"]["__call__"][0].shape == (2, shape[0] - 6, shape[1] - 6, 128)
 
 
@@ -313,14 +335,19 @@ def test_authors_ae2_dropout_half_after_every_block():
     shape = (12, 12, 1)
     model = make_model(ModelConfig(name="authors_ae2", width=0.25, conv_impl=STRUCTURE_CONV), shape)
     x = inputs((16, *shape))
-    variables = model.init(INIT_RNGS, x, train=False)
-    (_, _), state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
-                                capture_intermediates=True, mutable=["batch_stats", "intermediates"])
+    variables = structure_variables(model, x)
+
+    @jax.jit
+    def train_and_inference(v, x, key):
+        (_, _), train = model.apply(v, x, train=True, rngs={"dropout": key}, capture_intermediates=True,
+                                    mutable=["batch_stats", "intermediates"])
+        return train, model.apply(v, x, train=False, capture_intermediates=True)[1]
+
+    state, inference = train_and_inference(variables, x, jax.random.key(2))
     for name in ("enc_0", "enc_1", "enc_2", "dec_0", "dec_1", "dec_2"):
         out = np.asarray(state["intermediates"][name]["__call__"][0])
         # A LeakyReLU output is exactly zero only where dropout zeroed it.
         assert abs((out == 0).mean() - 0.5) < 0.05, (name, (out == 0).mean())
-    _, inference = model.apply(variables, x, train=False, capture_intermediates=True)
     assert all((np.asarray(inference["intermediates"][n]["__call__"][0]) != 0).all() for n in ("enc_0", "dec_2"))
 
 

@@ -53,7 +53,12 @@ def _draw_traced(keys, table, idx, codes, ps):
     return jax.vmap(lambda k, c, q: pair_indices(k, table, idx, mode=c, p=q))(keys, codes, ps)
 
 
-def _draw(mode, p, labels, n_draws, seed=0, traced=False):
+# Draws per test: one number for all, so that tests of one mode and p (static), or of
+# any mode and p (traced), share a compiled program.
+N_DRAWS = 200
+
+
+def _draw(mode, p, labels, n_draws=N_DRAWS, seed=0, traced=False):
     """n_draws batches over all anchors, under jit + vmap over keys (the seed axis).
 
     ``traced``: the mode and p are data, vmapped with the keys (as a study's
@@ -70,14 +75,14 @@ def _draw(mode, p, labels, n_draws, seed=0, traced=False):
 
 def test_icrst_partner_has_anchor_label():
     labels = unbalanced_labels()
-    partners = _draw("icrst", 1.0, labels, 20)
+    partners = _draw("icrst", 1.0, labels)
     assert (labels[partners] == labels[None, :]).all()
 
 
 def test_singleton_class_pairs_with_itself():
     labels = unbalanced_labels()
     lone = int(np.flatnonzero(labels == 100)[0])
-    partners = _draw("icrst", 1.0, labels, 20)
+    partners = _draw("icrst", 1.0, labels)
     assert (partners[:, lone] == lone).all()
 
 
@@ -98,8 +103,8 @@ def _within_class_pvalues(labels, partners, anchors_label):
 def test_icrst_uniform_within_unbalanced_classes(traced):
     """Chi-square goodness of fit of partner counts inside each class, at a fixed seed."""
     labels = unbalanced_labels()
-    partners = _draw("icrst", 1.0, labels, 200, traced=traced).ravel()
-    anchors_label = np.tile(labels, 200)
+    partners = _draw("icrst", 1.0, labels, traced=traced).ravel()
+    anchors_label = np.tile(labels, N_DRAWS)
     for v, pval in _within_class_pvalues(labels, partners, anchors_label).items():
         assert pval > 1e-3, (v, pval)
     # The same test rejects a subtly biased sampler (the last member of every
@@ -118,7 +123,7 @@ def test_icrst_uniform_within_unbalanced_classes(traced):
 @pytest.mark.parametrize("p", [0.0, 0.2, 0.7, 1.0])
 def test_swap_fraction_matches_p(mode, p, traced):
     labels = unbalanced_labels()
-    partners = _draw(mode, p, labels, 50, traced=traced)
+    partners = _draw(mode, p, labels, traced=traced)
     anchors = np.arange(labels.size)[None, :]
     swapped = partners != anchors
     # A swap may draw the anchor itself (probability 1/class size); count the
@@ -136,7 +141,7 @@ def test_swap_fraction_matches_p(mode, p, traced):
 @pytest.mark.parametrize("traced", [False, True])
 def test_trst_uniform_over_dataset(traced):
     labels = unbalanced_labels()
-    partners = _draw("trst", 1.0, labels, 40, traced=traced).ravel()
+    partners = _draw("trst", 1.0, labels, traced=traced).ravel()
     counts = np.bincount(partners, minlength=labels.size)
     _, pval = stats.chisquare(counts)
     assert pval > 1e-3
@@ -149,7 +154,7 @@ def test_trst_uniform_over_dataset(traced):
 @pytest.mark.parametrize("mode", ["standard", "dae"])
 def test_standard_and_dae_keep_the_input(mode, traced):
     labels = unbalanced_labels()
-    partners = _draw(mode, 1.0, labels, 3, traced=traced)
+    partners = _draw(mode, 1.0, labels, traced=traced)
     assert (partners == np.arange(labels.size)[None]).all()
 
 
@@ -158,9 +163,11 @@ def test_vmap_over_keys_equals_separate_calls():
     t = build_pairing_table(labels)
     idx = jnp.arange(64)
     keys = jax.random.split(jax.random.key(3), 4)
-    batched = jax.vmap(lambda k: pair_indices(k, t, idx, mode="icrst", p=0.5))(keys)
+    # Both sides compiled (eager, every op of the draw compiles on its own).
+    batched = np.asarray(jax.jit(jax.vmap(lambda k: pair_indices(k, t, idx, mode="icrst", p=0.5)))(keys))
+    one = jax.jit(lambda keys, i: pair_indices(keys[i], t, idx, mode="icrst", p=0.5))
     for i in range(4):
-        np.testing.assert_array_equal(batched[i], pair_indices(keys[i], t, idx, mode="icrst", p=0.5))
+        np.testing.assert_array_equal(batched[i], one(keys, i))
 
 
 def test_traced_p_and_batch_indices():
@@ -190,8 +197,9 @@ def test_mode_as_data_equals_static_mode():
     ps = jnp.array([0.6, 0.6, 0.6, 0.6], jnp.float32)
     f = jax.jit(jax.vmap(lambda k, c, q: pair_indices(k, t, idx, mode=c, p=q)))
     together = np.asarray(f(keys, codes, ps))
+    static = jax.jit(lambda keys, i, t, *, m: pair_indices(keys[i], t, idx, mode=m, p=0.6), static_argnames="m")
     for i, m in enumerate(modes):
-        alone = np.asarray(pair_indices(keys[i], t, idx, mode=m, p=0.6))
+        alone = np.asarray(static(keys, i, t, m=m))
         np.testing.assert_array_equal(together[i], alone)
     # The rows differ where they should: icrst and trst swap, standard/dae do not.
     assert (together[0] == np.asarray(idx)).all() and (together[3] == np.asarray(idx)).all()
@@ -215,18 +223,24 @@ def _two_domains(seed=0):
     return labels, domains, known
 
 
-def _draw_table(table, code, p, n_draws, seed=0):
+@functools.partial(jax.jit, static_argnames="code")
+def _draw_table_jit(keys, table, idx, p, *, code):
+    return jax.vmap(lambda k: pair_indices(k, table, idx, mode=code, p=p))(keys)
+
+
+def _draw_table(table, code, p, n_draws=40, seed=0):
+    """n_draws batches over all anchors; the table and p are arguments: one compiled
+    program per partner code and shape."""
     keys = jax.random.split(jax.random.key(seed), n_draws)
     idx = jnp.arange(table.num_samples, dtype=jnp.int32)
-    f = jax.jit(jax.vmap(lambda k, q: pair_indices(k, table, idx, mode=code, p=q), in_axes=(0, None)))
-    return np.asarray(f(keys, jnp.float32(p)))
+    return np.asarray(_draw_table_jit(keys, table, idx, jnp.float32(p), code=code))
 
 
 def test_cross_domain_partner_is_of_the_anchors_class_in_the_other_domain():
     labels, domains, known = _two_domains()
     t = build_pairing_table(labels, domains, known=known)
     assert t.num_domains == 2 and t.num_classes == 3 and t.class_count.shape == (6,)
-    partners = _draw_table(t, partner_code("cross_icrst"), 1.0, 30)
+    partners = _draw_table(t, partner_code("cross_icrst"), 1.0)
     anchors = np.broadcast_to(np.arange(labels.size), partners.shape)
     paired = known[anchors]
     assert (labels[partners][paired] == labels[anchors][paired]).all()
@@ -240,16 +254,18 @@ def test_cross_domain_partner_is_of_the_anchors_class_in_the_other_domain():
     chosen = partners[(labels[anchors] == 0) & (domains[anchors] == 0)]
     assert stats.chisquare(np.bincount(np.searchsorted(members, chosen), minlength=members.size))[1] > 1e-3
     # The traced code draws what the static mode draws with the same key.
-    static = np.asarray(pair_indices(jax.random.key(5), t, jnp.arange(900), mode="cross_icrst", p=1.0))
-    traced = np.asarray(jax.jit(lambda c: pair_indices(jax.random.key(5), t, jnp.arange(900), mode=c, p=1.0))(
-        jnp.int32(partner_code("cross_icrst"))))
+    draw = jax.jit(lambda c, t, *, static: pair_indices(jax.random.key(5), t, jnp.arange(900),
+                                                          mode="cross_icrst" if static else c, p=1.0),
+                   static_argnames="static")
+    static = np.asarray(draw(jnp.int32(partner_code("cross_icrst")), t, static=True))
+    traced = np.asarray(draw(jnp.int32(partner_code("cross_icrst")), t, static=False))
     np.testing.assert_array_equal(static, traced)
 
 
 def test_in_class_stays_in_the_domain_and_unknown_samples_pair_with_themselves():
     labels, domains, known = _two_domains(1)
     t = build_pairing_table(labels, domains, known=known)
-    partners = _draw_table(t, partner_code("icrst"), 1.0, 20)
+    partners = _draw_table(t, partner_code("icrst"), 1.0)
     anchors = np.broadcast_to(np.arange(labels.size), partners.shape)
     paired = known[anchors]
     assert (labels[partners][paired] == labels[anchors][paired]).all()
@@ -273,7 +289,7 @@ def test_cross_domain_swap_fraction_matches_p(p):
     # A cross-domain partner is never the anchor, so the share of known anchors swapped is p.
     labels, domains, known = _two_domains(2)
     t = build_pairing_table(labels, domains, known=known)
-    partners = _draw_table(t, partner_code("cross_icrst"), p, 40)
+    partners = _draw_table(t, partner_code("cross_icrst"), p)
     swapped = (partners != np.arange(labels.size))[:, known]
     tol = 5 * np.sqrt(max(p * (1 - p), 1e-12) / swapped.size) + 1e-9
     assert abs(swapped.mean() - p) <= tol, (swapped.mean(), p)
