@@ -7,6 +7,7 @@ Usage::
     python -m benchmarks.bench_evaluation --offline --out DIR            # breast_cancer, digits: accuracies
     python -m benchmarks.bench_evaluation --studies --out DIR            # the two CPU configs, whole studies
     python -m benchmarks.bench_evaluation --svc [--sets digits synthetic_5000x512] --out DIR  # SVC per fold
+    python -m benchmarks.bench_evaluation --saved RUN --config configs/cpu_digits.py --out DIR  # a study's latents
 
 Paper scale: synthetic latent sets of ten Gaussian classes (as the full-width
 encoder's latents of the MNIST test set), 10 folds, MLP + NB + SVC + the kNN vote +
@@ -19,12 +20,18 @@ each backend cold in its own ``experiments.run`` process: wall and CPU seconds
 (the child's user + system) and the study's timing. ``--svc``: the JAX SVC
 (``icrst_jax/evaluation/jax_svc.py``, 10 fits as one call: cold = the first call, warm = the best of
 ``--repeats`` more) against ``SVC()`` fit + predict per fold on one BLAS thread, seconds per
-fold, and the share of equal predictions (worst fold). Writes ``DIR/bench_evaluation.json``.
+fold, and the share of equal predictions (worst fold). ``--saved RUN``: the evaluate stage
+of a finished study (``RUN`` its output folder, ``--config`` its config) on its saved latents,
+cold, without retraining: the stage's sets and classifiers (``--classifiers`` keeps those
+named, e.g. ``mlp nb``, the JAX programs alone), the MI left out (it needs the images); wall
+and CPU seconds of this process (the JAX programs; scikit-learn's pool runs in child
+processes) and the stage's timing split. Writes ``DIR/bench_evaluation.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import subprocess
@@ -130,6 +137,40 @@ def time_it(fn):
     return time.perf_counter() - t0, result
 
 
+def saved(args) -> tuple[dict, str]:
+    from icrst_jax import stages
+    from icrst_jax.config.loading import load_config
+    from icrst_jax.evaluation import EvalSeconds
+    from icrst_jax.runtime import setup_compilation_cache
+
+    setup_compilation_cache(enabled=False)
+    cfg = load_config(args.config)
+    ev = cfg.eval
+    epochs = sorted(int(p.stem.removeprefix("latents_epoch")) for p in args.saved.glob("latents_epoch*.npz"))
+    with np.load(args.saved / f"latents_epoch{epochs[0]}.npz") as z:
+        tags, labels = list(z["points"]), z["labels"]
+    sets = [(np.load(args.saved / f"latents_{tag}.npz")["features"], int(tag.rsplit("seed", 1)[1])) for tag in tags]
+    sets += [(np.load(args.saved / f"latents_untrained_seed{s}.npz")["features"], s) for s in cfg.seeds]
+    per_set = [ev.classifiers] * len(sets)
+    for e in epochs:
+        with np.load(args.saved / f"latents_epoch{e}.npz") as z:
+            sets += [(f, int(tag.rsplit("seed", 1)[1])) for f, tag in zip(z["features"], tags)]
+        per_set += [ev.epoch_classifiers] * len(tags)
+    if args.classifiers_given:
+        per_set = [tuple(c for c in cs if c in args.classifiers) for cs in per_set]
+    seconds = EvalSeconds()
+    t0, c0 = time.perf_counter(), time.process_time()
+    stages.evaluate_sets(sets, labels, labels, ev, per_set, lambda line: None, seconds)
+    out = {"sets": len(sets), "classifiers": sorted({c for cs in per_set for c in cs}),
+           "wall_s": time.perf_counter() - t0, "process_cpu_s": time.process_time() - c0,
+           "eval_seconds": dataclasses.asdict(seconds)}
+    log(json.dumps(out))
+    return out, format_table(f"evaluate stage of {args.saved} ({len(sets)} sets), cold",
+                             ["wall s", "process CPU s", "JAX s", "sklearn s"],
+                             [[out["wall_s"], out["process_cpu_s"], seconds.jax_classifiers_s,
+                               seconds.sklearn_classifiers_s]])
+
+
 def paper_scale(args) -> tuple[dict, str]:
     out = {b: evaluate_latents(args.points, args.rows, args.dim, args.classifiers, b, args.n_jobs, log)
            for b in args.backends}
@@ -152,12 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--offline", action="store_true", help="breast_cancer and digits, both backends")
     mode.add_argument("--studies", action="store_true", help="the two CPU configs as whole studies, both backends")
     mode.add_argument("--svc", action="store_true", help="the JAX SVC against SVC() per fold, on --sets")
+    mode.add_argument("--saved", type=Path, help="a finished study's folder: its evaluate stage on its latents")
+    ap.add_argument("--config", type=Path, help="--saved: the study's config file")
     ap.add_argument("--sets", nargs="+", default=["breast_cancer", "digits", "synthetic_2000x512"])
     ap.add_argument("--repeats", type=int, default=2, help="--svc: warm calls and scikit-learn passes")
     args = ap.parse_args(argv)
+    args.classifiers_given = args.classifiers is not None
     args.classifiers = args.classifiers or (["svm", "rf", "mlp", "nb"] if args.offline else PAPER_SCALE_CLASSIFIERS)
     meta = environment(["python", "-m", "benchmarks.bench_evaluation", *(sys.argv[1:] if argv is None else argv)], False)
-    results, text = (studies if args.studies else offline if args.offline else svc if args.svc else paper_scale)(args)
+    results, text = (studies if args.studies else offline if args.offline else svc if args.svc
+                     else saved if args.saved else paper_scale)(args)
     print(text)
     write_json(args.out / "bench_evaluation.json", {"meta": meta, "args": vars(args), "results": results})
     (args.out / "bench_evaluation.txt").write_text(text + "\n")

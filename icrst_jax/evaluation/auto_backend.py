@@ -28,7 +28,7 @@ from icrst_jax.evaluation.chunks import host_cores
 from icrst_jax.evaluation.classifiers import ClassifierOptions, fit_fold
 from icrst_jax.evaluation.folds import FeatureSet, Fit
 from icrst_jax.evaluation.forest import random_forest_predict
-from icrst_jax.evaluation.jax_classifiers import MLP_MAX_ITER, fits_per_chunk, gaussian_nb, mlp
+from icrst_jax.evaluation.jax_classifiers import MLP_MAX_ITER, fits_per_chunk, gaussian_nb, mlp, mlp_slots
 from icrst_jax.evaluation.jax_knn import knn, knn_fits_per_chunk
 from icrst_jax.evaluation.jax_linear import linear, linear_fits_per_chunk
 from icrst_jax.evaluation.jax_svc import class_size, svc, svc_fits_per_chunk
@@ -228,5 +228,5 @@ def _run_program(name, x_sets, y_sets, set_idx, train_mask, n_classes, scaled, *
                   chunk=svc_fits_per_chunk(n, d, n_classes, c_max))
         return res.pred, ~res.converged.all(axis=1)
     res = mlp(x_sets, y_sets, set_idx, train_mask, n_classes=n_classes, scaled=scaled, seeds=seeds, folds=folds,
-              chunk=fits_per_chunk(n, d))
+              chunk=mlp_slots(n, d))
     return res.pred, (res.n_iter >= MLP_MAX_ITER) & ~res.converged

@@ -14,6 +14,7 @@ chunks run at once, each from its own thread, in the caller's
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -124,3 +125,102 @@ def _run_side_by_side(run, starts: list[int]) -> list:
 
     with ThreadPoolExecutor(chunk_threads()) as pool:
         return list(pool.map(in_callers_precision, starts))
+
+
+def run_in_slots(program, empty, x_sets, y_sets, set_idx, train_mask, slots, *extra):
+    """Fits that stop at different times through a fixed number of slots, a finished fit's slot refilled.
+
+    A program of fits with early stops (the MLP) keeps every row of its fit axis
+    busy until the slowest row stops; in chunks of fits, a chunk of early
+    stoppers waits for its last fit. Here the fit axis is ``slots`` rows of a
+    carried state: each call starts the queue's next fits in the free rows,
+    runs until at least a quarter of the rows hold a finished fit (or every fit
+    has finished, when none waits), and hands back the finished ones; the
+    calls have one shape, so one compiled program. A fit's result depends on
+    its own data only, not on its row or neighbours. On one CPU device,
+    :func:`chunk_threads` such loops share the queue, each from its own thread;
+    with several local devices the rows are split over them.
+
+    Args:
+      program: a function of ``(state, refill (C,), live (C,), need (), x (C, N, D),
+        y (C, N), train_mask (C, N), *extra)`` returning ``(state, done (C,), out)``:
+        rows where ``refill`` start the fit given by this call's data (their
+        state dropped), ``live`` rows hold a fit not handed back yet, and the call
+        returns once at least ``need`` live rows are ``done`` (or none runs);
+        ``out`` is a pytree with a leading ``(C,)`` axis, final for done rows.
+      empty: the state of ``C`` rows before any fit (any values: every row is
+        refilled by the first call).
+      x_sets, y_sets, set_idx, train_mask, *extra: as in :func:`run_chunked`.
+      slots: rows of the state, ``C`` (rounded up to a multiple of the local
+        devices; fewer fits than that: one row per fit), or ``None`` for one per fit.
+
+    Returns:
+      ``out`` with a leading ``(G,)`` axis, as numpy arrays, in fit order.
+    """
+    g = len(set_idx)
+    devices = jax.local_devices()
+    size = g if slots is None else min(slots, g)
+    size = -(-size // len(devices)) * len(devices)
+    sharding = None
+    if len(devices) > 1:
+        sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
+    queue = _Queue(g)
+    per_fit = (np.asarray(set_idx), np.asarray(train_mask), *extra)
+    results: list = [None] * g
+
+    def loop():
+        state, holder = empty, np.full(size, -1)
+        while True:
+            free = np.flatnonzero(holder < 0)
+            new = queue.take(len(free))
+            refill = np.zeros(size, bool)
+            refill[free[: len(new)]] = True
+            holder[free[: len(new)]] = new
+            live = holder >= 0
+            if not live.any():
+                return
+            # Rows without a fit read the first live fit's data (refilled, never waited for).
+            rows = np.where(live, holder, holder[live][0])
+            refill |= ~live
+            idx, *args = jax.tree.map(lambda a: np.asarray(a)[rows], per_fit)
+            need = int(live.sum()) if queue.empty() else min(int(live.sum()), max(1, size // 4))
+            call = (state, refill, live, x_sets[idx], y_sets[idx], *args)
+            if sharding is not None:
+                # The state is placed with the first call's data (it stays split over the devices after).
+                call = jax.device_put(call, sharding) if state is empty else (state, *jax.device_put(call[1:], sharding))
+            state, done, out = program(*call[:3], np.int32(need), *call[3:])
+            done, out = jax.device_get((done, out))
+            for row in np.flatnonzero(live & done):
+                results[holder[row]] = jax.tree.map(lambda a: a[row], out)
+                holder[row] = -1
+
+    n_loops = 1 if sharding is not None else min(chunk_threads(), -(-g // size))
+    if n_loops == 1:
+        loop()
+    else:
+        x64 = bool(jax.config.jax_enable_x64)
+
+        def in_callers_precision(_):
+            with jax.enable_x64(x64):
+                loop()
+
+        with ThreadPoolExecutor(n_loops) as pool:
+            list(pool.map(in_callers_precision, range(n_loops)))
+    return jax.tree.map(lambda *a: np.stack(a), *results)
+
+
+class _Queue:
+    """The fits ``0..g-1`` in order, taken by the slot loops of :func:`run_in_slots` under a lock."""
+
+    def __init__(self, g: int):
+        self._next, self._g, self._lock = 0, g, threading.Lock()
+
+    def take(self, k: int) -> list[int]:
+        with self._lock:
+            out = list(range(self._next, min(self._next + k, self._g)))
+            self._next += len(out)
+            return out
+
+    def empty(self) -> bool:
+        with self._lock:
+            return self._next >= self._g

@@ -2,9 +2,8 @@
 
 Section 6 of the paper classifies latents with scikit-learn's defaults. A study
 evaluates many feature sets (grid points x seeds x scalings) x 10 folds; here
-every fit of one classifier and one shape is a row of a leading "fit" axis of
-one jitted program (PureJaxRL style: pure functions over arrays, each fit's
-early stop a mask inside ``lax.while_loop`` under ``vmap``), compiled once.
+every fit of one classifier and one shape runs through one jitted program
+(PureJaxRL style: pure functions over arrays), compiled once.
 
 A fit is described by index arrays computed on the host (the folds are
 scikit-learn's ``StratifiedKFold``): ``set_idx (G,)`` picks the feature set of
@@ -12,8 +11,10 @@ scikit-learn's ``StratifiedKFold``): ``set_idx (G,)`` picks the feature set of
 (``StandardScaler`` fitted on the training fold) is a per-fit ``(mean, scale)``
 applied to the rows a fit reads, so no scaled copy of the data is stored.
 
-The fits run through :func:`~icrst_jax.evaluation.chunks.run_chunked`, a
-fixed number per call.
+Gaussian NB's fits run through :func:`~icrst_jax.evaluation.chunks.run_chunked`,
+a fixed number per call; the MLP's, which stop at different epochs, through the
+rows of a slot program (:func:`~icrst_jax.evaluation.chunks.run_in_slots`), a
+finished fit's row refilled with the next fit.
 
 * :func:`gaussian_nb` = ``GaussianNB()``, closed form, in float64: equal to
   scikit-learn to float tolerance.
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icrst_jax.evaluation.chunks import fits_within_budget, run_chunked
+from icrst_jax.evaluation.chunks import fits_within_budget, run_chunked, run_in_slots
 
 # MLPClassifier() defaults (scikit-learn 1.x): hidden_layer_sizes=(100,), relu,
 # adam, alpha=1e-4, batch_size="auto" = min(200, n), learning_rate_init=1e-3,
@@ -50,9 +51,20 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 NB_VAR_SMOOTHING = 1e-9
 
 
+# Rows of the MLP's slot program on a CPU: one fit per call (two loops side by side on two
+# cores), each step its own small matmuls, ran a fit's epochs ~2x faster than rows of 32
+# fits' batched matmuls, whose working set leaves the cache (BENCHMARKS.md, "Evaluation").
+MLP_CPU_SLOTS = 1
+
+
 def fits_per_chunk(n: int, d: int) -> int:
     """:func:`fits_within_budget` for per-fit float64 copies of an (n, d) set (NB, MLP)."""
     return fits_within_budget(8 * n * max(d, MLP_HIDDEN))
+
+
+def mlp_slots(n: int, d: int) -> int:
+    """Rows of the MLP's slot program: :data:`MLP_CPU_SLOTS` on a CPU, :func:`fits_per_chunk` elsewhere."""
+    return MLP_CPU_SLOTS if jax.default_backend() == "cpu" else fits_per_chunk(n, d)
 
 
 # ---------------------------------------------------------------------------
@@ -264,7 +276,22 @@ def adam_update(params: MLPParams, grads: MLPParams, state: AdamState, lr: float
     return params, AdamState(m, v, t)
 
 
-class _EpochState(NamedTuple):
+class MLPSlots(NamedTuple):
+    """The fits in the rows of a slot program (leading ``(C,)`` axis on every field).
+
+    ``x_train (n_max, D)`` a fit's training rows in row order (scikit-learn's
+    ``X_train``) then padding, scaled, ``n_train`` of them valid, ``y_train
+    (n_max, O)`` their targets; ``mean``, ``scale`` ``(D,)`` its scaling;
+    ``orders`` optional ``(max_iter, n_max)`` epoch permutations (tests); the
+    optimiser's state, the stopping rule's counters and the loss curve.
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array
+    n_train: jax.Array
+    mean: jax.Array
+    scale: jax.Array
+    orders: jax.Array | None
     params: MLPParams
     adam: AdamState
     best_loss: jax.Array
@@ -272,86 +299,118 @@ class _EpochState(NamedTuple):
     n_iter: jax.Array
     stopped: jax.Array
     loss_curve: jax.Array
-    key: jax.Array
 
 
-def mlp_fit_one(x, y_out, train_idx, n_train, mean, scale, params0, key, orders=None, *,
-                max_iter: int = MLP_MAX_ITER, alpha: float = MLP_ALPHA, early_stop: bool = True):
-    """``MLPClassifier(...).fit`` of one fit (vmap this over fits).
+def mlp_start(x, y, mask, scaled, params0, orders, *, n_classes: int, n_max: int, max_iter: int
+              ) -> MLPSlots:
+    """One fit's row before its first epoch (vmap this over rows).
 
-    Args:
-      x: ``(N, D)`` the set's features (unscaled); rows are read through ``train_idx``.
-      y_out: ``(N, O)`` output targets.
-      train_idx: ``(n_max,)`` int, the training rows, the first ``n_train`` valid.
-      n_train: number of training rows of this fit.
-      mean, scale: ``(D,)`` scaling applied to every row read.
-      params0: initial parameters; key: the shuffles' key.
-      orders: optional ``(max_iter, n_max)`` permutations of the training
-        positions, one per epoch (scikit-learn's shuffles, for tests); by
-        default each epoch's order is a uniform random permutation from ``key``.
-      max_iter, alpha: epochs and L2 strength; early_stop=False runs all epochs.
-
-    Returns:
-      ``(params, n_iter, loss_curve (max_iter,), stopped)``: ``stopped`` when
-      the loss did not improve by tol for more than ``n_iter_no_change``
-      epochs (scikit-learn's ``_update_no_improvement_count``); a fit that ran
-      ``max_iter`` epochs without stopping is scikit-learn's ConvergenceWarning.
+    ``x (N, D)``, ``y (N,)`` the set; ``mask (N,)`` its training rows; ``scaled``
+    standardise by the fold's statistics; ``params0`` its initial weights;
+    ``orders`` its epoch orders (``None`` for a single batch).
     """
-    n_max = train_idx.shape[0]
-    bs_static = min(MLP_BATCH, n_max)
-    n_batches = -(-n_max // bs_static)
-    bs = jnp.minimum(MLP_BATCH, n_train)
-    dtype = x.dtype
-    pos_pad = jnp.arange(bs_static)
-    # The training rows, scaled once (not once per epoch): (n_max, D) and (n_max, O).
-    x_train = (x[train_idx] - mean) / scale
-    y_train = y_out[train_idx]
-
-    def batch_step(carry, b, perm):
-        params, adam, acc = carry
-        start = b * bs
-        pos = start + pos_pad
-        valid = (pos_pad < bs) & (pos < n_train)
-        if perm is None:
-            xb, yb = x_train, y_train
-        else:
-            rows = perm[jnp.minimum(pos, n_max - 1)]
-            xb, yb = x_train[rows], y_train[rows]
-        loss, grads = mlp_backprop(params, xb, yb, valid, alpha)
-        new_params, new_adam = adam_update(params, grads, adam)
-        active = start < n_train
-        keep = lambda new, old: jax.tree.map(lambda a, b_: jnp.where(active, a, b_), new, old)  # noqa: E731
-        count = valid.sum().astype(dtype)
-        return (keep(new_params, params), keep(new_adam, adam), acc + jnp.where(active, loss * count, 0.0)), None
-
-    def epoch(s: _EpochState) -> _EpochState:
-        key = s.key
-        if orders is None and n_batches == 1:
-            # One batch of all training rows: its gradient is a sum over rows, so the
-            # epoch's shuffle changes only the order of a float sum; skip it.
-            perm = None
-        elif orders is None:
-            key, sub = jax.random.split(s.key)
-            u = jnp.where(jnp.arange(n_max) < n_train, jax.random.uniform(sub, (n_max,)), 2.0)
-            perm = jnp.argsort(u)
-        else:
-            perm = orders[s.n_iter]
-        (params, adam, acc), _ = jax.lax.scan(lambda c, b: batch_step(c, b, perm),
-                                              (s.params, s.adam, jnp.zeros((), dtype)), jnp.arange(n_batches))
-        loss = acc / n_train.astype(dtype)
-        worse = loss > s.best_loss - MLP_TOL
-        no_improvement = jnp.where(worse, s.no_improvement + 1, 0)
-        best = jnp.minimum(loss, s.best_loss)
-        stopped = (no_improvement > MLP_NO_CHANGE) & early_stop
-        return _EpochState(params, adam, best, no_improvement, s.n_iter + 1, stopped,
-                           s.loss_curve.at[s.n_iter].set(loss), key)
-
+    mean, scale = fit_stats(x, mask, scaled)
+    train_idx = jnp.argsort(~mask, stable=True)[:n_max]
     zeros = jax.tree.map(jnp.zeros_like, params0)
-    init = _EpochState(params0, AdamState(zeros, zeros, jnp.zeros((), jnp.int32)), jnp.asarray(jnp.inf, dtype),
-                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((), bool),
-                       jnp.zeros(max_iter, dtype), key)
-    out = jax.lax.while_loop(lambda s: ~s.stopped & (s.n_iter < max_iter), epoch, init)
-    return out.params, out.n_iter, out.loss_curve, out.stopped
+    return MLPSlots(
+        x_train=(x[train_idx] - mean) / scale, y_train=mlp_targets(y, n_classes, x.dtype)[train_idx],
+        n_train=mask.sum().astype(jnp.int32), mean=mean, scale=scale, orders=orders, params=params0,
+        adam=AdamState(zeros, zeros, jnp.zeros((), jnp.int32)), best_loss=jnp.asarray(jnp.inf, x.dtype),
+        no_improvement=jnp.zeros((), jnp.int32), n_iter=jnp.zeros((), jnp.int32), stopped=jnp.zeros((), bool),
+        loss_curve=jnp.zeros(max_iter, x.dtype))
+
+
+def _rows_backprop(params: MLPParams, x, x_t, y, valid, alpha: float):
+    """:func:`mlp_backprop` of every row at once (leading ``(C,)``), each matmul in the layout
+    the CPU's batched kernels take (contraction over the left operand's last axis): the
+    gradient of ``W1`` from ``x_t (C, D, B)``, that of ``W2`` transposed from ``(O, B) @ (B, H)``."""
+    w = valid.astype(x.dtype)
+    n = w.sum(1)[:, None, None]
+    h = jax.nn.relu(jnp.einsum("cbd,cdh->cbh", x, params.w1) + params.b1[:, None])
+    z = jnp.einsum("cbh,cho->cbo", h, params.w2) + params.b2[:, None]
+    p = _output_prob(z)
+    eps = jnp.finfo(x.dtype).eps
+    pc = jnp.clip(p, eps, 1 - eps)
+    if p.shape[-1] == 1:
+        per_row = -(y * jnp.log(pc) + (1 - y) * jnp.log(1 - pc))[..., 0]
+    else:
+        per_row = -jnp.sum(jnp.where(y > 0, y * jnp.log(pc), 0.0), axis=2)
+    l2 = jnp.sum(jnp.square(params.w1), (1, 2)) + jnp.sum(jnp.square(params.w2), (1, 2))
+    loss = jnp.sum(w * per_row, 1) / n[:, 0, 0] + 0.5 * alpha * l2 / n[:, 0, 0]
+    d2 = (p - y) * w[..., None]
+    d1 = jnp.einsum("cbo,coh->cbh", d2, jnp.swapaxes(params.w2, 1, 2)) * (h > 0)
+    g_w2 = jnp.swapaxes(jnp.einsum("cob,cbh->coh", jnp.swapaxes(d2, 1, 2), h), 1, 2)
+    grads = MLPParams((jnp.einsum("cdb,cbh->cdh", x_t, d1) + alpha * params.w1) / n, d1.sum(1) / n[:, 0],
+                      (g_w2 + alpha * params.w2) / n, d2.sum(1) / n[:, 0])
+    return loss, grads
+
+
+def _epoch_order(s: MLPSlots):
+    """``(C, n_max)`` the epoch's order of each row's training positions, or ``None`` for a single
+    batch of all training rows (its gradient is a sum over rows: the shuffle changes only the
+    order of a float sum, so it is skipped)."""
+    if s.orders is None:
+        return None
+    return jnp.take_along_axis(s.orders, jnp.minimum(s.n_iter, s.orders.shape[1] - 1)[:, None, None], 1)[:, 0]
+
+
+def mlp_epoch(s: MLPSlots, *, alpha: float = MLP_ALPHA, early_stop: bool = True) -> MLPSlots:
+    """One epoch of ``MLPClassifier.fit`` for every row (leading ``(C,)``), the rows' stops as data.
+
+    The training positions in a new order (:func:`_epoch_order`), batches of
+    ``min(200, n_train)``, the last one partial, each an Adam step of
+    :func:`mlp_backprop`'s gradients; the epoch loss the batch-size-weighted
+    mean, and scikit-learn's ``_update_no_improvement_count``. Batch ``b``
+    starts at position ``200 b`` in every row: a row with fewer than 200
+    training rows has one batch, and its later ones are empty. The rows are
+    gathered in the epoch's order once, so each batch is a slice, the last one
+    of the ``n_max % 200`` remaining positions (no padding to 200).
+    """
+    c, n_max, _ = s.x_train.shape
+    bs = min(MLP_BATCH, n_max)
+    dtype = s.x_train.dtype
+    perm = _epoch_order(s)
+    x, y = s.x_train, s.y_train
+    if perm is not None:
+        # Whole rows per index (a gather of D-wide slices, not of single elements).
+        x, y = jax.vmap(lambda a, b, i: (a[i], b[i]))(x, y, perm)
+    x_t = jnp.swapaxes(x, 1, 2)
+
+    def batch_step(carry, start, size):
+        params, adam, acc = carry
+        valid = start + jnp.arange(size) < s.n_train[:, None]
+        sl = lambda a, axis: jax.lax.dynamic_slice_in_dim(a, start, size, axis)  # noqa: E731
+        loss, grads = _rows_backprop(params, sl(x, 1), sl(x_t, 2), sl(y, 1), valid, alpha)
+        new_params, new_adam = jax.vmap(adam_update)(params, grads, adam)
+        active = start < s.n_train
+        count = valid.sum(1).astype(dtype)
+        return (_where_rows(active, new_params, params), _where_rows(active, new_adam, adam),
+                acc + jnp.where(active, loss * count, 0.0))
+
+    carry = (s.params, s.adam, jnp.zeros((c,), dtype))
+    carry, _ = jax.lax.scan(lambda cr, b: (batch_step(cr, b * bs, bs), None), carry, jnp.arange(n_max // bs))
+    if n_max % bs:
+        carry = batch_step(carry, n_max - n_max % bs, n_max % bs)
+    params, adam, acc = carry
+    loss = acc / s.n_train.astype(dtype)
+    worse = loss > s.best_loss - MLP_TOL
+    no_improvement = jnp.where(worse, s.no_improvement + 1, 0)
+    max_iter = s.loss_curve.shape[1]
+    curve = s.loss_curve.at[jnp.arange(c), jnp.minimum(s.n_iter, max_iter - 1)].set(loss)
+    new = s._replace(params=params, adam=adam, best_loss=jnp.minimum(loss, s.best_loss),
+                     no_improvement=no_improvement, n_iter=s.n_iter + 1,
+                     stopped=(no_improvement > MLP_NO_CHANGE) & early_stop, loss_curve=curve)
+    return _where_rows(~mlp_finished(s), new, s)
+
+
+def mlp_finished(s: MLPSlots) -> jax.Array:
+    """``(C,)``: the rows whose fit stopped early or ran ``max_iter`` epochs."""
+    return s.stopped | (s.n_iter >= s.loss_curve.shape[1])
+
+
+def _where_rows(rows, new, old):
+    """``new`` in the rows ``rows (C,)`` of every leaf, ``old`` elsewhere."""
+    return jax.tree.map(lambda a, b: jnp.where(rows.reshape(rows.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
 def mlp_predict(params: MLPParams, x: jax.Array) -> jax.Array:
@@ -369,23 +428,41 @@ def mlp_targets(y: jax.Array, n_classes: int, dtype=jnp.float32) -> jax.Array:
     return jax.nn.one_hot(y, n_classes, dtype=dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
-def _mlp_program(x_sets, y_sets, set_idx, train_mask, scaled, seeds, folds, init, orders=None, *, n_classes, n_max,
-                 max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
-    def one(s, mask, sc, seed, fold, params0, order):
-        x, y = x_sets[s], y_sets[s]
-        # The shuffles' key; a fit of one batch never shuffles, and its program has no threefry.
-        key = jax.random.fold_in(jax.random.key(seed), fold)
-        mean, scale = fit_stats(x, mask, sc)
-        # The training rows first, in row order (scikit-learn's X_train), then padding.
-        train_idx = jnp.argsort(~mask, stable=True)[:n_max]
-        n_train = mask.sum()
-        params, n_iter, curve, stopped = mlp_fit_one(
-            x, mlp_targets(y, n_classes, x.dtype), train_idx, n_train, mean, scale, params0, key, order,
-            max_iter=max_iter, alpha=alpha, early_stop=early_stop)
-        return MLPResult(mlp_predict(params, (x - mean) / scale), n_iter, curve, stopped)
+def sklearn_epoch_orders(seed: int, n_features: int, n_out: int, n_train: int, n_max: int,
+                         max_iter: int = MLP_MAX_ITER, hidden: int = MLP_HIDDEN) -> np.ndarray:
+    """The epoch orders of ``MLPClassifier(random_state=seed)``'s fit on ``n_train`` rows, ``(max_iter, n_max)``.
 
-    return jax.vmap(one)(set_idx, train_mask, scaled, seeds, folds, init, orders)
+    Its ``RandomState(seed)`` after the initial weights' draws
+    (:func:`sklearn_initial_weights`), then per epoch ``shuffle(sample_idx)``, which
+    reorders the previous epoch's order by ``permutation(n_train)``; positions
+    from ``n_train`` on pad each row in order.
+    """
+    rs = np.random.RandomState(seed)
+    rs.uniform(size=n_features * hidden + hidden + hidden * n_out + n_out)
+    out = np.tile(np.arange(n_max, dtype=np.int32), (max_iter, 1))
+    idx = np.arange(n_train, dtype=np.int32)
+    for e in range(max_iter):
+        idx = idx[rs.permutation(n_train)]
+        out[e, :n_train] = idx
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("n_classes", "n_max", "max_iter", "alpha", "early_stop"))
+def _mlp_program(state, refill, live, need, x, y, train_mask, scaled, init, orders=None, *,
+                 n_classes, n_max, max_iter=MLP_MAX_ITER, alpha=MLP_ALPHA, early_stop=True):
+    """One call of :func:`~icrst_jax.evaluation.chunks.run_in_slots`: start the ``refill`` rows' fits, run
+    epochs until ``need`` live rows have finished, predict every row of their sets."""
+    start = functools.partial(mlp_start, n_classes=n_classes, n_max=n_max, max_iter=max_iter)
+    state = _where_rows(refill, jax.vmap(start)(x, y, train_mask, scaled, init, orders), state)
+
+    def going(s):
+        finished = mlp_finished(s) & live
+        return (finished.sum() < need) & (live & ~mlp_finished(s)).any()
+
+    state = jax.lax.while_loop(going, functools.partial(mlp_epoch, alpha=alpha, early_stop=early_stop), state)
+    done = mlp_finished(state)
+    pred = jax.vmap(lambda p, x, m, sc: mlp_predict(p, (x - m) / sc))(state.params, x, state.mean, state.scale)
+    return state, done, MLPResult(pred, state.n_iter, state.loss_curve, state.stopped)
 
 
 def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, folds=None, chunk: int | None = None,
@@ -393,21 +470,20 @@ def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, f
         early_stop: bool = True, dtype=np.float32) -> MLPResult:
     """Fit ``MLPClassifier(random_state=seed)`` per fit and predict every row.
 
-    The algorithm is scikit-learn's (see :func:`mlp_fit_one`) and so are the
-    initial weights (:func:`sklearn_initial_weights` of each fit's seed). The
-    epoch shuffles are ``jax.random``'s, not numpy's: a fit of more than one
-    minibatch (over 200 training rows) equals a scikit-learn fit in
-    distribution, not in value. A fit of one batch does not depend on the
-    order of its rows beyond float rounding, so it follows scikit-learn's fit
-    of the same seed (float32 here, float64 there). ``init`` and ``orders``
-    replace the draws (tests feed scikit-learn's to compare loss curves step
-    by step).
+    The algorithm is scikit-learn's (see :func:`mlp_epoch`) and so are the
+    random draws: the initial weights (:func:`sklearn_initial_weights`) and
+    the epoch orders (:func:`sklearn_epoch_orders`) of each fit's seed, as
+    scikit-learn draws them for every fold. A fit then follows scikit-learn's
+    fit of the same seed to float rounding (float32 here, float64 there),
+    which over 200 epochs can still part their last digits and, rarely, a
+    prediction. A fit of one batch (at most 200 training rows) is not shuffled
+    (the order of a float sum). ``init`` and ``orders`` replace the draws.
 
     Args:
-      x_sets, y_sets, set_idx, train_mask, n_classes, scaled, chunk: as in :func:`gaussian_nb`.
-      seeds: ``(G,)`` each fit's ``random_state``: its initial weights, and with
-        its fold its shuffles (key ``fold_in(key(seed), fold)``).
-      folds: ``(G,)`` each fit's fold number (default ``0..G-1``).
+      x_sets, y_sets, set_idx, train_mask, n_classes, scaled: as in :func:`gaussian_nb`.
+      seeds: ``(G,)`` each fit's ``random_state``.
+      folds: each fit's fold number; unused (scikit-learn's draws do not depend on it), kept for callers.
+      chunk: rows of the slot program (fits at once; default all).
       init: optional :class:`MLPParams` with a leading ``(G,)`` axis, in place of
         scikit-learn's initial weights.
       orders: optional ``(G, max_iter, n_max)`` epoch permutations of each
@@ -417,31 +493,50 @@ def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, f
     Returns:
       :class:`MLPResult` with a leading ``(G,)`` axis, as numpy arrays.
     """
+    del folds
     train_mask = np.asarray(train_mask)
     n_max = int(train_mask.sum(1).max())
     seeds = np.broadcast_to(np.asarray(seeds), np.shape(set_idx))
-    folds = np.arange(len(seeds)) if folds is None else np.asarray(folds)
-    extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), seeds.astype(np.uint32),
-             folds.astype(np.uint32)]
+    n_out = 1 if n_classes == 2 else n_classes
+    d = np.shape(x_sets)[-1]
+    # Tables of the draws, one row per distinct seed (and training-fold size), and each fit's row.
     if init is None:
-        # One draw per distinct seed (a study's folds share their set's seed, as scikit-learn's
-        # do); each chunk takes its fits' rows of this table.
-        distinct, which = np.unique(seeds, return_inverse=True)
-        n_out = 1 if n_classes == 2 else n_classes
-        drawn = [sklearn_initial_weights(int(seed), np.shape(x_sets)[-1], n_out) for seed in distinct]
-        table = jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn)
-        extra.append(which)
+        init, init_row = _table_of(seeds, lambda seed: sklearn_initial_weights(seed, d, n_out), dtype)
     else:
-        extra.append(init)
+        init_row = np.arange(len(seeds))
+    if orders is None and n_max > MLP_BATCH:
+        n_train = train_mask.sum(1)
+        orders, order_row = _table_of(seeds * (n_max + 1) + n_train, lambda key: sklearn_epoch_orders(
+            key // (n_max + 1), d, n_out, key % (n_max + 1), n_max, max_iter), np.int32)
+    elif orders is not None:
+        order_row = np.arange(len(seeds))
+    extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), init_row]
     if orders is not None:
-        extra.append(np.asarray(orders))
+        extra.append(order_row)
+    start = functools.partial(mlp_start, n_classes=n_classes, n_max=n_max, max_iter=max_iter)
+    statics = dict(n_classes=n_classes, n_max=n_max, max_iter=max_iter, alpha=alpha, early_stop=early_stop)
 
-    def program(x, y, s, m, sc, seed, fold, p0, *rest):
-        if init is None:
-            p0 = jax.tree.map(lambda t: t[p0], table)
-        order = rest[0] if orders is not None else None
-        return _mlp_program(x, y, s, m, sc, seed, fold, p0, order, n_classes=n_classes, n_max=n_max,
-                            max_iter=max_iter, alpha=alpha, early_stop=early_stop)
+    def rows_of(p0, rest):
+        """The fits' initial weights and orders from their table rows (host arrays, or traced for shapes)."""
+        take = (lambda t, i: np.asarray(t)[i]) if isinstance(p0, np.ndarray) else (lambda t, i: jnp.asarray(t)[i])
+        return jax.tree.map(lambda t: take(t, p0), init), take(orders, rest[0]) if rest else None
 
-    return run_chunked(program, np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32), np.asarray(set_idx),
-                    train_mask, chunk, *extra)
+    def program(state, refill, live, need, x, y, m, sc, p0, *rest):
+        return _mlp_program(state, refill, live, need, x, y, m, sc, *rows_of(p0, rest), **statics)
+
+    x_sets, y_sets = np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32)
+    # The slots' state before the first call, shaped as the program's (every row is refilled by that call).
+    rows = -(-(len(set_idx) if chunk is None else min(chunk, len(set_idx))) // len(jax.local_devices()))
+    first = jax.tree.map(lambda a: np.repeat(np.asarray(a)[:1], rows * len(jax.local_devices()), 0),
+                         (x_sets[np.asarray(set_idx)[:1]], y_sets[np.asarray(set_idx)[:1]], train_mask, *extra))
+    shapes = jax.eval_shape(lambda x, y, m, sc, p0, *rest: jax.vmap(start)(x, y, m, sc, *rows_of(p0, rest)), *first)
+    empty = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)
+    return MLPResult(*run_in_slots(program, empty, x_sets, y_sets, np.asarray(set_idx), train_mask, chunk, *extra))
+
+
+def _table_of(keys: np.ndarray, draw, dtype):
+    """``(table, row)``: ``draw(key)`` for each distinct key of ``keys (G,)``, stacked (a pytree with a
+    leading axis), and each key's row of it (a study's folds share their set's seed, as scikit-learn's do)."""
+    distinct, which = np.unique(keys, return_inverse=True)
+    drawn = [draw(int(k)) for k in distinct]
+    return jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn), which
