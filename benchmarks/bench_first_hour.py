@@ -11,7 +11,9 @@ and ``start`` = the process's wall time minus the study's (Python, imports, JAX
 start-up, the config). ``--quick``: a 2-epoch, one-classifier Breast Cancer job,
 in this process (a smoke test of the harness, not a measure).
 
-Standalone: ``python -m benchmarks.bench_first_hour [--quick] [--json FILE]``.
+Standalone: ``python -m benchmarks.bench_first_hour [--quick] [--json FILE] [--baseline DIR]``;
+``--baseline DIR`` runs each job again from another checkout (``git worktree add DIR COMMIT``), right
+after this code's run, so that a change is measured against its baseline in the same hour.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ PARTS = ("loading_s", "compiling_s", "training_s", "setup_s", "evaluation_s", "j
          "sklearn_classifiers_s")
 
 
-def run_job(args: list[str], out: Path, *, in_process: bool) -> dict:
-    """One job into ``out``: its wall time, exit status and the study's timing split."""
+def run_job(args: list[str], out: Path, *, in_process: bool, checkout: Path = ROOT) -> dict:
+    """One job into ``out``, run from ``checkout``'s code: its wall time, exit status and the study's timing split."""
     argv = [*args, "--no-compilation-cache", "--quiet", "--out", str(out)]
     t0 = time.perf_counter()
     if in_process:
@@ -50,7 +52,8 @@ def run_job(args: list[str], out: Path, *, in_process: bool) -> dict:
 
         rc = cli.main(argv)
     else:
-        rc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=ROOT, stdout=subprocess.DEVNULL,
+        # From the checkout's folder, `python -m` imports that checkout's packages first.
+        rc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=checkout, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True).returncode
     wall = time.perf_counter() - t0
     if rc != 0:
@@ -60,13 +63,19 @@ def run_job(args: list[str], out: Path, *, in_process: bool) -> dict:
             "command": "python -m experiments.run " + " ".join(argv[:-2] + ["--out", "DIR"])}
 
 
-def run(ctx: Context) -> tuple[dict, str]:
+def run(ctx: Context, baseline: Path | None = None) -> tuple[dict, str]:
+    """Each job cold; with ``baseline`` (another checkout's folder, e.g. a ``git worktree`` of an
+    earlier commit) each job also runs from that code, right after this code's run."""
     jobs = QUICK_JOB if ctx.quick else JOBS
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, args) in enumerate(jobs.items()):
             ctx.log(f"first_hour: {name}")
             result[name] = run_job(args, Path(tmp) / f"job{i}", in_process=ctx.quick)
+            if baseline is not None:
+                ctx.log(f"first_hour: {name}, from {baseline}")
+                result[f"{name}, baseline"] = run_job(args, Path(tmp) / f"base{i}", in_process=False,
+                                                      checkout=baseline)
     columns = ["job", "process s", "start", "load", "compile", "train", "setup", "evaluate", "(JAX fits)",
                "(sklearn fits)"]
     rows = [[name, r["wall_s"], r["start_s"], r["loading_s"], r["compiling_s"], r["training_s"], r["setup_s"],
@@ -81,8 +90,10 @@ def main(argv=None) -> int:
                                  allow_abbrev=False)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also run each job from the checkout in DIR (an earlier commit), beside this one")
     args = ap.parse_args(argv)
-    result, text = run(Context(args.quick))
+    result, text = run(Context(args.quick), baseline=args.baseline)
     print(text)
     if args.json:
         write_json(args.json, {"meta": environment(["python", "-m", "benchmarks.bench_first_hour", *(argv or [])],
