@@ -9,8 +9,10 @@ default (``conv_impl="auto"``, which a one-step program resolves to
 * ``init_s``: the initialiser (``init_state``, which compiles it itself);
 * ``trace_lower_s``: ``jax.jit(epoch).lower(state, data)``;
 * ``compile_s``: ``.compile()`` of that lowering (XLA's passes and LLVM);
+  ``compile_cpu_s`` its CPU seconds;
 * ``step_s``: the median of a few compiled one-step epochs after a warm-up
-  (not for ``xla``, whose CPU convolutions take seconds a step).
+  (not for ``xla``, whose CPU convolutions take seconds a step); ``step_cpu_s``
+  their CPU seconds.
 
 From ``cpu`` and ``matmul``: ``break_even_steps``, the optimizer steps after
 which the CPU path's faster steps pay back its longer compile (the rule of
@@ -65,21 +67,23 @@ def measure(case: str, workload=FULL, steps: int = STEP_REPEATS) -> dict:
     t0 = time.perf_counter()
     lowered = fn.lower(state, data)
     trace_lower_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     compiled = lowered.compile()
     out = {"case": case, "resolved": engine.model.config.conv_impl, "init_s": init_s,
-           "trace_lower_s": trace_lower_s, "compile_s": time.perf_counter() - t0}
+           "trace_lower_s": trace_lower_s, "compile_s": time.perf_counter() - t0,
+           "compile_cpu_s": time.process_time() - c0}
     if case == "xla" and jax.default_backend() == "cpu":
         steps = 0  # XLA's CPU convolutions: seconds a step, not what a CPU user runs
     times = []
     for i in range(steps + 1 if steps else 0):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         state, metrics = compiled(state, data)
         out["loss"] = float(np.asarray(metrics["loss"]).mean())
         if i:
-            times.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0, time.process_time() - c0))
     if times:
-        out["step_s"] = statistics.median(times)
+        out["step_s"] = statistics.median(t for t, _ in times)
+        out["step_cpu_s"] = statistics.median(c for _, c in times)
     return out
 
 
@@ -94,12 +98,17 @@ def _child(case: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def break_even(rows: dict) -> float | None:
-    """Optimizer steps at which ``cpu``'s compile minus ``matmul``'s equals what its faster steps save."""
+def break_even(rows: dict, clock: str = "") -> float | None:
+    """Optimizer steps at which ``cpu``'s compile minus ``matmul``'s equals what its faster steps save.
+
+    ``clock``: ``""`` wall seconds, ``"cpu_"`` CPU seconds of the process (steady
+    on a shared machine; a step runs on every core, a compile mostly on one).
+    """
     cpu, mm = rows.get("cpu", {}), rows.get("matmul", {})
-    if "step_s" not in cpu or "step_s" not in mm or mm["step_s"] <= cpu["step_s"]:
+    step, comp = f"step_{clock}s", f"compile_{clock}s"
+    if step not in cpu or step not in mm or mm[step] <= cpu[step]:
         return None
-    return (cpu["compile_s"] - mm["compile_s"]) / (mm["step_s"] - cpu["step_s"])
+    return (cpu[comp] - mm[comp]) / (mm[step] - cpu[step])
 
 
 def run(ctx: Context) -> tuple[dict, str]:
@@ -107,16 +116,19 @@ def run(ctx: Context) -> tuple[dict, str]:
     for case in CASES if not ctx.quick else ("auto",):
         ctx.log(f"cold_compile: {case}")
         rows[case] = measure(case, QUICK, steps=1) if ctx.quick else _child(case)
-    result = {"cases": rows, "break_even_steps": break_even(rows),
+    result = {"cases": rows, "break_even_steps": break_even(rows), "break_even_steps_cpu": break_even(rows, "cpu_"),
               "workload": dict(zip(("model", "width", "batch", "samples", "side"), QUICK if ctx.quick else FULL))}
-    table = [[f"{c} ({r['resolved']})", r["trace_lower_s"], r["compile_s"], r["init_s"],
-              r["step_s"] * 1e3 if "step_s" in r else "-"] for c, r in rows.items()]
+    table = [[f"{c} ({r['resolved']})", r["trace_lower_s"], r["compile_s"], r["compile_cpu_s"], r["init_s"],
+              r["step_s"] * 1e3 if "step_s" in r else "-", r["step_cpu_s"] * 1e3 if "step_s" in r else "-"]
+             for c, r in rows.items()]
     note = ("each case a fresh process, persistent cache off; one run, one step per epoch"
             if not ctx.quick else "quick: conv_tiny in this process (a smoke test)")
     if result["break_even_steps"] is not None:
-        note += f"; cpu pays back its compile after {result['break_even_steps']:.0f} steps"
+        note += (f"; cpu pays back its compile after {result['break_even_steps']:.0f} steps "
+                 f"({result['break_even_steps_cpu'] or float('nan'):.0f} in CPU seconds)")
     return result, format_table("cold compile: narrow conv epoch (seconds)",
-                                ["conv_impl", "trace + lower", "compile", "init", "step ms"], table, note)
+                                ["conv_impl", "trace + lower", "compile", "(CPU s)", "init", "step ms", "(CPU ms)"],
+                                table, note)
 
 
 def main(argv=None) -> int:

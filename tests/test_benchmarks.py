@@ -399,3 +399,4 @@ def test_cold_compile_resolves_auto_by_the_step_count(suite):
     rows = {"cpu": {"compile_s": 30.0, "step_s": 0.1}, "matmul": {"compile_s": 10.0, "step_s": 0.15}}
     assert break_even(rows) == pytest.approx(400.0)
     assert break_even({"cpu": rows["cpu"]}) is None
+    assert break_even(rows, "cpu_") is None
