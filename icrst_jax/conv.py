@@ -32,9 +32,11 @@ from icrst_jax import cpu_conv
 
 # ``auto`` on a CPU: a program of fewer optimizer steps than this (epochs x
 # steps per epoch x runs) uses ``matmul``, whose compile is shorter by more
-# than its slower steps cost; the break-even is measured in BENCHMARKS.md
-# ("Cold start"), a little above this.
-AUTO_CPU_PATH_MIN_STEPS = 500
+# than its slower steps cost. The break-even falls as a step's work grows
+# (BENCHMARKS.md, "Cold start": ~210 steps for the width-1/4 conv at 28x28,
+# ~500 for the width-1/8 one at 16x16); this is near the lower one, where
+# picking wrongly costs least on either side.
+AUTO_CPU_PATH_MIN_STEPS = 200
 
 
 def resolve_conv_impl(impl: str, steps: int | None = None) -> str:

@@ -440,7 +440,7 @@ def test_auto_on_a_cpu_picks_by_the_programs_step_count():
         assert engine.config.model.conv_impl == impl
         return engine.model.config.conv_impl
 
-    assert picked(10, 16) == "matmul"  # 480 steps
-    assert picked(10, 17) == "cpu"  # 510
+    assert picked(10, 6) == "matmul"  # 180 steps
+    assert picked(10, 7) == "cpu"  # 210
     assert picked(200, 1) == "cpu"  # 600
     assert picked(10, 1, "cpu") == "cpu" and picked(1000, 1, "matmul") == "matmul"

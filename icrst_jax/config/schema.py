@@ -87,7 +87,7 @@ class ModelConfig:
         parameters and optimizer state stay float32).
       conv_impl: how the convolutions are computed (``CONV_IMPLS``):
         ``auto`` (default) is ``xla`` off a CPU; on a CPU ``cpu``, or ``matmul``
-        (a shorter compile) for a program of fewer than 500 optimizer steps
+        (a shorter compile) for a program of fewer than 200 optimizer steps
         (:func:`icrst_jax.conv.resolve_conv_impl`).
         The same function up to float rounding, so not part of a study's
         fingerprint.
