@@ -13,7 +13,7 @@ float64 references in ``tests/test_conv.py``:
   BENCHMARKS.md, "GPU"); on a CPU, ``cpu`` for a program that trains long
   enough to pay back its compile, ``matmul`` for a short one (fewer than
   ``AUTO_CPU_PATH_MIN_STEPS`` optimizer steps, all runs together): the CPU
-  path's steps are faster, but its Winograd and im2col terms compile 2.5-3x
+  path's steps are faster, but its Winograd and im2col terms compile about 3x
   longer (BENCHMARKS.md, "Cold start").
 
 Example:
