@@ -15,8 +15,8 @@ import sys
 import time
 import traceback
 
-from benchmarks import (bench_devices, bench_e2e, bench_first_hour, bench_own_data, bench_pairing, bench_seeds,
-                        bench_study, bench_training)
+from benchmarks import (bench_cold_compile, bench_devices, bench_e2e, bench_first_hour, bench_own_data, bench_pairing,
+                        bench_seeds, bench_study, bench_training)
 from benchmarks.bench_lib import Context, environment, write_json
 
 # Order matters for speed only: training compiles the runs that seeds, utilisation
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "devices": bench_devices.run,
     "study": bench_study.run,
     "first_hour": bench_first_hour.run,
+    "cold_compile": bench_cold_compile.run,
     "own_data": bench_own_data.run,
 }
 

@@ -198,7 +198,7 @@ def train_adaptation(
     encode_sets = encode_sets or {}
     t0 = time.perf_counter()
     if engine is None:
-        engine = make_engine(config, x.shape[1:], x.shape[0], noise=False)
+        engine = make_engine(config, x.shape[1:], x.shape[0], noise=False, runs=len(points))
     state = init_state(engine, list(points))
     enc = lambda st, images: encode(engine, st, images, mean=mean, std=std)  # noqa: E731
     initial = {name: enc(state, images) for name, images in encode_sets.items()}

@@ -9,8 +9,12 @@ float64 references in ``tests/test_conv.py``:
 * ``cpu``: :mod:`icrst_jax.cpu_conv` (Winograd, im2col, strided phases, one
   custom VJP), for XLA's slow CPU convolutions;
 * ``matmul``: im2col patches times the kernel matrix, gradients by autodiff;
-* ``auto``: ``cpu`` on a CPU backend, ``xla`` elsewhere (the GPU measurements
-  behind that choice: BENCHMARKS.md, "GPU").
+* ``auto``: ``xla`` off a CPU (the GPU measurements behind that choice:
+  BENCHMARKS.md, "GPU"); on a CPU, ``cpu`` for a program that trains long
+  enough to pay back its compile, ``matmul`` for a short one (fewer than
+  ``AUTO_CPU_PATH_MIN_STEPS`` optimizer steps, all runs together): the CPU
+  path's steps are faster, but its Winograd and im2col terms compile about 3x
+  longer (BENCHMARKS.md, "Cold start").
 
 Example:
   >>> convolution("matmul", jnp.ones((2, 28, 28, 1)), jnp.ones((3, 3, 1, 8))).shape
@@ -26,11 +30,27 @@ from jax import lax
 from icrst_jax import cpu_conv
 
 
-def resolve_conv_impl(impl: str) -> str:
-    """``ModelConfig.conv_impl`` for this process: ``auto`` is ``cpu`` on a CPU backend, ``xla`` elsewhere."""
-    if impl == "auto":
-        return "cpu" if jax.default_backend() == "cpu" else "xla"
-    return impl
+# ``auto`` on a CPU: a program of fewer optimizer steps than this (epochs x
+# steps per epoch x runs) uses ``matmul``, whose compile is shorter by more
+# than its slower steps cost. The break-even falls as a step's work grows
+# (BENCHMARKS.md, "Cold start": ~210 steps for the width-1/4 conv at 28x28,
+# ~500 for the width-1/8 one at 16x16); this is near the lower one, where
+# picking wrongly costs least on either side.
+AUTO_CPU_PATH_MIN_STEPS = 200
+
+
+def resolve_conv_impl(impl: str, steps: int | None = None) -> str:
+    """``ModelConfig.conv_impl`` for this process and a program of ``steps`` optimizer steps.
+
+    ``auto`` is ``xla`` off a CPU; on a CPU it is ``matmul`` for fewer than
+    ``AUTO_CPU_PATH_MIN_STEPS`` steps and ``cpu`` otherwise (``steps=None``:
+    unknown, ``cpu``).
+    """
+    if impl != "auto":
+        return impl
+    if jax.default_backend() != "cpu":
+        return "xla"
+    return "matmul" if steps is not None and steps < AUTO_CPU_PATH_MIN_STEPS else "cpu"
 
 
 def xla_conv2d(x, w, *, stride: int = 1, padding: int = 0) -> jax.Array:

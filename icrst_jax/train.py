@@ -52,6 +52,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icrst_jax import faults
 from icrst_jax.config import GridPoint, TrainConfig
+from icrst_jax.conv import resolve_conv_impl
 from icrst_jax.data import encoder_input
 from icrst_jax.distributed import tag_progress, to_host
 from icrst_jax.log import bar_of, detail_of
@@ -186,7 +187,8 @@ def effective_batch_size(config: TrainConfig, num_samples: int, num_devices: int
 
 
 def make_engine(
-    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, noise: bool | None = None
+    config: TrainConfig, sample_shape: Sequence[int], num_samples: int, *, noise: bool | None = None,
+    runs: int = 1,
 ) -> Engine:
     """Builds the model, optimizer, mesh and the pure epoch function of a run.
 
@@ -199,14 +201,18 @@ def make_engine(
         its traced sigma, 0 for the other modes). None: ``config.mode == "dae"``.
         A study with a dae point needs True; without one, False skips drawing
         noise that every run would multiply by 0.
+      runs: how many runs (grid points, seeds) the program will train: with
+        ``config.epochs`` and the steps per epoch, the step count by which
+        ``conv_impl="auto"`` picks the convolutions (:func:`icrst_jax.conv.resolve_conv_impl`).
     """
-    model = make_model(config.model, sample_shape)
     mesh = make_mesh(config.num_devices)
     batch = effective_batch_size(config, num_samples, mesh.devices.size)
+    steps = int(math.ceil(num_samples / batch))
+    model = make_model(_resolved_model(config, steps * config.epochs * runs), sample_shape)
     tx = optax.adam(config.learning_rate)
     spec = _EpochSpec(
         model=model, tx=tx, batch_sharding=NamedSharding(mesh, P(DATA_AXIS)), replicated=NamedSharding(mesh, P()),
-        num_samples=num_samples, batch=batch, steps=int(math.ceil(num_samples / batch)),
+        num_samples=num_samples, batch=batch, steps=steps,
         noise=config.mode == "dae" if noise is None else bool(noise),
     )
     trace_count = [0]
@@ -222,6 +228,18 @@ def make_engine(
         config=config, model=model, optimizer=tx, mesh=mesh, num_samples=num_samples, batch_size=batch,
         steps_per_epoch=spec.steps, init_fn=init_fn, epoch_fn=epoch_fn, trace_count=trace_count, noise=spec.noise,
     )
+
+
+def _resolved_model(config: TrainConfig, steps: int):
+    """``config.model`` with ``conv_impl="auto"`` resolved for a program of ``steps`` optimizer steps.
+
+    Resolved once per engine: its epoch and encoder programs use the same
+    convolutions (they change results by float rounding only, and are not part
+    of a run's fingerprint).
+    """
+    if config.model.conv_impl != "auto":
+        return config.model
+    return dataclasses.replace(config.model, conv_impl=resolve_conv_impl("auto", steps))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -606,7 +624,7 @@ def _engine_for(config: TrainConfig, x_shape, points: Sequence[GridPoint], engin
     """A new engine for the run, or ``engine`` once checked to hold this run's programs."""
     noise = any(pt.mode == "dae" for pt in points)
     if engine is None:
-        return make_engine(config, x_shape[1:], x_shape[0], noise=noise)
+        return make_engine(config, x_shape[1:], x_shape[0], noise=noise, runs=len(points))
     _check_reuse(engine, config, x_shape, noise)
     return engine
 

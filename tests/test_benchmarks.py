@@ -386,3 +386,17 @@ def test_time_budget_skips_sections_but_writes_the_file(tmp_path):
     d = strict_load(tmp_path / "accelerator_check.json")
     assert rc == 0 and list(d["sections"]) == ["peak", "grid"]
     assert all(v["skipped"].startswith("time budget") for v in d["sections"].values())
+
+
+def test_cold_compile_resolves_auto_by_the_step_count(suite):
+    """A one-step program's ``auto`` is ``matmul`` on a CPU; the break-even of ``cpu`` against ``matmul``."""
+    from benchmarks.bench_cold_compile import break_even
+
+    auto = suite[1]["cold_compile"]["cases"]["auto"]
+    assert auto["resolved"] == "matmul"
+    assert all(auto[k] > 0 for k in ("init_s", "trace_lower_s", "compile_s", "step_s")), auto
+    assert 0 < auto["loss"] < 1
+    rows = {"cpu": {"compile_s": 30.0, "step_s": 0.1}, "matmul": {"compile_s": 10.0, "step_s": 0.15}}
+    assert break_even(rows) == pytest.approx(400.0)
+    assert break_even({"cpu": rows["cpu"]}) is None
+    assert break_even(rows, "cpu_") is None

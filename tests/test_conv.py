@@ -449,3 +449,26 @@ def test_sharded_data_parallel_jit_matches_single_device():
     # The forward keeps the batch sharding.
     y = jax.jit(lambda a, b: convolution("cpu", a, b))(xs, wr[0])
     assert y.sharding.spec[0] == "data"
+
+
+def test_auto_on_a_cpu_picks_by_the_programs_step_count():
+    """``auto`` is ``matmul`` for a program of fewer than ``AUTO_CPU_PATH_MIN_STEPS`` optimizer
+    steps (epochs x steps per epoch x runs), ``cpu`` from there on; the engine's config keeps ``auto``."""
+    from icrst_jax.conv import AUTO_CPU_PATH_MIN_STEPS
+    from icrst_jax.config import TrainConfig
+    from icrst_jax.train import make_engine
+
+    assert resolve_conv_impl("auto", AUTO_CPU_PATH_MIN_STEPS - 1) == "matmul"
+    assert resolve_conv_impl("auto", AUTO_CPU_PATH_MIN_STEPS) == "cpu"
+    assert resolve_conv_impl("cpu", 1) == "cpu"
+
+    def picked(epochs, runs, impl="auto"):
+        cfg = TrainConfig(epochs=epochs, batch_size=16, model=ModelConfig(name="conv_tiny", width=1 / 8, conv_impl=impl))
+        engine = make_engine(cfg, (12, 12, 1), 48, runs=runs)  # 3 steps per epoch
+        assert engine.config.model.conv_impl == impl
+        return engine.model.config.conv_impl
+
+    assert picked(10, 6) == "matmul"  # 180 steps
+    assert picked(10, 7) == "cpu"  # 210
+    assert picked(200, 1) == "cpu"  # 600
+    assert picked(10, 1, "cpu") == "cpu" and picked(1000, 1, "matmul") == "matmul"

@@ -86,7 +86,9 @@ class ModelConfig:
       dtype: compute dtype, ``float32`` or ``bfloat16`` (mixed precision:
         parameters and optimizer state stay float32).
       conv_impl: how the convolutions are computed (``CONV_IMPLS``):
-        ``auto`` (default) is ``cpu`` on a CPU backend and ``xla`` elsewhere.
+        ``auto`` (default) is ``xla`` off a CPU; on a CPU ``cpu``, or ``matmul``
+        (a shorter compile) for a program of fewer than 200 optimizer steps
+        (:func:`icrst_jax.conv.resolve_conv_impl`).
         The same function up to float rounding, so not part of a study's
         fingerprint.
     """
