@@ -118,10 +118,11 @@ def test_resolution_order(tmp_path, monkeypatch):
 
 
 def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
-    """In this process's JAX: enable twice, switch directory, switch off (left off afterwards)."""
+    """In this process's JAX: enable twice, switch directory, switch off; then the session's
+    own cache (conftest's) is back for the tests after this one."""
     import jax
 
-    assert jax.config.jax_compilation_cache_dir is None  # conftest: the session runs without a cache
+    session = jax.config.jax_compilation_cache_dir
     a, b = tmp_path / "a", tmp_path / "b"
     try:
         assert runtime.enable_compilation_cache(a) == str(a)
@@ -137,8 +138,11 @@ def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
     finally:
         assert runtime.enable_compilation_cache("off") is None
     assert jax.config.jax_compilation_cache_dir is None
-    jax.jit(lambda v: v * 7 + 3)(1.0)
-    assert len(entries(a)) == 1 and len(entries(b)) == 1  # off: nothing more written
+    try:
+        jax.jit(lambda v: v * 7 + 3)(1.0)
+        assert len(entries(a)) == 1 and len(entries(b)) == 1  # off: nothing more written
+    finally:
+        runtime.enable_compilation_cache(session or "off")
 
 
 def test_cli_cache_options_are_exclusive(capsys):
