@@ -169,15 +169,15 @@ def assert_same_training(a, b, params_atol):
 
 @pytest.fixture(scope="module")
 def conv_runs():
-    """The tiny conv (dropout on), seeds 0 and 1: vmapped (``seed_batch=2``) on 4
-    devices, and on 1 device as a CPU runs them by default, one seed after
-    the other (each its own run in a loop: ``test_seed_batch_chunks_equal_separate_runs``
-    checks the schedule). Two programs, each compiled once."""
+    """The tiny conv (dropout on), seeds 0 and 1: vmapped (``seed_batch=2``; on a CPU
+    the default would loop over them) on 4 devices, and each seed alone on 1 device
+    (the second with the first's program). Two programs, each compiled once."""
     x, y = tiny_images()
     cfg = tiny_conv_config(seed_batch=2)
     four = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
-    one = fit(tiny_conv_config(num_devices=1), x, y, seeds=[0, 1], progress=False)
-    return cfg, one, four
+    first = fit(cfg.replace(num_devices=1), x, y, seeds=[0], progress=False)
+    second = fit(cfg.replace(num_devices=1), x, y, seeds=[1], progress=False, engine=first.engine)
+    return cfg, (first, second), four
 
 
 @pytest.mark.parametrize("make", ["mlp", "conv"])
@@ -190,13 +190,11 @@ def test_vmapped_seeds_on_four_devices_equal_separate_runs_on_one(request, make)
     assert jax.device_count() == 4
     if make == "mlp":
         cfg, runs, r4 = mlp_config(epochs=2), request.getfixturevalue("mlp_one"), request.getfixturevalue("mlp_four")[0]
-        r1, alone = runs[0], separate(runs)
     else:
-        cfg, r1, r4 = request.getfixturevalue("conv_runs")
-        alone = r1  # the CPU's default for a conv model: a loop over separate runs
-    assert r1.engine.mesh.devices.size == 1 and r4.engine.mesh.devices.size == 4
-    n_steps = step_losses(r1).shape[1]
-    assert_same_training(alone, r4, params_atol=cfg.learning_rate * n_steps)
+        cfg, runs, r4 = request.getfixturevalue("conv_runs")
+    assert runs[0].engine.mesh.devices.size == 1 and r4.engine.mesh.devices.size == 4
+    n_steps = step_losses(runs[0]).shape[1]
+    assert_same_training(separate(runs), r4, params_atol=cfg.learning_rate * n_steps)
 
 
 def test_table_d1_conv_trains():
