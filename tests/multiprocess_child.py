@@ -18,6 +18,12 @@ Jobs:
     then, on the same joined pair, the MLP again from DIR/mlp_ckpt (epoch 2)
     and the checks that the processes run one study into one shared folder
     (:func:`agreement_cases`).
+
+The MLP run is that study's own training (its config, data and grid points): in
+the resume job, process 0 loads the program its study compiled from the pair's
+compilation cache (``$ICRST_JAX_CACHE_DIR``; JAX writes it from process 0 only,
+and process 1 compiles again), and the test's one-process reference and its
+one-process command line share one program too.
 """
 
 from __future__ import annotations
@@ -29,29 +35,32 @@ from pathlib import Path
 import numpy as np
 
 SEEDS = [0, 1]
-# The command-line study of the resume job; the test runs it again in one process.
-CLI_ARGS = ["--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst", "--seeds", "0", "1", "--epochs", "3",
-            "--batch-size", "64", "--classifiers", "nb", "svm", "--folds", "3", "--no-tsne", "--no-checkpoints",
-            "--no-compilation-cache", "--out", "out"]
+# The command-line study of the resume job; the test runs it again in one process. The
+# compilation cache comes from the environment: the pair's own, this process's in the test.
+# ICRST at p=0.5: the Bernoulli draw of each sample decides, on every process's shard.
+CLI_ARGS = ["--dataset", "breast_cancer", "--mode", "standard", "--mode", "icrst", "--p-grid", "0.5", "--seeds", "0", "1",
+            "--epochs", "3", "--batch-size", "64", "--classifiers", "nb", "svm", "--folds", "3", "--no-tsne",
+            "--no-checkpoints", "--out", "out"]
 
 
 def mlp_run():
-    """(TrainConfig, x, y, mean, std, x_encode) of the MLP run: 569 samples in
-    batches of 64 (ragged last batch), 2 epochs."""
-    from sklearn.datasets import load_breast_cancer
+    """(TrainConfig, x, y, mean, std, x_encode, points) of the MLP run: the training of
+    the study of :data:`CLI_ARGS` (its four grid points on the 455 training samples of
+    Breast Cancer in batches of 64, a ragged last batch), 2 epochs; latents of the 114
+    test samples."""
+    from experiments import run as cli
+    from icrst_jax.stages import load_data
 
-    from icrst_jax.config import ModelConfig, TrainConfig
-
-    x, y = load_breast_cancer(return_X_y=True)
-    x = ((x - x.min(0)) / (x.max(0) - x.min(0))).astype(np.float32)
-    cfg = TrainConfig(mode="icrst", p=0.5, epochs=2, batch_size=64, model=ModelConfig(name="mlp"))
-    return cfg, x, y, None, None, x[:100]
+    study = cli.config_from_args(cli.build_parser().parse_args(CLI_ARGS))
+    ds = load_data(study)
+    mean, std = ds.preprocessing.encoder_mean_std()
+    return study.train.replace(epochs=2), ds.x_train, ds.y_train, mean, std, ds.x_test, study.grid()
 
 
 def conv_run():
-    """``conv_tiny`` (one conv + BatchNorm + LeakyReLU + dropout block each
-    way, 4 channels) on 64 digits images at 12x12, batches of 16, 2 epochs;
-    latents of 40 held-out images.
+    """(TrainConfig, x, y, mean, std, x_encode, points) of ``conv_tiny`` (one conv +
+    BatchNorm + LeakyReLU + dropout block each way, 4 channels) on 64 digits images
+    at 12x12, batches of 16, 2 epochs, seeds :data:`SEEDS`; latents of 40 held-out images.
 
     What is under test is the processes, not the model: the tiny conv has
     every kind of state the Table D1 conv has (BatchNorm statistics reduced
@@ -59,7 +68,7 @@ def conv_run():
     XLA's convolutions (``conv_impl="xla"``) compile faster than the CPU
     path's (BENCHMARKS.md, "Cold start"), whose sharded program is tested on
     1 and 4 devices in ``test_train.py``."""
-    from icrst_jax.config import ModelConfig, TrainConfig
+    from icrst_jax.config import GridPoint, ModelConfig, TrainConfig
     from icrst_jax.data import load_dataset
 
     ds = load_dataset("digits", image_size=12)
@@ -67,7 +76,8 @@ def conv_run():
     cfg = TrainConfig(
         mode="icrst", p=0.5, epochs=2, batch_size=16, model=ModelConfig(name="conv_tiny", width=1 / 8, dropout=0.2, conv_impl="xla")
     )
-    return cfg, ds.x_train[:64], ds.y_train[:64], mean, std, ds.x_test[:40]
+    points = [GridPoint(cfg.mode, cfg.p, s) for s in SEEDS]
+    return cfg, ds.x_train[:64], ds.y_train[:64], mean, std, ds.x_test[:40], points
 
 
 def outputs(result, x_encode, mean, std) -> dict:
@@ -80,7 +90,7 @@ def outputs(result, x_encode, mean, std) -> dict:
     step_loss = (
         np.concatenate([np.asarray(h["step_loss"]) for h in result.history], axis=1)
         if result.history
-        else np.zeros((len(result.seeds), 0))
+        else np.zeros((len(result.points), 0))
     )
     out = {"step_loss": step_loss, "latents": encode(result.engine, result.state, x_encode, mean=mean, std=std)}
     for name in ("params", "batch_stats"):
@@ -153,18 +163,18 @@ def main(argv=None) -> int:
         "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),
     }
-    cfg, x, y, mean, std, x_enc = mlp_run()
+    cfg, x, y, mean, std, x_enc, points = mlp_run()
     if args.job == "first":
-        mlp = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt",
+        mlp = fit(cfg, x, y, points=points, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt",
                   stop_after_epoch=1, progress=say)
     else:
-        mlp = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt", progress=say)
+        mlp = fit(cfg, x, y, points=points, mean=mean, std=std, checkpoint_dir=work / "mlp_ckpt", progress=say)
     saved["mlp_mesh_size"] = mlp.engine.mesh.devices.size
     saved["mlp_resumed_from"] = -1 if mlp.resumed_from is None else mlp.resumed_from
     saved.update({f"mlp_{k}": v for k, v in outputs(mlp, x_enc, mean, std).items()})
     if args.job == "first":
-        cfg, x, y, mean, std, x_enc = conv_run()
-        conv = fit(cfg, x, y, seeds=SEEDS, mean=mean, std=std, progress=say)
+        cfg, x, y, mean, std, x_enc, points = conv_run()
+        conv = fit(cfg, x, y, points=points, mean=mean, std=std, progress=say)
         saved["conv_mesh_size"] = conv.engine.mesh.devices.size
         saved.update({f"conv_{k}": v for k, v in outputs(conv, x_enc, mean, std).items()})
     else:

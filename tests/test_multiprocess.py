@@ -16,7 +16,9 @@ command-line run started under a (hand-set) SLURM environment with
 ``--distributed auto``. Two pairs serve all of it (each process start and
 compilation costs seconds): the first joined by the explicit flags, the
 second by the command line's ``--distributed auto``, which then resumes the
-MLP on the pair it joined.
+MLP on the pair it joined. The MLP run is the command-line study's own training
+(``multiprocess_child.mlp_run``): its process 0 and this process (for its two
+one-process runs) compile that program once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from conftest import FORCE_FLAG, child_env
 from experiments import run as cli
 from icrst_jax import distributed
 from icrst_jax.train import fit
-from multiprocess_child import CLI_ARGS, SEEDS, conv_run, mlp_run, outputs
+from multiprocess_child import CLI_ARGS, conv_run, mlp_run, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("multiprocess_child.py")
@@ -65,10 +67,9 @@ def free_port(low: int = 0, high: int = 0) -> int:
 
 def pair_env(devices_per_process: int, port: int, **extra) -> dict:
     env = child_env(
-        ICRST_JAX_CACHE_DIR="off",
         JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        **extra,
+        **{"ICRST_JAX_CACHE_DIR": "off", **extra},
     )
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {FORCE_FLAG}={devices_per_process}".strip()
     # A cluster launcher's variables would make JAX look for that cluster.
@@ -117,7 +118,8 @@ def slurm_env(port: int, process_id: int) -> dict:
 
 def child_pair(job: str, work: Path, devices_per_process: int) -> list[dict]:
     """first: joined by the explicit flags, in ROOT. resume: joined by the command line's
-    --distributed auto under SLURM's variables, each process in its own folder (work/p0, work/p1)."""
+    --distributed auto under SLURM's variables, each process in its own folder (work/p0, work/p1),
+    with a compilation cache (process 0's resumed MLP is its study's program)."""
     if job == "first":
         port = free_port()
         envs = [pair_env(devices_per_process, port)] * 2
@@ -126,7 +128,8 @@ def child_pair(job: str, work: Path, devices_per_process: int) -> list[dict]:
         cwds = [ROOT, ROOT]
     else:
         port = free_port(61440, 65535)
-        envs = [pair_env(devices_per_process, port, **slurm_env(port, i)) for i in range(2)]
+        cache = str(work / "xla_resume")
+        envs = [pair_env(devices_per_process, port, **slurm_env(port, i), ICRST_JAX_CACHE_DIR=cache) for i in range(2)]
         joins = [[], []]
         cwds = [work / "p0", work / "p1"]
         for cwd in cwds:
@@ -138,8 +141,8 @@ def child_pair(job: str, work: Path, devices_per_process: int) -> list[dict]:
 
 def reference(make) -> dict:
     """The same run in this one process, on one device."""
-    cfg, x, y, mean, std, x_enc = make()
-    result = fit(cfg.replace(num_devices=1), x, y, seeds=SEEDS, mean=mean, std=std, progress=False)
+    cfg, x, y, mean, std, x_enc, points = make()
+    result = fit(cfg.replace(num_devices=1), x, y, points=points, mean=mean, std=std, progress=False)
     return outputs(result, x_enc, mean, std) | {"steps": result.engine.steps_per_epoch * cfg.epochs,
                                                  "lr": cfg.learning_rate}
 
@@ -206,8 +209,8 @@ def test_two_process_mlp_resumed_from_its_checkpoint_equals_one_process(runs):
     resumed by a new pair with 1 device each: the same training as one
     uninterrupted process."""
     first, resumed = runs["first"][0], runs["resume"][0]
-    assert int(first["mlp_resumed_from"]) == -1 and first["mlp_step_loss"].shape[1] == 9  # epoch 1 only
-    assert int(resumed["mlp_resumed_from"]) == 1 and resumed["mlp_step_loss"].shape[1] == 9  # epoch 2 only
+    assert int(first["mlp_resumed_from"]) == -1 and first["mlp_step_loss"].shape == (4, 8)  # epoch 1 only
+    assert int(resumed["mlp_resumed_from"]) == 1 and resumed["mlp_step_loss"].shape == (4, 8)  # epoch 2 only
     assert sorted(p.name for p in (runs["work"] / "mlp_ckpt").iterdir()) == ["1", "2"]
     step_loss = np.concatenate([first["mlp_step_loss"], resumed["mlp_step_loss"]], axis=1)
     assert_matches(resumed, "mlp_", runs["ref"]["mlp"], step_loss)
@@ -301,7 +304,7 @@ def test_cli_two_processes_under_slurm_write_one_report_equal_to_one_process(run
     cwds = [work / "p0", work / "p1"]
     assert sorted(p.name for p in (cwds[0] / "out").iterdir()) == sorted(
         ["run.json", "results.json", "report.md", "log.txt", "encoder.json", "encoder_weights.msgpack", "tensorboard"]
-        + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 1)]
+        + [f"latents_{m}_p{p}_seed{s}.npz" for m, p in [("standard", 0), ("icrst", 0.5)]
                                           for s in (0, 1)]
         + [f"latents_untrained_seed{s}.npz" for s in (0, 1)])
     assert not (cwds[1] / "out").exists()

@@ -1,7 +1,10 @@
 """The reference row (untrained encoder), feature scalings and latents along training, end to end;
 reruns and resumed runs that report every result.
 
-Breast Cancer and the MLP only: they compile in seconds.
+Breast Cancer and the MLP only: they compile in seconds. Every training here is four runs
+(:data:`POINTS`, or a study's four grid points) of :data:`TRAIN`: one compiled epoch program
+and one initialiser for the whole file (the session's persistent cache serves them to
+each new engine); only the epochs differ, and they are not part of the program.
 """
 
 import json
@@ -19,6 +22,9 @@ from icrst_jax.studies import run as run_experiment
 from icrst_jax.train import EpochHook, Snapshots, encode, fit, init_state, make_engine
 
 TRAIN = TrainConfig(epochs=3, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
+# Four runs: two seeds, three modes; seed 0 in two modes (their epoch-0 latents agree).
+POINTS = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 1), GridPoint("trst", 0.5, 0),
+          GridPoint("icrst", 1.0, 0)]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,8 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
     # The untrained row: each seed's latents are the encoder at its initial parameters.
     mean, std = ds.preprocessing.encoder_mean_std()
     engine = make_engine(cfg.train, ds.x_train.shape[1:], ds.x_train.shape[0])
-    want = encode(engine, init_state(engine, [0, 1]), ds.x_test, mean=mean, std=std)
+    # Initialised as the study's four grid points (seeds 0, 1, 0, 1): the study's own initialiser.
+    want = encode(engine, init_state(engine, cfg.grid()), ds.x_test, mean=mean, std=std)[:2]
     for s in (0, 1):
         with np.load(out / f"latents_untrained_seed{s}.npz") as z:
             np.testing.assert_array_equal(z["features"], want[s])
@@ -89,7 +96,7 @@ def test_untrained_row_is_the_initial_encoder_and_the_report_shows_it(tmp_path, 
 def test_latents_at_epoch_e_equal_a_run_trained_for_e_epochs(breast_cancer):
     ds = breast_cancer
     mean, std = ds.preprocessing.encoder_mean_std()
-    points = [GridPoint("standard", 0.0, 0), GridPoint("icrst", 1.0, 1), GridPoint("trst", 0.5, 0)]
+    points = POINTS
     seen = {}
 
     def on_epoch(epoch, engine, state):
@@ -112,15 +119,15 @@ def test_a_resumed_run_reports_the_epochs_it_cannot_encode(breast_cancer, tmp_pa
     ds = breast_cancer
     mean, std = ds.preprocessing.encoder_mean_std()
     cfg = TRAIN.replace(epochs=4)
-    first = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+    first = fit(cfg, ds.x_train, ds.y_train, points=POINTS, mean=mean, std=std, progress=False,
                 checkpoint_dir=tmp_path / "ckpt", stop_after_epoch=2)
     seen = {}
     snapshots = Snapshots((0, 1, 2, 4), lambda e, engine, state: seen.setdefault(
         e, encode(engine, state, ds.x_test, mean=mean, std=std)))
-    resumed = fit(cfg, ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False, engine=first.engine,
-                  checkpoint_dir=tmp_path / "ckpt", hooks=[snapshots])
+    resumed = fit(cfg, ds.x_train, ds.y_train, points=POINTS, mean=mean, std=std, progress=False,
+                  engine=first.engine, checkpoint_dir=tmp_path / "ckpt", hooks=[snapshots])
     assert resumed.resumed_from == 2 and sorted(seen) == [0, 2, 4] and snapshots.missed == [1]
-    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, seeds=[0], mean=mean, std=std, progress=False,
+    whole = fit(cfg.replace(epochs=2), ds.x_train, ds.y_train, points=POINTS, mean=mean, std=std, progress=False,
                 engine=first.engine)
     np.testing.assert_array_equal(seen[2], encode(whole.engine, whole.state, ds.x_test, mean=mean, std=std))
 
@@ -134,7 +141,7 @@ RERUN = StudyConfig(
     train=TRAIN.replace(epochs=4),
     modes=("standard", "icrst"),
     p_values=(1.0,),
-    seeds=(0,),
+    seeds=(0, 1),  # four runs: the file's one training program
     eval=EvalConfig(classifiers=("nb",), n_folds=2, n_jobs=1, at_epochs=(0, 1, 3), epoch_classifiers=("nb",),
                     tsne=False),
 )

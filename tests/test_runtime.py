@@ -2,9 +2,10 @@
 
 The cache is process-wide JAX state, so the runs that use it happen in child
 processes with a clean environment (one CPU device, not this process's four
-fake ones) and a fresh cache directory per test; this process's JAX is left
-alone. Only files, JAX's own cache hit/miss events and losses are asserted,
-never a timing (the machines are shared and noisy).
+fake ones) and a fresh cache directory: the command line's p sweep twice (cold,
+then warm: two tests read them) and a fit with the cache off. This process's JAX
+is left as conftest set it. Only files, JAX's own cache hit/miss events, losses
+and latents are asserted, never a timing (the machines are shared and noisy).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import child_env
@@ -21,30 +23,26 @@ from icrst_jax import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A tiny fit, as the command line would run it: enable the cache (directory from
-# $ICRST_JAX_CACHE_DIR) before any JAX work, train, report losses and JAX's
-# cache events as one JSON line.
+# A child that enables the cache as a script would (the directory from
+# $ICRST_JAX_CACHE_DIR) before any JAX work, then compiles one of our programs (the
+# MLP's initialiser, for two runs); reports the cache and JAX's cache events as one JSON line.
 CHILD = r"""
-import json, sys
-import numpy as np
+import json
 from icrst_jax import enable_compilation_cache
 cache_dir = enable_compilation_cache()
 import jax
+# A cache JAX were pointed at would keep even a sub-second program.
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 events = {}
 jax.monitoring.register_event_listener(lambda event, **kw: events.__setitem__(event, events.get(event, 0) + 1))
 from icrst_jax.config import ModelConfig, TrainConfig
-from icrst_jax.train import fit
-rng = np.random.default_rng(0)
-x = rng.random((455, 30), dtype=np.float32)        # the Breast Cancer training split's shape
-y = rng.choice(2, 455, p=(0.627, 0.373))
-cfg = TrainConfig(mode="icrst", epochs=2, batch_size=64, num_devices=1, model=ModelConfig(name="mlp"))
-res = fit(cfg, x, y, seeds=[0, 1], progress=False)
+from icrst_jax.train import init_state, make_engine
+engine = make_engine(TrainConfig(batch_size=64, num_devices=1, model=ModelConfig(name="mlp")), (30,), 455)
+init_state(engine, [0, 1])
 print(json.dumps({
     "cache_dir": cache_dir,
     "jax_cache_dir": jax.config.jax_compilation_cache_dir,
     "devices": jax.device_count(),
-    "losses": [h["loss"] for h in res.history],
-    "compile_seconds": res.compile_seconds,
     "hits": events.get("/jax/compilation_cache/cache_hits", 0),
     "misses": events.get("/jax/compilation_cache/cache_misses", 0),
 }))
@@ -63,28 +61,67 @@ def entries(directory: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in directory.glob("*-cache")}
 
 
-def test_second_process_compiles_nothing(tmp_path):
-    """Run 1 fills a fresh cache; run 2 of the same fit loads every program from it."""
-    cache = tmp_path / "xla"  # does not exist yet: enable_compilation_cache creates it
-    env = child_env(ICRST_JAX_CACHE_DIR=str(cache))
+# The command line in a child process, with JAX's cache events counted: its exit status and
+# the cache's hits and misses as the last line (JSON) of stdout.
+CLI_CHILD = r"""
+import json, sys
+import jax
+events = {}
+jax.monitoring.register_event_listener(lambda event, **kw: events.__setitem__(event, events.get(event, 0) + 1))
+from experiments import run
+code = run.main(sys.argv[1:])
+print(json.dumps({
+    "code": code,
+    "hits": events.get("/jax/compilation_cache/cache_hits", 0),
+    "misses": events.get("/jax/compilation_cache/cache_misses", 0),
+}))
+"""
+# A p sweep: p is traced data, so both points run one epoch program.
+P_SWEEP = ["--mode", "icrst", "--p-grid", "0.5,1", "--epochs", "1", "--batch-size", "64", "--classifiers", "nb",
+           "--folds", "2", "--no-mi", "--no-tsne", "--no-checkpoints", "--num-devices", "1"]
 
-    first = run_child(env)
-    assert first["devices"] == 1
-    assert first["cache_dir"] == first["jax_cache_dir"] == str(cache)
+
+def run_cli_child(argv: list[str], env: dict) -> tuple[dict, str]:
+    proc = subprocess.run([sys.executable, "-c", CLI_CHILD, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["code"] == 0, proc.stderr[-4000:]
+    return out, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """The same p sweep twice from the command line, one cache: the first run names its
+    directory with --compilation-cache (which does not exist yet: the run creates it), the
+    second through $ICRST_JAX_CACHE_DIR. The cache's entries after each run."""
+    work = tmp_path_factory.mktemp("cli_cache")
+    cache = work / "xla"
+    first = run_cli_child([*P_SWEEP, "--compilation-cache", str(cache), "--out", str(work / "first")], child_env())
     after_first = entries(cache)
-    # The epoch and the initialiser at least; JAX's default 1 s threshold would
-    # have kept the MLP's sub-second programs out.
+    second = run_cli_child([*P_SWEEP, "--out", str(work / "second")], child_env(ICRST_JAX_CACHE_DIR=str(cache)))
+    return dict(work=work, cache=cache, first=first, second=second, after_first=after_first,
+                after_second=entries(cache))
+
+
+def test_second_process_compiles_nothing(cli_runs):
+    """Run 1 fills a fresh cache; run 2 of the same study loads every program from it."""
+    (first, _), (second, _) = cli_runs["first"], cli_runs["second"]
+    after_first = cli_runs["after_first"]
+    # The epoch and the initialiser at least; JAX's default 1 s threshold would have
+    # kept the MLP's sub-second programs out.
     assert any(name.startswith("jit_epoch_fn-") for name in after_first), sorted(after_first)
     assert any(name.startswith("jit_init_fn-") for name in after_first), sorted(after_first)
     assert first["misses"] == len(after_first) and first["hits"] == 0
-
-    second = run_child(env)
-    assert entries(cache) == after_first  # no new (or rewritten) entries
+    assert cli_runs["after_second"] == after_first  # no new (or rewritten) entries
     assert second["misses"] == 0
     assert second["hits"] == len(after_first)  # every program came from disk
     # The cached executables compute exactly what the compiled ones did.
-    assert second["losses"] == first["losses"]
-    print(f"compile_seconds cold {first['compile_seconds']:.2f}s, warm {second['compile_seconds']:.2f}s")
+    a, b = (json.loads((cli_runs["work"] / run / "results.json").read_text()) for run in ("first", "second"))
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    for name in ("latents_icrst_p0.5_seed0.npz", "latents_icrst_p1_seed0.npz"):
+        with np.load(cli_runs["work"] / "first" / name) as x, np.load(cli_runs["work"] / "second" / name) as y:
+            np.testing.assert_array_equal(x["features"], y["features"])
 
 
 def test_off_disables_the_cache(tmp_path):
@@ -93,8 +130,9 @@ def test_off_disables_the_cache(tmp_path):
     home.mkdir()
     env = child_env(ICRST_JAX_CACHE_DIR="off", HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
     out = run_child(env)
+    assert out["devices"] == 1  # child_env: not this process's four fake devices
     assert out["cache_dir"] is None and out["jax_cache_dir"] is None
-    assert out["hits"] == 0 and out["misses"] == 0
+    assert out["hits"] == 0 and out["misses"] == 0  # with a cache: a miss per program compiled
     assert list(home.rglob("*")) == []
 
 
@@ -118,10 +156,11 @@ def test_resolution_order(tmp_path, monkeypatch):
 
 
 def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
-    """In this process's JAX: enable twice, switch directory, switch off (left off afterwards)."""
+    """In this process's JAX: enable twice, switch directory, switch off; then the session's
+    own cache (conftest's) is back for the tests after this one."""
     import jax
 
-    assert jax.config.jax_compilation_cache_dir is None  # conftest: the session runs without a cache
+    session = jax.config.jax_compilation_cache_dir
     a, b = tmp_path / "a", tmp_path / "b"
     try:
         assert runtime.enable_compilation_cache(a) == str(a)
@@ -137,8 +176,11 @@ def test_enable_is_repeatable_and_off_undoes_it(tmp_path):
     finally:
         assert runtime.enable_compilation_cache("off") is None
     assert jax.config.jax_compilation_cache_dir is None
-    jax.jit(lambda v: v * 7 + 3)(1.0)
-    assert len(entries(a)) == 1 and len(entries(b)) == 1  # off: nothing more written
+    try:
+        jax.jit(lambda v: v * 7 + 3)(1.0)
+        assert len(entries(a)) == 1 and len(entries(b)) == 1  # off: nothing more written
+    finally:
+        runtime.enable_compilation_cache(session or "off")
 
 
 def test_cli_cache_options_are_exclusive(capsys):
@@ -184,16 +226,12 @@ def jax_cache_dir():
     return jax.config.jax_compilation_cache_dir
 
 
-def test_cli_p_sweep_shares_one_cached_epoch(tmp_path):
+def test_cli_p_sweep_shares_one_cached_epoch(cli_runs):
     """The command line enables the cache, names it, records it; a p sweep compiles one epoch program."""
-    cache, out = tmp_path / "xla", tmp_path / "run"
-    argv = ["--mode", "icrst", "--p-grid", "0.5,1", "--epochs", "1", "--batch-size", "64", "--classifiers", "nb",
-            "--folds", "2", "--no-mi", "--no-tsne", "--no-checkpoints", "--num-devices", "1",
-            "--compilation-cache", str(cache), "--out", str(out)]
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *argv], cwd=ROOT, env=child_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert f"XLA compilation cache: {cache}" in proc.stderr
-    assert json.loads((out / "results.json").read_text())["compilation_cache_dir"] == str(cache)
+    cache = cli_runs["cache"]
+    for run in ("first", "second"):  # named by the flag, then by the environment
+        assert f"XLA compilation cache: {cache}" in cli_runs[run][1]
+        assert json.loads((cli_runs["work"] / run / "results.json").read_text())["compilation_cache_dir"] == str(cache)
     # p is traced data: both points of the sweep ran the same (cached) epoch program.
-    assert len([n for n in entries(cache) if n.startswith("jit_epoch_fn-")]) == 1, sorted(entries(cache))
+    epochs = [n for n in cli_runs["after_first"] if n.startswith("jit_epoch_fn-")]
+    assert len(epochs) == 1, sorted(cli_runs["after_first"])

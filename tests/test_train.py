@@ -64,20 +64,22 @@ def leaves_close(a, b, rtol=1e-5, atol=1e-6):
 
 
 # Compiling an MLP epoch costs seconds; running one, milliseconds. The MLP tests
-# on Breast Cancer share two engines (``fit(engine=...)``): one device and four.
-# An engine compiles one program per number of runs (1, 2 or 3 seeds here).
+# on Breast Cancer share two engines (``fit(engine=...)``), each with one program:
+# one run on one device (every separate run below), and two seeds vmapped on four.
 
 
 @pytest.fixture(scope="module")
 def mlp_one(cancer):
-    """Seeds 0 and 1 of the MLP (ICRST p=0.5, 2 epochs) on one device."""
+    """Seeds 0 and 1 of the MLP (ICRST p=0.5, 2 epochs) on one device, each its own
+    run (the second with the first's compiled program)."""
     x, y = cancer
-    return fit(mlp_config(epochs=2, num_devices=1), x, y, seeds=[0, 1], progress=False)
+    first = fit(mlp_config(epochs=2, num_devices=1), x, y, seeds=[0], progress=False)
+    return first, fit(mlp_config(epochs=2, num_devices=1), x, y, seeds=[1], progress=False, engine=first.engine)
 
 
 @pytest.fixture(scope="module")
 def mlp_four(cancer):
-    """The same run on 4 devices, and how often its fresh engine traced the epoch."""
+    """Seeds 0 and 1 vmapped in one run on 4 devices, and how often its fresh engine traced the epoch."""
     x, y = cancer
     result = fit(mlp_config(epochs=2, num_devices=4), x, y, seeds=[0, 1], progress=False)
     return result, list(result.engine.trace_count)
@@ -96,7 +98,7 @@ def test_epoch_compiles_once(cancer, mlp_four):
 
 def test_loss_decreases_and_history(cancer, mlp_one):
     x, y = cancer
-    result = fit(mlp_config(mode="standard", epochs=20, num_devices=1), x, y, progress=False, engine=mlp_one.engine)
+    result = fit(mlp_config(mode="standard", epochs=20, num_devices=1), x, y, progress=False, engine=mlp_one[0].engine)
     losses = [h["loss"][0] for h in result.history]
     assert losses[-1] < 0.5 * losses[0]
     assert all(h["samples_per_s"] > 0 for h in result.history)
@@ -105,7 +107,7 @@ def test_loss_decreases_and_history(cancer, mlp_one):
 def test_progress_lines(cancer, mlp_one, capsys):
     x, y = cancer
     lines = []
-    first = fit(mlp_config(epochs=2, num_devices=1), x, y, progress=lines.append, engine=mlp_one.engine)
+    first = fit(mlp_config(epochs=2, num_devices=1), x, y, progress=lines.append, engine=mlp_one[0].engine)
     assert any("compiled" in l for l in lines)
     assert sum("samples/s" in l for l in lines) == 2
     capsys.readouterr()
@@ -122,7 +124,7 @@ def test_engine_reuse_compiles_nothing_new(cancer, mlp_one):
     programs compiled before, and refuses an engine built for another program."""
     x, y = cancer
     cfg = mlp_config(epochs=1, num_devices=1)
-    first = fit(cfg, x, y, seeds=[0], progress=False, engine=mlp_one.engine)  # the one-run program
+    first = fit(cfg, x, y, seeds=[0], progress=False, engine=mlp_one[0].engine)  # the one-run program
     traced = first.engine.trace_count[0]
     again = fit(cfg.replace(mode="trst", p=1.0, epochs=2, seed=5), x, y, progress=False, engine=first.engine)
     assert again.engine is first.engine and first.engine.trace_count == [traced] and again.compile_seconds == 0.0
@@ -139,8 +141,15 @@ def step_losses(result):
     return np.concatenate([np.asarray(h["step_loss"]) for h in result.history], axis=1)  # (seeds, steps)
 
 
+def separate(results):
+    """(step losses, state) of separate runs, stacked along the run axis as one vmapped run's."""
+    state = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(v) for v in a]), *[r.state for r in results])
+    return np.concatenate([step_losses(r) for r in results]), state
+
+
 def assert_same_training(a, b, params_atol):
-    """Same training up to float reassociation.
+    """Same training up to float reassociation; ``a``, ``b``: a FitResult, or
+    :func:`separate` runs.
 
     The step losses must agree tightly: any real difference (BatchNorm
     statistics per device instead of global, a lost or duplicated shard, mixed-up
@@ -148,37 +157,44 @@ def assert_same_training(a, b, params_atol):
     bound: Adam divides by sqrt(v), so reassociation noise in a near-zero
     gradient moves a weight by up to the learning rate per step.
     """
-    la, lb = step_losses(a), step_losses(b)
+    (la, sa), (lb, sb) = (a if isinstance(a, tuple) else (step_losses(a), a.state),
+                          b if isinstance(b, tuple) else (step_losses(b), b.state))
     np.testing.assert_allclose(la[:, 0], lb[:, 0], rtol=2e-6)  # first step: identical params
     np.testing.assert_allclose(la, lb, rtol=2e-4)
-    leaves_close(a.state.params, b.state.params, rtol=0, atol=params_atol)
-    leaves_close(a.state.batch_stats, b.state.batch_stats, rtol=1e-2, atol=params_atol)
+    leaves_close(sa.params, sb.params, rtol=0, atol=params_atol)
+    leaves_close(sa.batch_stats, sb.batch_stats, rtol=1e-2, atol=params_atol)
+    # The runs trained differently: the bounds above have the power to tell them apart.
+    assert not np.allclose(la[0], la[1], rtol=1e-3)
 
 
 @pytest.fixture(scope="module")
 def conv_runs():
-    """The tiny conv (dropout on) with seeds 0 and 1 vmapped (``seed_batch=2``;
-    on a CPU the default would loop over them) on 1 and on 4 devices, and
-    seed 1 alone: three programs, each compiled once for the tests below."""
+    """The tiny conv (dropout on), seeds 0 and 1: vmapped (``seed_batch=2``; on a CPU
+    the default would loop over them) on 4 devices, and each seed alone on 1 device
+    (the second with the first's program). Two programs, each compiled once."""
     x, y = tiny_images()
     cfg = tiny_conv_config(seed_batch=2)
-    one = fit(cfg.replace(num_devices=1), x, y, seeds=[0, 1], progress=False)
     four = fit(cfg.replace(num_devices=4), x, y, seeds=[0, 1], progress=False)
-    alone = fit(cfg.replace(num_devices=1), x, y, seeds=[1], progress=False)
-    return cfg, one, four, alone
+    first = fit(cfg.replace(num_devices=1), x, y, seeds=[0], progress=False)
+    second = fit(cfg.replace(num_devices=1), x, y, seeds=[1], progress=False, engine=first.engine)
+    return cfg, (first, second), four
 
 
 @pytest.mark.parametrize("make", ["mlp", "conv"])
-def test_one_vs_four_devices_same_result(request, make):
-    """The same global batch on 1 and on 4 (fake CPU) devices: same training."""
+def test_vmapped_seeds_on_four_devices_equal_separate_runs_on_one(request, make):
+    """Two seeds vmapped, their global batch split over 4 (fake CPU) devices, train as each
+    seed alone on 1 device: neither the devices (BatchNorm statistics, shards) nor the run
+    axis (keys, statistics across seeds) change the training. How the runs are vmapped
+    on one device is checked tighter in ``test_seed_batch_chunks_equal_separate_runs``
+    and ``test_grid_point_equals_its_separate_run``."""
     assert jax.device_count() == 4
     if make == "mlp":
-        cfg, r1, r4 = mlp_config(epochs=2), request.getfixturevalue("mlp_one"), request.getfixturevalue("mlp_four")[0]
+        cfg, runs, r4 = mlp_config(epochs=2), request.getfixturevalue("mlp_one"), request.getfixturevalue("mlp_four")[0]
     else:
-        cfg, r1, r4, _ = request.getfixturevalue("conv_runs")
-    assert r1.engine.mesh.devices.size == 1 and r4.engine.mesh.devices.size == 4
-    n_steps = step_losses(r1).shape[1]
-    assert_same_training(r1, r4, params_atol=cfg.learning_rate * n_steps)
+        cfg, runs, r4 = request.getfixturevalue("conv_runs")
+    assert runs[0].engine.mesh.devices.size == 1 and r4.engine.mesh.devices.size == 4
+    n_steps = step_losses(runs[0]).shape[1]
+    assert_same_training(separate(runs), r4, params_atol=cfg.learning_rate * n_steps)
 
 
 def test_table_d1_conv_trains():
@@ -211,47 +227,30 @@ def test_four_devices_really_split_the_batch(cancer, mlp_four):
     assert "all-reduce" in hlo or "reduce-scatter" in hlo
 
 
-@pytest.fixture(scope="module")
-def mlp_three_seeds(cancer, mlp_one):
-    """Seeds 3, 7 and 11 of the MLP vmapped in one program (one device)."""
+def test_seed_batch_chunks_equal_separate_runs(cancer, mlp_one):
+    """seed_batch=2 over 3 seeds (a chunk of 2 vmapped, then a remainder of 1),
+    run as a loop inside the program: each seed trains as its separate run."""
     x, y = cancer
     cfg = mlp_config(epochs=2, num_devices=1)
-    return cfg, fit(cfg, x, y, seeds=[3, 7, 11], progress=False, engine=mlp_one.engine)
-
-
-def test_vmapped_seeds_equal_separate_runs(cancer, mlp_one, mlp_three_seeds):
-    x, y = cancer
-    cfg, together = mlp_three_seeds
-    engine = mlp_one.engine  # the three separate runs share one compiled program
+    chunked = fit(cfg.replace(seed_batch=2), x, y, seeds=[3, 7, 11], progress=False)
+    engine = mlp_one[0].engine  # the three separate runs share one compiled program
     for i, s in enumerate([3, 7, 11]):
         alone = fit(cfg, x, y, seeds=[s], progress=False, engine=engine)
-        engine = alone.engine
-        one = jax.tree_util.tree_map(lambda a: a[i : i + 1], together.state.params)
+        one = jax.tree_util.tree_map(lambda a: a[i : i + 1], chunked.state.params)
         leaves_close(one, alone.state.params, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(step_losses(together)[i], step_losses(alone)[0], rtol=1e-5)
+        np.testing.assert_allclose(step_losses(chunked)[i], step_losses(alone)[0], rtol=1e-5)
     # And the seeds really differ from each other.
-    p = jax.tree_util.tree_leaves(together.state.params)[0]
-    assert not np.allclose(p[0], p[1])
-
-
-def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer, mlp_three_seeds):
-    """seed_batch=2 over 3 seeds (a chunk of 2, then a remainder of 1) is the
-    same function as vmapping all 3, run as a loop inside the program."""
-    x, y = cancer
-    cfg, together = mlp_three_seeds
-    chunked = fit(cfg.replace(seed_batch=2), x, y, seeds=[3, 7, 11], progress=False)
-    leaves_close(chunked.state.params, together.state.params, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(step_losses(chunked), step_losses(together), rtol=1e-5)
+    p = jax.tree_util.tree_leaves(chunked.state.params)[0]
+    assert not np.allclose(p[0], p[1]) and not np.allclose(p[1], p[2])
     # The schedule really differs: a loop over seed chunks at the top level.
-    engine = chunked.engine
-    data = make_train_data(engine, x, y)
+    data = make_train_data(chunked.engine, x, y)
     def top_level_scans(e):
         eqns = jax.make_jaxpr(seed_parallel(e, chunked.state))(chunked.state, data).jaxpr.eqns
         return sum(eq.primitive.name == "scan" for eq in eqns)
 
-    # vmap: the epoch's scan over steps only; chunks: a scan over the chunks as well.
-    assert top_level_scans(together.engine) == 1
-    assert top_level_scans(engine) > 1
+    # vmap (the MLP's default): the epoch's scan over steps only; chunks: a scan over the chunks as well.
+    assert top_level_scans(engine) == 1
+    assert top_level_scans(chunked.engine) > 1
     # The default (None) on a CPU: chunks of one seed for a conv model, all vmapped for the MLP.
     # 48 samples in batches of 16: a scan of length 3 over steps; 2 seeds: a scan of length 2 over seeds.
     def top_scan_lengths(cfg):
@@ -267,21 +266,10 @@ def test_seed_batch_chunks_equal_all_seeds_vmapped(cancer, mlp_three_seeds):
         cfg.replace(seed_batch=0)
 
 
-def test_vmapped_conv_seeds_equal_separate_runs(conv_runs):
-    cfg, together, _, alone = conv_runs
-    pick = lambda tree: jax.tree_util.tree_map(lambda a: a[1:2], tree)  # noqa: E731
-    n_steps = step_losses(alone).shape[1]
-    np.testing.assert_allclose(step_losses(together)[1:2], step_losses(alone), rtol=2e-4)
-    np.testing.assert_allclose(step_losses(together)[1, 0], step_losses(alone)[0, 0], rtol=2e-6)
-    leaves_close(pick(together.state.params), alone.state.params, rtol=0, atol=cfg.learning_rate * n_steps)
-    # Seed 0 trained differently: the comparison above has the power to tell seeds apart.
-    assert not np.allclose(step_losses(together)[0], step_losses(alone)[0], rtol=1e-3)
-
-
-def test_checkpoint_resume_equals_uninterrupted(cancer, mlp_one, tmp_path):
+def test_checkpoint_resume_equals_uninterrupted(cancer, mlp_four, tmp_path):
     x, y = cancer
-    cfg = mlp_config(epochs=4, num_devices=1, checkpoint_every=2)
-    full = fit(cfg, x, y, seeds=[0, 1], progress=False, engine=mlp_one.engine)
+    cfg = mlp_config(epochs=4, num_devices=4, checkpoint_every=2)
+    full = fit(cfg, x, y, seeds=[0, 1], progress=False, engine=mlp_four[0].engine)
     # An interrupted run: stops after epoch 2 (checkpointed), then resumes
     # (with the same compiled programs: only the checkpoint carries the state).
     ck = tmp_path / "ckpt"
@@ -300,9 +288,9 @@ def test_checkpoint_resume_equals_uninterrupted(cancer, mlp_one, tmp_path):
 def test_checkpoint_of_another_run_is_refused(cancer, mlp_one, tmp_path):
     x, y = cancer
     cfg = mlp_config(epochs=1, num_devices=1)
-    fit(cfg, x, y, checkpoint_dir=tmp_path, progress=False, engine=mlp_one.engine)
+    fit(cfg, x, y, checkpoint_dir=tmp_path, progress=False, engine=mlp_one[0].engine)
     with pytest.raises(CheckpointMismatch, match="different run"):
-        fit(cfg.replace(mode="trst"), x, y, checkpoint_dir=tmp_path, progress=False, engine=mlp_one.engine)
+        fit(cfg.replace(mode="trst"), x, y, checkpoint_dir=tmp_path, progress=False, engine=mlp_one[0].engine)
 
 
 def test_ragged_last_batch_is_used_not_dropped():
@@ -326,9 +314,9 @@ def test_ragged_last_batch_is_used_not_dropped():
     np.testing.assert_allclose(result.final_loss[0], expected, rtol=1e-4)
 
 
-def test_encode_shapes_and_determinism(cancer, mlp_one):
+def test_encode_shapes_and_determinism(cancer, mlp_four):
     x, y = cancer
-    r = mlp_one
+    r = mlp_four[0]
     f = encode(r.engine, r.state, x[:100], batch_size=32)
     assert f.shape == (2, 100, 8) and f.dtype == np.float32
     np.testing.assert_allclose(f, encode(r.engine, r.state, x[:100], batch_size=100), rtol=1e-5, atol=1e-6)
@@ -389,7 +377,7 @@ def test_grid_point_equals_its_separate_run(cancer, mlp_one, study_fit, index):
     pt = STUDY_POINTS[index]
     # A separate run's own program: the shared one-run program, or (dae) one that draws input noise.
     alone = fit(mlp_config(epochs=2, num_devices=1, mode=pt.mode, p=pt.p), x, y, seeds=[pt.seed], progress=False,
-                engine=None if pt.mode == "dae" else mlp_one.engine)
+                engine=None if pt.mode == "dae" else mlp_one[0].engine)
     one = jax.tree_util.tree_map(lambda a: a[index : index + 1], study.state.params)
     leaves_close(one, alone.state.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(step_losses(study)[index], step_losses(alone)[0], rtol=1e-5)
