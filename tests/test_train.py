@@ -201,7 +201,9 @@ def test_table_d1_conv_trains():
     """The Table D1 conv itself (width 1/8, BatchNorm, dropout) on 64 digits at
     12x12: it compiles once and its reconstruction loss falls steadily. The
     equality tests above (devices, vmapped seeds) run on ``conv_tiny``, made of
-    the same layers, on the CPU convolutions. Here XLA's convolutions, which
+    the same layers, on the convolutions ``auto`` picks for such short programs
+    (``matmul``; the CPU path under vmap and devices is tested in ``test_conv.py``).
+    Here XLA's convolutions, which
     compile in a third of the time (BENCHMARKS.md, "Cold start"); that the CPU
     convolutions compute XLA's on this model's layer shapes is
     ``test_conv.py::test_cpu_matches_xla_on_model_shapes``."""
