@@ -15,8 +15,8 @@ from experiments import run as run_cli
 from icrst_jax.data.custom import load_source
 from icrst_jax.data.dataset import DatasetError
 
-TINY = ["--epochs", "2", "--no-mi", "--no-tsne", "--folds", "3", "--classifiers", "nb", "--seeds", "0",
-        "--no-compilation-cache"]
+# No --no-compilation-cache: in-process, it would turn the run-wide cache (conftest) off for the worker.
+TINY = ["--epochs", "2", "--no-mi", "--no-tsne", "--folds", "3", "--classifiers", "nb", "--seeds", "0"]
 
 
 def _wine_csv(path: Path, *, names=True) -> Path:
