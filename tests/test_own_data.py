@@ -16,7 +16,7 @@ from icrst_jax.data.custom import load_source
 from icrst_jax.data.dataset import DatasetError
 
 TINY = ["--epochs", "2", "--no-mi", "--no-tsne", "--folds", "3", "--classifiers", "nb", "--seeds", "0",
-        "--no-compilation-cache"]
+]
 
 
 def _wine_csv(path: Path, *, names=True) -> Path:
