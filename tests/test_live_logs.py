@@ -20,7 +20,7 @@ EPOCHS = 4
 def _config(out) -> StudyConfig:
     return StudyConfig(
         data=DataConfig(name="breast_cancer"),
-        train=TrainConfig(epochs=EPOCHS, batch_size=64, checkpoint_every=1, num_devices=1,
+        train=TrainConfig(epochs=EPOCHS, batch_size=64, checkpoint_every=2, num_devices=1,
                           model=ModelConfig(name="mlp")),
         modes=("standard", "icrst"), p_values=(1.0,), seeds=(0,),
         eval=EvalConfig(classifiers=("nb",), scalings=("none", "standardised"), n_folds=3, at_epochs=(2,),

@@ -86,11 +86,13 @@ def test_learning_schedule_is_sklearns(monkeypatch):
 
 
 def test_whole_run_is_as_good_as_sklearns(digits):
-    """1,000 steps in float32 (the default) on three copies of the data perturbed by 1e-6 (one
-    compiled call): the KL divergence within scikit-learn's own spread over the same copies (its
-    runs differ by ~3% there, t-SNE amplifying rounding) and the same neighbourhoods
-    (trustworthiness within 0.01); a panel of another size gets its own call."""
+    """Up to 1,000 steps in float32 (the default) on three copies of 150 samples perturbed by 1e-6
+    (one compiled call): the KL divergence within scikit-learn's own spread over the same copies
+    (its runs differ by a few % there, t-SNE amplifying rounding) and the same neighbourhoods
+    (trustworthiness within 0.01); a panel of another size gets its own call. 150 samples, not
+    the 240 of the step-by-step test: scikit-learn's numpy reference is the cost of this test."""
     x, y = digits
+    x, y = x[:150], y[:150]
     rng = np.random.default_rng(0)
     copies = [x + 1e-6 * rng.normal(size=x.shape) for _ in range(3)]
     ref = [TSNE(init="pca", method="exact", random_state=0).fit(c) for c in copies]
