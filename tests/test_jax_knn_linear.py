@@ -130,3 +130,22 @@ def test_linear_probe_without_intercept_and_l2_is_another_classifier(binary_fits
         return np.mean([np.mean(res.pred[first + f, t] == ref) for f, ((_, t), ref) in enumerate(zip(splits, refs))])
 
     assert agree(15) < 0.95 <= agree(10)  # the planted one (no intercept) against ours
+
+
+def test_auto_on_a_cpu_fits_knn_and_linear_with_the_options_on_the_host(monkeypatch):
+    """On a CPU the auto backend leaves the kNN vote and the linear probe to scikit-learn's side (faster
+    there at every size measured) with the study's k and temperature; JAX_KNN_LINEAR_ON_CPU brings them back."""
+    from icrst_jax.evaluation import auto_backend, evaluate_many
+    from icrst_jax.evaluation.classifiers import ClassifierOptions
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x, y = x[:200], y[:200]
+    assert {"knn", "linear", "svm", "rf"} <= set(auto_backend.host_classifiers())
+    runs = {}
+    for k in (1, 15):
+        runs[k] = evaluate_many([(x, y, 0, "standardised")], ["knn"], n_folds=5, backend="auto", options=ClassifierOptions(knn_k=k))[0]
+        ref = evaluate_many([(x, y, 0, "standardised")], ["knn"], n_folds=5, backend="sklearn", options=ClassifierOptions(knn_k=k))[0]
+        np.testing.assert_array_equal(runs[k]["knn"]["accuracy"]["folds"], ref["knn"]["accuracy"]["folds"])
+    assert not np.array_equal(runs[1]["knn"]["accuracy"]["folds"], runs[15]["knn"]["accuracy"]["folds"])
+    monkeypatch.setattr(auto_backend, "JAX_KNN_LINEAR_ON_CPU", True)
+    assert not {"knn", "linear"} & set(auto_backend.host_classifiers())

@@ -1,7 +1,7 @@
 """The ``auto`` backend of the cross-validation: JAX programs for what they fit, scikit-learn beside them.
 
-Gaussian NB, the MLP, the weighted kNN vote and the linear probe (and the SVM on an accelerator, or with
-:data:`JAX_SVC_ON_CPU`) of every feature set and fold are fitted by compiled JAX
+Gaussian NB and the MLP (and, on an accelerator, the SVM, the weighted kNN vote and the linear probe; on a
+CPU with :data:`JAX_SVC_ON_CPU` / :data:`JAX_KNN_LINEAR_ON_CPU`) of every feature set and fold are fitted by compiled JAX
 programs (:mod:`~icrst_jax.evaluation.jax_classifiers`,
 :mod:`~icrst_jax.evaluation.jax_svc`), one program per classifier and data
 shape, all fits of a group as rows of its fit axis. Meanwhile a joblib pool on
@@ -48,6 +48,11 @@ INTELEX_SVC_MIN_CELLS = 100_000
 # unless this is set.
 JAX_SVC_ON_CPU = False
 
+# The kNN vote and the linear probe likewise: on a CPU scikit-learn's (the numpy vote,
+# LogisticRegression) were faster at every size measured, paper scale included
+# (BENCHMARKS.md, "Evaluation"), so there they stay in the pool unless this is set.
+JAX_KNN_LINEAR_ON_CPU = False
+
 
 def intelex_available() -> bool:
     """Whether scikit-learn-intelex is installed (``pip install -e ".[intelex]"``)."""
@@ -62,9 +67,10 @@ def svm_through_intelex(n_train: int, n_features: int) -> bool:
 
 def host_classifiers() -> tuple[str, ...]:
     """The classifiers the ``auto`` backend leaves to scikit-learn's pool."""
-    if JAX_SVC_ON_CPU or jax.default_backend() != "cpu":
+    if jax.default_backend() != "cpu":
         return tuple(name for name in SKLEARN_ONLY if name != "svm")
-    return SKLEARN_ONLY
+    on_cpu = tuple(name for name in SKLEARN_ONLY if name != "svm" or not JAX_SVC_ON_CPU)
+    return on_cpu + (() if JAX_KNN_LINEAR_ON_CPU else ("knn", "linear"))
 
 
 def _host_workers(n_workers: int | None, jax_fits: bool) -> int | None:
@@ -76,14 +82,15 @@ def _host_workers(n_workers: int | None, jax_fits: bool) -> int | None:
     return n_workers
 
 
-def _fit_folds_on_host(name: str, fs: FeatureSet) -> list[FoldOutcome]:
+def _fit_folds_on_host(name: str, fs: FeatureSet, options: ClassifierOptions) -> list[FoldOutcome]:
     """Every fold of one feature set and classifier, in one worker task: the random forest
-    through :func:`~icrst_jax.evaluation.forest.random_forest_predict`, the SVM by
+    through :func:`~icrst_jax.evaluation.forest.random_forest_predict`, the others by
     :func:`~icrst_jax.evaluation.classifiers.fit_fold` (scikit-learn-intelex's SVC on a
     large fold, where installed)."""
     if name != "rf":
         intelex = name == "svm" and svm_through_intelex(fs.n_train, fs.x.shape[1])
-        return [fit_fold(name, fs.seed, fs.scaling, fs.x, fs.y, train, test, intelex) for train, test in fs.splits]
+        return [fit_fold(name, fs.seed, fs.scaling, fs.x, fs.y, train, test, intelex, options)
+                for train, test in fs.splits]
     out = []
     for train, test in fs.splits:
         t0 = time.perf_counter()
@@ -93,12 +100,12 @@ def _fit_folds_on_host(name: str, fs: FeatureSet) -> list[FoldOutcome]:
 
 
 def _host_fits(sets: Sequence[FeatureSet], host: list[tuple[int, str]], n_workers: int | None,
-               seconds: EvalSeconds) -> dict[Fit, FoldOutcome]:
+               seconds: EvalSeconds, options: ClassifierOptions) -> dict[Fit, FoldOutcome]:
     """The scikit-learn side: each ``(set, classifier)`` of ``host``, every fold, in one pool."""
     t0 = time.perf_counter()
     # One worker task per feature set and classifier, not per fold: a fit of the
     # forest is a few tens of milliseconds, comparable to a pool round trip.
-    per_set = Parallel(n_jobs=n_workers)(delayed(_fit_folds_on_host)(name, sets[s]) for s, name in host)
+    per_set = Parallel(n_jobs=n_workers)(delayed(_fit_folds_on_host)(name, sets[s], options) for s, name in host)
     seconds.sklearn_classifiers_s += time.perf_counter() - t0
     return {Fit(s, name, f): o for (s, name), outs in zip(host, per_set) for f, o in enumerate(outs)}
 
@@ -135,7 +142,7 @@ def auto_fits(sets: Sequence[FeatureSet], fits: Sequence[Fit], n_workers: int | 
             progress(f"[svm] {large} feature set(s) fitted by scikit-learn-intelex's SVC (installed; it predicts "
                      "what scikit-learn's SVC predicts, faster on large folds)")
     with ThreadPoolExecutor(1) as pool:
-        host_future = pool.submit(_host_fits, sets, host, n_workers, seconds)
+        host_future = pool.submit(_host_fits, sets, host, n_workers, seconds, options)
         t0 = time.perf_counter()
         device = _jax_fits(sets, fits, progress, host_only, options)
         seconds.jax_classifiers_s += time.perf_counter() - t0

@@ -54,6 +54,17 @@ def chunk_threads() -> int:
     return 1 if jax.default_backend() != "cpu" else host_cores()
 
 
+def _rows_and_sharding(g: int, rows: int | None):
+    """Rows per call for ``g`` fits (``rows``, or all; a multiple of the local devices) and the
+    sharding that splits them over the devices (None on one)."""
+    devices = jax.local_devices()
+    size = g if rows is None else min(rows, g)
+    size = -(-size // len(devices)) * len(devices)
+    if len(devices) == 1:
+        return size, None
+    return size, NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
+
+
 def run_chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
     """``program(x, y, local_idx, train_mask, *extra)`` over chunks of ``chunk`` fits (the last padded).
 
@@ -80,12 +91,7 @@ def run_chunked(program, x_sets, y_sets, set_idx, train_mask, chunk, *extra):
       ``program``'s pytree with a leading ``(G,)`` axis, as numpy arrays, in fit order.
     """
     g = len(set_idx)
-    devices = jax.local_devices()
-    size = g if chunk is None else min(chunk, g)
-    size = -(-size // len(devices)) * len(devices)
-    sharding = None
-    if len(devices) > 1:
-        sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
+    size, sharding = _rows_and_sharding(g, chunk)
     local = np.arange(size, dtype=np.int32)
 
     def run(start):
@@ -158,12 +164,7 @@ def run_in_slots(program, empty, x_sets, y_sets, set_idx, train_mask, slots, *ex
       ``out`` with a leading ``(G,)`` axis, as numpy arrays, in fit order.
     """
     g = len(set_idx)
-    devices = jax.local_devices()
-    size = g if slots is None else min(slots, g)
-    size = -(-size // len(devices)) * len(devices)
-    sharding = None
-    if len(devices) > 1:
-        sharding = NamedSharding(Mesh(np.array(devices), ("fits",)), PartitionSpec("fits"))
+    size, sharding = _rows_and_sharding(g, slots)
     queue = _Queue(g)
     per_fit = (np.asarray(set_idx), np.asarray(train_mask), *extra)
     results: list = [None] * g
