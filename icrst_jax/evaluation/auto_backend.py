@@ -49,7 +49,7 @@ INTELEX_SVC_MIN_CELLS = 100_000
 JAX_SVC_ON_CPU = False
 
 # The kNN vote and the linear probe likewise: on a CPU scikit-learn's (the numpy vote,
-# LogisticRegression) were faster at every size measured, paper scale included
+# LogisticRegression) on both cores were faster at paper scale and on 2,000-row sets
 # (BENCHMARKS.md, "Evaluation"), so there they stay in the pool unless this is set.
 JAX_KNN_LINEAR_ON_CPU = False
 
