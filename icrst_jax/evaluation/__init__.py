@@ -34,7 +34,8 @@ One module per idea:
 This package re-exports the public names below. A name's module is imported on
 its first use (PEP 562), so importing the package (the reporting modules do, for
 ``CLASSIFIERS``) imports neither JAX nor scikit-learn. Settings read at call
-time (``auto_backend.JAX_SVC_ON_CPU``, ``auto_backend.INTELEX_SVC_MIN_CELLS``)
+time (``auto_backend.JAX_SVC_ON_CPU``, ``auto_backend.JAX_KNN_LINEAR_ON_CPU``,
+``auto_backend.INTELEX_SVC_MIN_CELLS``)
 are set on their module.
 """
 
