@@ -154,8 +154,8 @@ def run_in_slots(program, empty, x_sets, y_sets, set_idx, train_mask, slots, *ex
         state dropped), ``live`` rows hold a fit not handed back yet, and the call
         returns once at least ``need`` live rows are ``done`` (or none runs);
         ``out`` is a pytree with a leading ``(C,)`` axis, final for done rows.
-      empty: the state of ``C`` rows before any fit (any values: every row is
-        refilled by the first call).
+      empty: ``empty(C)``, the state of ``C`` rows before any fit (any values: every
+        row is refilled by the first call).
       x_sets, y_sets, set_idx, train_mask, *extra: as in :func:`run_chunked`.
       slots: rows of the state, ``C`` (rounded up to a multiple of the local
         devices; fewer fits than that: one row per fit), or ``None`` for one per fit.
@@ -165,12 +165,13 @@ def run_in_slots(program, empty, x_sets, y_sets, set_idx, train_mask, slots, *ex
     """
     g = len(set_idx)
     size, sharding = _rows_and_sharding(g, slots)
+    first = empty(size)
     queue = _Queue(g)
     per_fit = (np.asarray(set_idx), np.asarray(train_mask), *extra)
     results: list = [None] * g
 
     def loop():
-        state, holder = empty, np.full(size, -1)
+        state, holder = first, np.full(size, -1)
         while True:
             free = np.flatnonzero(holder < 0)
             new = queue.take(len(free))
@@ -188,7 +189,7 @@ def run_in_slots(program, empty, x_sets, y_sets, set_idx, train_mask, slots, *ex
             call = (state, refill, live, x_sets[idx], y_sets[idx], *args)
             if sharding is not None:
                 # The state is placed with the first call's data (it stays split over the devices after).
-                call = jax.device_put(call, sharding) if state is empty else (state, *jax.device_put(call[1:], sharding))
+                call = jax.device_put(call, sharding) if state is first else (state, *jax.device_put(call[1:], sharding))
             state, done, out = program(*call[:3], np.int32(need), *call[3:])
             done, out = jax.device_get((done, out))
             for row in np.flatnonzero(live & done):

@@ -501,13 +501,13 @@ def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, f
     d = np.shape(x_sets)[-1]
     # Tables of the draws, one row per distinct seed (and training-fold size), and each fit's row.
     if init is None:
-        init, init_row = _table_of(seeds, lambda seed: sklearn_initial_weights(seed, d, n_out), dtype)
+        init, init_row = _table_of(seeds[:, None], lambda seed: sklearn_initial_weights(seed, d, n_out), dtype)
     else:
         init_row = np.arange(len(seeds))
     if orders is None and n_max > MLP_BATCH:
         n_train = train_mask.sum(1)
-        orders, order_row = _table_of(seeds * (n_max + 1) + n_train, lambda key: sklearn_epoch_orders(
-            key // (n_max + 1), d, n_out, key % (n_max + 1), n_max, max_iter), np.int32)
+        orders, order_row = _table_of(np.column_stack([seeds, n_train]), lambda seed, rows: sklearn_epoch_orders(
+            seed, d, n_out, rows, n_max, max_iter), np.int32)
     elif orders is not None:
         order_row = np.arange(len(seeds))
     extra = [np.broadcast_to(np.asarray(scaled, bool), np.shape(set_idx)), init_row]
@@ -525,18 +525,21 @@ def mlp(x_sets, y_sets, set_idx, train_mask, *, n_classes: int, scaled, seeds, f
         return _mlp_program(state, refill, live, need, x, y, m, sc, *rows_of(p0, rest), **statics)
 
     x_sets, y_sets = np.asarray(x_sets, dtype), np.asarray(y_sets, np.int32)
-    # The slots' state before the first call, shaped as the program's (every row is refilled by that call).
-    rows = -(-(len(set_idx) if chunk is None else min(chunk, len(set_idx))) // len(jax.local_devices()))
-    first = jax.tree.map(lambda a: np.repeat(np.asarray(a)[:1], rows * len(jax.local_devices()), 0),
-                         (x_sets[np.asarray(set_idx)[:1]], y_sets[np.asarray(set_idx)[:1]], train_mask, *extra))
-    shapes = jax.eval_shape(lambda x, y, m, sc, p0, *rest: jax.vmap(start)(x, y, m, sc, *rows_of(p0, rest)), *first)
-    empty = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)
+
+    def empty(rows: int) -> MLPSlots:
+        """The slots' state before the first call, shaped as the program's (every row is refilled by it)."""
+        first = jax.tree.map(lambda a: np.repeat(np.asarray(a)[:1], rows, 0),
+                             (x_sets[np.asarray(set_idx)[:1]], y_sets[np.asarray(set_idx)[:1]], train_mask, *extra))
+        shapes = jax.eval_shape(lambda x, y, m, sc, p0, *rest: jax.vmap(start)(x, y, m, sc, *rows_of(p0, rest)),
+                                *first)
+        return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), shapes)
+
     return MLPResult(*run_in_slots(program, empty, x_sets, y_sets, np.asarray(set_idx), train_mask, chunk, *extra))
 
 
 def _table_of(keys: np.ndarray, draw, dtype):
-    """``(table, row)``: ``draw(key)`` for each distinct key of ``keys (G,)``, stacked (a pytree with a
-    leading axis), and each key's row of it (a study's folds share their set's seed, as scikit-learn's do)."""
-    distinct, which = np.unique(keys, return_inverse=True)
-    drawn = [draw(int(k)) for k in distinct]
-    return jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn), which
+    """``(table, row)``: ``draw(*key)`` for each distinct row of ``keys (G, K)``, stacked (a pytree with a
+    leading axis), and each fit's row of it (a study's folds share their set's seed, as scikit-learn's do)."""
+    distinct, which = np.unique(np.asarray(keys), axis=0, return_inverse=True)
+    drawn = [draw(*map(int, k)) for k in distinct]
+    return jax.tree.map(lambda *a: np.stack(a).astype(dtype), *drawn), np.asarray(which).reshape(-1)
