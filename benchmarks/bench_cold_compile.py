@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.bench_lib import Context, environment, format_table, write_json
+from benchmarks.bench_lib import Context, format_table, print_and_save
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("auto", "cpu", "matmul", "xla")
@@ -145,11 +145,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure(args.child)))
         return 0
     result, text = run(Context(args.quick))
-    print(text)
-    if args.json:
-        write_json(args.json, {"meta": environment(["python", "-m", "benchmarks.bench_cold_compile", *(argv or [])],
-                                                   args.quick), "cold_compile": result})
-    return 0
+    return print_and_save("cold_compile", result, text, args.json, argv, args.quick)
 
 
 if __name__ == "__main__":

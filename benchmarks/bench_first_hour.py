@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_lib import Context, environment, format_table, write_json
+from benchmarks.bench_lib import Context, format_table, print_and_save
 
 ROOT = Path(__file__).resolve().parents[1]
 # The digits example's workload, pinned: a change of the shipped config must not change what is compared.
@@ -94,11 +94,7 @@ def main(argv=None) -> int:
                     help="also run each job from the checkout in DIR (an earlier commit), beside this one")
     args = ap.parse_args(argv)
     result, text = run(Context(args.quick), baseline=args.baseline)
-    print(text)
-    if args.json:
-        write_json(args.json, {"meta": environment(["python", "-m", "benchmarks.bench_first_hour", *(argv or [])],
-                                                   args.quick), "first_hour": result})
-    return 0
+    return print_and_save("first_hour", result, text, args.json, argv, args.quick)
 
 
 if __name__ == "__main__":

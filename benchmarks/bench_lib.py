@@ -170,6 +170,16 @@ def write_json(path, payload: dict) -> None:
     write_results_json(Path(path), payload)
 
 
+def print_and_save(name: str, result: dict, text: str, json_path, argv: Sequence[str] | None, quick: bool) -> int:
+    """A section run on its own (``python -m benchmarks.bench_<name>``): its table printed and,
+    with ``--json FILE``, ``{"meta": ..., name: result}`` written; the exit code 0."""
+    print(text)
+    if json_path:
+        module = f"benchmarks.bench_{name}"
+        write_json(json_path, {"meta": environment(["python", "-m", module, *(argv or [])], quick), name: result})
+    return 0
+
+
 def cell(v) -> str:
     """A table cell: rounded numbers, statistics as ``median [min, max]``."""
     if isinstance(v, dict) and "median" in v:
