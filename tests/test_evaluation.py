@@ -453,6 +453,46 @@ def test_corrected_mi_stays_large_for_near_copies_and_pools_over_seeds():
     assert pooled["corrected"]["mi"] == pytest.approx((res["corrected"]["mi"] + other["corrected"]["mi"]) / 2)
 
 
+def test_mi_interval_is_of_the_mean_and_pooled_seeds_are_resampled_as_seeds():
+    """low/high: the bootstrap interval of the mean MI (the pooled seeds as groups), which
+    tells modes apart; sample_low/sample_high: the spread of single samples, which cannot."""
+    from icrst_jax.evaluation.intervals import bootstrap_mean_interval, percentile_interval
+
+    rng = np.random.default_rng(21)
+    images = rng.random((200, 8, 8, 1))
+    latents = rng.normal(size=(200, 4))
+    a, b = (mutual_information(latents, images, n_samples=50, k=5, bins=4, seed=s) for s in (0, 1))
+    assert (a["low"], a["high"]) == bootstrap_mean_interval([a["per_sample"]])
+    assert (a["sample_low"], a["sample_high"]) == percentile_interval(a["per_sample"])[1:]
+    assert a["sample_low"] < a["low"] < a["mi"] < a["high"] < a["sample_high"]
+    pooled = pool_mi([a, b])
+    groups = [a["corrected"]["per_sample"], b["corrected"]["per_sample"]]
+    assert (pooled["corrected"]["low"], pooled["corrected"]["high"]) == bootstrap_mean_interval(groups)
+    assert (pooled["corrected"]["low"], pooled["corrected"]["high"]) != bootstrap_mean_interval(
+        [np.concatenate(groups)])  # seeds, not one bag of samples
+
+
+def test_mi_of_an_older_results_json_is_upgraded_to_the_interval_it_names():
+    from icrst_jax.evaluation.information import upgrade_mi
+    from icrst_jax.evaluation.intervals import bootstrap_mean_interval
+    from icrst_jax.reporting.quoted import upgraded
+
+    rng = np.random.default_rng(22)
+    per_sample = rng.random(40)
+    old = {"mi": float(per_sample.mean()), "low": 0.02, "high": 0.97, "per_sample": per_sample.tolist(),
+           "n_seeds": 2, "corrected": {"mi": 0.3, "low": 0.1, "high": 0.5, "per_sample": per_sample.tolist()}}
+    new = upgrade_mi(old)
+    assert (new["sample_low"], new["sample_high"]) == (0.02, 0.97)
+    assert (new["low"], new["high"]) == bootstrap_mean_interval([per_sample[:20], per_sample[20:]])
+    assert new["corrected"]["sample_low"] == 0.1 and new["corrected"]["low"] > 0.1
+    assert upgrade_mi(new) == new
+    along = {"records": [{"mi": old, "trajectory": [{"epoch": 1, "mi": {"mi": 0.4, "low": 0.1, "high": 0.9}}]}],
+             "schema_version": 3}
+    entry = upgraded(along)["records"][0]["trajectory"][0]["mi"]
+    assert entry["low"] is None and entry["high"] is None and entry["sample_high"] == 0.9
+    assert upgraded(dict(along, schema_version=4)) == dict(along, schema_version=4)
+
+
 def test_progress_lines_name_their_set_and_say_max_iter_once():
     from sklearn.datasets import load_breast_cancer
 

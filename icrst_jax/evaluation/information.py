@@ -22,8 +22,10 @@ each channel of the images."
    ``MI = sum_xy p(x,y) log(p(x,y) / (p(x) p(y)))`` in nats (natural log; equal
    to ``sklearn.metrics.mutual_info_score`` on the bin indices).
 5. Average over channels and neighbours -> one value per sample; the reported
-   ``mi`` is the mean over samples and ``low``/``high`` the percentile interval
-   over samples.
+   ``mi`` is the mean over samples, ``low``/``high`` the 95% percentile-bootstrap
+   interval of that mean (seeds resampled, then their samples, where seeds are
+   pooled) and ``sample_low``/``sample_high`` the percentile spread of single
+   samples.
 
 The plug-in estimator is biased upwards by about ``(B_eff - 1)**2 / (2 P)`` nats
 for B_eff occupied bins and P pixels per channel, so absolute values depend on
@@ -50,7 +52,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from icrst_jax.evaluation.inputs import features_and_labels
-from icrst_jax.evaluation.intervals import percentile_interval
+from icrst_jax.evaluation.intervals import bootstrap_mean_interval, percentile_interval
 from icrst_jax.evaluation.neighbours import knn_excluding_self
 
 MI_BASELINES: tuple[str, ...] = ("permuted", "corrected", "random_neighbours")
@@ -192,13 +194,13 @@ def mutual_information(features, images, *, n_samples: int = 150, k: int = 20, b
       k: neighbours per sample (20 in the paper).
       bins: equal-width bins over [0, 1] per pixel value.
       seed: seed of the sample draw.
-      level: coverage of the percentile interval over samples.
+      level: coverage of the interval of the mean and of the spread of samples.
       baselines: also compute ``permuted``, ``corrected`` and
         ``random_neighbours`` (their draws use their own generators, so the
         main estimate does not depend on this flag).
 
     Returns:
-      ``{"mi", "low", "high", "per_sample" (n_samples,), "indices"
+      ``{"mi", "low", "high", "sample_low", "sample_high", "per_sample" (n_samples,), "indices"
       (n_samples,), "n_samples", "k", "bins", "unit": "nats"}``, plus
       ``"permuted"``, ``"corrected"`` and ``"random_neighbours"`` with
       ``baselines``.
@@ -231,10 +233,48 @@ def mutual_information(features, images, *, n_samples: int = 150, k: int = 20, b
     return out
 
 
-def _mi_summary(per_sample: np.ndarray, level: float = 0.95) -> dict:
-    """``{"mi", "low", "high", "per_sample"}``: the mean and percentile interval over samples."""
-    mean, low, high = percentile_interval(per_sample, level)
-    return {"mi": mean, "low": low, "high": high, "per_sample": per_sample}
+def _mi_summary(per_sample: np.ndarray, level: float = 0.95, groups: Sequence | None = None) -> dict:
+    """``{"mi", "low", "high", "sample_low", "sample_high", "per_sample"}`` of per-sample MI values.
+
+    ``mi`` is the mean over samples; ``low``/``high`` the percentile-bootstrap
+    interval of that mean (:func:`~icrst_jax.evaluation.intervals.bootstrap_mean_interval`;
+    ``groups``, the per-seed values when seeds are pooled, are resampled as
+    the seeds of a study, then their samples), the interval every other mean
+    of a report carries; ``sample_low``/``sample_high`` the percentile spread
+    of single samples, which no difference between modes could ever clear.
+    """
+    mean, sample_low, sample_high = percentile_interval(per_sample, level)
+    low, high = bootstrap_mean_interval(groups if groups is not None else [per_sample], level)
+    return {"mi": mean, "low": low, "high": high, "sample_low": sample_low, "sample_high": sample_high,
+            "per_sample": per_sample}
+
+
+def upgrade_mi(mi: Mapping) -> dict:
+    """An MI result read from a results.json of schema 3 or older in today's form.
+
+    Those files kept the spread of single samples in ``low``/``high``; it moves
+    to ``sample_low``/``sample_high``, and ``low``/``high`` become the interval
+    of the mean, recomputed from ``per_sample`` where the file kept it (a
+    final record; its ``n_seeds`` equal groups in seed order), else None (an
+    along-training entry: its cells then show the mean alone).
+    """
+    if "sample_low" in mi:
+        return dict(mi)
+    n_seeds = int(mi.get("n_seeds", 1))
+
+    def one(m: Mapping) -> dict:
+        m = dict(m, sample_low=m.get("low"), sample_high=m.get("high"), low=None, high=None)
+        if m.get("per_sample") is not None:
+            values = np.asarray(m["per_sample"], dtype=np.float64)
+            groups = np.split(values, n_seeds) if n_seeds > 1 and values.size % n_seeds == 0 else [values]
+            m["low"], m["high"] = bootstrap_mean_interval(groups)
+        return m
+
+    out = one(mi)
+    for name in MI_BASELINES:
+        if isinstance(mi.get(name), Mapping):
+            out[name] = one(mi[name])
+    return out
 
 
 def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
@@ -248,11 +288,13 @@ def pool_mi(per_seed: Sequence[Mapping], level: float = 0.95) -> dict:
     if len(per_seed) == 1:
         return dict(per_seed[0])
     pooled = dict(per_seed[0])
-    pooled.update(_mi_summary(np.concatenate([np.asarray(r["per_sample"]) for r in per_seed]), level))
+    groups = [np.asarray(r["per_sample"]) for r in per_seed]
+    pooled.update(_mi_summary(np.concatenate(groups), level, groups))
     pooled.pop("indices", None)  # each seed drew its own samples
     for name in MI_BASELINES:
         if all(name in r for r in per_seed):
-            pooled[name] = _mi_summary(np.concatenate([np.asarray(r[name]["per_sample"]) for r in per_seed]), level)
+            groups = [np.asarray(r[name]["per_sample"]) for r in per_seed]
+            pooled[name] = _mi_summary(np.concatenate(groups), level, groups)
         else:
             pooled.pop(name, None)
     pooled["n_seeds"] = len(per_seed)

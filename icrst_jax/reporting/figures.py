@@ -333,7 +333,7 @@ def plot_vs_epochs(
     Panels: the classifier's score for each feature scaling (band: the 95%
     percentile interval over folds and seeds), the kNN label purity (band:
     lowest to highest seed; dotted: chance), the corrected MI where the
-    records have it (band: percentiles over samples) and the latent spread
+    records have it (band: 95% interval of the mean over samples) and the latent spread
     (log scale; band: lowest to highest seed). Epoch 0 is the untrained
     encoder, the same for every mode of a seed.
 
@@ -384,7 +384,7 @@ def plot_vs_epochs(
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(len(handles), 3),
-               fontsize="small", title="bars: 95% interval of the mean (scores), lowest to highest seed "
+               fontsize="small", title="bars: 95% interval of the mean (scores, MI), lowest to highest seed "
                "(purity, spread); epoch 0: the untrained encoder", title_fontsize="small")
     if title:
         fig.suptitle(title)

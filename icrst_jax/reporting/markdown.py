@@ -209,7 +209,9 @@ def _mutual_information(dataset: str, records) -> list[str]:
         rows.append(row)
     lines += markdown_table(header, rows) + [""]
     lines += [
-        "MI interval: percentiles over the sampled observations. The paper does not "
+        "MI cells: mean [95% interval of the mean] over the sampled observations (percentile "
+        "bootstrap; pooled seeds resampled, then their samples); results.json's "
+        "`sample_low`/`sample_high` hold the spread of single samples. The paper does not "
         "state its pixel discretisation, so absolute values are comparable across "
         "our rows, not necessarily with the paper's.",
         "",

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from icrst_jax.evaluation.information import upgrade_mi
 from icrst_jax.reporting.latent_sizes import render_latent_sizes
 from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
@@ -77,9 +78,30 @@ def study_from_json(payload: Mapping) -> StudyResult:
     )
 
 
+def upgraded(payload: Mapping) -> dict:
+    """``payload`` in today's results.json layout (:data:`~icrst_jax.reporting.records.SCHEMA_VERSION`):
+    a file of schema 3 or older gets its MI results upgraded (:func:`~icrst_jax.evaluation.information.upgrade_mi`),
+    so that its report states the interval it names."""
+    if int(payload.get("schema_version", 0)) >= 4:
+        return dict(payload)
+
+    def record(r):
+        if not isinstance(r, Mapping):
+            return r
+        r = dict(r)
+        if isinstance(r.get("mi"), Mapping):
+            r["mi"] = upgrade_mi(r["mi"])
+        if isinstance(r.get("trajectory"), list):
+            r["trajectory"] = [record(t) for t in r["trajectory"]]
+        return r
+
+    return dict(payload, records=[record(r) for r in payload.get("records", [])])
+
+
 def report_of(payload: Mapping) -> str:
     """The markdown report a study writes from this results.json: a latent-size study's
     ``latent_sizes.md`` or a grid study's ``report.md``."""
+    payload = upgraded(payload)
     if "latent_sizes" in payload:
         return render_latent_sizes(payload)
     return render_report(study_from_json(payload))

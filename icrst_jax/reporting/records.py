@@ -22,10 +22,11 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-# The version of results.json's layout, for scripts that read it. 3: a score's "low"/"high" are the
+# The version of results.json's layout, for scripts that read it. 4: an MI result's "low"/"high" are the
+# 95% bootstrap interval of the mean over samples, the single samples' spread is "sample_low"/"sample_high". 3: a score's "low"/"high" are the
 # 95% bootstrap interval of the mean, the single folds' spread is "fold_low"/"fold_high". 2: the in-fold
 # scaling is named "standardised" (1 named it "standard"); every study kind states it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclasses.dataclass(frozen=True)
