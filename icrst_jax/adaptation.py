@@ -58,11 +58,13 @@ from icrst_jax import distributed, evaluation, faults, live_logs, run_identity, 
 from icrst_jax.config import CROSS_ICRST, AdaptConfig, GridPoint, StudyConfig, TrainConfig
 from icrst_jax.data import load_dataset
 from icrst_jax.distributed import to_host
+from icrst_jax.jsonable import to_jsonable
 from icrst_jax.models import check_widths
 from icrst_jax.pairing import build_pairing_table
 from icrst_jax.reporting import atomic_write_text, write_results_json
-from icrst_jax.reporting.markdown import markdown_table
+from icrst_jax.reporting.adaptation import adaptation_table, render_adaptation
 from icrst_jax.reporting.records import SCHEMA_VERSION
+from icrst_jax.runtime import compilation_cache_dir, home_relative, source_commit, versions
 from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
 
 KIND = "adaptation"
@@ -514,47 +516,6 @@ def _write_latents(out: Path, cfg: StudyConfig, points, training: AdaptTraining,
                                {"mode": "untrained", "seed": rec["seed"], "epoch": 0})
 
 
-def _cell(s: dict) -> str:
-    return f"{s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"
-
-
-def adaptation_table(payload: dict) -> str:
-    """The results as markdown: one row per mode (mean [interval] over seeds)."""
-    a = payload["adaptation"]
-    cls = payload["classifiers"]
-    header = ["mode"] + [f"{a['source']}->{a['target']} {c}" for c in cls] + [f"target-only {c}" for c in cls] + [
-        "domain acc (0.5 = invariant)", "target kNN purity"]
-    rows = []
-    for row in payload["rows"]:
-        pooled = row["pooled"]
-        label = row["mode"] + (f" p={row['p']:g}" if row["mode"] in ("icrst", CROSS_ICRST) else "")
-        cells = [_cell(pooled[f"transfer/{c}"]) for c in cls] + [_cell(pooled[f"target_only/{c}"]) for c in cls]
-        cells += [_cell(pooled["domain_accuracy"]), _cell(pooled["target_purity"])]
-        rows.append([label] + cells)
-    lines = markdown_table(header, rows)
-    return "\n".join(lines)
-
-
-def render_report(payload: dict) -> str:
-    a = payload["adaptation"]
-    seeds = payload["config"]["seeds"]
-    out = [f"# Unsupervised domain adaptation: {a['source']} -> {a['target']}", "",
-           f"Images {a['image_size']}, seeds {seeds}; mean [2.5th, 97.5th percentile] over seeds. "
-           "Transfer: classifier fitted on all source latents, scored on the target's test latents. "
-           "Target-only: cross-validated on the target's test latents (a reference, uses target labels). "
-           "Domain acc: cross-validated source-vs-target accuracy on balanced latents (chance 0.5).", "",
-           adaptation_table(payload), "", "## Pseudo-label refreshes (cross_icrst)", ""]
-    refreshes = [
-        [f"{rec['mode']} p={rec['p']:g} seed {rec['seed']}", str(f["epoch"]), f"{f['threshold']:g}",
-         f"{f['paired_share']:.3f}", "-" if f["pseudo_label_accuracy"] is None else f"{f['pseudo_label_accuracy']:.3f}"]
-        for rec in payload["records"] for f in rec.get("refreshes", [])
-    ]
-    out += markdown_table(["run", "epoch", "threshold", "share paired", "accuracy of the paired pseudo-labels"],
-                          refreshes)
-    out += ["", f"The epoch compiled {payload['compile_count']} time(s); training took {payload['train_seconds']:.0f}s."]
-    return "\n".join(out) + "\n"
-
-
 def run(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, dataset=None,
         command: str | None = None, hooks: Sequence = ()) -> dict:
     """Runs the study: loads the pair, trains, evaluates, writes the latents,
@@ -564,6 +525,8 @@ def run(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, data
     drives its own training loop); they are accepted like every study kind's.
     """
     say = progress or (lambda line: None)
+    start = time.perf_counter()
+    source_commit()  # read now: results.json names the code that was loaded, not a later checkout
     out = run_identity.out_dir(cfg)
     with run_identity.claim_folder(out, cfg):
         say(f"output folder: {out}")
@@ -571,10 +534,15 @@ def run(cfg: StudyConfig, *, progress: Callable[[str], None] | None = None, data
         say(f"source {source.summary()}")
         say(f"target {target.summary()}")
         payload = run_adaptation(cfg, source, target, progress=say, out=out)
+        payload["versions"] = versions()
+        payload["wall_seconds"] = time.perf_counter() - start
         payload["command"] = command if command is not None else " ".join(sys.argv)
         payload["fingerprint"] = run_identity.fingerprint(cfg)
+        # The home directory as ~: a committed results.json names no folder of a user's.
+        payload["compilation_cache_dir"] = home_relative(compilation_cache_dir())
         write_results_json(Path(out) / "results.json", payload)
-        atomic_write_text(Path(out) / "report.md", render_report(payload))
+        # From the payload's JSON form, as the docs' quoted tables read it back (icrst_jax.reporting.quoted).
+        atomic_write_text(Path(out) / "report.md", render_adaptation(to_jsonable(payload)))
     return payload
 
 

@@ -241,6 +241,27 @@ def compilation_cache_dir() -> str | None:
     return jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache else None
 
 
+def home_relative(path: str | os.PathLike | None) -> str | None:
+    """``path`` with the user's home directory written ``~`` (None stays None).
+
+    What a results.json records of a folder on the machine it ran on (the
+    default compilation cache, ``~/.cache/icrst_jax/xla``): a committed result
+    then names no user's folder, and still says where the cache was. A path
+    outside the home directory is kept as it is.
+    """
+    if path is None:
+        return None
+    text = os.fspath(path)
+    home = os.path.expanduser("~")
+    if home in ("", "~", os.sep) or not os.path.isabs(text):
+        return text
+    try:
+        rest = Path(text).relative_to(home)
+    except ValueError:
+        return text
+    return "~" if str(rest) == "." else f"~{os.sep}{rest}"
+
+
 def versions() -> dict:
     """The software and devices a result was computed with, for ``results.json``."""
     import flax  # inside, like jax: `import icrst_jax` stays light

@@ -49,7 +49,7 @@ from icrst_jax.encoder import save_encoder
 from icrst_jax.log import bar_of, detail_of
 from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
-from icrst_jax.runtime import compilation_cache_dir, source_commit, versions
+from icrst_jax.runtime import compilation_cache_dir, home_relative, source_commit, versions
 from icrst_jax.train import Snapshots, effective_batch_size, encode, fit, loss_curve, make_mesh
 from icrst_jax.training_check import check_training
 
@@ -549,7 +549,8 @@ def summarise(cfg: StudyConfig, dataset, trained: Trained, latents: Latents, eva
         command=command if command is not None else " ".join(sys.argv),
         fingerprint=run_identity.short_hash(run_identity.fingerprint(cfg)),
         diverged=[{**dataclasses.asdict(pt), "reason": d} for pt, d in zip(points, diverged) if d],
-        compilation_cache_dir=compilation_cache_dir(),
+        # The home directory as ~: a committed results.json names no folder of a user's.
+        compilation_cache_dir=home_relative(compilation_cache_dir()),
         warnings=warnings,
         data=used_facts(cfg, dataset).to_dict() if dataset.facts is not None else {},
     )

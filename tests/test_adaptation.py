@@ -216,3 +216,21 @@ def test_no_tensorboard_logs_nothing(tmp_path):
     assert live_logs.adaptation_training_log(CFG, None, CFG.grid()) is None  # no study folder
     live_logs.log_adaptation(cfg, tmp_path, cfg.grid(), [{"domain_accuracy": 0.5, "target_purity": 0.5}] * 3)
     assert not (tmp_path / TENSORBOARD_FOLDER).exists()
+
+
+def test_the_study_writes_its_report_from_its_results_json(planted, tmp_path, monkeypatch):
+    """run() writes results.json (with the code's versions) and the report the docs' quoted tables render from it."""
+    import json
+
+    from icrst_jax.reporting import quoted
+
+    pair = [SimpleNamespace(**vars(d), summary=lambda: "planted") for d in _pair()]
+    real, engine = adaptation.train_adaptation, planted[0][1].engine
+    monkeypatch.setattr(adaptation, "load_pair", lambda cfg: tuple(pair))
+    monkeypatch.setattr(adaptation, "train_adaptation", lambda *a, **k: real(*a, engine=engine, **k))
+    cfg = CFG.replace(out=str(tmp_path / "study"), log=LogConfig(tensorboard=False))
+    adaptation.run(cfg, command="python -m experiments.run --config adapt.py")
+    payload = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert payload["command"] == "python -m experiments.run --config adapt.py"
+    assert set(payload["versions"]) >= {"jax", "icrst_jax_commit"} and payload["wall_seconds"] > 0
+    assert (tmp_path / "study" / "report.md").read_text() == quoted.report_of(payload)

@@ -61,6 +61,47 @@ def test_a_block_without_its_source_or_section_is_one_line_exit_2(tmp_path, caps
     assert "gone/results.json does not exist" in capsys.readouterr().err
 
 
+def _adaptation_payload() -> dict:
+    """A small adaptation study's results.json payload: two modes, two seeds, one refresh each."""
+    def s(mean):
+        return {"mean": mean, "low": mean - 0.01, "high": mean + 0.02, "fold_low": 0.0, "fold_high": 1.0,
+                "std": 0.01, "n": 2}
+
+    def pooled(base):
+        return {"transfer/svm": s(base), "target_only/svm": s(base + 0.5), "domain_accuracy": s(0.99),
+                "target_purity": s(base + 0.3)}
+
+    refresh = {"epoch": 18, "threshold": 0.9, "paired_share": 0.75, "pseudo_label_accuracy": 0.125}
+    return {
+        "study": "adaptation", "adaptation": {"source": "digits", "target": "mnist5k", "image_size": [16, 16, 1]},
+        "config": {"seeds": [0, 1]}, "classifiers": ["svm"],
+        "rows": [{"mode": "standard", "p": 0.0, "pooled": pooled(0.154)},
+                 {"mode": "cross_icrst", "p": 0.5, "pooled": pooled(0.201), "paired_share_last": 0.75}],
+        "records": [{"mode": "cross_icrst", "p": 0.5, "seed": seed, "refreshes": [refresh]} for seed in (0, 1)],
+        "untrained": [], "compile_count": 1, "train_seconds": 12.0,
+    }
+
+
+def test_an_adaptation_study_is_quoted_from_the_report_it_writes(tmp_path):
+    """An adaptation study's results.json renders with the study's own report writer; a changed cell is stale."""
+    from icrst_jax import adaptation
+
+    payload = _adaptation_payload()
+    (tmp_path / "results.json").write_text(json.dumps(payload))
+    report = quoted.report_of(payload)
+    assert report == adaptation.render_adaptation(payload)  # what the study writes to its report.md
+    table = quoted.section_table(report, "Transfer to the target domain")
+    assert "| cross_icrst p=0.5 | 0.201 [0.191, 0.221] |" in table
+    last = quoted.section_table(report, "Pseudo-labels at the last refresh (cross_icrst)")
+    assert "| cross_icrst p=0.5 | 0, 1 | 18 | 0.750 [0.750, 0.750] | 0.125 [0.125, 0.125] |" in last
+    doc = tmp_path / "page.md"
+    doc.write_text(f'<!-- quoted: results.json "Transfer to the target domain" -->\n{table}<!-- end quoted -->\n')
+    assert quote.main(["--check", str(doc)]) == 0
+    doc.write_text(doc.read_text().replace("0.201 [", "0.210 [", 1))
+    assert quote.main(["--check", str(doc)]) == 1
+    assert quote.main([str(doc)]) == 0 and table in doc.read_text()
+
+
 def test_the_readme_glance_quotes_only_numbers_of_the_page_it_links():
     """Each results-at-a-glance row's numbers appear on the page it links to."""
     readme = (ROOT / "README.md").read_text()

@@ -235,3 +235,15 @@ def test_cli_p_sweep_shares_one_cached_epoch(cli_runs):
     # p is traced data: both points of the sweep ran the same (cached) epoch program.
     epochs = [n for n in cli_runs["after_first"] if n.startswith("jit_epoch_fn-")]
     assert len(epochs) == 1, sorted(cli_runs["after_first"])
+
+
+def test_a_results_json_writes_the_home_directory_as_a_tilde(tmp_path, monkeypatch):
+    """The default cache is recorded as ~/.cache/icrst_jax/xla, not under the user's home folder."""
+    home = tmp_path / "home" / "me"
+    monkeypatch.setenv("HOME", str(home))
+    assert runtime.home_relative(str(home / ".cache" / "icrst_jax" / "xla")) == "~/.cache/icrst_jax/xla"
+    assert runtime.home_relative(home) == "~"
+    assert runtime.home_relative(str(tmp_path / "home" / "meta" / "xla")) == str(tmp_path / "home" / "meta" / "xla")
+    assert runtime.home_relative("/opt/cache") == "/opt/cache"
+    assert runtime.home_relative("relative/dir") == "relative/dir"
+    assert runtime.home_relative(None) is None

@@ -13,7 +13,9 @@ A quoted table sits in a markdown file between two comments that name a
 A section with several tables takes ``table N`` after its name (the first
 by default). The block holds that table as the report code writes it today
 (:func:`~icrst_jax.reporting.markdown.render_report` for a grid study,
-:func:`~icrst_jax.reporting.latent_sizes.render_latent_sizes` for a latent-size study), so a quoted number cannot drift from its results.json or
+:func:`~icrst_jax.reporting.latent_sizes.render_latent_sizes` for a latent-size study,
+:func:`~icrst_jax.reporting.adaptation.render_adaptation` for an adaptation
+study), so a quoted number cannot drift from its results.json or
 from the report code: ``python -m experiments.quote`` rewrites the blocks,
 ``--check`` lists the stale ones, and the test suite runs the check on
 README.md and docs/.
@@ -28,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from icrst_jax.evaluation.information import upgrade_mi
+from icrst_jax.reporting.adaptation import render_adaptation
 from icrst_jax.reporting.latent_sizes import render_latent_sizes
 from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
@@ -99,9 +102,12 @@ def upgraded(payload: Mapping) -> dict:
 
 
 def report_of(payload: Mapping) -> str:
-    """The markdown report a study writes from this results.json: a latent-size study's
-    ``latent_sizes.md`` or a grid study's ``report.md``."""
+    """The markdown report a study writes from this results.json (:func:`upgraded` first): an
+    adaptation study's ``report.md``, a latent-size study's ``latent_sizes.md`` or a grid study's
+    ``report.md``."""
     payload = upgraded(payload)
+    if payload.get("study") == "adaptation":
+        return render_adaptation(payload)
     if "latent_sizes" in payload:
         return render_latent_sizes(payload)
     return render_report(study_from_json(payload))
