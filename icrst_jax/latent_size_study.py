@@ -136,7 +136,7 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
 
     Returns:
       ``{"dataset", "metric", "latent_sizes", "schema_version", "folders", "records",
-      "diverged", "figures"}``: ``records`` are every width's records, each
+      "diverged", "figures", "versions"}``: ``records`` are every width's records, each
       with its ``latent_size``, so :func:`icrst_jax.reporting.console.comparison_table`
       prints them.
 
@@ -162,6 +162,8 @@ def combine(out, latent_sizes: Sequence[int]) -> dict:
         "records": records,
         "diverged": [{**d, "latent_size": s} for s, p in zip(sizes, payloads) for d in p.get("diverged", [])],
         "figures": [figure.name],
+        # The widths' runs share one process and checkout: the first one's versions (the commit included).
+        "versions": payloads[0].get("versions"),
     }
     reporting.atomic_write_text(out / TABLE, render_latent_sizes(combined))
     reporting.write_results_json(out / RESULTS, combined)

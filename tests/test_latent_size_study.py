@@ -7,6 +7,7 @@ import pytest
 
 from icrst_jax import latent_size_study
 from icrst_jax.config import DataConfig, EvalConfig, ModelConfig, StudyConfig, TrainConfig, apply_override
+from icrst_jax.evaluation.intervals import bootstrap_mean_interval
 from icrst_jax.reporting.console import comparison_table
 from icrst_jax.studies import run as run_experiment
 from icrst_jax.run_identity import fingerprint
@@ -53,6 +54,8 @@ def test_combined_report_holds_every_widths_numbers(swept):
     cfg, out, combined = swept
     assert combined == json.loads((out / "results.json").read_text())
     assert combined["latent_sizes"] == [1, 4]
+    first = json.loads((latent_size_study.size_dir(out, 1) / "results.json").read_text())
+    assert combined["versions"] == first["versions"] and combined["versions"]["icrst_jax_commit"]
     assert [(r["mode"], r["latent_size"]) for r in combined["records"]] == [
         ("untrained", 1), ("standard", 1), ("trst", 1), ("untrained", 4), ("standard", 4), ("trst", 4)]
     table = (out / "latent_sizes.md").read_text()
@@ -72,7 +75,9 @@ def test_combined_report_holds_every_widths_numbers(swept):
                        recs["standard"]["classifiers"]["nb"]["accuracy"]["folds"])
     assert len(diff) == 2 * 3
     row = next(line for line in table.splitlines() if line.startswith("| Gaussian NB: TRST (p=1)"))
-    low, high = np.percentile(diff, [2.5, 97.5])
+    # The interval of the mean difference: the two seeds resampled, then each one's folds.
+    low, high = bootstrap_mean_interval([diff[:3], diff[3:]])
+    assert high - low < np.ptp(diff)
     assert row.split(" | ")[2].rstrip(" |") == f"{diff.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
     assert (out / "accuracy_vs_latent_size.png").read_bytes().startswith(b"\x89PNG")
     assert "trst p=1 L=4" in comparison_table(combined)

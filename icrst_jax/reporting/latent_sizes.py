@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from icrst_jax.evaluation.intervals import percentile_interval
+from icrst_jax.evaluation.intervals import bootstrap_mean_interval
 from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS
 from icrst_jax.reporting.markdown import format_score, markdown_table
 from icrst_jax.reporting.rows import plain_row_label
@@ -71,8 +71,8 @@ def _differences(rows: Mapping, sizes: Sequence[int], head: list[str], classifie
     standard = rows[("standard", 0.0)]
     lines = ["## Difference to Standard, paired", "",
              "Score minus Standard's at the same latent size, over the same seeds' cross-validation folds "
-             "(a seed's folds are the same for every mode): mean [95% percentile interval] of the "
-             "seed x fold differences.", ""]
+             "(a seed's folds are the same for every mode): mean [95% interval of the mean] of the "
+             "seed x fold differences (percentile bootstrap: seeds resampled, then their folds).", ""]
     for name in classifiers:
         cells = [[f"{CLASSIFIER_LABELS.get(name, name)}: {_label(by)}"]
                  + [_difference_cell(by.get(s), standard.get(s), name, metric) for s in sizes]
@@ -94,8 +94,10 @@ def _difference_cell(rec: Mapping | None, standard: Mapping | None, classifier: 
     b = standard["classifiers"][classifier][metric]["folds"]
     if len(a) != len(b):
         return "—"
-    mean, low, high = percentile_interval(np.subtract(a, b))
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+    diffs = np.subtract(a, b)
+    seeds = len(rec.get("seeds") or [0])
+    low, high = bootstrap_mean_interval(np.split(diffs, seeds) if diffs.size % seeds == 0 else [diffs])
+    return f"{diffs.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
 def _loss_cell(rec: Mapping | None) -> str:
