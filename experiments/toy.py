@@ -386,7 +386,11 @@ def run_toy(cfg: ToyConfig, out: str | Path | None = None, *, progress: Callable
         np.savez(out / "vector_field.npz", **arrays)
         plot_vector_field(arrays, cfg.modes, s.far_grid, s.close_grid, out / "vector_field.png")
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        say(f"wrote {out / 'vector_field.png'}, {out / 'vector_field.npz'}, {out / 'summary.json'}")
+        from icrst_jax.reporting.toy import render_toy
+
+        (out / "report.md").write_text(render_toy(summary))
+        say(f"wrote {out / 'vector_field.png'}, {out / 'vector_field.npz'}, {out / 'summary.json'}, "
+            f"{out / 'report.md'}")
     summary["arrays"] = arrays
     return summary
 

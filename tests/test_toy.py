@@ -54,6 +54,21 @@ def test_icrst_reconstructions_collapse_to_class_means(run):
         assert gap < 0.05, (c, gap)
 
 
+def test_report_is_the_summarys_table(run):
+    """report.md is written from summary.json by the code the quoted table of docs/toy.md uses:
+    a row per model with its per-class distances, in the summary's order."""
+    from icrst_jax.reporting.quoted import report_of
+
+    out, a, s = run
+    report = (out / "report.md").read_text()
+    assert report == report_of(s)
+    row = next(line for line in report.splitlines() if line.startswith("| ICRST p=1"))
+    assert row.split(" | ")[1:] == [f"{v:.3f}" for v in a["dist_to_mean_icrst"][:-1]] + [
+        f"{a['dist_to_mean_icrst'][-1]:.3f} |"]
+    labels = [line.split(":")[0] for line in report.splitlines() if line.startswith("| ") and ":" in line]
+    assert labels == ["| DAE", "| ICRST p=1", "| standard AE"]
+
+
 def test_far_fields_point_inward_and_agree(run):
     """Figs. 3a / 4a: from afar both models are sinks into the data, and alike."""
     _, a, s = run

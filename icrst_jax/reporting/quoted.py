@@ -34,6 +34,7 @@ from icrst_jax.reporting.adaptation import render_adaptation
 from icrst_jax.reporting.latent_sizes import render_latent_sizes
 from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
+from icrst_jax.reporting.toy import is_toy_summary, render_toy
 
 BLOCK = re.compile(
     r'(?P<open><!-- quoted: (?P<source>\S+) "(?P<section>[^"]+)"(?: table (?P<table>\d+))? -->\n)'
@@ -105,6 +106,8 @@ def report_of(payload: Mapping) -> str:
     """The markdown report a study writes from this results.json (:func:`upgraded` first): an
     adaptation study's ``report.md``, a latent-size study's ``latent_sizes.md`` or a grid study's
     ``report.md``."""
+    if is_toy_summary(payload):
+        return render_toy(payload)
     payload = upgraded(payload)
     if payload.get("study") == "adaptation":
         return render_adaptation(payload)
