@@ -205,6 +205,23 @@ def test_report_has_paper_column_for_paper_dataset(tmp_path):
     assert "![p](figs/p.png)" in text
 
 
+def test_report_sets_the_interval_of_the_mean_beside_the_single_folds():
+    """The "How wide" section: the headline classifier's interval of the mean, its half-width and
+    the single folds' spread (fold_low/fold_high), raw latents, the paper's ± beside."""
+    recs = [_record("standard", 1.0, 0.8), _record("icrst", 1.0, 0.9)]
+    for r, (lo, hi) in zip(recs, [(0.61, 0.97), (0.72, 1.0)]):
+        r["classifiers"]["mlp"]["accuracy"].update(fold_low=lo, fold_high=hi)
+    text = render_report(StudyResult(dataset="breast_cancer", metric="accuracy", records=recs))
+    section = text.split("## How wide: the interval of the mean and the single folds (MLP, raw latents)")[1]
+    rows = [ln for ln in section.split("\n## ")[0].splitlines() if ln.startswith("| ") and "[" in ln]
+    assert rows[0] == "| Standard | 0.820 | [0.800, 0.840] | 0.020 | [0.610, 0.970] | 0.96 ± 0.02 (T1) / 0.96 ± 0.03 (T3) |"
+    assert rows[1] == "| ICRST (p=1) | 0.920 | [0.900, 0.940] | 0.020 | [0.720, 1.000] | 0.97 ± 0.02 (T1) |"
+    # Older files without the single folds' spread get no section rather than a half-empty one.
+    for r in recs:
+        del r["classifiers"]["mlp"]["accuracy"]["fold_low"]
+    assert "## How wide" not in render_report(StudyResult(dataset="breast_cancer", metric="accuracy", records=recs))
+
+
 def test_report_without_paper_numbers_for_digits():
     recs = [_record("standard", 1.0, 0.8), _record("trst", 1.0, 0.7)]
     text = render_report(StudyResult(dataset="digits", metric="accuracy", records=recs))

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from icrst_jax.evaluation import CLASSIFIERS
+from icrst_jax.reporting.console import headline_classifier
 from icrst_jax.reporting.findings import what_this_shows
 from icrst_jax.reporting.labels import CLASSIFIER_LABELS, METRIC_LABELS, SCALING_LABELS, SCALING_SHORT
 from icrst_jax.reporting.paper import DATASET_LABELS, PAPER_DATASETS, PAPER_RESULTS, paper_values, primary_metric
@@ -56,6 +57,7 @@ def render_report(study: StudyResult, *, title: str | None = None) -> str:
     lines += _classification(dataset, metric, clf_records)
     lines += _side_by_side(metric, clf_records)
     lines += _convergence_notes(clf_records)
+    lines += _interval_widths(dataset, metric, clf_records)
     lines += _mutual_information(dataset, records)
     lines += _purity(records)
     lines += _along_training(metric, records)
@@ -167,6 +169,28 @@ def _side_by_side(metric: str, clf_records) -> list[str]:
                          f"{' and '.join(SCALING_SHORT.get(f, f) for f in reused)} latents, and reported under "
                          "each scaling (its splits do not depend on feature scale; `fitted_on` in results.json).")
     return lines + [" ".join(notes), ""]
+
+
+def _interval_widths(dataset: str, metric: str, clf_records) -> list[str]:
+    """The headline classifier's interval of the mean beside the single folds' spread, on the
+    paper's protocol (raw latents): how wide each is, against the paper's ``±`` where it has one."""
+    name = headline_classifier(_classifier_names(clf_records))
+    raw = [(r, (scaled_classifiers(r, "none") or {}).get(name, {}).get(metric)) for r in clf_records]
+    raw = [(r, s) for r, s in raw if s and s.get("low") is not None and s.get("fold_low") is not None]
+    if not raw:
+        return []
+    show_paper = dataset in PAPER_DATASETS and metric == primary_metric(dataset) and name == "mlp"
+    header = ["method", "mean", "95% interval of the mean", "its half-width", "single folds (2.5-97.5%)"]
+    rows = []
+    for r, s in raw:
+        row = [row_label(r), f"{s['mean']:.3f}", f"[{s['low']:.3f}, {s['high']:.3f}]",
+               f"{(s['high'] - s['low']) / 2:.3f}", f"[{s['fold_low']:.3f}, {s['fold_high']:.3f}]"]
+        rows.append(row + [_paper_cell(dataset, r, "mlp")] if show_paper else row)
+    label = CLASSIFIER_LABELS.get(name, name)
+    return [f"## How wide: the interval of the mean and the single folds ({label}, raw latents)", "",
+            *markdown_table(header + (["paper (its ±)"] if show_paper else []), rows), "",
+            "The interval of the mean is what every cell above carries; the single folds' spread "
+            "(results.json's `fold_low`/`fold_high`) is what one fold's score may be.", ""]
 
 
 def _convergence_notes(clf_records) -> list[str]:
