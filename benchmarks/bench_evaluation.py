@@ -5,6 +5,7 @@ Usage::
     python -m benchmarks.bench_evaluation --out DIR                      # paper scale: 13 points of 10,000 x 512
     python -m benchmarks.bench_evaluation --points 1 --rows 2000 --out DIR  # what a 2-core CPU affords
     python -m benchmarks.bench_evaluation --offline --out DIR            # breast_cancer, digits: accuracies
+    python -m benchmarks.bench_evaluation --offline --jax-on-cpu --classifiers svm rf mlp nb knn linear --out DIR
     python -m benchmarks.bench_evaluation --studies --out DIR            # the two CPU configs, whole studies
     python -m benchmarks.bench_evaluation --svc [--sets digits synthetic_5000x512] --out DIR  # SVC per fold
     python -m benchmarks.bench_evaluation --saved RUN --config configs/cpu_digits.py --out DIR  # a study's latents
@@ -14,7 +15,10 @@ encoder's latents of the MNIST test set), 10 folds, MLP + NB + SVC + the kNN vot
 the linear probe, one cold
 ``evaluate_many`` per backend (compiling included: a study pays it once).
 ``--offline``: the offline data sets (raw features, scalings none and standard), every
-classifier, fold-mean accuracy side by side (docs/evaluation.md). ``--studies``:
+classifier, fold-mean accuracy side by side (docs/evaluation.md quotes its table from the
+file, :mod:`icrst_jax.reporting.backends`); ``--jax-on-cpu`` has ``auto`` run every classifier
+it can as a JAX program on a CPU too (the SVM, the kNN vote and the linear probe stay with
+scikit-learn there by default), so that the two columns compare the programs with scikit-learn. ``--studies``:
 ``configs/cpu_breast_cancer_paper_batch.py`` and ``configs/cpu_digits.py`` as whole studies,
 each backend cold in its own ``experiments.run`` process: wall and CPU seconds
 (the child's user + system) and the study's timing. ``--svc``: the JAX SVC
@@ -67,7 +71,7 @@ def offline(args) -> tuple[dict, str]:
             t0 = time.perf_counter()
             res = evaluation.evaluate_many([(x, y, 0, "none"), (x, y, 0, "standardised")], args.classifiers, n_folds=10,
                                            n_jobs=args.n_jobs, backend=backend, fold_lines=False, progress=log)
-            out[name][backend] = {"wall_s": time.perf_counter() - t0, **{
+            out[name][backend] = {"wall_s": time.perf_counter() - t0, "rows": len(y), "folds": 10, **{
                 sc: {c: {"accuracy": r[c]["accuracy"]["mean"], "low": r[c]["accuracy"]["low"],
                          "high": r[c]["accuracy"]["high"], "fitted_on": r[c]["fitted_on"],
                          "convergence_warnings": r[c]["convergence_warnings"]} for c in args.classifiers}
@@ -189,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classifiers", nargs="+", default=None)
     ap.add_argument("--backends", nargs="+", choices=("auto", "sklearn"), default=["auto", "sklearn"])
     ap.add_argument("--n-jobs", type=int, default=-1)
+    ap.add_argument("--jax-on-cpu", action="store_true",
+                    help="auto: the SVM, kNN vote and linear probe as JAX programs on a CPU too")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="breast_cancer and digits, both backends")
     mode.add_argument("--studies", action="store_true", help="the two CPU configs as whole studies, both backends")
@@ -200,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.classifiers_given = args.classifiers is not None
     args.classifiers = args.classifiers or (["svm", "rf", "mlp", "nb"] if args.offline else PAPER_SCALE_CLASSIFIERS)
+    if args.jax_on_cpu:
+        from icrst_jax.evaluation import auto_backend
+
+        auto_backend.JAX_SVC_ON_CPU = auto_backend.JAX_KNN_LINEAR_ON_CPU = True
     meta = environment(["python", "-m", "benchmarks.bench_evaluation", *(sys.argv[1:] if argv is None else argv)], False)
     results, text = (studies if args.studies else offline if args.offline else svc if args.svc
                      else saved if args.saved else paper_scale)(args)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from icrst_jax.evaluation.information import upgrade_mi
 from icrst_jax.reporting.adaptation import render_adaptation
+from icrst_jax.reporting.backends import is_backend_comparison, render_backends
 from icrst_jax.reporting.latent_sizes import render_latent_sizes
 from icrst_jax.reporting.markdown import render_report
 from icrst_jax.reporting.records import StudyResult
@@ -103,11 +104,14 @@ def upgraded(payload: Mapping) -> dict:
 
 
 def report_of(payload: Mapping) -> str:
-    """The markdown report a study writes from this results.json (:func:`upgraded` first): an
-    adaptation study's ``report.md``, a latent-size study's ``latent_sizes.md`` or a grid study's
-    ``report.md``."""
+    """The markdown report written from this file: a toy run's ``report.md`` (its summary.json),
+    the backends benchmark's table (its bench_evaluation.json), or from a results.json
+    (:func:`upgraded` first) an adaptation study's ``report.md``, a latent-size study's
+    ``latent_sizes.md`` or a grid study's ``report.md``."""
     if is_toy_summary(payload):
         return render_toy(payload)
+    if is_backend_comparison(payload):
+        return render_backends(payload)
     payload = upgraded(payload)
     if payload.get("study") == "adaptation":
         return render_adaptation(payload)
