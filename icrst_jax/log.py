@@ -80,7 +80,11 @@ def fit_width(line: str, width: int = WIDTH) -> list[str]:
     Example:
       >>> [len(piece) <= 20 for piece in fit_width("a b c d e f g h i j k l m n o", 20)]
       [True, True]
+      >>> fit_width("one\ntwo", 20)
+      ['one', 'two']
     """
+    if "\n" in line:  # each of its lines fitted on its own, not run together
+        return [piece for part in line.split("\n") for piece in fit_width(part, width)]
     if len(line) <= width or any(_is_path(token) for token in line.split()):
         return [line]
     return textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False, break_long_words=False)

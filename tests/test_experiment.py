@@ -245,3 +245,17 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_pat
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def test_a_message_of_several_lines_is_fitted_line_by_line():
+    """The study's timing is two lines; each is wrapped to the terminal on its own."""
+    from icrst_jax.log import fit_width
+    from icrst_jax.reporting.records import Timing
+
+    timing = Timing(wall_s=16, loading_s=1.3, compiling_s=2.6, training_s=1.6, setup_s=2.4, evaluation_s=8.4,
+                    jax_classifiers_s=5.1, sklearn_classifiers_s=3.5, tsne_s=1.2)
+    pieces = fit_width(timing.line(), 100)
+    assert all(len(p) <= 100 for p in pieces)
+    assert pieces[0].startswith("study 16 s: training 1.6 s")
+    starts = [p for p in pieces if not p.startswith("    ")]
+    assert starts == [pieces[0], next(p for p in pieces if p.startswith("evaluation 8.4 s: classifiers"))]
