@@ -30,6 +30,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 from icrst_jax.config import (
@@ -368,7 +369,9 @@ def check_out_writable(out, *, given: bool) -> None:
     what = f"--out {out}" if given else f"the output folder {out}"
     fix = "pick a folder you can write with --out DIR"
     if out.exists():
-        if not os.access(out, os.W_OK | os.X_OK):
+        if not out.is_dir():
+            raise ValueError(f"{what} is a file, not a folder; {fix}")
+        if not os.access(out, os.W_OK | os.X_OK) or _cannot_make_in(out, folder=False):
             raise ValueError(f"{what} is not writable; {fix}")
         return
     parent = out.parent
@@ -378,6 +381,26 @@ def check_out_writable(out, *, given: bool) -> None:
         raise ValueError(f"{what} cannot be created: {parent} is a file, not a folder; {fix}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{what} cannot be created: {parent} is not writable; {fix}")
+    # os.access says yes to root everywhere and knows nothing of file systems that refuse
+    # new entries (/sys, /proc, some network mounts): only making one tells.
+    reason = _cannot_make_in(parent, folder=True)
+    if reason:
+        raise ValueError(f"{what} cannot be created in {parent} ({reason}); {fix}")
+
+
+def _cannot_make_in(where: Path, *, folder: bool) -> str | None:
+    """Why a new folder (``folder``) or file cannot be made in ``where`` (the system's words), or
+    None; the one made to find out is removed at once."""
+    try:
+        if folder:
+            os.rmdir(tempfile.mkdtemp(prefix=".icrst-jax-check-", dir=where))
+        else:
+            fd, name = tempfile.mkstemp(prefix=".icrst-jax-check-", dir=where)
+            os.close(fd)
+            os.unlink(name)
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
 
 
 def _written(cfg) -> list[Path]:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,6 +246,18 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(tmp_pat
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+def test_an_out_folder_on_a_file_system_that_refuses_it_is_refused_also_for_root(capsys):
+    """os.access says yes to root everywhere; /sys refuses new folders to everyone (the
+    check makes one to find out, and removes it): one line, exit 2, before any work."""
+    out = Path("/sys/icrst-jax-out")
+    assert cli.main(["--out", str(out), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --out {out} cannot be created") and "\n" not in err, err
+    assert err.endswith("pick a folder you can write with --out DIR"), err
+    assert not out.exists()
 
 
 def test_a_message_of_several_lines_is_fitted_line_by_line():
