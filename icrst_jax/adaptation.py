@@ -66,6 +66,7 @@ from icrst_jax.reporting.adaptation import adaptation_table, render_adaptation
 from icrst_jax.reporting.records import SCHEMA_VERSION
 from icrst_jax.runtime import compilation_cache_dir, home_relative, source_commit, versions
 from icrst_jax.train import TrainData, compile_epoch, encode, init_state, make_engine, replicate
+from icrst_jax.training_check import say_training_check
 
 KIND = "adaptation"
 # The latent sets written per grid point: (name, domain, split).
@@ -412,6 +413,7 @@ def run_adaptation(cfg: StudyConfig, source, target, *, progress: Callable[[str]
     finally:
         if live:  # an interrupted run keeps the epochs it logged
             live.close()
+    say_training_check(training.loss, training.engine.steps_per_epoch, progress)
     records = _evaluate_points(cfg, points, training, y_source_all, target, progress)
     live_logs.log_adaptation(cfg, out, points, records)
     untrained = _evaluate_untrained(cfg, points, training, y_source_all, target, progress) if ev.untrained else []

@@ -51,7 +51,7 @@ from icrst_jax.models import check_widths, make_model
 from icrst_jax.reporting import EpochScores, PointRecord, Record, Scores, StudyResult, Timing
 from icrst_jax.runtime import compilation_cache_dir, home_relative, source_commit, versions
 from icrst_jax.train import Snapshots, effective_batch_size, encode, fit, loss_curve, make_mesh
-from icrst_jax.training_check import check_training
+from icrst_jax.training_check import say_training_check
 
 def p_tag(p: float) -> str:
     """``1.0 -> '1'``, ``0.25 -> '0.25'``: the ``p<P>`` part of file names."""
@@ -296,7 +296,7 @@ def train(cfg: StudyConfig, dataset, out: Path, say: Callable[[str], None] = lam
         progress=say,
         hooks=[Snapshots(snapshot_epochs, on_epoch), *live_logs.training_hooks(cfg, out, points), *hooks],
     )
-    _say_training_check(result, say)
+    say_training_check([h["loss"] for h in result.full_history], result.engine.steps_per_epoch, say)
     return Trained(result=result, snapshots=snapshots)
 
 
@@ -746,14 +746,6 @@ def _summary_line(record: dict, metric: str) -> str:
     if record.get("purity"):
         parts.append(f"purity {record['purity']['purity']:.3f}")
     return f"{metric}: " + "  ".join(parts)
-
-
-def _say_training_check(result, say: Callable[[str], None]) -> None:
-    """The optimizer steps per run and the loss at the end, and one warning line if training stopped early."""
-    checked = check_training([h["loss"] for h in result.full_history], result.engine.steps_per_epoch)
-    say(checked.line())
-    if checked.warning:
-        say(checked.warning)
 
 
 class _Indented:

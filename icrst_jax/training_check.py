@@ -11,7 +11,7 @@ latents then judge an autoencoder that stopped early, not a trained one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -77,3 +77,12 @@ def check_training(loss_per_epoch: Sequence, steps_per_epoch: int) -> TrainingCh
     fall = float((before - curve[-1]) / abs(before)) if tail and before != 0 else 0.0
     return TrainingCheck(steps=int(steps_per_epoch * curve.size), first_loss=float(curve[0]),
                          last_loss=float(curve[-1]), tail_fall=fall, tail_epochs=tail)
+
+
+def say_training_check(loss_per_epoch: Sequence, steps_per_epoch: int, say: Callable[[str], None]) -> TrainingCheck:
+    """:func:`check_training`, said: its line, then its warning when it has one (every study kind's log)."""
+    checked = check_training(loss_per_epoch, steps_per_epoch)
+    say(checked.line())
+    if checked.warning:
+        say(checked.warning)
+    return checked

@@ -159,14 +159,15 @@ def written(planted, tmp_path_factory):
     adaptation.train_adaptation = lambda *a, **k: real(*a, engine=engine, **k)
     try:
         cfg = CFG.replace(eval=dataclasses.replace(CFG.eval, untrained=True))
-        return cfg, adaptation.run_adaptation(cfg, *_pair(), out=out), out
+        lines = []
+        return cfg, adaptation.run_adaptation(cfg, *_pair(), out=out, progress=lines.append), out, lines
     finally:
         adaptation.train_adaptation = real
 
 
 def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(written):
     source, target = _pair()
-    cfg, payload, tmp_path = written
+    cfg, payload, tmp_path, _ = written
     assert len(list(tmp_path.glob("*.npz"))) == 4 * (len(cfg.grid()) + len(cfg.seeds))
     for rec in payload["records"] + payload["untrained"]:
         z = {name: np.load(tmp_path / f) for name, f in rec["latents"].items()}
@@ -184,11 +185,21 @@ def test_every_points_latents_are_written_and_reproduce_its_transfer_accuracy(wr
     assert not np.allclose(trained, untrained)
 
 
+def test_the_study_says_its_optimizer_steps_and_warns_when_they_are_few(written):
+    """As a grid study does: one line of steps and loss, one warning line for a short training."""
+    cfg, _, _, lines = written
+    steps = -(-(90 + 90) // cfg.train.batch_size) * cfg.train.epochs  # source and target training rows, ragged last batch
+    said = [line for line in lines if line.startswith("trained: ")]
+    assert len(said) == 1 and said[0].split(" optimizer steps per run")[0] == f"trained: {steps}", said
+    warning = [line for line in lines if line.startswith("warning: only ")]
+    assert len(warning) == 1 and "(--epochs)" in warning[0]
+
+
 def test_each_point_logs_its_loss_and_measures_to_tensorboard(written):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    cfg, payload, out = written
+    cfg, payload, out, _ = written
     loss = np.asarray(payload["loss"], np.float32)  # (epochs, runs)
     assert sorted(p.name for p in (out / TENSORBOARD_FOLDER).iterdir()) == sorted(pt.tag for pt in cfg.grid())
     for r, (pt, rec) in enumerate(zip(cfg.grid(), payload["records"])):
