@@ -109,6 +109,26 @@ def test_study_figures_have_titles_labels_and_a_legend_clear_of_the_data(caught,
     assert "Standard (p = 0)" in p_labels and "untrained encoder" in p_labels
 
 
+def test_a_far_reference_is_named_at_the_panel_edge_not_drawn_into_the_range(caught, tmp_path):
+    """An untrained encoder far below the curves (digits: 0.25 against 0.8-0.9) would flatten the
+    differences between p values; the range stays on the curves and each panel names its value."""
+    far = [_record("untrained", None, 0.25)] + RECORDS[1:]
+    figures.plot_accuracy_vs_p(far, tmp_path / "p.png", mode="icrst", title="accuracy vs p")
+    fig = caught[-1]
+    assert layout_problems(fig) == []
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert len(panels) == 3 and len({ax.get_ylim() for ax in panels}) == 1
+    low, high = panels[0].get_ylim()
+    assert 0.7 < low < 0.8 < 0.9 < high < 1.0  # the curves 0.75-0.93 and the Standard band, not 0.25
+    notes = [[t.get_text() for t in ax.texts] for ax in panels]
+    # svm 0.25, mlp 0.26, nb 0.20 (the records' per-classifier offsets), each with its interval.
+    assert notes == [["↓ untrained encoder 0.250 [0.230, 0.270]"], ["↓ untrained encoder 0.260 [0.240, 0.280]"],
+                     ["↓ untrained encoder 0.200 [0.180, 0.220]"]]
+    # Near the curves (the first test's 0.7) the band is drawn as before, with no note.
+    figures.plot_accuracy_vs_p(RECORDS, tmp_path / "p2.png", mode="icrst")
+    assert not any(ax.texts for ax in caught[-1].axes)
+
+
 def test_a_short_run_has_whole_epoch_ticks(caught, tmp_path):
     records = [_record("standard", 0.0, 0.8, epochs=(0, 1, 2)), _record("icrst", 1.0, 0.9, epochs=(0, 1, 2))]
     figures.plot_vs_epochs(records, tmp_path / "e.png", classifier="mlp", title="along training")

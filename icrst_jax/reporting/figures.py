@@ -288,6 +288,7 @@ def plot_accuracy_vs_p(
         ax.grid(alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
+    _keep_the_curves_readable(axes[:n], curves, references)
     for ax in axes[:n]:
         if ax.get_subplotspec().is_last_row() or ax is axes[n - 1]:
             ax.set_xlabel("p (probability of a random partner)")
@@ -299,6 +300,35 @@ def plot_accuracy_vs_p(
     if title:
         fig.suptitle(title)
     return save_png(fig, path)
+
+
+# A reference band farther from the curves than this many times their own y extent is named at
+# the panel's edge instead of stretching the shared y range (it would flatten the differences
+# between p values into a sliver of the panel).
+FAR_REFERENCE = 1.0
+
+
+def _keep_the_curves_readable(axes, curves: Mapping, references: Mapping) -> None:
+    """The y range of the curves and the Standard band; a reference band far outside it is named at
+    the edge of its panel (an arrow, its mean and interval), not drawn into the range."""
+    near = [v for pts in curves.values() for pt in pts for v in pt[1:]]
+    near += [v for refs in references.values() for label, band in refs.items() if label.startswith("Standard")
+             for v in band]
+    lo, hi = min(near), max(near)
+    span = max(hi - lo, 0.02)
+    far = {name: {label: band for label, band in refs.items()
+                  if band[2] < lo - FAR_REFERENCE * span or band[1] > hi + FAR_REFERENCE * span}
+           for name, refs in references.items()}
+    if not any(far.values()):
+        return
+    axes[0].set_ylim(lo - 0.1 * span, hi + 0.1 * span)  # shared by every panel
+    for ax, name in zip(axes, curves):
+        for label, (mean, low, high) in far.get(name, {}).items():
+            below = high < lo
+            ax.annotate(f"{'↓' if below else '↑'} {label} {mean:.3f} [{low:.3f}, {high:.3f}]",
+                        xy=(0.5, 0.0 if below else 1.0), xycoords="axes fraction", xytext=(0, 3 if below else -3),
+                        textcoords="offset points", ha="center", va="bottom" if below else "top",
+                        fontsize="small", color="C1" if label.startswith("untrained") else "C2")
 
 
 def _reference_bands(ax, refs: Mapping[str, tuple], ps: Sequence[float]) -> None:
