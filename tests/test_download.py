@@ -457,9 +457,13 @@ def test_an_interrupted_download_leaves_no_lock_and_no_folder(site, monkeypatch,
     data_dir = tmp_path / "data"
     data_dir.mkdir()  # an existing data directory stays; the data set's own folder goes
 
+    main = threading.main_thread().ident
+
     def terminate():
-        site.holding.wait(10)
-        os.kill(os.getpid(), signal.SIGTERM)
+        assert site.holding.wait(10)
+        # To the main thread itself: a process-wide kill may land on this thread, and the main
+        # thread's blocked read would then see it only when the held response comes (20 s).
+        signal.pthread_kill(main, signal.SIGTERM)
 
     threading.Thread(target=terminate, daemon=True).start()
     with faults.handle_interrupts(), pytest.raises(faults.Interrupted) as stopped:
