@@ -40,14 +40,14 @@ def render_backends(payload: Mapping) -> str:
                 cells = [by_backend[b][sc][c] for b in backends]
                 rows.append([name, SCALING_SHORT.get(sc, sc), c, *(_cell(s) for s in cells),
                              cells[0]["fitted_on"], " / ".join(str(s["convergence_warnings"]) for s in cells)])
-        walls.append([name, str(first.get("rows", "?")), *(f"{by_backend[b]['wall_s']:.1f}" for b in backends)])
+        walls.append([name, str(first["rows"]), *(f"{by_backend[b]['wall_s']:.1f}" for b in backends)])
     where = "on a CPU as JAX programs wherever it can" if args.get("jax_on_cpu") else "its default choice per device"
     return "\n".join([
         "# Evaluation backends side by side", "",
         f"`{' '.join(meta['argv'])}`, {meta['date']}, commit `{meta['source']['commit']}`, "
         f"{meta['cpu_count']}-core {meta['backend'].upper()} ({meta['cpu']}), jax {meta['jax']}.", "",
         f"## {SECTION}", "",
-        f"Raw features as scikit-learn loads them, {first.get('folds', 10)} folds, seed 0; cells: mean accuracy "
+        f"Raw features as scikit-learn loads them, {first['folds']} folds, seed 0; cells: mean accuracy "
         f"[95% interval of the mean]. `auto` ran {where}.", "",
         *markdown_table(["data", "scaling", "classifier", *backends, "auto fitted_on",
                          "fits at max_iter (" + " / ".join(backends) + ")"], rows), "",

@@ -218,6 +218,12 @@ def curves_from_records(
     return curves
 
 
+# The reference bands of :func:`plot_accuracy_vs_p`: their legend labels and (colour, dash).
+STANDARD_BAND, UNTRAINED_BAND = "Standard (p = 0)", "untrained encoder"
+REFERENCE_STYLES = {STANDARD_BAND: ("grey", "--"), UNTRAINED_BAND: ("C1", ":")}
+OTHER_REFERENCE_STYLE = ("C2", "-.")
+
+
 def references_from_records(records: Sequence[Mapping], *, metric: str = "accuracy") -> dict[str, dict]:
     """``{classifier: {label: (mean, low, high)}}`` of the Standard and untrained rows: the
     reference bands of :func:`plot_accuracy_vs_p`."""
@@ -225,7 +231,7 @@ def references_from_records(records: Sequence[Mapping], *, metric: str = "accura
     for rec in map(as_dict, records):
         if rec.get("mode") not in ("standard", "untrained") or not rec.get("classifiers"):
             continue
-        label = "Standard (p = 0)" if rec["mode"] == "standard" else "untrained encoder"
+        label = STANDARD_BAND if rec["mode"] == "standard" else UNTRAINED_BAND
         for name, res in rec["classifiers"].items():
             s = res.get(metric)
             if s is not None:
@@ -312,8 +318,7 @@ def _keep_the_curves_readable(axes, curves: Mapping, references: Mapping) -> Non
     """The y range of the curves and the Standard band; a reference band far outside it is named at
     the edge of its panel (an arrow, its mean and interval), not drawn into the range."""
     near = [v for pts in curves.values() for pt in pts for v in pt[1:]]
-    near += [v for refs in references.values() for label, band in refs.items() if label.startswith("Standard")
-             for v in band]
+    near += [v for refs in references.values() for v in refs.get(STANDARD_BAND, ())]
     lo, hi = min(near), max(near)
     span = max(hi - lo, 0.02)
     far = {name: {label: band for label, band in refs.items()
@@ -328,14 +333,13 @@ def _keep_the_curves_readable(axes, curves: Mapping, references: Mapping) -> Non
             ax.annotate(f"{'↓' if below else '↑'} {label} {mean:.3f} [{low:.3f}, {high:.3f}]",
                         xy=(0.5, 0.0 if below else 1.0), xycoords="axes fraction", xytext=(0, 3 if below else -3),
                         textcoords="offset points", ha="center", va="bottom" if below else "top",
-                        fontsize="small", color="C1" if label.startswith("untrained") else "C2")
+                        fontsize="small", color=REFERENCE_STYLES.get(label, OTHER_REFERENCE_STYLE)[0])
 
 
 def _reference_bands(ax, refs: Mapping[str, tuple], ps: Sequence[float]) -> None:
     """The Standard and untrained rows as horizontal lines with light interval bands across the p range."""
-    styles = {"Standard (p = 0)": ("grey", "--"), "untrained encoder": ("C1", ":")}
     for label, (mean, low, high) in refs.items():
-        color, dash = styles.get(label, ("C2", "-."))
+        color, dash = REFERENCE_STYLES.get(label, OTHER_REFERENCE_STYLE)
         ax.axhspan(low, high, color=color, alpha=0.15, linewidth=0)
         ax.axhline(mean, color=color, linestyle=dash, linewidth=1.2, label=label)
 
