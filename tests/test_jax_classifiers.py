@@ -5,11 +5,13 @@
   weights and epoch shuffles, the loss curve, the number of epochs (the
   stopping rule) and the predictions must be scikit-learn's. A missing L2
   term, a missing early stop or a wrong Adam bias correction breaks it.
-* With its own random numbers, the MLP's fold-mean accuracy must lie within
-  scikit-learn's spread over 5 ``random_state``s on the same folds (+-0.01), with
-  no bias over the sets. To stay affordable in CI the spread is measured on 5
-  folds and on a stratified third of digits (the 10-fold full-data comparison is
-  in ``benchmarks/bench_evaluation.py --offline`` and docs/evaluation.md).
+* Through the evaluation's ``auto`` backend, which draws each fit's initial
+  weights and epoch orders as ``MLPClassifier(random_state=seed)`` does, the
+  fold accuracies must be those of scikit-learn's fit of the same seed, to a
+  prediction or two of float32 rounding, with no bias over the sets. To stay
+  affordable in CI this is checked on 5 folds and a stratified third of digits
+  (the 10-fold full-data comparison is in ``benchmarks/bench_evaluation.py
+  --offline`` and docs/evaluation.md).
 
 scikit-learn runs with one BLAS thread: on a shared 2-core machine its threaded
 BLAS is many times slower on these small matrices.
@@ -35,8 +37,7 @@ from icrst_jax.evaluation import chunks
 from icrst_jax.evaluation import jax_classifiers as jc
 from icrst_jax.config import EvalConfig
 
-SPREAD_FOLDS = 5
-SPREAD_SEEDS = 5
+SAME_SEED_FOLDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -164,12 +165,12 @@ def test_one_batch_fits_follow_sklearns_fit_of_the_same_seed():
     """Folds of at most 200 training rows are one minibatch, where the shuffle only reorders a
     sum: from scikit-learn's initial weights, the float32 fits of the auto backend score what
     ``MLPClassifier(random_state=seed)`` scores, fold by fold, on the shipped trained latents
-    (raw; the spread fixture's standardised ones share this program: 15 fits, same folds)."""
+    (raw; the same-seed fixture's standardised ones share this program: 15 fits, same folds)."""
     jobs = [(x, y, 0, "none") for x, y in trained_latents().values()]
-    auto = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SPREAD_FOLDS, backend="auto")
+    auto = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SAME_SEED_FOLDS, backend="auto")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
-        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SPREAD_FOLDS, backend="sklearn", fold_lines=False)
+        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SAME_SEED_FOLDS, backend="sklearn", fold_lines=False)
     ours = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in auto])
     theirs = np.concatenate([r["mlp"]["accuracy"]["folds"] for r in ref])
     assert np.mean(ours == theirs) >= 0.9, np.c_[ours, theirs]
@@ -177,20 +178,8 @@ def test_one_batch_fits_follow_sklearns_fit_of_the_same_seed():
 
 
 # ---------------------------------------------------------------------------
-# MLP with its own shuffles (folds of several minibatches): within scikit-learn's seed spread
+# MLP of several minibatches: scikit-learn's fit of the same seed, fold by fold
 # ---------------------------------------------------------------------------
-
-
-def _sklearn_fold_means(x, y, scaling, seeds):
-    splits, _ = _fold_masks(y, SPREAD_FOLDS, 0)
-    means = []
-    with warnings.catch_warnings(), threadpool_limits(1):
-        warnings.simplefilter("ignore")
-        for rs in seeds:
-            accs = [evaluation.make_classifier("mlp", rs, scaling).fit(x[tr], y[tr]).score(x[te], y[te])
-                    for tr, te in splits]
-            means.append(np.mean(accs))
-    return np.array(means)
 
 
 def trained_latents():
@@ -201,30 +190,41 @@ def trained_latents():
     return {f"latents {mode}": (x, z["labels"]) for mode, x in zip(z["modes"], z["features"])}
 
 
-SPREAD_SETS = ["breast_cancer scaled", "digits pixels", "latents standard", "latents icrst p=1", "latents trst p=1"]
+SAME_SEED_SETS = ["breast_cancer scaled", "digits pixels", "latents standard", "latents icrst p=1",
+                  "latents trst p=1"]
 
 
 @pytest.fixture(scope="module")
-def spread(breast_cancer, digits_third):
-    """Per set: (our fold-mean accuracy through evaluate_many(backend="auto"), scikit-learn's 5 fold-means).
-    Trained latents are standardised in-fold (the study's second scaling)."""
+def same_seed(breast_cancer, digits_third):
+    """Per set: (our fold accuracies through evaluate_many(backend="auto"), scikit-learn's with
+    ``random_state=0``, the folds' test sizes). Trained latents are standardised in-fold (the
+    study's second scaling). Breast Cancer and digits train on 455 and 479 rows: three
+    minibatches an epoch, in scikit-learn's epoch orders."""
     sets = {"breast_cancer scaled": (*breast_cancer, "standardised"), "digits pixels": (*digits_third, "none"),
             **{name: (x, y, "standardised") for name, (x, y) in trained_latents().items()}}
-    ours = evaluation.evaluate_many([(x, y, 0, sc) for x, y, sc in sets.values()], ["mlp"],
-                                    n_folds=SPREAD_FOLDS, backend="auto")
-    return {name: (res["mlp"]["accuracy"]["mean"], _sklearn_fold_means(x, y, sc, range(SPREAD_SEEDS)))
-            for (name, (x, y, sc)), res in zip(sets.items(), ours)}
+    jobs = [(x, y, 0, sc) for x, y, sc in sets.values()]
+    ours = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SAME_SEED_FOLDS, backend="auto")
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter
+        ref = evaluation.evaluate_many(jobs, ["mlp"], n_folds=SAME_SEED_FOLDS, backend="sklearn", fold_lines=False)
+    return {name: (a["mlp"]["accuracy"]["folds"], b["mlp"]["accuracy"]["folds"],
+                   np.array([len(te) for _, te in _fold_masks(y, SAME_SEED_FOLDS, 0)[0]]))
+            for (name, (x, y, sc)), a, b in zip(sets.items(), ours, ref)}
 
 
-@pytest.mark.parametrize("name", SPREAD_SETS)
-def test_mlp_accuracy_within_sklearn_seed_spread(spread, name):
-    ours, ref = spread[name]
-    assert ref.min() - 0.01 <= ours <= ref.max() + 0.01, (ours, ref)
+@pytest.mark.parametrize("name", SAME_SEED_SETS)
+def test_mlp_scores_what_sklearns_fit_of_the_same_seed_scores(same_seed, name):
+    """The same initial weights and epoch orders as ``MLPClassifier(random_state=0)``: float32
+    against float64 over up to 200 epochs may part a prediction or two of a fold, no more; a
+    wrong shuffle, batch split or stopping rule moves whole percents."""
+    ours, theirs, n_test = same_seed[name]
+    assert np.all(np.abs(ours - theirs) * n_test <= 2 + 1e-9), np.c_[ours, theirs, n_test]
+    assert np.mean(ours == theirs) >= 0.6, np.c_[ours, theirs]
 
 
-def test_mlp_has_no_bias_over_the_sets(spread):
-    diffs = [ours - ref.mean() for ours, ref in spread.values()]
-    assert abs(np.mean(diffs)) <= 0.01, diffs
+def test_mlp_has_no_bias_over_the_sets(same_seed):
+    diffs = [ours.mean() - theirs.mean() for ours, theirs, _ in same_seed.values()]
+    assert abs(np.mean(diffs)) <= 0.005, diffs
 
 
 # ---------------------------------------------------------------------------
@@ -232,20 +232,20 @@ def test_mlp_has_no_bias_over_the_sets(spread):
 # ---------------------------------------------------------------------------
 
 
-def test_auto_backend_has_sklearns_structure_and_its_deterministic_scores(breast_cancer, spread):
+def test_auto_backend_has_sklearns_structure_and_its_deterministic_scores(breast_cancer, same_seed):
     x, y = breast_cancer
     names = ["svm", "rf", "mlp", "nb"]
-    auto = evaluation.evaluate_many([(x, y, 0, "standardised")], names, n_folds=SPREAD_FOLDS, backend="auto")[0]
-    ref = evaluation.evaluate_many([(x, y, 0, "standardised")], ["svm", "rf", "nb"], n_folds=SPREAD_FOLDS,
+    auto = evaluation.evaluate_many([(x, y, 0, "standardised")], names, n_folds=SAME_SEED_FOLDS, backend="auto")[0]
+    ref = evaluation.evaluate_many([(x, y, 0, "standardised")], ["svm", "rf", "nb"], n_folds=SAME_SEED_FOLDS,
                                    backend="sklearn")[0]
     assert list(auto) == names
     for name in names:
         assert set(auto[name]) == set(ref["nb"])
-        assert auto[name]["n_folds"] == SPREAD_FOLDS and auto[name]["fitted_on"] == "standardised"
+        assert auto[name]["n_folds"] == SAME_SEED_FOLDS and auto[name]["fitted_on"] == "standardised"
     for name in ("svm", "rf", "nb"):
         np.testing.assert_array_equal(auto[name]["accuracy"]["folds"], ref[name]["accuracy"]["folds"])
         np.testing.assert_array_equal(auto[name]["f1_macro"]["folds"], ref[name]["f1_macro"]["folds"])
-    assert auto["mlp"]["accuracy"]["mean"] == spread["breast_cancer scaled"][0]
+    np.testing.assert_array_equal(auto["mlp"]["accuracy"]["folds"], same_seed["breast_cancer scaled"][0])
 
 
 def test_auto_fits_the_random_forest_once_per_feature_set(breast_cancer):

@@ -19,11 +19,10 @@ finished fit's row refilled with the next fit.
 * :func:`gaussian_nb` = ``GaussianNB()``, closed form, in float64: equal to
   scikit-learn to float tolerance.
 * :func:`mlp` = ``MLPClassifier(random_state=seed)``: same architecture, loss,
-  L2 term, Adam, batches, stopping rule and the same initial weights (numpy's
-  draws); the epoch shuffles come from JAX, so a fit of several minibatches is
-  a different draw of the same random procedure, while a fit of one batch
-  (at most 200 training rows) follows scikit-learn's to float32 rounding
-  (``init``/``orders`` inject scikit-learn's draws, for tests).
+  L2 term, Adam, batches, stopping rule and the same random draws (numpy's:
+  the initial weights and the epoch orders of the fit's seed), so a fit
+  follows scikit-learn's fit of the same seed to float32 rounding
+  (``init``/``orders`` inject other draws, for tests).
 """
 
 from __future__ import annotations
