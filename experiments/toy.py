@@ -58,7 +58,6 @@ import numpy as np
 
 #: The models drawn, top to bottom; ``standard`` is optional.
 MODEL_ORDER = ("dae", "icrst", "standard")
-TITLES = {"dae": "DAE", "icrst": "ICRST (p = 1)", "standard": "Standard AE"}
 
 CIRCLE_CENTRE = (0.5, 0.5)
 CIRCLE_RADIUS = 0.38
@@ -404,6 +403,7 @@ def plot_vector_field(arrays: dict, modes, far_grid, close_grid, path) -> None:
     from matplotlib.lines import Line2D
 
     from icrst_jax.reporting import new_figure
+    from icrst_jax.reporting.toy import MODEL_LABELS
 
     points, labels, means = arrays["points"], arrays["labels"], arrays["class_means"]
     # At most 400 drawn points per class: as readable, and a much smaller PNG.
@@ -442,7 +442,7 @@ def plot_vector_field(arrays: dict, modes, far_grid, close_grid, path) -> None:
                 )
             title = "from far" if where == "far" else "from close (the data's bounding box)"
             ax.scatter(*means.T, marker="X", s=130, c=colours, edgecolors="k", linewidths=1.2, zorder=4)
-            ax.set_title(f"{TITLES[mode]}: {title}", fontsize=10)
+            ax.set_title(f"{MODEL_LABELS[mode]}: {title}", fontsize=10)
             ax.set_xlabel("$x_1$")
             ax.set_ylabel("$x_2$")
             ax.set_aspect("equal")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from icrst_jax.reporting.markdown import markdown_table
 
+# The toy models by name, in the report's table and the vector-field figure's panel titles.
 MODEL_LABELS = {"dae": "DAE", "icrst": "ICRST p=1", "standard": "standard AE"}
 
 
