@@ -185,7 +185,7 @@ def _interval_widths(dataset: str, metric: str, clf_records) -> list[str]:
     for r, s in raw:
         row = [row_label(r), f"{s['mean']:.3f}", f"[{s['low']:.3f}, {s['high']:.3f}]",
                f"{(s['high'] - s['low']) / 2:.3f}", f"[{s['fold_low']:.3f}, {s['fold_high']:.3f}]"]
-        rows.append(row + [_paper_cell(dataset, r, "mlp")] if show_paper else row)
+        rows.append(row + [_paper_cell(dataset, r, name)] if show_paper else row)
     label = CLASSIFIER_LABELS.get(name, name)
     return [f"## How wide: the interval of the mean and the single folds ({label}, raw latents)", "",
             *markdown_table(header + (["paper (its ±)"] if show_paper else []), rows), "",
