@@ -32,8 +32,16 @@ os.environ.setdefault("ICRST_JAX_DATA_MIRROR", "http://127.0.0.1:9/no-network-in
 os.environ.setdefault("ICRST_JAX_DATA_DIR", "/nonexistent/icrst_jax-test-data")
 # Headless figures.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Compiling is most of the suite's time, and most test programs run for milliseconds: they
+# are compiled with XLA's optimisations off (JAX's own switch: backend level 0, no expensive
+# LLVM passes), about half the compile time. The arithmetic is the same operations, rounded
+# differently in the last bits. Tests that run long programs or check the shipped program's
+# numbers against a reference spread ask for `shipped_compiler`. Child processes inherit the
+# switch; JAX_DISABLE_MOST_OPTIMIZATIONS=0 runs the whole suite as shipped.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402  (must come after XLA_FLAGS)
+import pytest  # noqa: E402
 
 assert jax.device_count() == 4, "conftest must run before anything imports jax"
 
@@ -43,6 +51,17 @@ enable_compilation_cache(os.environ["ICRST_JAX_CACHE_DIR"])
 
 
 FORCE_FLAG = "--xla_force_host_platform_device_count"
+
+
+@pytest.fixture
+def shipped_compiler():
+    """XLA's optimisations on for this test, as a user's run compiles (see the top of this
+    file). Its programs must be its own: one compiled earlier in this process with the same
+    shapes would be reused as it was compiled."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
 
 
 def child_env(**extra) -> dict:
