@@ -11,9 +11,17 @@ import os
 import shutil
 import tempfile
 
+# Compiling is most of the suite's time, and most test programs run for milliseconds. Two
+# switches halve it twice (BENCHMARKS.md, "Test-suite time"): XLA's CPU fusions through its
+# loop emitters instead of its newer fusion emitters, and XLA's optimisations off (JAX's own
+# switch: backend level 0, no expensive LLVM passes). The arithmetic is the same operations,
+# rounded differently in the last bits. Tests that run long programs or check a program's
+# numbers against a reference spread turn the optimisations back on (`shipped_compiler`).
+# Child processes inherit both; JAX_DISABLE_MOST_OPTIMIZATIONS=0 keeps the optimisations on.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4 --xla_cpu_use_fusion_emitters=false"
 ).strip()
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One persistent compilation cache for the whole run, never ~/.cache: many tests
 # compile the same programs (the same tiny models in several files, the command line
@@ -32,13 +40,6 @@ os.environ.setdefault("ICRST_JAX_DATA_MIRROR", "http://127.0.0.1:9/no-network-in
 os.environ.setdefault("ICRST_JAX_DATA_DIR", "/nonexistent/icrst_jax-test-data")
 # Headless figures.
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Compiling is most of the suite's time, and most test programs run for milliseconds: they
-# are compiled with XLA's optimisations off (JAX's own switch: backend level 0, no expensive
-# LLVM passes), about half the compile time. The arithmetic is the same operations, rounded
-# differently in the last bits. Tests that run long programs or check the shipped program's
-# numbers against a reference spread ask for `shipped_compiler`. Child processes inherit the
-# switch; JAX_DISABLE_MOST_OPTIMIZATIONS=0 runs the whole suite as shipped.
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 import pytest  # noqa: E402
@@ -55,7 +56,7 @@ FORCE_FLAG = "--xla_force_host_platform_device_count"
 
 @pytest.fixture
 def shipped_compiler():
-    """XLA's optimisations on for this test, as a user's run compiles (see the top of this
+    """XLA's optimisations on for this test, as a user's run has them (see the top of this
     file). Its programs must be its own: one compiled earlier in this process with the same
     shapes would be reused as it was compiled."""
     before = jax.config.read("jax_disable_most_optimizations")
