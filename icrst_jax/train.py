@@ -139,6 +139,7 @@ class Engine:
     epoch_fn: Callable  # (state, data) -> (state, metrics); one run, pure
     trace_count: list  # how often the epoch was traced (compiled); see tests
     noise: bool  # whether the epoch draws input noise (a run with sigma > 0 needs it)
+    compiler_options: dict  # XLA options of the epoch program (see epoch_compiler_options)
     # Compiled initialisers and epochs by argument signature: a second fit()
     # with this engine (another seed, a resumed run) reuses them instead of
     # compiling the same program again.
@@ -208,7 +209,8 @@ def make_engine(
     mesh = make_mesh(config.num_devices)
     batch = effective_batch_size(config, num_samples, mesh.devices.size)
     steps = int(math.ceil(num_samples / batch))
-    model = make_model(_resolved_model(config, steps * config.epochs * runs), sample_shape)
+    program_steps = steps * config.epochs * runs
+    model = make_model(_resolved_model(config, program_steps), sample_shape)
     tx = optax.adam(config.learning_rate)
     spec = _EpochSpec(
         model=model, tx=tx, batch_sharding=NamedSharding(mesh, P(DATA_AXIS)), replicated=NamedSharding(mesh, P()),
@@ -227,7 +229,35 @@ def make_engine(
     return Engine(
         config=config, model=model, optimizer=tx, mesh=mesh, num_samples=num_samples, batch_size=batch,
         steps_per_epoch=spec.steps, init_fn=init_fn, epoch_fn=epoch_fn, trace_count=trace_count, noise=spec.noise,
+        compiler_options=epoch_compiler_options(mesh, program_steps),
     )
+
+
+#: On a CPU, an epoch program of fewer optimizer steps than this (epochs x steps per epoch x
+#: runs, as for ``conv_impl="auto"``) has its fusions emitted by XLA's loop emitters instead
+#: of its newer fusion emitters: about half the compile time, each step a few % slower
+#: (BENCHMARKS.md, "Cold start"). A first study on a laptop is such a program.
+LOOP_EMITTERS_MAX_STEPS = 1000
+_LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
+
+
+def epoch_compiler_options(mesh: Mesh, steps: int) -> dict:
+    """XLA's compile options for an epoch program of ``steps`` optimizer steps on ``mesh``:
+    the loop emitters on a CPU below :data:`LOOP_EMITTERS_MAX_STEPS`, else none."""
+    if mesh.devices.flat[0].platform != "cpu" or steps >= LOOP_EMITTERS_MAX_STEPS or not _loop_emitters_known():
+        return {}
+    return dict(_LOOP_EMITTERS)
+
+
+@functools.cache
+def _loop_emitters_known() -> bool:
+    """Whether this jaxlib's XLA takes the loop-emitter option (an XLA that dropped it refuses
+    to compile with it: then every program compiles with XLA's defaults)."""
+    try:
+        jax.jit(lambda v: v + 1).lower(np.float32(0)).compile(compiler_options=_LOOP_EMITTERS)
+    except Exception:
+        return False
+    return True
 
 
 def _resolved_model(config: TrainConfig, steps: int):
@@ -470,7 +500,7 @@ def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
         return engine.programs[signature], 0.0
     fn = jax.jit(seed_parallel(engine, state, per_run_table=data.table.sorted_indices.ndim == 2), donate_argnums=(0,))
     t0 = time.perf_counter()
-    compiled = fn.lower(state, data).compile()
+    compiled = fn.lower(state, data).compile(compiler_options=engine.compiler_options or None)
     engine.programs[signature] = compiled
     return compiled, time.perf_counter() - t0
 
