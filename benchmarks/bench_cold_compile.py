@@ -8,7 +8,9 @@ default (``conv_impl="auto"``, which a one-step program resolves to
 
 * ``init_s``: the initialiser (``init_state``, which compiles it itself);
 * ``trace_lower_s``: ``jax.jit(epoch).lower(state, data)``;
-* ``compile_s``: ``.compile()`` of that lowering (XLA's passes and LLVM);
+* ``compile_s``: ``.compile()`` of that lowering with the engine's options, as
+  ``compile_epoch`` compiles it (XLA's passes and LLVM; ``loop_emitters``: this
+  one-step program gets XLA's CPU loop emitters, :data:`icrst_jax.train.LOOP_EMITTERS_MAX_STEPS`);
   ``compile_cpu_s`` its CPU seconds;
 * ``step_s``: the median of a few compiled one-step epochs after a warm-up
   (not for ``xla``, whose CPU convolutions take seconds a step); ``step_cpu_s``
@@ -62,14 +64,15 @@ def measure(case: str, workload=FULL, steps: int = STEP_REPEATS) -> dict:
     t0 = time.perf_counter()
     state = jax.block_until_ready(init_state(engine, [0]))
     init_s = time.perf_counter() - t0
-    # compile_epoch's program, built here to time lowering and compiling apart.
+    # compile_epoch's program and options, built here to time lowering and compiling apart.
     fn = jax.jit(seed_parallel(engine, state), donate_argnums=(0,))
     t0 = time.perf_counter()
     lowered = fn.lower(state, data)
     trace_lower_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    compiled = lowered.compile()
+    compiled = lowered.compile(compiler_options=engine.compiler_options or None)
     out = {"case": case, "resolved": engine.model.config.conv_impl, "init_s": init_s,
+           "loop_emitters": bool(engine.compiler_options),
            "trace_lower_s": trace_lower_s, "compile_s": time.perf_counter() - t0,
            "compile_cpu_s": time.process_time() - c0}
     if case == "xla" and jax.default_backend() == "cpu":
