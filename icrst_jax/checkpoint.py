@@ -12,7 +12,10 @@ intact one.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,6 +86,8 @@ class CheckpointManager:
         warn = warn or (lambda line: None)
         steps = sorted(self._mngr.all_steps(), reverse=True)
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+        if steps:
+            _quiet_reads_after_a_failed_restore()
         damaged = []
         for step in steps:
             folder = self.directory / str(step)
@@ -114,6 +119,41 @@ class CheckpointManager:
 
     def close(self) -> None:
         self._mngr.close()
+
+
+def _quiet_reads_after_a_failed_restore() -> None:
+    """Keeps a damaged checkpoint's warning the one line it is.
+
+    When one array of a checkpoint cannot be read, orbax's restore raises and closes its
+    event loop while TensorStore still reads the other arrays; each read that finishes
+    later calls back into the closed loop, and Python prints its ``RuntimeError: Event loop
+    is closed`` as an unraisable exception (dozens of tracebacks after the warning), and
+    later warns of a metadata coroutine never awaited and logs the abandoned reads' errors
+    through asyncio's logger. Before this process's first restore, its unraisable-exception
+    hook is made to drop exactly those errors (everything else goes to the hook it
+    replaced), that one warning is ignored, and asyncio's logger drops the records of
+    TensorStore reads nobody awaited (their errors carry a ``tensorstore_spec``).
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_callbacks", False):
+        return
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.drops_closed_loop_callbacks = True
+    sys.unraisablehook = hook
+    warnings.filterwarnings("ignore", message=r"coroutine 'Store\._get_array_metadatas' was never awaited",
+                            category=RuntimeWarning)
+    logging.getLogger("asyncio").addFilter(_not_an_abandoned_read)
+
+
+def _not_an_abandoned_read(record: logging.LogRecord) -> bool:
+    """False for asyncio's record of a TensorStore read whose error nobody retrieved."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not ("never retrieved" in record.getMessage() and "tensorstore_spec" in str(exc))
 
 
 def _first_line(e: Exception) -> str:
