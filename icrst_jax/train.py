@@ -236,7 +236,9 @@ def make_engine(
 #: On a CPU, an epoch program of fewer optimizer steps than this (epochs x steps per epoch x
 #: runs, as for ``conv_impl="auto"``) has its fusions emitted by XLA's loop emitters instead
 #: of its newer fusion emitters: about half the compile time, each step a few % slower
-#: (BENCHMARKS.md, "Cold start"). A first study on a laptop is such a program.
+#: (BENCHMARKS.md, "Cold start"). A first study on a laptop is such a program; near the
+#: line, a larger model's slower steps can cost more than the compile saves (the step
+#: count does not weigh a step's work).
 LOOP_EMITTERS_MAX_STEPS = 1000
 _LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
 
