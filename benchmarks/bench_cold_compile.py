@@ -70,7 +70,7 @@ def measure(case: str, workload=FULL, steps: int = STEP_REPEATS) -> dict:
     lowered = fn.lower(state, data)
     trace_lower_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    compiled = lowered.compile(compiler_options=engine.compiler_options or None)
+    compiled = lowered.compile(compiler_options=engine.compiler_options)
     out = {"case": case, "resolved": engine.model.config.conv_impl, "init_s": init_s,
            "loop_emitters": bool(engine.compiler_options),
            "trace_lower_s": trace_lower_s, "compile_s": time.perf_counter() - t0,

@@ -87,7 +87,7 @@ class CheckpointManager:
         steps = sorted(self._mngr.all_steps(), reverse=True)
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
         if steps:
-            _quiet_reads_after_a_failed_restore()
+            _quiet_abandoned_reads()
         damaged = []
         for step in steps:
             folder = self.directory / str(step)
@@ -121,7 +121,7 @@ class CheckpointManager:
         self._mngr.close()
 
 
-def _quiet_reads_after_a_failed_restore() -> None:
+def _quiet_abandoned_reads() -> None:
     """Keeps a damaged checkpoint's warning the one line it is.
 
     When one array of a checkpoint cannot be read, orbax's restore raises and closes its

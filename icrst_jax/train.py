@@ -246,7 +246,7 @@ _LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
 def epoch_compiler_options(mesh: Mesh, steps: int) -> dict:
     """XLA's compile options for an epoch program of ``steps`` optimizer steps on ``mesh``:
     the loop emitters on a CPU below :data:`LOOP_EMITTERS_MAX_STEPS`, else none."""
-    if mesh.devices.flat[0].platform != "cpu" or steps >= LOOP_EMITTERS_MAX_STEPS or not _loop_emitters_known():
+    if not _on_cpu(mesh) or steps >= LOOP_EMITTERS_MAX_STEPS or not _loop_emitters_known():
         return {}
     return dict(_LOOP_EMITTERS)
 
@@ -449,14 +449,14 @@ def init_state(engine: Engine, points: Sequence[int | GridPoint]) -> TrainState:
     # compiles it several times faster (BENCHMARKS.md, "Measurements behind
     # code choices"); the values differ by at most one float32 ulp (from
     # instruction selection), and every run of this code uses the same path.
-    options = {"xla_backend_optimization_level": 0} if _on_cpu(engine) else None
+    options = {"xla_backend_optimization_level": 0} if _on_cpu(engine.mesh) else None
     engine.programs[signature] = fn.lower(keys, runs_data).compile(compiler_options=options)
     return engine.programs[signature](keys, runs_data)
 
 
-def _on_cpu(engine: Engine) -> bool:
-    """Whether the engine's mesh is made of CPU devices."""
-    return engine.mesh.devices.flat[0].platform == "cpu"
+def _on_cpu(mesh: Mesh) -> bool:
+    """Whether the mesh is made of CPU devices."""
+    return mesh.devices.flat[0].platform == "cpu"
 
 
 def seed_parallel(engine: Engine, state: TrainState, per_run_table: bool = False) -> Callable:
@@ -474,7 +474,7 @@ def seed_parallel(engine: Engine, state: TrainState, per_run_table: bool = False
     """
     k = jax.tree_util.tree_leaves(state)[0].shape[0]
     b = engine.config.seed_batch
-    if b is None and engine.config.model.name != "mlp" and _on_cpu(engine):
+    if b is None and engine.config.model.name != "mlp" and _on_cpu(engine.mesh):
         b = 1
     if b is None or b >= k:
         return jax.vmap(engine.epoch_fn, in_axes=(0, TrainData(None, 0, None, None) if per_run_table else None))
@@ -502,7 +502,7 @@ def compile_epoch(engine: Engine, state: TrainState, data: TrainData):
         return engine.programs[signature], 0.0
     fn = jax.jit(seed_parallel(engine, state, per_run_table=data.table.sorted_indices.ndim == 2), donate_argnums=(0,))
     t0 = time.perf_counter()
-    compiled = fn.lower(state, data).compile(compiler_options=engine.compiler_options or None)
+    compiled = fn.lower(state, data).compile(compiler_options=engine.compiler_options)
     engine.programs[signature] = compiled
     return compiled, time.perf_counter() - t0
 
