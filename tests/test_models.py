@@ -205,6 +205,21 @@ def test_dropout_rate_unbiased_and_deterministic_off():
     np.testing.assert_array_equal(Dropout(0.2, deterministic=True).apply({}, x), x)
 
 
+def test_dropout_draws_are_the_halves_of_each_hash_word_in_order():
+    """The draws split from each hash word by a bitcast are its low then its high 16 bits,
+    b1's then b2's, in the channel order of the stored masks (the shifts' concatenation),
+    jitted (where XLA picks the layout) and not, for any word count."""
+    from icrst_jax.models import _four_draws
+
+    rng = np.random.default_rng(1)
+    for shape in ((5, 3, 1), (2, 7, 9)):
+        b1, b2 = (jnp.asarray(rng.integers(0, 2**32, shape, dtype=np.uint64).astype(np.uint32)) for _ in range(2))
+        want = np.concatenate([b1 & 0xFFFF, b1 >> 16, b2 & 0xFFFF, b2 >> 16], axis=-1)
+        for got in (_four_draws(b1, b2), jax.jit(_four_draws)(b1, b2)):
+            assert got.dtype == jnp.uint32
+            np.testing.assert_array_equal(np.asarray(got), want)
+
+
 def test_threefry2x32_is_jax_primitive_bit_for_bit():
     """Dropout's hash written out (constant rotations, for compile time) gives
     exactly JAX's ``threefry2x32_p``, jitted and not, so the masks, and every
