@@ -178,7 +178,8 @@ def _four_draws(b1, b2):
     (the narrow conv's dropout 3-4x faster on a CPU, the same bits:
     BENCHMARKS.md, "Measurements behind code choices").
     """
-    # (..., 2 words, W, 2 halves), the low half first (tests/test_models.py checks the order).
+    # (..., 2 words, W, 2 halves), the low half first (tests/test_models.py checks the order);
+    # back to uint32, as the shifts gave them: Dropout's threshold can be 65536.
     halves = jax.lax.bitcast_convert_type(jnp.stack([b1, b2], axis=-2), jnp.uint16)
     halves = jnp.swapaxes(halves, -1, -2).astype(jnp.uint32)
     return halves.reshape(b1.shape[:-1] + (4 * b1.shape[-1],))
